@@ -1,0 +1,8 @@
+pub fn hello() -> i32 {
+    println!("Hello, world!");
+    0
+}
+
+fn main() {
+    hello();
+}

@@ -1,0 +1,220 @@
+"""From a code address or a name to the few DIEs that describe it.
+
+Never the whole tree: an address goes through `.debug_aranges` to its one compile unit,
+and a name is looked up only in the compile units of its own crate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..elf import ElfBinary
+from ..names import crate_of, demangle
+from .types import RustType, type_of
+
+# Subtrees that never hold a function definition: skipping them keeps walks short.
+_LEAF_TAGS = frozenset(
+    {
+        "DW_TAG_subprogram",
+        "DW_TAG_lexical_block",
+        "DW_TAG_formal_parameter",
+        "DW_TAG_variable",
+        "DW_TAG_inlined_subroutine",
+        "DW_TAG_member",
+        "DW_TAG_variant_part",
+        "DW_TAG_template_type_param",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    type: RustType
+    die: Any = field(repr=False, compare=False)  # the DIE whose DW_AT_location places it
+
+
+@dataclass(frozen=True)
+class FunctionInfo:
+    """What DWARF says about one out-of-line function."""
+
+    low_pc: int
+    high_pc: int
+    params: tuple[Parameter, ...]
+    return_type: RustType
+    prologue_end: int | None
+    frame_base: Any = field(repr=False, compare=False)  # DW_AT_frame_base, or None
+    die: Any = field(repr=False, compare=False)
+
+
+def _holder(die: Any, name: str) -> Any:
+    """The DIE that carries attribute `name` for `die`: itself, or what it specifies or abstracts
+    (generic instances and inlined copies carry no name or type of their own)."""
+    for _ in range(4):
+        if die is None or name in die.attributes:
+            return die
+        for link in ("DW_AT_abstract_origin", "DW_AT_specification"):
+            if link in die.attributes:
+                die = die.get_DIE_from_attribute(link)
+                break
+        else:
+            return None
+    return None
+
+
+def attr(die: Any, name: str) -> Any:
+    holder = _holder(die, name)
+    return holder.attributes[name] if holder is not None else None
+
+
+def referenced(die: Any, name: str) -> Any:
+    """The DIE a reference attribute such as DW_AT_type points to, following origins."""
+    holder = _holder(die, name)
+    return holder.get_DIE_from_attribute(name) if holder is not None else None
+
+
+def compile_unit_at(binary: ElfBinary, address: int) -> Any:
+    dwarf = binary.dwarf
+    aranges = dwarf.get_aranges()
+    offset = aranges.cu_offset_at_addr(address) if aranges is not None else None
+    if offset is None:
+        return None
+    return dwarf.get_CU_at(offset)
+
+
+def function_at(binary: ElfBinary, address: int) -> FunctionInfo | None:
+    """The out-of-line function whose code starts at `address`, if DWARF describes it."""
+    if not binary.has_dwarf:
+        return None
+    cu = compile_unit_at(binary, address)
+    if cu is None:
+        return None
+    for die in walk(cu.get_top_DIE()):
+        if die.tag != "DW_TAG_subprogram":
+            continue
+        low = die.attributes.get("DW_AT_low_pc")
+        if low is None or low.value != address:
+            continue
+        return _function_info(die, address, cu, binary)
+    return None
+
+
+def _function_info(die: Any, low_pc: int, cu: Any, binary: ElfBinary) -> FunctionInfo:
+    high = die.attributes["DW_AT_high_pc"]
+    high_pc = low_pc + high.value if high.form != "DW_FORM_addr" else high.value
+    params = []
+    for child in die.iter_children():
+        if child.tag != "DW_TAG_formal_parameter":
+            continue
+        name_attr = attr(child, "DW_AT_name")
+        params.append(
+            Parameter(
+                name_attr.value.decode() if name_attr else f"arg{len(params)}",
+                type_of(referenced(child, "DW_AT_type")),
+                child,
+            )
+        )
+    return FunctionInfo(
+        low_pc=low_pc,
+        high_pc=high_pc,
+        params=tuple(params),
+        return_type=type_of(referenced(die, "DW_AT_type")),
+        frame_base=die.attributes.get("DW_AT_frame_base"),
+        prologue_end=_prologue_end(binary, cu, low_pc, high_pc),
+        die=die,
+    )
+
+
+_prologue_ends: dict[tuple[object, int], list[int]] = {}
+
+
+def _prologue_end(binary: ElfBinary, cu: Any, low: int, high: int) -> int | None:
+    key = (binary.identity, cu.cu_offset)
+    marks = _prologue_ends.get(key)
+    if marks is None:
+        marks = []
+        program = binary.dwarf.line_program_for_CU(cu)
+        if program is not None:
+            for entry in program.get_entries():
+                state = entry.state
+                if state is not None and state.prologue_end:
+                    marks.append(state.address)
+        marks.sort()
+        _prologue_ends[key] = marks
+    return next((a for a in marks if low <= a < high), None)
+
+
+def walk(top: Any) -> Iterator[Any]:
+    """Every DIE under `top` that can be or contain a definition, without entering bodies."""
+    stack = [top]
+    while stack:
+        die = stack.pop()
+        yield die
+        if die.tag not in _LEAF_TAGS:
+            stack.extend(reversed(list(die.iter_children())))
+
+
+def crate_units(binary: ElfBinary, crate: str) -> Iterator[Any]:
+    """The compile units of one crate (rustc names them `<file>/@/<crate>.<hash>-cgu.<n>`)."""
+    marker = f"/@/{crate}."
+    for cu in binary.dwarf.iter_CUs():
+        name = cu.get_top_DIE().attributes.get("DW_AT_name")
+        if name is not None and marker in name.value.decode("utf-8", "replace"):
+            yield cu
+
+
+@dataclass(frozen=True)
+class InlinedSite:
+    """One copy of a function inlined into another."""
+
+    path: str
+    caller: str
+    entry: int
+    call_file: str | None
+    call_line: int | None
+
+
+def inlined_sites(binary: ElfBinary, path: str, matches: Callable[[str], bool]) -> list[InlinedSite]:
+    """Inlined copies of the functions `matches` accepts, looked up in `path`'s crate only."""
+    crate = crate_of(path)
+    if crate is None or not binary.has_dwarf:
+        return []
+    sites: list[InlinedSite] = []
+    for cu in crate_units(binary, crate):
+        abstract: dict[int, str] = {}
+        copies: list[Any] = []
+        for die in cu.iter_DIEs():
+            if die.tag == "DW_TAG_subprogram" and "DW_AT_inline" in die.attributes:
+                linkage = die.attributes.get("DW_AT_linkage_name")
+                if linkage is not None:
+                    demangled = demangle(linkage.value.decode())
+                    if matches(demangled):
+                        abstract[die.offset] = demangled
+            elif (
+                die.tag == "DW_TAG_inlined_subroutine"
+                and "DW_AT_abstract_origin" in die.attributes
+            ):
+                copies.append(die)
+        for die in copies:
+            origin = die.get_DIE_from_attribute("DW_AT_abstract_origin").offset
+            if origin in abstract:
+                sites.append(_inlined_site(die, abstract[origin]))
+    return sites
+
+
+def _inlined_site(die: Any, path: str) -> InlinedSite:
+    caller = die.get_parent()
+    while caller is not None and caller.tag not in ("DW_TAG_subprogram",):
+        caller = caller.get_parent()
+    caller_name = attr(caller, "DW_AT_linkage_name") if caller is not None else None
+    entry_attr = die.attributes.get("DW_AT_entry_pc") or die.attributes.get("DW_AT_low_pc")
+    line = die.attributes.get("DW_AT_call_line")
+    return InlinedSite(
+        path=path,
+        caller=demangle(caller_name.value.decode()) if caller_name else "?",
+        entry=int(entry_attr.value) if entry_attr else 0,
+        call_file=None,
+        call_line=int(line.value) if line else None,
+    )

@@ -1,0 +1,158 @@
+"""DWARF location expressions and lists -> where a value lives at one code address.
+
+The answer is a tuple of `Piece`s the BPF side can copy: the low bytes of a register,
+or bytes of memory at a register plus an offset. The canonical frame address (CFA) is
+itself "register + offset" at a given address, so CFA-relative places reduce to the same form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Union
+
+from elftools.dwarf.dwarf_expr import DWARFExprParser
+from elftools.dwarf.locationlists import BaseAddressEntry, LocationEntry, LocationParser
+
+from ..values import Unavailable
+
+REGISTER_NAMES = (
+    "rax", "rdx", "rcx", "rbx", "rsi", "rdi", "rbp", "rsp",
+    "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip",
+)  # fmt: skip
+RSP = 7
+MAX_PIECE = 8  # the BPF side copies at most one machine word per piece
+
+
+@dataclass(frozen=True)
+class Piece:
+    """`size` bytes: at memory `reg + offset` if `memory`, else the low bytes of `reg`."""
+
+    reg: int
+    offset: int
+    size: int
+    memory: bool
+
+
+@dataclass(frozen=True)
+class Cfa:
+    """The canonical frame address at one code address: `reg + offset`."""
+
+    reg: int
+    offset: int
+
+
+Location = Union[tuple[Piece, ...], Unavailable]
+
+
+def locate(
+    attr: Any, die: Any, address: int, size: int, frame_base: Any, cfa: Cfa | None
+) -> Location:
+    """Where the `size`-byte value described by location attribute `attr` is at `address`."""
+    expr = expression_at(attr, die, address)
+    if isinstance(expr, Unavailable):
+        return expr
+    base: Location | None = None
+    if frame_base is not None:
+        fb_expr = expression_at(frame_base, die, address)
+        base = fb_expr if isinstance(fb_expr, Unavailable) else _frame_base(fb_expr, die, cfa)
+    return evaluate(expr, die, size, base, cfa)
+
+
+def expression_at(attr: Any, die: Any, address: int) -> list[Any] | Unavailable:
+    """The location expression of `attr` that holds at `address` (DWARF ops, parsed)."""
+    cu = die.cu
+    dwarf = cu.dwarfinfo
+    parser = LocationParser(dwarf.location_lists())
+    parsed = parser.parse_from_attribute(attr, cu.header["version"], die)
+    if hasattr(parsed, "loc_expr"):
+        return _parse_ops(parsed.loc_expr, die)
+    base = _cu_base(cu)
+    for entry in parsed:
+        if isinstance(entry, BaseAddressEntry):
+            base = entry.base_address
+        elif isinstance(entry, LocationEntry):
+            begin = entry.begin_offset if entry.is_absolute else base + entry.begin_offset
+            end = entry.end_offset if entry.is_absolute else base + entry.end_offset
+            if begin <= address < end:
+                return _parse_ops(entry.loc_expr, die)
+    return Unavailable("optimized out at this point")
+
+
+def _cu_base(cu: Any) -> int:
+    top = cu.get_top_DIE()
+    low = top.attributes.get("DW_AT_low_pc")
+    return int(low.value) if low else 0
+
+
+def _parse_ops(raw: list[int], die: Any) -> list[Any]:
+    return list(DWARFExprParser(die.cu.structs).parse_expr(raw))
+
+
+def _frame_base(ops: list[Any], die: Any, cfa: Cfa | None) -> Location:
+    if len(ops) == 1 and ops[0].op_name == "DW_OP_call_frame_cfa":
+        if cfa is None:
+            return Unavailable("the frame base is the CFA, which is unknown here")
+        return (Piece(cfa.reg, cfa.offset, 8, memory=False),)
+    return evaluate(ops, die, 8, None, cfa)
+
+
+def evaluate(
+    ops: list[Any], die: Any, size: int, frame_base: Location | None, cfa: Cfa | None
+) -> Location:
+    """Evaluate the subset of DWARF expressions compilers use for variables."""
+    pieces: list[Piece] = []
+    pending: tuple[int, int, bool] | None = None  # reg, offset, memory
+    for op in ops:
+        name = op.op_name
+        if name.startswith("DW_OP_reg") and name != "DW_OP_regx":
+            pending = (int(name[len("DW_OP_reg") :]), 0, False)
+        elif name == "DW_OP_regx":
+            pending = (op.args[0], 0, False)
+        elif name.startswith("DW_OP_breg") and name != "DW_OP_bregx":
+            pending = (int(name[len("DW_OP_breg") :]), op.args[0], True)
+        elif name == "DW_OP_bregx":
+            pending = (op.args[0], op.args[1], True)
+        elif name == "DW_OP_fbreg":
+            if frame_base is None:
+                return Unavailable("the location needs a frame base the function does not give")
+            if isinstance(frame_base, Unavailable):
+                return frame_base
+            (fb,) = frame_base
+            if fb.memory:
+                return Unavailable("the frame base is itself in memory")
+            pending = (fb.reg, fb.offset + op.args[0], True)
+        elif name == "DW_OP_call_frame_cfa":
+            if cfa is None:
+                return Unavailable("the location is relative to the CFA, which is unknown here")
+            pending = (cfa.reg, cfa.offset, True)
+        elif name == "DW_OP_piece":
+            if pending is None:
+                return Unavailable(f"part of the value ({op.args[0]} bytes) is optimized out")
+            built = _pieces(*pending, op.args[0])
+            if isinstance(built, Unavailable):
+                return built
+            pieces.extend(built)
+            pending = None
+        else:
+            return Unavailable(f"its location uses {name}, which is not supported yet")
+    if pending is not None:
+        built = _pieces(*pending, size)
+        if isinstance(built, Unavailable):
+            return built
+        pieces.extend(built)
+    if not pieces:
+        return Unavailable("optimized out")
+    return tuple(pieces)
+
+
+def _pieces(reg: int, offset: int, memory: bool, size: int) -> tuple[Piece, ...] | Unavailable:
+    if reg >= len(REGISTER_NAMES):
+        return Unavailable(f"it lives in DWARF register {reg}, which a uprobe cannot read")
+    if not memory:
+        if size > MAX_PIECE:
+            return Unavailable(f"{size} bytes cannot live in one register")
+        return (Piece(reg, 0, size, memory=False),)
+    return tuple(
+        Piece(reg, offset + start, min(MAX_PIECE, size - start), memory=True)
+        for start in range(0, size, MAX_PIECE)
+    )

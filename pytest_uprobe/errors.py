@@ -1,0 +1,168 @@
+"""Every error the plugin raises on purpose.
+
+Each message names the thing that is wrong, says why, and says what to do, so a
+user can act on the first line of a failed test report without reading our code.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .trace import Trace
+
+
+class UprobeError(Exception):
+    """Base class of every error raised by pytest-uprobe."""
+
+
+class PrerequisiteError(UprobeError):
+    """The machine lacks something tracing needs (privileges, bcc, kernel headers, BPF)."""
+
+    def __init__(self, missing: str, why: str, fix: str) -> None:
+        self.missing = missing
+        self.fix = fix
+        super().__init__(f"pytest-uprobe needs {missing}: {why}\n  fix: {fix}")
+
+
+class BinaryError(UprobeError):
+    """The executable to trace cannot be used as it is."""
+
+    def __init__(self, path: Path | str, why: str, fix: str) -> None:
+        self.path = Path(path)
+        super().__init__(f"{self.path}: {why}\n  fix: {fix}")
+
+
+class BinaryNotFound(BinaryError):
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(
+            path,
+            "no such file",
+            "check the path; build it first, e.g. with the cargo_bin fixture",
+        )
+
+
+class NotExecutable(BinaryError):
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(path, "the file is not executable", f"chmod +x {path}")
+
+
+class NotElfError(BinaryError):
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(
+            path,
+            "not an ELF executable, so it has no functions to probe",
+            "pass the compiled binary (target/<profile>/<name>), not a script or source file",
+        )
+
+
+class WrongArchitecture(BinaryError):
+    def __init__(self, path: Path | str, machine: str) -> None:
+        super().__init__(
+            path,
+            f"built for {machine}, but this machine runs x86-64 and probes only x86-64 code",
+            "build for the host target (drop --target, or use x86_64-unknown-linux-gnu)",
+        )
+
+
+class NoSymbolTable(BinaryError):
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(
+            path,
+            "the binary has no symbol table (it was stripped), so functions cannot be found",
+            'keep symbols: set `strip = false` in the [profile.*] of Cargo.toml '
+            "and do not pass `-C strip=...` in RUSTFLAGS",
+        )
+
+
+class ProbeNameError(UprobeError):
+    """A probe name does not resolve to something that can be probed."""
+
+    def __init__(self, name: str, binary: Path | str, why: str, fix: str) -> None:
+        self.name = name
+        self.binary = Path(binary)
+        super().__init__(f"probe {name!r} in {self.binary}: {why}\n  fix: {fix}")
+
+
+class NoMatchingFunction(ProbeNameError):
+    def __init__(self, name: str, binary: Path | str, suggestions: Sequence[str]) -> None:
+        self.suggestions = list(suggestions)
+        if suggestions:
+            fix = "did you mean " + ", ".join(repr(s) for s in suggestions) + "?"
+        else:
+            fix = "list the functions with `pytest-uprobe symbols " + str(binary) + "`"
+        super().__init__(name, binary, "no function of that name", fix)
+
+
+class DataSymbolOnly(ProbeNameError):
+    def __init__(self, name: str, binary: Path | str, symbol_kind: str) -> None:
+        super().__init__(
+            name,
+            binary,
+            f"it names a {symbol_kind} symbol, not a function, and only code can be probed",
+            "probe the function that reads or writes it instead",
+        )
+
+
+class InlinedFunction(ProbeNameError):
+    """The function exists only as copies inlined into its callers."""
+
+    def __init__(self, name: str, binary: Path | str, callers: Sequence[str]) -> None:
+        self.callers = list(callers)
+        into = ", ".join(self.callers) if self.callers else "its callers"
+        super().__init__(
+            name,
+            binary,
+            f"it was inlined into {into} and has no out-of-line copy of its own to probe",
+            'build without inlining it: cargo_bin(..., profile="dev"), '
+            "or mark the function #[inline(never)]",
+        )
+
+
+class TooManyMatches(ProbeNameError):
+    def __init__(self, name: str, binary: Path | str, count: int, limit: int) -> None:
+        self.count = count
+        self.limit = limit
+        super().__init__(
+            name,
+            binary,
+            f"it matches {count} functions, more than the limit of {limit}",
+            "narrow the name or glob, or raise the limit with max_functions=... "
+            "(ini: uprobe_max_functions)",
+        )
+
+
+class UnreadableFunction(ProbeNameError):
+    """The machine code of a function cannot be decoded into probe sites."""
+
+
+class UsageError(UprobeError, ValueError):
+    """An argument to the public API has the wrong type or value."""
+
+
+class CargoBuildError(UprobeError):
+    def __init__(self, crate: Path | str, command: Sequence[str], output: str) -> None:
+        self.crate = Path(crate)
+        self.output = output
+        super().__init__(
+            f"cargo could not build {self.crate} (`{' '.join(command)}`):\n{output.rstrip()}\n"
+            "  fix: make the crate build with that command, then run the test again"
+        )
+
+
+class TraceTimeout(UprobeError, subprocess.TimeoutExpired):
+    """The traced program ran longer than its timeout; `.trace` holds what was seen."""
+
+    def __init__(self, cmd: Any, timeout: float, trace: Trace) -> None:
+        subprocess.TimeoutExpired.__init__(self, cmd, timeout, trace.stdout, trace.stderr)
+        self.trace = trace
+
+    def __str__(self) -> str:
+        return (
+            f"{self.cmd!r} did not finish within {self.timeout} s and was killed with its "
+            f"process group; {len(self.trace.calls)} calls were recorded before that "
+            "(see .trace)\n  fix: raise timeout=... (ini: uprobe_timeout), or find why it hangs"
+        )

@@ -1,0 +1,117 @@
+"""Symbol names: demangling (behind one function) and matching probe names against demangled paths.
+
+`demangle` (PyPI) matched Debian's `rustfilt` on every real symbol we compared, in both
+Rust schemes (legacy `_ZN...17h<hash>E` and v0 `_R...`); `cxxfilt` handles C++ names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import Callable
+
+_LEGACY_RUST = re.compile(r"^_ZN.*17h[0-9a-f]{16}E(\.\S*)?$")
+_GLOB_CHARS = frozenset("*?")
+
+
+@lru_cache(maxsize=65536)
+def demangle(name: str) -> str:
+    """The path `rustfilt` would print for `name` (hash removed); `name` itself if not mangled."""
+    if name.startswith("_R") or _LEGACY_RUST.match(name):
+        return _demangle_rust(name)
+    if name.startswith("_Z"):
+        return _demangle_cxx(name)
+    return name
+
+
+def _demangle_rust(name: str) -> str:
+    import demangle as demangler
+
+    try:
+        return str(demangler.demangle(name))
+    except Exception:  # a malformed name is still a usable name
+        return name
+
+
+def _demangle_cxx(name: str) -> str:
+    try:
+        import cxxfilt
+
+        return str(cxxfilt.demangle(name))
+    except Exception:
+        return _demangle_rust(name)
+
+
+def strip_generics(path: str) -> str:
+    """`zoo::ident::<u8>` -> `zoo::ident`: drop every `::<...>` generic argument list."""
+    out: list[str] = []
+    depth = 0
+    i = 0
+    while i < len(path):
+        if depth == 0 and path.startswith("::<", i):
+            depth = 1
+            i += 3
+            continue
+        ch = path[i]
+        if depth:
+            if ch == "<":
+                depth += 1
+            elif ch == ">":
+                depth -= 1
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def is_glob(name: str) -> bool:
+    return any(ch in _GLOB_CHARS for ch in name)
+
+
+def matcher(name: str) -> Callable[[str], bool]:
+    """A predicate over demangled paths for one probe name.
+
+    An exact path matches itself and all its generic instances (`zoo::ident` matches
+    `zoo::ident::<u8>`); `*` matches any run of characters, `::` included, and `?` one.
+    """
+    if is_glob(name):
+        pattern = re.compile(
+            "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in name) + r"\Z"
+        )
+        return lambda path: bool(pattern.match(path)) or bool(pattern.match(strip_generics(path)))
+    if "::<" in name:
+        return lambda path: path == name
+    return lambda path: path == name or strip_generics(path) == name
+
+
+def closest(name: str, candidates: Iterable[str], count: int = 3) -> list[str]:
+    """The `count` candidates nearest to `name` by edit distance (ties by name)."""
+    unique = sorted(set(candidates))
+    scored = sorted(unique, key=lambda c: (edit_distance(name, c, cap=len(name) + 1), c))
+    return scored[:count]
+
+
+def edit_distance(a: str, b: str, cap: int = 1 << 30) -> int:
+    """Levenshtein distance, giving up (returning `cap`) once it must exceed `cap`."""
+    if abs(len(a) - len(b)) >= cap:
+        return cap
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        if min(current) >= cap:
+            return cap
+        previous = current
+    return min(previous[-1], cap)
+
+
+def crate_of(path: str) -> str | None:
+    """The crate a demangled path starts with (`args::hello` -> `args`), if it is plain."""
+    head = path.split("::", 1)[0]
+    return head if head.isidentifier() else None
+
+
+def describe(names: Sequence[str]) -> str:
+    return ", ".join(repr(n) for n in names)

@@ -1,0 +1,197 @@
+"""Tracer: run a program with probes attached and return a Trace. Works without pytest:
+
+    with Tracer() as tracer:
+        trace = tracer.run(["./target/debug/args", "1", "2"], probes=["args::hello"])
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .bpf import session as bpf
+from .elf import ElfBinary, check_file
+from .errors import BinaryNotFound, TraceTimeout, UsageError
+from .events import build_calls, entry_counts
+from .launch import HeldProcess
+from .plan import DEFAULT_MAX_FUNCTIONS, ProbePlan, build_plan
+from .trace import FunctionTrace, Trace
+
+Argv = Sequence[str | os.PathLike[str]]
+
+
+class Tracer:
+    """Runs programs under uprobes. Every probe and process is gone when `run` returns,
+    and `close()` (or leaving the `with` block) ends anything an interrupted run left."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float | None = None,
+        ret_sites_only: bool = False,
+        max_functions: int = DEFAULT_MAX_FUNCTIONS,
+    ) -> None:
+        self.timeout = _check_timeout(timeout)
+        self.ret_sites_only = ret_sites_only
+        self.max_functions = max_functions
+        self.traces: list[Trace] = []
+        self._live: list[Any] = []  # sessions and processes of a run in progress
+        self._checked = False
+
+    def __enter__(self) -> Tracer:
+        self.check()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def check(self) -> None:
+        """Raise PrerequisiteError if this machine cannot trace; cheap after the first call."""
+        if not self._checked:
+            bpf.check_prerequisites()
+            self._checked = True
+
+    def close(self) -> None:
+        """Detach and kill whatever is still live. Safe to call twice."""
+        while self._live:
+            thing = self._live.pop()
+            if isinstance(thing, HeldProcess):
+                thing.reap()
+            else:
+                thing.close()
+
+    def plan(self, executable: str | os.PathLike[str], probes: Sequence[str]) -> ProbePlan:
+        """Resolve probe names to sites without running anything (no privileges needed)."""
+        names = _check_probes(probes)
+        return build_plan(
+            ElfBinary.open(executable),
+            names,
+            ret_sites_only=self.ret_sites_only,
+            max_functions=self.max_functions,
+        )
+
+    def run(
+        self,
+        argv: Argv,
+        *,
+        probes: Sequence[str],
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        input: str | bytes | None = None,
+    ) -> Trace:
+        """Run `argv` with every probe attached before its first instruction; return what ran."""
+        args = _check_argv(argv)
+        timeout = _check_timeout(timeout) if timeout is not None else self.timeout
+        _check_env(env)
+        data = input.encode() if isinstance(input, str) else input
+        executable = _find_executable(args[0], cwd)
+        plan = self.plan(executable, probes)
+        self.check()
+
+        session = bpf.Session(plan)
+        self._live.append(session)
+        try:
+            held = HeldProcess(executable, args, env=env, cwd=cwd, stdin_data=data is not None)
+            self._live.append(held)
+            if not plan.binary.is_current():  # rebuilt since it was resolved: never stale offsets
+                held.reap()
+                session.close()
+                return self.run(argv, probes=probes, timeout=timeout, env=env, cwd=cwd, input=input)
+            session.attach(held.pid)
+            held.release()
+            finished = held.wait(data, timeout)
+            held.kill()  # anything the target left running in its process group
+            session.finish()
+            counts = entry_counts(plan, session.counts())
+            lost = session.lost()
+            calls = build_calls(plan, session.events, exited=finished.returncode >= 0)
+        finally:
+            self.close()
+
+        trace = Trace(
+            argv=args,
+            returncode=finished.returncode,
+            stdout=finished.stdout,
+            stderr=finished.stderr,
+            calls=calls,
+            lost_events=lost,
+            timed_out=finished.timed_out,
+        )
+        for probe in plan.probes:
+            indices = plan.functions_of(probe)
+            trace.functions[probe] = FunctionTrace(
+                probe,
+                [c for c in calls if c.function == probe],
+                call_count=counts[probe],
+                lost_events=lost,
+                arguments_known=all(plan.functions[i].arguments_known for i in indices),
+            )
+        self.traces.append(trace)
+        if finished.timed_out:
+            assert timeout is not None
+            raise TraceTimeout(args, timeout, trace)
+        return trace
+
+
+def _check_argv(argv: Argv) -> list[str]:
+    if isinstance(argv, (str, bytes, os.PathLike)) or not isinstance(argv, Sequence):
+        raise UsageError(
+            f"argv must be a list such as [exe, 'arg1'], got {type(argv).__name__} {argv!r}"
+        )
+    if not argv:
+        raise UsageError("argv is empty: give at least the executable to run")
+    out = []
+    for item in argv:
+        if not isinstance(item, (str, os.PathLike)):
+            raise UsageError(f"argv items must be str or path-like, got {item!r}")
+        out.append(os.fspath(item))
+    return out
+
+
+def _check_probes(probes: Sequence[str]) -> list[str]:
+    if isinstance(probes, str) or not isinstance(probes, Sequence):
+        raise UsageError(
+            f"probes must be a list of names such as ['args::hello'], got {probes!r}"
+        )
+    if not probes:
+        raise UsageError("probes is empty: name at least one function to trace")
+    for name in probes:
+        if not isinstance(name, str) or not name.strip():
+            raise UsageError(f"each probe must be a non-empty str, got {name!r}")
+    return list(dict.fromkeys(probes))
+
+
+def _check_timeout(timeout: float | None) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise UsageError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+    return float(timeout)
+
+
+def _check_env(env: Mapping[str, str] | None) -> None:
+    if env is None:
+        return
+    if not isinstance(env, Mapping):
+        raise UsageError(f"env must be a mapping of str to str, got {type(env).__name__}")
+    for key, value in env.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise UsageError(f"env must map str to str; {key!r}: {value!r} is not")
+
+
+def _find_executable(first: str, cwd: str | os.PathLike[str] | None) -> Path:
+    if os.sep in first:
+        path = Path(first)
+        if not path.is_absolute() and cwd is not None:
+            path = Path(cwd) / path
+    else:
+        found = shutil.which(first)
+        if found is None:
+            raise BinaryNotFound(first)
+        path = Path(found)
+    check_file(path)
+    return path.resolve()
