@@ -1,0 +1,43 @@
+"""pytest-uprobe: assert what a compiled Rust binary did at run time, through eBPF uprobes.
+
+Public names load lazily, so that importing the package (which pytest does for its
+entry point in every run) costs nothing and cannot fail for want of bcc.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "Call",
+    "FunctionTrace",
+    "Trace",
+    "Tracer",
+    "Unavailable",
+    "UprobeError",
+    "PrerequisiteError",
+    "ProbeNameError",
+    "TraceTimeout",
+    "cargo_bin",
+]
+
+_WHERE = {
+    "Call": "trace",
+    "FunctionTrace": "trace",
+    "Trace": "trace",
+    "Tracer": "tracer",
+    "Unavailable": "values",
+    "UprobeError": "errors",
+    "PrerequisiteError": "errors",
+    "ProbeNameError": "errors",
+    "TraceTimeout": "errors",
+    "cargo_bin": "cargo",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pytest_uprobe' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)

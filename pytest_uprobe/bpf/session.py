@@ -125,7 +125,7 @@ class Session:
         try:
             self._bpf = bcc.BPF(text=program.source(capacity).encode())
             for number in range(len(plan.sites)):
-                self._bpf.load_func(program.function_name(number), bcc.BPF.KPROBE)
+                self._bpf.load_func(program.function_name(number).encode(), bcc.BPF.KPROBE)
         except Exception as exc:
             self.close()
             raise PrerequisiteError(
@@ -135,10 +135,10 @@ class Session:
             ) from None
         self.compile_seconds = time.perf_counter() - started
         self._fill_sites()
-        self._bpf["events"].open_ring_buffer(self._on_event)
+        self._bpf[b"events"].open_ring_buffer(self._on_event)
 
     def _fill_sites(self) -> None:
-        table = self._bpf["sites"]
+        table = self._bpf[b"sites"]
         for number, site in enumerate(self.plan.sites):
             entry = program.CSite()
             entry.cfa_reg = site.cfa.reg
@@ -156,7 +156,7 @@ class Session:
         self.events.append(RawEvent(fields[0], fields[1], fields[2], fields[3], fields[4:]))
 
     def attach(self, pid: int) -> None:
-        path = str(self.plan.binary.path)
+        path = str(self.plan.binary.path).encode()
         for number, site in enumerate(self.plan.sites):
             attach = (
                 self._bpf.attach_uretprobe
@@ -164,11 +164,16 @@ class Session:
                 else self._bpf.attach_uprobe
             )
             try:
-                attach(name=path, addr=site.address, fn_name=program.function_name(number), pid=pid)
+                attach(
+                    name=path,
+                    addr=site.address,
+                    fn_name=program.function_name(number).encode(),
+                    pid=pid,
+                )
             except Exception as exc:
                 raise PrerequisiteError(
                     "uprobes the kernel accepts",
-                    f"attaching at {site.address:#x} in {path} failed: {exc}",
+                    f"attaching at {site.address:#x} in {self.plan.binary.path} failed: {exc}",
                     "run `pytest-uprobe doctor`; check that the binary is on a local filesystem",
                 ) from None
         self._poller = threading.Thread(target=self._poll, name="uprobe-events", daemon=True)
@@ -188,11 +193,11 @@ class Session:
             self._bpf.ring_buffer_consume()
 
     def counts(self) -> list[int]:
-        table = self._bpf["counts"]
+        table = self._bpf[b"counts"]
         return [sum(table[ct.c_int(i)]) for i in range(len(self.plan.sites))]
 
     def lost(self) -> int:
-        return int(sum(self._bpf["lost"][ct.c_int(0)]))
+        return int(sum(self._bpf[b"lost"][ct.c_int(0)]))
 
     def close(self) -> None:
         """Detach every probe and unload the program. Idempotent."""

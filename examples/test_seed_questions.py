@@ -1,0 +1,30 @@
+"""The seed's questions, answered: run with `make demo` (or `pytest --uprobe examples/`)."""
+
+import pytest
+
+from pytest_uprobe.errors import InlinedFunction
+
+
+def test_hello_called_per_argument(uprobe_trace, cargo_bin):
+    exe = cargo_bin("example_crates/args")  # dev profile by default; returns a pathlib.Path
+    trace = uprobe_trace.run([exe, "1", "2", "3", "4"], probes=["args::hello"])
+    hello = trace["args::hello"]
+    assert hello.call_count == 4
+    assert hello.args_list == [(1, 5), (2, 5), (3, 5), (4, 5)]
+    assert hello.retvals == [6, 7, 8, 9]
+    hello.assert_called_with(4, 5)
+    assert trace.returncode == 0 and "return value: 9" in trace.stdout
+
+
+def test_helloworld_hello_runs_once_returning_zero(uprobe_trace, cargo_bin):
+    exe = cargo_bin("example_crates/helloworld")
+    trace = uprobe_trace.run([exe], probes=["helloworld::hello"])
+    trace["helloworld::hello"].assert_called_once_with()
+    assert trace["helloworld::hello"].retvals == [0]
+    assert trace.stdout == "Hello, world!\n"
+
+
+def test_release_build_inlines_hello(uprobe_trace, cargo_bin):
+    exe = cargo_bin("example_crates/args", profile="release")
+    with pytest.raises(InlinedFunction, match="inlined into args::main"):
+        uprobe_trace.run([exe, "1"], probes=["args::hello"])
