@@ -1,0 +1,86 @@
+"""Pairing entries with returns per thread by CFA, on hand-made event streams."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from pytest_uprobe.bpf.session import RawEvent
+from pytest_uprobe.code import CodeShape, TailCall
+from pytest_uprobe.dwarf.locations import Cfa, Piece
+from pytest_uprobe.dwarf.types import RustType
+from pytest_uprobe.elf import Symbol
+from pytest_uprobe.events import build_calls
+from pytest_uprobe.plan import PlannedFunction, ProbePlan, ReturnMode, Site, SiteKind, Value
+
+I64 = RustType("i64", "int", 8, signed=True)
+ARG = Value("n", I64, (Piece(5, 0, 8, memory=False),))
+RET = Value("return", I64, (Piece(0, 0, 8, memory=False),))
+
+
+def function(name: str, address: int) -> PlannedFunction:
+    shape = CodeShape(address, address + 16, (), (TailCall(address + 8, 0x2000),), 1, 0, 0, frozenset())
+    symbol = Symbol(name, name, address, 16, "function")
+    return PlannedFunction(name, symbol, (ARG,), RET, ReturnMode.RET_SITES, shape, True)
+
+
+def make_plan() -> ProbePlan:
+    binary = SimpleNamespace(functions=[Symbol("g", "g", 0x2000, 16, "function")])
+    plan = ProbePlan(binary, ("f", "g"))  # type: ignore[arg-type]
+    plan.functions = [function("f", 0x1000), function("g", 0x2000)]
+    plan.sites = [
+        Site(SiteKind.ENTRY, 0x1000, 0, Cfa(7, 8), ARG.location),  # 0
+        Site(SiteKind.RETURN, 0x100F, 0, Cfa(7, 8), RET.location),  # 1
+        Site(SiteKind.TAIL_CALL, 0x1008, 0, Cfa(7, 8), (), 0x2000),  # 2
+        Site(SiteKind.ENTRY, 0x2000, 1, Cfa(7, 8), ARG.location),  # 3
+        Site(SiteKind.RETURN, 0x200F, 1, Cfa(7, 8), RET.location),  # 4
+    ]
+    return plan
+
+
+def ev(site: int, cfa: int, word: int = 0, tid: int = 1, ts: int = 0) -> RawEvent:
+    return RawEvent(ts, cfa, tid, site, (word,) + (0,) * 15)
+
+
+def test_recursion_pairs_each_call_with_its_own_return():
+    events = [ev(0, 1000, 3), ev(0, 960, 2), ev(0, 920, 1), ev(1, 920, 1), ev(1, 960, 2), ev(1, 1000, 6)]
+    calls = build_calls(make_plan(), events, exited=True)
+    assert [(c.args, c.retval, c.returned) for c in calls] == [((3,), 6, True), ((2,), 2, True), ((1,), 1, True)]
+
+
+def test_an_unwound_frame_is_closed_by_the_next_entry_at_the_same_height():
+    # f(1) panics (no return), is caught; f(2) then runs in the same frame height and returns.
+    events = [ev(0, 1000, 1), ev(0, 1000, 2), ev(1, 1000, 20)]
+    first, second = build_calls(make_plan(), events, exited=True)
+    assert (first.returned, first.unwound, first.retval) == (False, True, None)
+    assert (second.returned, second.unwound, second.retval) == (True, False, 20)
+
+
+def test_a_return_above_pending_inner_frames_marks_them_unwound():
+    events = [ev(0, 1000, 1), ev(0, 900, 2), ev(1, 1000, 7)]
+    outer, inner = build_calls(make_plan(), events, exited=True)
+    assert (outer.returned, outer.retval) == (True, 7)
+    assert (inner.returned, inner.unwound) == (False, True)
+
+
+def test_threads_are_paired_separately():
+    events = [ev(0, 1000, 1, tid=1), ev(0, 1000, 2, tid=2), ev(1, 1000, 20, tid=2), ev(1, 1000, 10, tid=1)]
+    calls = build_calls(make_plan(), events, exited=True)
+    assert [(c.tid, c.retval) for c in calls] == [(1, 10), (2, 20)]
+
+
+def test_frames_pending_at_a_crash_are_not_called_unwound():
+    calls = build_calls(make_plan(), [ev(0, 1000, 1)], exited=False)
+    assert (calls[0].returned, calls[0].unwound, calls[0].retval) == (False, False, None)
+
+
+def test_a_tail_call_takes_the_probed_callees_return_value():
+    events = [ev(0, 1000, 1), ev(2, 1000), ev(3, 1000, 5), ev(4, 1000, 42)]
+    caller, callee = build_calls(make_plan(), events, exited=True)
+    assert (caller.returned, caller.tail_call, caller.retval) == (True, True, 42)
+    assert (callee.returned, callee.retval) == (True, 42)
+
+
+def test_a_tail_call_into_an_unprobed_function_says_so():
+    caller = build_calls(make_plan(), [ev(0, 1000, 1), ev(2, 1000)], exited=True)[0]
+    assert caller.returned and caller.tail_call
+    assert repr(caller.retval) == "Unavailable('tail call into g')"

@@ -1,0 +1,82 @@
+"""No user text reaches the generated BPF C source: it is a function of the site count."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pytest_uprobe.bpf import program, session
+from pytest_uprobe.plan import ProbePlan
+from pytest_uprobe.tracer import Tracer
+
+ROOT = Path(__file__).resolve().parents[2]
+FRAGMENTS = ["\"", "'", "\\", "*/", "/*", "\n", "#include <x.h>", "args", "::", "hello", "%s", "{}", ";"]
+HOSTILE = st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=8).map("".join)
+
+
+class FakeBPF:
+    KPROBE = 2
+    texts: list[str] = []
+
+    def __init__(self, text: bytes) -> None:
+        FakeBPF.texts.append(text.decode())
+
+    def load_func(self, name: bytes, kind: int) -> None:
+        pass
+
+    def __getitem__(self, name: bytes) -> Any:
+        return _Table()
+
+    def cleanup(self) -> None:
+        pass
+
+    uprobe_fds: dict[bytes, int] = {}
+
+
+class _Table:
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+    def open_ring_buffer(self, callback: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_bcc(monkeypatch):
+    fake = type("bcc", (), {"BPF": FakeBPF})
+    monkeypatch.setattr(session, "load_bcc", lambda: fake)
+    monkeypatch.setattr(session, "_set_kernel_source", lambda: None)
+    FakeBPF.texts = []
+    return FakeBPF
+
+
+@pytest.fixture(scope="module")
+def args_plan() -> ProbePlan:
+    exe = ROOT / "example_crates/args/target/debug/args"
+    if not exe.exists():
+        pytest.skip("example_crates/args is not built yet (the integration tests build it)")
+    return Tracer().plan(exe, ["args::hello"])
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=HOSTILE)
+def test_probe_names_never_reach_the_source(fake_bcc, args_plan, name):
+    plan = dataclasses.replace(args_plan, probes=(name,))
+    plan.functions = [dataclasses.replace(f, probe=name) for f in args_plan.functions]
+    session.Session(plan).close()
+    (text,) = fake_bcc.texts[-1:]
+    assert text == program.source(program.capacity(len(plan.sites)))
+    fake_bcc.texts.clear()
+
+
+def test_the_source_depends_on_the_site_count_only():
+    assert program.source(8) == program.source(8)
+    assert program.source(8) != program.source(16)
+    assert program.capacity(1) == 8 and program.capacity(9) == 16
+    with pytest.raises(ValueError):
+        program.source("8; system()")  # type: ignore[arg-type]

@@ -1,0 +1,94 @@
+"""Assertion helpers: unittest.mock's wording, then every call seen."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_uprobe.trace import Call, FunctionTrace, LostEventsError
+from pytest_uprobe.values import Unavailable
+
+
+def call(i: int, n: int, ret: int | None = None, tid: int = 7) -> Call:
+    return Call(
+        "args::hello", "args::hello", (i, n), {"i": i, "len": n}, tid, 0,
+        retval=ret, returned=ret is not None,
+    )  # fmt: skip
+
+
+HELLO = FunctionTrace("args::hello", [call(1, 3, 4), call(2, 3, 5)])
+
+
+def test_counts_and_lists():
+    assert HELLO.call_count == 2 and HELLO.called
+    assert HELLO.args_list == HELLO.call_args_list == [(1, 3), (2, 3)]
+    assert HELLO.retvals == [4, 5]
+    assert HELLO.call_args == (2, 3)
+
+
+def test_passing_assertions():
+    HELLO.assert_called()
+    HELLO.assert_called_with(2, 3)
+    HELLO.assert_called_with(i=2, len=3)
+    HELLO.assert_called_with(2, len=3)
+    HELLO.assert_any_call(1, 3)
+    HELLO.assert_has_calls([(1, 3), (2, 3)])
+    HELLO.assert_has_calls([(2, 3), (1, 3)], any_order=True)
+    FunctionTrace("f", []).assert_not_called()
+
+
+def test_called_once_uses_mocks_wording_and_lists_calls():
+    with pytest.raises(AssertionError) as info:
+        HELLO.assert_called_once()
+    assert str(info.value).splitlines() == [
+        "Expected 'args::hello' to have been called once. Called 2 times.",
+        "Calls seen (2):",
+        "  0: args::hello(1, 3) -> 4 [tid 7]",
+        "  1: args::hello(2, 3) -> 5 [tid 7]",
+    ]
+
+
+def test_called_once_with_on_two_calls():
+    with pytest.raises(AssertionError, match=r"Expected 'args::hello' to be called once. Called 2 times."):
+        HELLO.assert_called_once_with(2, 3)
+
+
+def test_called_with_mismatch_shows_expected_actual_and_calls():
+    with pytest.raises(AssertionError) as info:
+        HELLO.assert_called_with(2, 4)
+    text = str(info.value)
+    assert "Expected: args::hello(2, 4)" in text
+    assert "  Actual: args::hello(2, 3) -> 5 [tid 7]" in text
+    assert "  0: args::hello(1, 3) -> 4 [tid 7]" in text
+
+
+def test_not_called_and_any_call_failures():
+    with pytest.raises(AssertionError, match="Expected 'args::hello' to not have been called. Called 2 times."):
+        HELLO.assert_not_called()
+    with pytest.raises(AssertionError, match=r"args::hello\(9, 9\) call not found"):
+        HELLO.assert_any_call(9, 9)
+    with pytest.raises(AssertionError, match="Actual: not called."):
+        FunctionTrace("f", []).assert_called_with(1)
+
+
+def test_long_call_lists_are_cut_with_a_count():
+    many = FunctionTrace("f", [call(i, 0, i) for i in range(60)])
+    with pytest.raises(AssertionError) as info:
+        many.assert_called_once()
+    assert "... and 10 more" in str(info.value)
+
+
+def test_lost_events_make_value_assertions_fail_with_the_reason():
+    lossy = FunctionTrace("f", [call(1, 1, 2)], call_count=5, lost_events=4)
+    assert lossy.call_count == 5  # counted in the kernel: still exact
+    with pytest.raises(LostEventsError, match="4 events with arguments or return values were lost"):
+        lossy.args_list  # noqa: B018
+    with pytest.raises(LostEventsError):
+        lossy.assert_called_with(1, 1)
+
+
+def test_unavailable_equals_nothing_and_says_why():
+    value = Unavailable("optimized out")
+    assert value != 0 and value != value and repr(value) == "Unavailable('optimized out')"
+    trace = FunctionTrace("f", [Call("f", "f", (value,), {"x": value}, 1, 0)])
+    with pytest.raises(AssertionError, match=r"Unavailable\('optimized out'\)"):
+        trace.assert_called_with(0)
