@@ -12,7 +12,7 @@ demo: bootstrap
 	$(PY) -m pytest --uprobe -p no:cacheprovider -v examples/
 
 test: bootstrap
-	$(PY) -m pytest --uprobe -p no:randomly tests examples README.md -q -rs
+	$(PY) -m pytest --uprobe tests examples -q -rs
 
 lint: venv
 	$(VENV)/bin/ruff check pytest_uprobe tests examples benchmarks
