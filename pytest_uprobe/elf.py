@@ -1,4 +1,4 @@
-"""One ELF binary: its function symbols, code bytes and identity (pyelftools lives here and in dwarf/).
+"""One ELF binary: its function symbols, code bytes and identity (pyelftools: here and dwarf/).
 
 Opened binaries are cached per (path, size, mtime), so every test of a session that
 traces the same executable parses it once, and a rebuilt executable is parsed anew.
@@ -67,7 +67,7 @@ class ElfBinary:
     _cache_lock = threading.Lock()
 
     @classmethod
-    def open(cls, path: Path | str) -> ElfBinary:
+    def open(cls, path: str | os.PathLike[str]) -> ElfBinary:
         path = Path(path)
         check_file(path)
         path = path.resolve()
@@ -101,7 +101,7 @@ class ElfBinary:
         section = self.elf.get_section_by_name(".note.gnu.build-id")
         if section is None:
             return None
-        for note in section.iter_notes():
+        for note in section.iter_notes():  # type: ignore[attr-defined]
             if note["n_type"] == "NT_GNU_BUILD_ID":
                 return str(note["n_desc"])
         return None

@@ -8,7 +8,7 @@ is gone without returning: it was unwound by a panic (or left by a longjmp-like 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .bpf.session import RawEvent
@@ -41,7 +41,7 @@ def build_calls(plan: ProbePlan, events: Iterable[RawEvent], *, exited: bool) ->
         function = plan.functions[site.function]
         thread = threads.setdefault(event.tid, _Thread())
         if site.kind is SiteKind.ENTRY:
-            _drop_frames(thread, lambda f: f.cfa <= event.cfa)
+            _drop_frames(thread, event.cfa)
             call = Call(
                 function=function.probe,
                 path=function.symbol.path,
@@ -79,10 +79,11 @@ def build_calls(plan: ProbePlan, events: Iterable[RawEvent], *, exited: bool) ->
     return calls
 
 
-def _drop_frames(thread: _Thread, gone: Callable[[_Frame], bool]) -> None:
+def _drop_frames(thread: _Thread, cfa: int) -> None:
+    """A new frame at `cfa` replaces every pending frame at or below that height."""
     keep: list[_Frame] = []
     for frame in thread.frames:
-        if gone(frame):
+        if frame.cfa <= cfa:
             frame.call.unwound = True
         else:
             keep.append(frame)

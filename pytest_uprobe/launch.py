@@ -8,6 +8,7 @@ gets its own process group, so a timeout kills it with everything it started.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -54,7 +55,16 @@ class HeldProcess:
         read_end, self._release_fd = os.pipe()
         try:
             self.popen = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(read_end), str(executable), *argv],
+                [
+                    sys.executable,
+                    "-I",
+                    "-S",
+                    "-c",
+                    _LAUNCHER,
+                    str(read_end),
+                    str(executable),
+                    *argv,
+                ],
                 stdin=subprocess.PIPE if stdin_data else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -98,16 +108,12 @@ class HeldProcess:
         if not self._released:
             self._released = True
             os.close(self._release_fd)  # the launcher reads EOF and exits without exec
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def reap(self) -> None:
         """Kill and wait, for cleanup paths."""
         if self.popen.returncode is None:
             self.kill()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired, ValueError):
                 self.popen.communicate(timeout=10)
-            except (subprocess.TimeoutExpired, ValueError):
-                pass

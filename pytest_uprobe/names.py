@@ -107,10 +107,14 @@ def edit_distance(a: str, b: str, cap: int = 1 << 30) -> int:
     return min(previous[-1], cap)
 
 
+_FIRST_CRATE = re.compile(r"<?([A-Za-z_][A-Za-z0-9_]*)(?:::|\Z)")
+
+
 def crate_of(path: str) -> str | None:
-    """The crate a demangled path starts with (`args::hello` -> `args`), if it is plain."""
-    head = path.split("::", 1)[0]
-    return head if head.isidentifier() else None
+    """The crate a demangled path or probe name starts with (`args::hello` -> `args`,
+    `<zoo::Sq as zoo::Shape>::area` -> `zoo`); None when it is not plain (`*::fib`)."""
+    found = _FIRST_CRATE.match(path)
+    return found.group(1) if found else None
 
 
 def describe(names: Sequence[str]) -> str:

@@ -38,7 +38,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             group.addoption(flag, action="store_true", dest=dest, default=None, help=help_text)
         else:
             group.addoption(flag, action="store", dest=dest, default=None, help=help_text)
-        parser.addini(ini, help=help_text, type=kind, default=default)
+        parser.addini(ini, help=help_text, type=kind, default=default)  # type: ignore[arg-type]
 
 
 def option(config: pytest.Config, name: str) -> Any:
@@ -99,7 +99,9 @@ def cargo_bin(request: pytest.FixtureRequest) -> Callable[..., Path]:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, Any]:
     report = yield
     tracer = getattr(item, "funcargs", {}).get("uprobe_trace")
     if report.when == "call" and report.failed and tracer is not None and tracer.traces:

@@ -17,7 +17,9 @@ TOOL_HOMES = {
 
 def python_examples() -> list[str]:
     text = (ROOT / "README.md").read_text()
-    return [block for block in re.findall(r"```python\n(.*?)```", text, re.S) if "def test_" in block]
+    return [
+        block for block in re.findall(r"```python\n(.*?)```", text, re.S) if "def test_" in block
+    ]
 
 
 def test_the_readme_has_examples():

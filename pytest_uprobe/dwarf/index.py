@@ -104,7 +104,7 @@ def function_at(binary: ElfBinary, address: int) -> FunctionInfo | None:
 def _function_info(die: Any, low_pc: int, cu: Any, binary: ElfBinary) -> FunctionInfo:
     high = die.attributes["DW_AT_high_pc"]
     high_pc = low_pc + high.value if high.form != "DW_FORM_addr" else high.value
-    params = []
+    params: list[Parameter] = []
     for child in die.iter_children():
         if child.tag != "DW_TAG_formal_parameter":
             continue
@@ -176,7 +176,9 @@ class InlinedSite:
     call_line: int | None
 
 
-def inlined_sites(binary: ElfBinary, path: str, matches: Callable[[str], bool]) -> list[InlinedSite]:
+def inlined_sites(
+    binary: ElfBinary, path: str, matches: Callable[[str], bool]
+) -> list[InlinedSite]:
     """Inlined copies of the functions `matches` accepts, looked up in `path`'s crate only."""
     crate = crate_of(path)
     if crate is None or not binary.has_dwarf:
@@ -193,8 +195,7 @@ def inlined_sites(binary: ElfBinary, path: str, matches: Callable[[str], bool]) 
                     if matches(demangled):
                         abstract[die.offset] = demangled
             elif (
-                die.tag == "DW_TAG_inlined_subroutine"
-                and "DW_AT_abstract_origin" in die.attributes
+                die.tag == "DW_TAG_inlined_subroutine" and "DW_AT_abstract_origin" in die.attributes
             ):
                 copies.append(die)
         for die in copies:

@@ -1,4 +1,4 @@
-"""Rust types as DWARF describes them, and how to turn raw little-endian bytes into Python values."""
+"""Rust types as DWARF describes them, and how to turn raw little-endian bytes into values."""
 
 from __future__ import annotations
 

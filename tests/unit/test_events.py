@@ -18,7 +18,9 @@ RET = Value("return", I64, (Piece(0, 0, 8, memory=False),))
 
 
 def function(name: str, address: int) -> PlannedFunction:
-    shape = CodeShape(address, address + 16, (), (TailCall(address + 8, 0x2000),), 1, 0, 0, frozenset())
+    shape = CodeShape(
+        address, address + 16, (), (TailCall(address + 8, 0x2000),), 1, 0, 0, frozenset()
+    )
     symbol = Symbol(name, name, address, 16, "function")
     return PlannedFunction(name, symbol, (ARG,), RET, ReturnMode.RET_SITES, shape, True)
 
@@ -42,9 +44,20 @@ def ev(site: int, cfa: int, word: int = 0, tid: int = 1, ts: int = 0) -> RawEven
 
 
 def test_recursion_pairs_each_call_with_its_own_return():
-    events = [ev(0, 1000, 3), ev(0, 960, 2), ev(0, 920, 1), ev(1, 920, 1), ev(1, 960, 2), ev(1, 1000, 6)]
+    events = [
+        ev(0, 1000, 3),
+        ev(0, 960, 2),
+        ev(0, 920, 1),
+        ev(1, 920, 1),
+        ev(1, 960, 2),
+        ev(1, 1000, 6),
+    ]
     calls = build_calls(make_plan(), events, exited=True)
-    assert [(c.args, c.retval, c.returned) for c in calls] == [((3,), 6, True), ((2,), 2, True), ((1,), 1, True)]
+    assert [(c.args, c.retval, c.returned) for c in calls] == [
+        ((3,), 6, True),
+        ((2,), 2, True),
+        ((1,), 1, True),
+    ]
 
 
 def test_an_unwound_frame_is_closed_by_the_next_entry_at_the_same_height():
@@ -63,7 +76,12 @@ def test_a_return_above_pending_inner_frames_marks_them_unwound():
 
 
 def test_threads_are_paired_separately():
-    events = [ev(0, 1000, 1, tid=1), ev(0, 1000, 2, tid=2), ev(1, 1000, 20, tid=2), ev(1, 1000, 10, tid=1)]
+    events = [
+        ev(0, 1000, 1, tid=1),
+        ev(0, 1000, 2, tid=2),
+        ev(1, 1000, 20, tid=2),
+        ev(1, 1000, 10, tid=1),
+    ]
     calls = build_calls(make_plan(), events, exited=True)
     assert [(c.tid, c.retval) for c in calls] == [(1, 10), (2, 20)]
 

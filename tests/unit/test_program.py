@@ -15,7 +15,21 @@ from pytest_uprobe.plan import ProbePlan
 from pytest_uprobe.tracer import Tracer
 
 ROOT = Path(__file__).resolve().parents[2]
-FRAGMENTS = ["\"", "'", "\\", "*/", "/*", "\n", "#include <x.h>", "args", "::", "hello", "%s", "{}", ";"]
+FRAGMENTS = [
+    '"',
+    "'",
+    "\\",
+    "*/",
+    "/*",
+    "\n",
+    "#include <x.h>",
+    "args",
+    "::",
+    "hello",
+    "%s",
+    "{}",
+    ";",
+]
 HOSTILE = st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=8).map("".join)
 
 
@@ -63,7 +77,9 @@ def args_plan() -> ProbePlan:
     return Tracer().plan(exe, ["args::hello"])
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(name=HOSTILE)
 def test_probe_names_never_reach_the_source(fake_bcc, args_plan, name):
     plan = dataclasses.replace(args_plan, probes=(name,))

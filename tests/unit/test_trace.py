@@ -48,7 +48,9 @@ def test_called_once_uses_mocks_wording_and_lists_calls():
 
 
 def test_called_once_with_on_two_calls():
-    with pytest.raises(AssertionError, match=r"Expected 'args::hello' to be called once. Called 2 times."):
+    with pytest.raises(
+        AssertionError, match=r"Expected 'args::hello' to be called once. Called 2 times."
+    ):
         HELLO.assert_called_once_with(2, 3)
 
 
@@ -62,7 +64,9 @@ def test_called_with_mismatch_shows_expected_actual_and_calls():
 
 
 def test_not_called_and_any_call_failures():
-    with pytest.raises(AssertionError, match="Expected 'args::hello' to not have been called. Called 2 times."):
+    with pytest.raises(
+        AssertionError, match="Expected 'args::hello' to not have been called. Called 2 times."
+    ):
         HELLO.assert_not_called()
     with pytest.raises(AssertionError, match=r"args::hello\(9, 9\) call not found"):
         HELLO.assert_any_call(9, 9)
