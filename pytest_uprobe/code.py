@@ -7,6 +7,7 @@ its frame, while a uretprobe's trampoline on any other frame turns a panic into 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -17,6 +18,9 @@ import capstone
 class TailCall:
     address: int  # of the jmp
     target: int | None  # None for an indirect jump
+    # A conditional tail call (`jg other_fn`): the jcc mnemonic. The probe on it fires
+    # whether or not the jump is taken, so the event must say which (see `branch_taken`).
+    condition: str | None = None
 
 
 @dataclass(frozen=True)
@@ -27,7 +31,7 @@ class CodeShape:
     tail_calls: tuple[TailCall, ...]
     calls: int  # call instructions, direct or indirect
     indirect_jumps: int  # jmp through a register or memory (jump tables included)
-    branches_out: int  # conditional branches that leave the range
+    branches_out: int  # conditional branches out of the range that are no tail call we can read
     jump_targets: frozenset[int]  # branch targets inside [start, end)
 
     @property
@@ -77,7 +81,9 @@ def analyze(code: bytes, start: int) -> CodeShape:
                 targets.add(target)
             elif insn.mnemonic == "jmp":
                 tail_calls.append(TailCall(insn.address, target))
-            else:
+            elif insn.mnemonic in _CONDITIONS:
+                tail_calls.append(TailCall(insn.address, target, insn.mnemonic))
+            else:  # jrcxz, loop...: their condition is not in the flags
                 branches_out += 1
     if position != end:
         raise UndecodableCode(f"decoding stopped at {position:#x}, before the end at {end:#x}")
@@ -91,6 +97,34 @@ def analyze(code: bytes, start: int) -> CodeShape:
         branches_out,
         frozenset(targets),
     )
+
+
+_CF, _PF, _ZF, _SF, _OF = 1 << 0, 1 << 2, 1 << 6, 1 << 7, 1 << 11
+
+# The jcc mnemonics capstone prints, and whether each jumps given RFLAGS.
+_CONDITIONS: dict[str, Callable[[int], bool]] = {
+    "jo": lambda f: bool(f & _OF),
+    "jno": lambda f: not f & _OF,
+    "jb": lambda f: bool(f & _CF),
+    "jae": lambda f: not f & _CF,
+    "je": lambda f: bool(f & _ZF),
+    "jne": lambda f: not f & _ZF,
+    "jbe": lambda f: bool(f & (_CF | _ZF)),
+    "ja": lambda f: not f & (_CF | _ZF),
+    "js": lambda f: bool(f & _SF),
+    "jns": lambda f: not f & _SF,
+    "jp": lambda f: bool(f & _PF),
+    "jnp": lambda f: not f & _PF,
+    "jl": lambda f: bool(f & _SF) != bool(f & _OF),
+    "jge": lambda f: bool(f & _SF) == bool(f & _OF),
+    "jle": lambda f: bool(f & _ZF) or bool(f & _SF) != bool(f & _OF),
+    "jg": lambda f: not f & _ZF and bool(f & _SF) == bool(f & _OF),
+}
+
+
+def branch_taken(condition: str, flags: int) -> bool:
+    """Whether the conditional jump `condition` (a jcc mnemonic) jumps, given RFLAGS."""
+    return _CONDITIONS[condition](flags)
 
 
 def _immediate_target(insn: capstone.CsInsn) -> int | None:

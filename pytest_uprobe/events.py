@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .bpf.session import RawEvent
+from .code import branch_taken
 from .plan import ProbePlan, SiteKind
 from .trace import Call
 from .values import Unavailable
@@ -57,6 +58,8 @@ def build_calls(plan: ProbePlan, events: Iterable[RawEvent], *, exited: bool) ->
             thread.frames.append(_Frame(event.cfa, site.function, call))
             calls.append(call)
             continue
+        if site.condition is not None and not branch_taken(site.condition, event.words[0]):
+            continue  # a conditional tail call that did not jump: the function goes on
         frame = _pop_frame(thread, event.cfa, site.function)
         if frame is None:
             continue  # no entry seen for this frame: nothing to pair with

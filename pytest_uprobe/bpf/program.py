@@ -42,20 +42,24 @@ BPF_PERCPU_ARRAY(counts, u64, @NSITES@);
 BPF_PERCPU_ARRAY(lost, u64, 1);
 BPF_RINGBUF_OUTPUT(events, @PAGES@);
 
-#define NREGS 17
+#define NREGS 18
+#define DWARF_RFLAGS 49
 
-/* DWARF register numbering: rax rdx rcx rbx rsi rdi rbp rsp r8-r15 rip. Loaded one field
- * at a time: the verifier refuses loads through a computed context pointer. */
+/* DWARF register numbering: rax rdx rcx rbx rsi rdi rbp rsp r8-r15 rip, then RFLAGS
+ * (DWARF 49) in slot 17, for conditional tail calls. Loaded one field at a time: the
+ * verifier refuses loads through a computed context pointer. */
 static __always_inline void load_regs(struct pt_regs *ctx, u64 *r) {
     r[0] = ctx->ax; r[1] = ctx->dx; r[2] = ctx->cx; r[3] = ctx->bx;
     r[4] = ctx->si; r[5] = ctx->di; r[6] = ctx->bp; r[7] = ctx->sp;
     r[8] = ctx->r8; r[9] = ctx->r9; r[10] = ctx->r10; r[11] = ctx->r11;
     r[12] = ctx->r12; r[13] = ctx->r13; r[14] = ctx->r14; r[15] = ctx->r15;
-    r[16] = ctx->ip;
+    r[16] = ctx->ip; r[17] = ctx->flags;
 }
 
 static __always_inline u64 reg_value(u64 *r, u32 reg) {
-    return reg < NREGS ? r[reg] : 0;
+    if (reg == DWARF_RFLAGS)
+        return r[17];
+    return reg < 17 ? r[reg] : 0;
 }
 
 static __always_inline int on_hit(struct pt_regs *ctx, u32 index) {

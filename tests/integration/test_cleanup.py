@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from pytest_uprobe.errors import NoMatchingFunction, TraceTimeout, UsageError
@@ -9,7 +11,13 @@ from tests.conftest import attached_uprobes, processes_running, uprobe_events
 
 
 def assert_clean(exe) -> None:
-    assert [p for p in attached_uprobes() if p.get("filename") == str(exe)] == []
+    # BCC attaches through /proc/<pid>/root/<path>: match the path's end, and this process.
+    mine = [
+        p
+        for p in attached_uprobes()
+        if str(p.get("filename", "")).endswith(str(exe)) and p.get("pid") == os.getpid()
+    ]
+    assert mine == []
     assert uprobe_events() == []
     assert processes_running(exe) == []
 
