@@ -6,6 +6,7 @@ user can act on the first line of a failed test report without reading our code.
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -73,7 +74,7 @@ class NoSymbolTable(BinaryError):
         super().__init__(
             path,
             "the binary has no symbol table (it was stripped), so functions cannot be found",
-            'keep symbols: set `strip = false` in the [profile.*] of Cargo.toml '
+            "keep symbols: set `strip = false` in the [profile.*] of Cargo.toml "
             "and do not pass `-C strip=...` in RUSTFLAGS",
         )
 
@@ -95,6 +96,20 @@ class NoMatchingFunction(ProbeNameError):
         else:
             fix = "list the functions with `pytest-uprobe symbols " + str(binary) + "`"
         super().__init__(name, binary, "no function of that name", fix)
+
+
+class GlobMatchesNothing(ProbeNameError):
+    """A glob (a name with `*` or `?`) that matches no function of the binary."""
+
+    def __init__(self, glob: str, binary: Path | str) -> None:
+        self.glob = glob
+        super().__init__(
+            glob,
+            binary,
+            "the glob matches no function (`*` matches any run of characters, `::` included)",
+            f"try `pytest-uprobe symbols {shlex.quote(str(binary))} {shlex.quote(glob)}` "
+            "with a wider glob until it lists the functions you mean",
+        )
 
 
 class DataSymbolOnly(ProbeNameError):

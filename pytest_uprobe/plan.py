@@ -15,23 +15,26 @@ from typing import Any
 
 from . import code
 from .dwarf import frames, index, locations
+from .dwarf.closures import LEGACY_CLOSURE, closure_aliases
 from .dwarf.locations import Cfa, Location, Piece
 from .dwarf.types import RustType
 from .elf import ElfBinary, Symbol
 from .errors import (
     DataSymbolOnly,
+    GlobMatchesNothing,
     InlinedFunction,
     NoMatchingFunction,
     TooManyMatches,
     UnreadableFunction,
     UsageError,
 )
-from .names import closest, matcher
+from .names import closest, crate_of, is_glob, matcher
 from .values import Unavailable
 
 MAX_PIECES = 16  # values one event can carry; the BPF program is built for this many
 DEFAULT_MAX_FUNCTIONS = 1000
 RAX, RDX, RSP = 0, 1, 7
+RFLAGS = 49  # DWARF's number; the BPF program reads it for conditional tail calls
 
 
 class SiteKind(enum.IntEnum):
@@ -73,6 +76,7 @@ class Site:
     cfa: Cfa  # how the BPF side computes the frame's CFA here
     pieces: tuple[Piece, ...] = ()
     target: int | None = None  # TAIL_CALL: the address jumped to, when it is known
+    condition: str | None = None  # TAIL_CALL by a jcc: its mnemonic; pieces[0] is RFLAGS
 
 
 @dataclass
@@ -124,15 +128,19 @@ def build_plan(
     return plan
 
 
-def resolve(binary: ElfBinary, probe: str, *, max_functions: int = DEFAULT_MAX_FUNCTIONS) -> list[Symbol]:
+def resolve(
+    binary: ElfBinary, probe: str, *, max_functions: int = DEFAULT_MAX_FUNCTIONS
+) -> list[Symbol]:
     """The function symbols a probe name means, one per address."""
     if not isinstance(probe, str) or not probe.strip():
         raise UsageError(f"probe names must be non-empty strings, got {probe!r}")
     matches = matcher(probe)
+    aliases = _closure_aliases(binary, probe)
     found: dict[int, Symbol] = {}
     data_kind: str | None = None
     for symbol in binary.symbols:
-        if not matches(symbol.path):
+        alias = aliases.get(symbol.address) if LEGACY_CLOSURE in symbol.path else None
+        if not (matches(symbol.path) or (alias is not None and matches(alias))):
             continue
         if symbol.kind != "function":
             data_kind = data_kind or symbol.kind
@@ -144,12 +152,23 @@ def resolve(binary: ElfBinary, probe: str, *, max_functions: int = DEFAULT_MAX_F
         sites = index.inlined_sites(binary, probe, matches)
         if sites:
             raise InlinedFunction(probe, binary.path, sorted({s.caller for s in sites}))
+        if is_glob(probe):
+            raise GlobMatchesNothing(probe, binary.path)
         raise NoMatchingFunction(
             probe, binary.path, closest(probe, (f.path for f in binary.functions))
         )
     if len(found) > max_functions:
         raise TooManyMatches(probe, binary.path, len(found), max_functions)
     return sorted(found.values(), key=lambda s: s.address)
+
+
+def _closure_aliases(binary: ElfBinary, probe: str) -> dict[int, str]:
+    """For a name with a numbered closure (`zoo::main::{closure#0}`): the numbered paths of
+    the binary's legacy-mangled `{{closure}}` symbols, by address, taken from DWARF."""
+    if "{closure#" not in probe:
+        return {}
+    crate = crate_of(probe)
+    return closure_aliases(binary, crate) if crate is not None else {}
 
 
 def _plan_function(plan: ProbePlan, probe: str, symbol: Symbol, ret_sites_only: bool) -> None:
@@ -204,7 +223,12 @@ def _plan_function(plan: ProbePlan, probe: str, symbol: Symbol, ret_sites_only: 
     for address in shape.returns:
         plan.sites.append(Site(SiteKind.RETURN, address, number, at_ret, return_pieces))
     for jump in shape.tail_calls:
-        plan.sites.append(Site(SiteKind.TAIL_CALL, jump.address, number, at_ret, (), jump.target))
+        flags = (Piece(RFLAGS, 0, 8, memory=False),) if jump.condition is not None else ()
+        plan.sites.append(
+            Site(
+                SiteKind.TAIL_CALL, jump.address, number, at_ret, flags, jump.target, jump.condition
+            )
+        )
 
 
 def _entry_point(
@@ -253,9 +277,13 @@ def _return_value(rust_type: RustType) -> Value | None:
     if rust_type.kind == "unit":
         return None
     if rust_type.kind == "unsupported":
-        return Value("return", rust_type, Unavailable(f"values of type {rust_type.name} are not decoded yet"))
+        return Value(
+            "return", rust_type, Unavailable(f"values of type {rust_type.name} are not decoded yet")
+        )
     if rust_type.kind == "float":
-        return Value("return", rust_type, Unavailable("floats return in xmm0, which a uprobe cannot read"))
+        return Value(
+            "return", rust_type, Unavailable("floats return in xmm0, which a uprobe cannot read")
+        )
     if rust_type.size <= 8:
         return Value("return", rust_type, (Piece(RAX, 0, rust_type.size, memory=False),))
     if rust_type.size <= 16:
@@ -270,4 +298,3 @@ def _return_value(rust_type: RustType) -> Value | None:
 def _unknown_return() -> Value:
     why = "the binary has no debug info, so the return type is unknown"
     return Value("return", RustType("?", "unsupported", 0), Unavailable(why))
-

@@ -130,7 +130,9 @@ class FunctionTrace:
         self._require_complete()
         expected = self._describe(args, kwargs)
         if not self.calls:
-            raise AssertionError(f"expected call not found.\nExpected: {expected}\n  Actual: not called.")
+            raise AssertionError(
+                f"expected call not found.\nExpected: {expected}\n  Actual: not called."
+            )
         last = self.calls[-1]
         if not self._matches(last, args, kwargs):
             raise AssertionError(
@@ -150,9 +152,7 @@ class FunctionTrace:
         __tracebackhide__ = True
         self._require_complete()
         if not any(self._matches(c, args, kwargs) for c in self.calls):
-            raise AssertionError(
-                f"{self._describe(args, kwargs)} call not found{self._seen()}"
-            )
+            raise AssertionError(f"{self._describe(args, kwargs)} call not found{self._seen()}")
 
     def assert_has_calls(self, calls: Sequence[tuple[Any, ...]], any_order: bool = False) -> None:
         """The argument tuples appear in this order (contiguously), or in any order."""

@@ -1,7 +1,7 @@
 """Tracer: run a program with probes attached and return a Trace. Works without pytest:
 
-    with Tracer() as tracer:
-        trace = tracer.run(["./target/debug/args", "1", "2"], probes=["args::hello"])
+with Tracer() as tracer:
+    trace = tracer.run(["./target/debug/args", "1", "2"], probes=["args::hello"])
 """
 
 from __future__ import annotations
@@ -154,9 +154,7 @@ def _check_argv(argv: Argv) -> list[str]:
 
 def _check_probes(probes: Sequence[str]) -> list[str]:
     if isinstance(probes, str) or not isinstance(probes, Sequence):
-        raise UsageError(
-            f"probes must be a list of names such as ['args::hello'], got {probes!r}"
-        )
+        raise UsageError(f"probes must be a list of names such as ['args::hello'], got {probes!r}")
     if not probes:
         raise UsageError("probes is empty: name at least one function to trace")
     for name in probes:
