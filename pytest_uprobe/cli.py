@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 from typing import Callable, TextIO
 
 from . import code
-from .dwarf import index
 from .dwarf.closures import LEGACY_CLOSURE, closure_aliases
+from .dwarf.inlined import inlined_sites
 from .elf import ElfBinary, Symbol
 from .errors import UprobeError
 from .names import crate_of, matcher, strip_generics
@@ -122,7 +122,7 @@ def symbol_rows(binary: ElfBinary, glob: str | None = None, *, inlined: bool = F
         path = shown(symbol)
         copies = None
         if inlined:
-            copies = len(index.inlined_sites(binary, symbol.path, matcher(symbol.path)))
+            copies = len(inlined_sites(binary, symbol.path, matcher(symbol.path)))
         rows.append(
             Row(
                 path,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import code
-from .dwarf import frames, index, locations
+from .dwarf import frames, index, inlined, locations
 from .dwarf.closures import LEGACY_CLOSURE, closure_aliases
 from .dwarf.locations import Cfa, Location, Piece
 from .dwarf.types import RustType
@@ -149,7 +149,7 @@ def resolve(
     if not found:
         if data_kind is not None:
             raise DataSymbolOnly(probe, binary.path, data_kind)
-        sites = index.inlined_sites(binary, probe, matches)
+        sites = inlined.inlined_sites(binary, probe, matches)
         if sites:
             raise InlinedFunction(probe, binary.path, sorted({s.caller for s in sites}))
         if is_glob(probe):

@@ -6,12 +6,11 @@ and a name is looked up only in the compile units of its own crate.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..elf import ElfBinary
-from ..names import crate_of, demangle
 from .types import RustType, type_of
 
 # Subtrees that never hold a function definition: skipping them keeps walks short.
@@ -163,59 +162,3 @@ def crate_units(binary: ElfBinary, crate: str) -> Iterator[Any]:
         name = cu.get_top_DIE().attributes.get("DW_AT_name")
         if name is not None and marker in name.value.decode("utf-8", "replace"):
             yield cu
-
-
-@dataclass(frozen=True)
-class InlinedSite:
-    """One copy of a function inlined into another."""
-
-    path: str
-    caller: str
-    entry: int
-    call_file: str | None
-    call_line: int | None
-
-
-def inlined_sites(
-    binary: ElfBinary, path: str, matches: Callable[[str], bool]
-) -> list[InlinedSite]:
-    """Inlined copies of the functions `matches` accepts, looked up in `path`'s crate only."""
-    crate = crate_of(path)
-    if crate is None or not binary.has_dwarf:
-        return []
-    sites: list[InlinedSite] = []
-    for cu in crate_units(binary, crate):
-        abstract: dict[int, str] = {}
-        copies: list[Any] = []
-        for die in cu.iter_DIEs():
-            if die.tag == "DW_TAG_subprogram" and "DW_AT_inline" in die.attributes:
-                linkage = die.attributes.get("DW_AT_linkage_name")
-                if linkage is not None:
-                    demangled = demangle(linkage.value.decode())
-                    if matches(demangled):
-                        abstract[die.offset] = demangled
-            elif (
-                die.tag == "DW_TAG_inlined_subroutine" and "DW_AT_abstract_origin" in die.attributes
-            ):
-                copies.append(die)
-        for die in copies:
-            origin = die.get_DIE_from_attribute("DW_AT_abstract_origin").offset
-            if origin in abstract:
-                sites.append(_inlined_site(die, abstract[origin]))
-    return sites
-
-
-def _inlined_site(die: Any, path: str) -> InlinedSite:
-    caller = die.get_parent()
-    while caller is not None and caller.tag not in ("DW_TAG_subprogram",):
-        caller = caller.get_parent()
-    caller_name = attr(caller, "DW_AT_linkage_name") if caller is not None else None
-    entry_attr = die.attributes.get("DW_AT_entry_pc") or die.attributes.get("DW_AT_low_pc")
-    line = die.attributes.get("DW_AT_call_line")
-    return InlinedSite(
-        path=path,
-        caller=demangle(caller_name.value.decode()) if caller_name else "?",
-        entry=int(entry_attr.value) if entry_attr else 0,
-        call_file=None,
-        call_line=int(line.value) if line else None,
-    )
