@@ -103,27 +103,31 @@ def function_at(binary: ElfBinary, address: int) -> FunctionInfo | None:
 def _function_info(die: Any, low_pc: int, cu: Any, binary: ElfBinary) -> FunctionInfo:
     high = die.attributes["DW_AT_high_pc"]
     high_pc = low_pc + high.value if high.form != "DW_FORM_addr" else high.value
-    params: list[Parameter] = []
-    for child in die.iter_children():
-        if child.tag != "DW_TAG_formal_parameter":
-            continue
-        name_attr = attr(child, "DW_AT_name")
-        params.append(
-            Parameter(
-                name_attr.value.decode() if name_attr else f"arg{len(params)}",
-                type_of(referenced(child, "DW_AT_type")),
-                child,
-            )
-        )
     return FunctionInfo(
         low_pc=low_pc,
         high_pc=high_pc,
-        params=tuple(params),
+        params=parameters_of(die),
         return_type=type_of(referenced(die, "DW_AT_type")),
         frame_base=die.attributes.get("DW_AT_frame_base"),
         prologue_end=_prologue_end(binary, cu, low_pc, high_pc),
         die=die,
     )
+
+
+def parameters_of(die: Any) -> tuple[Parameter, ...]:
+    """The formal parameters of a subprogram or inlined copy, named through their origins."""
+    params: list[Parameter] = []
+    for child in die.iter_children():
+        if child.tag == "DW_TAG_formal_parameter":
+            name = attr(child, "DW_AT_name")
+            params.append(
+                Parameter(
+                    name.value.decode() if name else f"arg{len(params)}",
+                    type_of(referenced(child, "DW_AT_type")),
+                    child,
+                )
+            )
+    return tuple(params)
 
 
 _prologue_ends: dict[tuple[object, int], list[int]] = {}

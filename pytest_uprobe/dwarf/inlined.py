@@ -12,8 +12,7 @@ from typing import Any
 
 from ..elf import ElfBinary
 from ..names import crate_of, demangle
-from .index import Parameter, attr, crate_units, referenced
-from .types import type_of
+from .index import Parameter, attr, crate_units, parameters_of
 
 
 @dataclass(frozen=True)
@@ -70,24 +69,13 @@ def _site(binary: ElfBinary, cu: Any, die: Any, path: str) -> InlinedSite | None
         caller = caller.get_parent()
     caller_name = attr(caller, "DW_AT_linkage_name") if caller is not None else None
     line = die.attributes.get("DW_AT_call_line")
-    params: list[Parameter] = []
-    for child in die.iter_children():
-        if child.tag == "DW_TAG_formal_parameter":
-            name = attr(child, "DW_AT_name")
-            params.append(
-                Parameter(
-                    name.value.decode() if name else f"arg{len(params)}",
-                    type_of(referenced(child, "DW_AT_type")),
-                    child,
-                )
-            )
     return InlinedSite(
         path=path,
         caller=demangle(caller_name.value.decode()) if caller_name else "?",
         entry=entry,
         call_file=_call_file(binary, cu, die),
         call_line=int(line.value) if line else None,
-        params=tuple(params),
+        params=parameters_of(die),
         frame_base=caller.attributes.get("DW_AT_frame_base") if caller is not None else None,
     )
 
