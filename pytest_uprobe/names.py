@@ -7,7 +7,7 @@ Rust schemes (legacy `_ZN...17h<hash>E` and v0 `_R...`); `cxxfilt` handles C++ n
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Callable
 
@@ -116,6 +116,3 @@ def crate_of(path: str) -> str | None:
     found = _FIRST_CRATE.match(path)
     return found.group(1) if found else None
 
-
-def describe(names: Sequence[str]) -> str:
-    return ", ".join(repr(n) for n in names)

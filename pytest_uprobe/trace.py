@@ -10,8 +10,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .values import Unavailable
-
 MAX_LISTED_CALLS = 50
 
 
@@ -256,6 +254,3 @@ class Trace:
             lines.append(f"... {len(self.calls) - limit} more calls not shown")
         return "\n".join(lines)
 
-
-def is_unavailable(value: Any) -> bool:
-    return isinstance(value, Unavailable)

@@ -22,6 +22,10 @@ from .trace import FunctionTrace, Trace
 
 Argv = Sequence[str | os.PathLike[str]]
 
+# Plans are pure functions of the binary's identity and the options: a session that traces
+# the same probes in many tests resolves names and reads DWARF once.
+_plans: dict[tuple[object, ...], ProbePlan] = {}
+
 
 class Tracer:
     """Runs programs under uprobes. Every probe and process is gone when `run` returns,
@@ -66,12 +70,15 @@ class Tracer:
     def plan(self, executable: str | os.PathLike[str], probes: Sequence[str]) -> ProbePlan:
         """Resolve probe names to sites without running anything (no privileges needed)."""
         names = _check_probes(probes)
-        return build_plan(
-            ElfBinary.open(executable),
-            names,
-            ret_sites_only=self.ret_sites_only,
-            max_functions=self.max_functions,
-        )
+        binary = ElfBinary.open(executable)
+        key = (binary.identity, tuple(names), self.ret_sites_only, self.max_functions)
+        plan = _plans.get(key)
+        if plan is None:
+            plan = build_plan(
+                binary, names, ret_sites_only=self.ret_sites_only, max_functions=self.max_functions
+            )
+            _plans[key] = plan
+        return plan
 
     def run(
         self,
