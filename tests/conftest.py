@@ -23,7 +23,36 @@ def attached_uprobes() -> list[dict]:
     out = subprocess.run(
         ["bpftool", "perf", "show", "--json"], capture_output=True, text=True, check=True
     ).stdout
-    return [p for p in json.loads(out or "[]") if p.get("fd_type") in ("uprobe", "uretprobe")]
+    probes = [p for p in json.loads(out or "[]") if p.get("fd_type") in ("uprobe", "uretprobe")]
+    return probes + uprobe_multi_links()
+
+
+def uprobe_multi_links() -> list[dict]:
+    """The probes of this process's uprobe_multi BPF links (which `bpftool perf show` does not
+    list), one entry per address, shaped like bpftool's: fd_type, filename, offset, pid."""
+    probes = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") != "anon_inode:bpf_link":
+                continue
+            info = Path(f"/proc/self/fdinfo/{fd}").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+        kind = fields.get("link_type", "").strip()
+        if kind not in ("uprobe_multi", "uretprobe_multi"):
+            continue
+        table = info.split("ref_ctr_offset", 1)[1].split()
+        for offset in table[1::3]:
+            probes.append(
+                {
+                    "fd_type": kind.removesuffix("_multi"),
+                    "filename": fields["path"].strip(),
+                    "offset": int(offset, 16),
+                    "pid": os.getpid(),
+                }
+            )
+    return probes
 
 
 def uprobe_events() -> list[str]:

@@ -26,6 +26,8 @@ struct site {
     s64 cfa_offset;
     u32 cfa_reg;
     u32 npieces;
+    u32 record;    /* 0: count only, send no event */
+    u32 pad;
     struct piece pieces[MAX_PIECES];
 };
 
@@ -67,7 +69,7 @@ static __always_inline int on_hit(struct pt_regs *ctx, u32 index) {
     if (count)
         *count += 1;
     struct site *s = sites.lookup(&index);
-    if (!s)
+    if (!s || !s->record)
         return 0;
     struct event *e = events.ringbuf_reserve(sizeof(struct event));
     if (!e) {
@@ -103,9 +105,16 @@ static __always_inline int on_hit(struct pt_regs *ctx, u32 index) {
     events.ringbuf_submit(e, 0);
     return 0;
 }
+
+/* One program for every site, attached through uprobe_multi links (Linux 6.6+): the
+ * link gives each address a cookie, the site's index. */
+int site_any(struct pt_regs *ctx) {
+    return on_hit(ctx, (u32)bpf_get_attach_cookie(ctx));
+}
 """
 
 _WRAPPER = "int site_{0}(struct pt_regs *ctx) {{ return on_hit(ctx, {0}); }}\n"
+ANY_SITE = "site_any"  # the function uprobe_multi links attach
 
 
 def capacity(sites: int) -> int:
@@ -148,6 +157,8 @@ class CSite(ct.Structure):
         ("cfa_offset", ct.c_int64),
         ("cfa_reg", ct.c_uint32),
         ("npieces", ct.c_uint32),
+        ("record", ct.c_uint32),
+        ("pad", ct.c_uint32),
         ("pieces", CPiece * MAX_PIECES),
     ]
 

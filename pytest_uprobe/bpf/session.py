@@ -6,6 +6,7 @@ loads in every pytest run of the environment and must never fail for want of bcc
 
 from __future__ import annotations
 
+import atexit
 import ctypes as ct
 import importlib
 import importlib.util
@@ -20,12 +21,13 @@ from types import ModuleType
 from typing import Any
 
 from ..errors import PrerequisiteError
-from ..plan import MAX_PIECES, ProbePlan, SiteKind
+from ..plan import MAX_PIECES, ProbePlan, Site, SiteKind
 from . import headers, program
 
 DEBIAN_BCC = Path("/usr/lib/python3/dist-packages/bcc/__init__.py")
 EVENT = struct.Struct(f"<QQII{MAX_PIECES}Q")
 _CAP_SYS_ADMIN, _CAP_PERFMON, _CAP_BPF = 21, 38, 39
+POLL_MS = 10  # how long `finish` may wait for the poller to notice it should stop
 
 _bcc: ModuleType | None = None
 
@@ -107,14 +109,298 @@ def _set_kernel_source() -> None:
         os.environ["BCC_KERNEL_SOURCE"] = str(source)
 
 
-class Session:
-    """One loaded program, attached to one process. Safe to close more than once."""
+class _Loaded:
+    """One compiled and loaded program of one capacity. Runs borrow it from the pool, one at a
+    time: its maps are reset, its site table rewritten and its ring buffer drained for each."""
 
-    def __init__(self, plan: ProbePlan) -> None:
+    def __init__(self, bcc: ModuleType, capacity: int) -> None:
+        self.bcc = bcc
+        self.capacity = capacity
+        self.pid = os.getpid()
+        self.sink: list[RawEvent] | None = None  # where the events of the current run go
+        self.multi: bool | None = None  # uprobe_multi links work here; None: not tried yet
+        self.links: list[int] = []  # uprobe_multi link fds of the current run
+        self.linked = False  # a link was made once: the kernel supports them
+        self.bpf: Any = bcc.BPF(text=program.source(capacity).encode())
+        try:
+            self.bpf[b"events"].open_ring_buffer(self._on_event)
+        except BaseException:
+            self.unload()
+            raise
+
+    def _on_event(self, _ctx: Any, data: Any, size: int) -> int:
+        sink = self.sink
+        if sink is not None:
+            fields = _unpack(_string_at(data, EVENT.size))
+            sink.append(RawEvent(fields[0], fields[1], fields[2], fields[3], fields[4:]))
+        return 0
+
+    def load(self, count: int) -> None:
+        """Load what `count` sites need (BCC keeps them: a reused program loads nothing):
+        the one cookie-indexed function uprobe_multi links attach, else one per site."""
+        if self.multi is None:
+            try:
+                self.bpf.load_func(
+                    program.ANY_SITE.encode(),
+                    self.bcc.BPF.KPROBE,
+                    None,
+                    BPF_TRACE_UPROBE_MULTI,
+                )
+                self.multi = True
+            except Exception:  # a kernel before 6.6: one perf uprobe per site
+                self.multi = False
+        if not self.multi:
+            self._load_each(count)
+
+    def _load_each(self, count: int) -> None:
+        for number in range(count):
+            self.bpf.load_func(program.function_name(number).encode(), self.bcc.BPF.KPROBE)
+
+    def attach(self, plan: ProbePlan, pid: int, record: bool) -> None:
+        """Attach the sites of `plan` (only the entries when not recording) for process `pid`."""
+        wanted = [
+            (number, site)
+            for number, site in enumerate(plan.sites)
+            if record or site.kind.starts_a_call
+        ]
+        if self.multi:
+            try:
+                self._attach_links(plan, wanted, pid)
+                return
+            except OSError:
+                self.detach()
+                if self.linked:
+                    raise  # links worked before: this is about these sites, not the kernel
+                self.multi = False  # the kernel refused the link type: perf uprobes from now on
+                self._load_each(len(plan.sites))
+        self._attach_perf(plan, wanted, pid)
+
+    def _attach_links(self, plan: ProbePlan, wanted: list[tuple[int, Site]], pid: int) -> None:
+        path = str(plan.binary.path).encode()
+        prog_fd = self.bpf.load_func(program.ANY_SITE.encode(), self.bcc.BPF.KPROBE).fd
+        for returns in (False, True):
+            chosen = [(n, s) for n, s in wanted if (s.kind is SiteKind.URETPROBE) == returns]
+            if chosen:
+                offsets = [self._file_offset(plan, path, s.address) for _, s in chosen]
+                cookies = [n for n, _ in chosen]
+                self.links.append(_link_uprobe_multi(prog_fd, path, offsets, cookies, pid, returns))
+        self.linked = True
+
+    def _file_offset(self, plan: ProbePlan, path: bytes, address: int) -> int:
+        key = (plan.binary.identity, address)
+        offset = _offsets.get(key)
+        if offset is None:
+            _, offset = self.bpf._check_path_symbol(path, b"", address, -1, 0)
+            _offsets[key] = offset
+        return int(offset)
+
+    def _attach_perf(self, plan: ProbePlan, wanted: list[tuple[int, Site]], pid: int) -> None:
+        path = str(plan.binary.path).encode()
+        for number, site in wanted:
+            attach = (
+                self.bpf.attach_uretprobe
+                if site.kind is SiteKind.URETPROBE
+                else self.bpf.attach_uprobe
+            )
+            attach(
+                name=path,
+                addr=site.address,
+                fn_name=program.function_name(number).encode(),
+                pid=pid,
+            )
+
+    def reset(self, plan: ProbePlan, record: bool) -> None:
+        """Make the program what a fresh one for `plan` would be: zero counters, this plan's
+        sites (every other slot empty) and an empty ring buffer."""
+        self.sink = None
+        self.bpf.ring_buffer_consume()  # anything a previous run left is dropped
+        counts, lost, table = self.bpf[b"counts"], self.bpf[b"lost"], self.bpf[b"sites"]
+        for number in range(self.capacity):
+            counts.clearitem(ct.c_int(number))
+        lost.clearitem(ct.c_int(0))
+        for number in range(self.capacity):
+            entry = program.CSite()
+            if number < len(plan.sites):
+                site = plan.sites[number]
+                entry.cfa_reg = site.cfa.reg
+                entry.cfa_offset = site.cfa.offset
+                entry.npieces = len(site.pieces)
+                entry.record = int(record)
+                for i, piece in enumerate(site.pieces):
+                    entry.pieces[i].reg = piece.reg
+                    entry.pieces[i].offset = piece.offset
+                    entry.pieces[i].size = piece.size
+                    entry.pieces[i].memory = int(piece.memory)
+            table[ct.c_int(number)] = entry
+
+    def detach(self) -> None:
+        """Close every link and perf fd this program is attached through.
+
+        Each close waits for the kernel's RCU grace periods (tens of ms per link, ~100 ms per
+        perf uprobe, serialized by the kernel): links close side by side, in threads.
+        BCC's own detach also writes to tracefs' uprobe_events, which perf-PMU probes never
+        used (and which may not be mounted): closing the perf fd is what detaches them."""
+        links, self.links = self.links, []
+        closers = [threading.Thread(target=os.close, args=(fd,)) for fd in links[1:]]
+        for closer in closers:
+            closer.start()
+        try:
+            if links:
+                os.close(links[0])
+        finally:
+            for closer in closers:
+                closer.join()
+        for name, fd in list(self.bpf.uprobe_fds.items()):
+            self.bcc.lib.bpf_close_perf_event_fd(fd)
+            self.bpf._del_uprobe_fd(name)
+
+    def unload(self) -> None:
+        bpf, self.bpf = self.bpf, None
+        if bpf is None:
+            return
+        self.sink = None
+        if os.getpid() != self.pid:
+            return  # a forked child: the program and its probes are the parent's
+        self.bpf = bpf
+        try:
+            self.detach()
+        finally:
+            self.bpf = None
+            bpf.cleanup()
+
+
+_string_at = ct.string_at
+_unpack = EVENT.unpack
+_offsets: dict[tuple[object, int], int] = {}  # (binary identity, address) -> file offset
+
+BPF_LINK_CREATE = 28
+BPF_TRACE_UPROBE_MULTI = 48
+BPF_F_UPROBE_MULTI_RETURN = 1
+_SYS_BPF = 321  # x86-64
+
+
+class _UprobeMultiAttr(ct.Structure):
+    """The `link_create` member of union bpf_attr, with its `uprobe_multi` part."""
+
+    _fields_ = [
+        ("prog_fd", ct.c_uint32),
+        ("target_fd", ct.c_uint32),
+        ("attach_type", ct.c_uint32),
+        ("flags", ct.c_uint32),
+        ("path", ct.c_uint64),
+        ("offsets", ct.c_uint64),
+        ("ref_ctr_offsets", ct.c_uint64),
+        ("cookies", ct.c_uint64),
+        ("cnt", ct.c_uint32),
+        ("multi_flags", ct.c_uint32),
+        ("pid", ct.c_uint32),
+        ("pad", ct.c_uint32),
+    ]
+
+
+_libc: Any = None
+
+
+def _link_uprobe_multi(
+    prog_fd: int, path: bytes, offsets: list[int], cookies: list[int], pid: int, returns: bool
+) -> int:
+    """One BPF link attaching `prog_fd` at every file offset of `path`, for process `pid` only;
+    each offset's cookie is its site number. Raises OSError if the kernel refuses."""
+    global _libc
+    if _libc is None:
+        _libc = ct.CDLL(None, use_errno=True)
+        _libc.syscall.restype = ct.c_long
+    count = len(offsets)
+    offset_array = (ct.c_uint64 * count)(*offsets)
+    cookie_array = (ct.c_uint64 * count)(*cookies)
+    path_buffer = ct.create_string_buffer(path)
+    attr = _UprobeMultiAttr(
+        prog_fd=prog_fd,
+        attach_type=BPF_TRACE_UPROBE_MULTI,
+        path=ct.addressof(path_buffer),
+        offsets=ct.addressof(offset_array),
+        cookies=ct.addressof(cookie_array),
+        cnt=count,
+        multi_flags=BPF_F_UPROBE_MULTI_RETURN if returns else 0,
+        pid=pid,
+    )
+    fd = int(
+        _libc.syscall(
+            ct.c_long(_SYS_BPF),
+            ct.c_long(BPF_LINK_CREATE),
+            ct.byref(attr),
+            ct.c_long(ct.sizeof(attr)),
+        )
+    )
+    if fd < 0:
+        errno = ct.get_errno()
+        raise OSError(errno, f"uprobe_multi link: {os.strerror(errno)}")
+    return fd
+
+
+# Loaded programs not in use, by capacity: the cache that makes every run after the first
+# skip the compiler. Keyed by shape only (the capacity, an int); a program's text depends on
+# nothing else. Per process: a forked child (a pytest-xdist worker started by fork, say)
+# starts with an empty pool, and every program is unloaded when the interpreter exits.
+_IDLE_PER_CAPACITY = 2
+_idle: dict[int, list[_Loaded]] = {}
+_idle_pid = os.getpid()
+_idle_lock = threading.Lock()
+
+
+def _acquire(bcc: ModuleType, capacity: int) -> _Loaded:
+    global _idle_pid
+    with _idle_lock:
+        if _idle_pid != os.getpid():
+            _idle.clear()
+            _idle_pid = os.getpid()
+        idle = _idle.get(capacity, [])
+        while idle:
+            loaded = idle.pop()
+            if loaded.bcc is bcc and loaded.bpf is not None:
+                return loaded
+            loaded.unload()
+    return _Loaded(bcc, capacity)
+
+
+def _give_back(loaded: _Loaded) -> None:
+    """Return a detached program to the pool, or unload it when the pool has enough."""
+    loaded.sink = None
+    with _idle_lock:
+        if loaded.pid == os.getpid() == _idle_pid:
+            idle = _idle.setdefault(loaded.capacity, [])
+            if len(idle) < _IDLE_PER_CAPACITY:
+                idle.append(loaded)
+                return
+    loaded.unload()
+
+
+def release_programs() -> None:
+    """Unload every cached program (at interpreter exit, and for tests)."""
+    with _idle_lock:
+        programs = [p for idle in _idle.values() for p in idle]
+        _idle.clear()
+    for loaded in programs:
+        loaded.unload()
+
+
+atexit.register(release_programs)
+
+
+class Session:
+    """One loaded program, attached to one process. Safe to close more than once.
+
+    The program comes from a per-process pool keyed by its capacity, so only the first run
+    of a shape compiles; `close` detaches every probe and gives the program back.
+    `record=False` counts calls in the kernel and sends no event: only entry sites attach.
+    """
+
+    def __init__(self, plan: ProbePlan, *, record: bool = True) -> None:
         self.plan = plan
+        self.record = record
         self.events: list[RawEvent] = []
         self.compile_seconds = 0.0
-        self._bpf: Any = None
+        self._program: _Loaded | None = None
         self._poller: threading.Thread | None = None
         self._stop = threading.Event()
         self._closed = False
@@ -123,10 +409,10 @@ class Session:
         capacity = program.capacity(len(plan.sites))
         started = time.perf_counter()
         try:
-            self._bpf = bcc.BPF(text=program.source(capacity).encode())
-            for number in range(len(plan.sites)):
-                self._bpf.load_func(program.function_name(number).encode(), bcc.BPF.KPROBE)
+            self._program = _acquire(bcc, capacity)
+            self._program.load(len(plan.sites))
         except Exception as exc:
+            self._discard()
             self.close()
             raise PrerequisiteError(
                 "a BPF program the kernel accepts",
@@ -134,62 +420,51 @@ class Session:
                 "run `pytest-uprobe doctor` to see which prerequisite is missing",
             ) from None
         self.compile_seconds = time.perf_counter() - started
-        self._fill_sites()
-        self._bpf[b"events"].open_ring_buffer(self._on_event)
+        try:
+            self._program.reset(plan, record)
+        except BaseException:
+            self._discard()
+            raise
+        self._program.sink = self.events
 
-    def _fill_sites(self) -> None:
-        table = self._bpf[b"sites"]
-        for number, site in enumerate(self.plan.sites):
-            entry = program.CSite()
-            entry.cfa_reg = site.cfa.reg
-            entry.cfa_offset = site.cfa.offset
-            entry.npieces = len(site.pieces)
-            for i, piece in enumerate(site.pieces):
-                entry.pieces[i].reg = piece.reg
-                entry.pieces[i].offset = piece.offset
-                entry.pieces[i].size = piece.size
-                entry.pieces[i].memory = int(piece.memory)
-            table[ct.c_int(number)] = entry
-
-    def _on_event(self, _ctx: Any, data: Any, size: int) -> None:
-        fields = EVENT.unpack(ct.string_at(data, EVENT.size))
-        self.events.append(RawEvent(fields[0], fields[1], fields[2], fields[3], fields[4:]))
+    @property
+    def _bpf(self) -> Any:
+        return self._program.bpf if self._program is not None else None
 
     def attach(self, pid: int) -> None:
-        path = str(self.plan.binary.path).encode()
-        for number, site in enumerate(self.plan.sites):
-            attach = (
-                self._bpf.attach_uretprobe
-                if site.kind is SiteKind.URETPROBE
-                else self._bpf.attach_uprobe
-            )
-            try:
-                attach(
-                    name=path,
-                    addr=site.address,
-                    fn_name=program.function_name(number).encode(),
-                    pid=pid,
-                )
-            except Exception as exc:
-                raise PrerequisiteError(
-                    "uprobes the kernel accepts",
-                    f"attaching at {site.address:#x} in {self.plan.binary.path} failed: {exc}",
-                    "run `pytest-uprobe doctor`; check that the binary is on a local filesystem",
-                ) from None
-        self._poller = threading.Thread(target=self._poll, name="uprobe-events", daemon=True)
-        self._poller.start()
+        assert self._program is not None
+        try:
+            self._program.attach(self.plan, pid, self.record)
+        except Exception as exc:
+            raise PrerequisiteError(
+                "uprobes the kernel accepts",
+                f"attaching in {self.plan.binary.path} failed: {exc}",
+                "run `pytest-uprobe doctor`; check that the binary is on a local filesystem",
+            ) from None
+        if self.record:
+            self._poller = threading.Thread(target=self._poll, name="uprobe-events", daemon=True)
+            self._poller.start()
 
     def _poll(self) -> None:
+        bpf = self._bpf
         while not self._stop.is_set():
-            self._bpf.ring_buffer_poll(50)
+            bpf.ring_buffer_poll(POLL_MS)
 
-    def finish(self) -> None:
-        """Stop polling and take every event still in the ring buffer."""
+    def _join_poller(self) -> None:
         self._stop.set()
         if self._poller is not None:
             self._poller.join()
             self._poller = None
-        if self._bpf is not None:
+
+    def finish(self) -> None:
+        """Detach, stop polling and take every event still in the ring buffer. Called once the
+        process is gone; detaching first (while the poller notices it should stop) waits out
+        any handler still running, so the last drain sees every event."""
+        self._stop.set()
+        if self._program is not None:
+            self._program.detach()
+        self._join_poller()
+        if self._bpf is not None and self.record:
             self._bpf.ring_buffer_consume()
 
     def counts(self) -> list[int]:
@@ -199,24 +474,26 @@ class Session:
     def lost(self) -> int:
         return int(sum(self._bpf[b"lost"][ct.c_int(0)]))
 
+    def _discard(self) -> None:
+        loaded, self._program = self._program, None
+        if loaded is not None:
+            loaded.unload()
+
     def close(self) -> None:
-        """Detach every probe and unload the program. Idempotent."""
+        """Detach every probe and give the program back to the pool. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        self._stop.set()
-        if self._poller is not None:
-            self._poller.join()
-        bpf, self._bpf = self._bpf, None
-        if bpf is None:
+        self._join_poller()
+        loaded, self._program = self._program, None
+        if loaded is None:
             return
-        bcc = load_bcc()
-        # BCC's own detach also writes to tracefs' uprobe_events, which perf-PMU probes never
-        # used (and which may not be mounted): closing the perf fd is what detaches them.
-        for name, fd in list(bpf.uprobe_fds.items()):
-            bcc.lib.bpf_close_perf_event_fd(fd)
-            bpf._del_uprobe_fd(name)
-        bpf.cleanup()
+        try:
+            loaded.detach()
+        except BaseException:
+            loaded.unload()
+            raise
+        _give_back(loaded)
 
     def __enter__(self) -> Session:
         return self

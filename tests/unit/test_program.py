@@ -49,6 +49,9 @@ class FakeBPF:
     def cleanup(self) -> None:
         pass
 
+    def ring_buffer_consume(self) -> None:
+        pass
+
     uprobe_fds: dict[bytes, int] = {}
 
 
@@ -57,6 +60,9 @@ class _Table:
         pass
 
     def open_ring_buffer(self, callback: Any) -> None:
+        pass
+
+    def clearitem(self, key: Any) -> None:
         pass
 
 
@@ -85,6 +91,7 @@ def test_probe_names_never_reach_the_source(fake_bcc, args_plan, name):
     plan = dataclasses.replace(args_plan, probes=(name,))
     plan.functions = [dataclasses.replace(f, probe=name) for f in args_plan.functions]
     session.Session(plan).close()
+    session.release_programs()  # else the next Session reuses this program: no new text
     (text,) = fake_bcc.texts[-1:]
     assert text == program.source(program.capacity(len(plan.sites)))
     fake_bcc.texts.clear()

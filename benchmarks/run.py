@@ -1,0 +1,339 @@
+"""pytest-uprobe's benchmarks, against bpftrace and an empty BPF program on the same probe.
+
+    .venv/bin/python benchmarks/run.py        (or `make bench`; root, like the tests)
+
+Builds benchmarks/loop in release (with debug info), then measures, in this one run:
+  (a) count-only overhead per call: ours / bpftrace `count()`, ours / an empty BPF program
+  (b) full mode (both arguments at entry, the return value): ours / bpftrace printf
+  (c) return probes: a leaf with a uretprobe, the same leaf on its ret instructions, and a
+      non-leaf on its ret instructions
+  (d) per-test cost: 30 traced runs against 30 untraced `subprocess.run`
+  (e) events: 1,000,000 calls, lost events and decode time / traced run time
+and prints a table with each ratio beside its target. Overhead per call is
+(traced loop time - untraced loop time) / N, where the loop times itself (`loop_ns`), so
+start-up and set-up costs stay out of it; each figure is the median of REPEAT runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from pytest_uprobe import Tracer  # noqa: E402
+from pytest_uprobe.bpf import session  # noqa: E402
+from pytest_uprobe.launch import HeldProcess  # noqa: E402
+
+CRATE = HERE / "loop"
+EXE = CRATE / "target" / "release" / "bench_loop"
+LEAF, NONLEAF = "bench_loop::step", "bench_loop::outer"
+
+
+@dataclass
+class Row:
+    section: str
+    what: str
+    value: str
+    target: str = ""
+    ok: bool | None = None
+
+
+ROWS: list[Row] = []
+
+
+def row(section: str, what: str, value: str, target: str = "", ok: bool | None = None) -> None:
+    ROWS.append(Row(section, what, value, target, ok))
+    mark = "" if ok is None else ("  ok" if ok else "  MISSED")
+    print(f"  {what}: {value}{'  (target ' + target + ')' if target else ''}{mark}", flush=True)
+
+
+def build() -> None:
+    subprocess.run(
+        ["cargo", "build", "--release", "-q", "--manifest-path", str(CRATE / "Cargo.toml")],
+        check=True,
+    )
+
+
+def loop_ns(stdout: str) -> int:
+    match = re.search(r"^loop_ns (\d+)$", stdout, re.M)
+    if match is None:
+        raise RuntimeError(f"bench_loop printed no loop_ns:\n{stdout[-2000:]}")
+    return int(match.group(1))
+
+
+def argv(n: int, mode: str = "leaf") -> list[str]:
+    return [str(EXE), str(n), mode]
+
+
+def untraced(n: int, mode: str = "leaf") -> int:
+    out = subprocess.run(argv(n, mode), capture_output=True, text=True, check=True).stdout
+    return loop_ns(out)
+
+
+def ours(n: int, probe: str, mode: str = "leaf", **options: bool) -> int:
+    with Tracer(**options) as tracer:
+        trace = tracer.run(argv(n, mode), probes=[probe])
+    calls = trace[probe]
+    assert calls.call_count == n, (calls.call_count, n)
+    if options.get("record", True):
+        assert len(calls.calls) == n and trace.lost_events == 0, (len(calls.calls), n)
+        assert calls.calls[-1].args == (n - 1, 7), calls.calls[-1]
+        expected = ((n - 1) * 31) ^ 7
+        assert calls.calls[-1].retval == expected + (mode == "outer"), calls.calls[-1]
+    return loop_ns(trace.stdout)
+
+
+def symbol(name: str) -> str:
+    nm = subprocess.run(["nm", str(EXE)], capture_output=True, text=True, check=True).stdout
+    tag = "".join(f"{len(p)}{p}" for p in name.split("::"))
+    for line in nm.splitlines():
+        if tag in line and line.split()[1] in "tT":
+            return line.split()[2]
+    raise RuntimeError(f"no symbol for {name} in {EXE}")
+
+
+def bpftrace(n: int, script: str) -> int:
+    with tempfile.TemporaryFile("w+") as out:
+        subprocess.run(
+            ["bpftrace", "-e", script, "-c", " ".join(argv(n))],
+            stdout=out,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
+        out.seek(0)
+        text = out.read()
+    return loop_ns(text)
+
+
+def bpftrace_count(n: int) -> int:
+    return bpftrace(n, f"uprobe:{EXE}:{symbol(LEAF)} {{ @c = count(); }}")
+
+
+def bpftrace_full(n: int) -> int:
+    sym = symbol(LEAF)
+    return bpftrace(
+        n,
+        f'uprobe:{EXE}:{sym} {{ printf("%d %d\\n", arg0, arg1); }} '
+        f'uretprobe:{EXE}:{sym} {{ printf("%d\\n", retval); }}',
+    )
+
+
+def floor(n: int) -> int:
+    """An empty BPF program on the same entry probe, attached for the one process the way
+    ours is (a uprobe_multi link where the kernel has them, else a perf uprobe)."""
+    session.check_prerequisites()  # sets BCC_KERNEL_SOURCE as a Session would
+    bcc = session.load_bcc()
+    address = Tracer().plan(EXE, [LEAF]).sites[0].address
+    bpf = bcc.BPF(text=b"int empty(struct pt_regs *ctx) { return 0; }")
+    held = HeldProcess(EXE, argv(n), env=None, cwd=None, stdin_data=False)
+    links: list[int] = []
+    try:
+        try:
+            fd = bpf.load_func(b"empty", bcc.BPF.KPROBE, None, session.BPF_TRACE_UPROBE_MULTI).fd
+            _, offset = bpf._check_path_symbol(str(EXE).encode(), b"", address, -1, 0)
+            links.append(
+                session._link_uprobe_multi(fd, str(EXE).encode(), [offset], [0], held.pid, False)
+            )
+        except Exception:
+            bpf = bcc.BPF(text=b"int empty(struct pt_regs *ctx) { return 0; }")
+            bpf.attach_uprobe(name=str(EXE).encode(), addr=address, fn_name=b"empty", pid=held.pid)
+        held.release()
+        finished = held.wait(None, None)
+    finally:
+        held.reap()
+        for fd in links:
+            os.close(fd)
+        for name, fd in list(bpf.uprobe_fds.items()):
+            bcc.lib.bpf_close_perf_event_fd(fd)
+            bpf._del_uprobe_fd(name)
+        bpf.cleanup()
+    return loop_ns(finished.stdout)
+
+
+def per_call_us(
+    runs: dict[str, Callable[[], int]], base: Callable[[], int], n: int, repeat: int
+) -> dict[str, float]:
+    """Median overhead per call in microseconds of each configuration, runs interleaved."""
+    times: dict[str, list[int]] = {name: [] for name in runs}
+    bases: list[int] = []
+    for _ in range(repeat):
+        bases.append(base())
+        for name, run in runs.items():
+            times[name].append(run())
+    zero = statistics.median(bases)
+    return {name: (statistics.median(t) - zero) / n / 1000 for name, t in times.items()}
+
+
+def count_only(n: int, repeat: int) -> None:
+    print(f"(a) count-only, N={n}", flush=True)
+    us = per_call_us(
+        {
+            "floor": lambda: floor(n),
+            "ours": lambda: ours(n, LEAF, record=False),
+            "bpftrace": lambda: bpftrace_count(n),
+        },
+        lambda: untraced(n),
+        n,
+        repeat,
+    )
+    row("a", "count-only overhead per call: ours", f"{us['ours']:.2f} us")
+    row("a", "count-only overhead per call: bpftrace count()", f"{us['bpftrace']:.2f} us")
+    row("a", "count-only overhead per call: empty BPF program", f"{us['floor']:.2f} us")
+    ratio = us["ours"] / us["bpftrace"]
+    row("a", "count-only ours / bpftrace", f"{ratio:.2f}", "<= 1.0", ratio <= 1.0)
+    ratio = us["ours"] / us["floor"]
+    row("a", "count-only ours / empty program", f"{ratio:.2f}", "<= 1.15", ratio <= 1.15)
+
+
+def full_mode(n: int, repeat: int) -> None:
+    print(f"(b) full mode (2 args at entry + retval), N={n}", flush=True)
+    us = per_call_us(
+        {"ours": lambda: ours(n, LEAF), "bpftrace": lambda: bpftrace_full(n)},
+        lambda: untraced(n),
+        n,
+        repeat,
+    )
+    row("b", "full overhead per call: ours", f"{us['ours']:.2f} us")
+    row("b", "full overhead per call: bpftrace printf", f"{us['bpftrace']:.2f} us")
+    ratio = us["ours"] / us["bpftrace"]
+    row("b", "full ours / bpftrace", f"{ratio:.2f}", "<= 1.0", ratio <= 1.0)
+
+
+def return_probes(n: int, repeat: int) -> None:
+    print(f"(c) return probes, N={n}", flush=True)
+    leaf = per_call_us(
+        {
+            "uretprobe": lambda: ours(n, LEAF),
+            "ret sites": lambda: ours(n, LEAF, ret_sites_only=True),
+        },
+        lambda: untraced(n),
+        n,
+        repeat,
+    )
+    nonleaf = per_call_us(
+        {"ret sites": lambda: ours(n, NONLEAF, "outer")}, lambda: untraced(n, "outer"), n, repeat
+    )
+    base = leaf["uretprobe"]
+    row("c", "leaf, entry + uretprobe", f"{base:.2f} us/call")
+    row(
+        "c",
+        "leaf forced to ret sites",
+        f"{leaf['ret sites']:.2f} us/call ({leaf['ret sites'] / base:.2f}x)",
+    )
+    row(
+        "c",
+        "non-leaf, entry + ret sites",
+        f"{nonleaf['ret sites']:.2f} us/call ({nonleaf['ret sites'] / base:.2f}x)",
+    )
+
+
+def per_test(runs: int) -> None:
+    print(f"(d) per-test cost, {runs} runs", flush=True)
+    session.release_programs()
+    traced: list[float] = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        with Tracer() as tracer:  # a new Tracer per test, as the fixture makes
+            trace = tracer.run(argv(1), probes=[LEAF])
+        traced.append(time.perf_counter() - started)
+        assert trace[LEAF].call_count == 1
+    plain: list[float] = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(argv(1), capture_output=True, check=True)
+        plain.append(time.perf_counter() - started)
+    untraced_ms = statistics.mean(plain) * 1000
+    added = statistics.mean(traced[1:]) * 1000 - untraced_ms
+    row("d", "first traced run (resolve + compile + run)", f"{traced[0] * 1000:.0f} ms")
+    row("d", "untraced subprocess.run", f"{untraced_ms:.1f} ms")
+    row("d", f"added per traced run, runs 2..{runs}", f"{added:.1f} ms", "<= 50 ms", added <= 50)
+
+
+def events(n: int) -> None:
+    print(f"(e) events, N={n}", flush=True)
+    waited: list[float] = []
+    original = HeldProcess.wait
+
+    def wait(self: HeldProcess, *args: object, **kwargs: object) -> object:
+        started = time.perf_counter()
+        result = original(self, *args, **kwargs)  # type: ignore[arg-type]
+        waited.extend([started, time.perf_counter()])
+        return result
+
+    HeldProcess.wait = wait  # type: ignore[assignment,method-assign]
+    try:
+        with Tracer() as tracer:
+            trace = tracer.run(argv(n), probes=[LEAF])
+            returned = time.perf_counter()
+    finally:
+        HeldProcess.wait = original  # type: ignore[method-assign]
+    calls = trace[LEAF]
+    run_s = waited[1] - waited[0]
+    decode_s = returned - waited[1]
+    complete = len(calls.calls) == n and all(c.returned for c in calls.calls)
+    row("e", "calls delivered", f"{len(calls.calls)} of {n}, all returned: {complete}")
+    row("e", "lost events", str(trace.lost_events), "0", trace.lost_events == 0 and complete)
+    row("e", "traced run (release to exit)", f"{run_s:.2f} s")
+    row("e", "collect + decode after exit", f"{decode_s:.2f} s")
+    ratio = decode_s / run_s
+    row("e", "decode / traced run", f"{ratio:.2f}", "<= 1.5", ratio <= 1.5)
+
+
+def table() -> None:
+    print()
+    print(f"pytest-uprobe benchmarks, {time.strftime('%Y-%m-%d')}, {machine()}")
+    print()
+    print("| | measure | value | target | met |")
+    print("|---|---|---|---|---|")
+    for r in ROWS:
+        met = "" if r.ok is None else ("yes" if r.ok else "NO")
+        print(f"| {r.section} | {r.what} | {r.value} | {r.target} | {met} |")
+
+
+def machine() -> str:
+    cpus = os.cpu_count()
+    bcc = getattr(session.load_bcc(), "__version__", "?")
+    return f"{cpus} CPUs, Linux {platform.release()}, BCC {bcc}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--calls", type=int, default=200_000, help="N of (a), (b), (c)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per median")
+    parser.add_argument("--events", type=int, default=1_000_000, help="N of (e)")
+    parser.add_argument("--tests", type=int, default=30, help="runs of (d)")
+    options = parser.parse_args()
+    if os.geteuid() != 0:
+        print("the benchmarks trace: run them as root (sudo make bench)", file=sys.stderr)
+        return 1
+    for tool in ("cargo", "bpftrace", "nm"):
+        if shutil.which(tool) is None:
+            print(f"the benchmarks need {tool}", file=sys.stderr)
+            return 1
+    started = time.perf_counter()
+    build()
+    per_test(options.tests)  # first: its first run is the cold one
+    count_only(options.calls, options.repeat)
+    full_mode(options.calls, options.repeat)
+    return_probes(options.calls, options.repeat)
+    events(options.events)
+    table()
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+    return 0 if all(r.ok is not False for r in ROWS) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
