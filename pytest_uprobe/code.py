@@ -7,6 +7,7 @@ its frame, while a uretprobe's trampoline on any other frame turns a panic into 
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -33,6 +34,25 @@ class CodeShape:
     indirect_jumps: int  # jmp through a register or memory (jump tables included)
     branches_out: int  # conditional branches out of the range that are no tail call we can read
     jump_targets: frozenset[int]  # branch targets inside [start, end)
+    boundaries: tuple[int, ...] = ()  # the address of every instruction, in order
+    unprobeable: frozenset[int] = frozenset()  # instructions the kernel will not uprobe
+    control: frozenset[int] = frozenset()  # calls, jumps and returns
+
+    def probe_point(self, address: int) -> int | None:
+        """The first instruction at or after `address` that a uprobe can take and that runs
+        exactly as often as `address` does (straight-line code, no jump lands in between);
+        None if there is none. x86 uprobes refuse LOCK- and segment-prefixed instructions."""
+        i = bisect.bisect_left(self.boundaries, address)
+        if i == len(self.boundaries) or self.boundaries[i] != address:
+            return None  # not an instruction boundary
+        for at in self.boundaries[i:]:
+            if at != address and at in self.jump_targets:
+                return None
+            if at not in self.unprobeable:
+                return at
+            if at in self.control:
+                return None
+        return None
 
     @property
     def is_leaf(self) -> bool:
@@ -47,6 +67,13 @@ class CodeShape:
 
 class UndecodableCode(Exception):
     """The bytes do not decode as x86-64 instructions up to the end of the range."""
+
+
+# The prefixes arch/x86/kernel/uprobes.c refuses (is_prefix_bad): LOCK, and the ES, CS, DS
+# and SS segment overrides. A probe there is accepted by perf_event_open but never fires.
+_LOCK = 0xF0
+_BAD_SEGMENTS = frozenset({0x26, 0x2E, 0x36, 0x3E})
+_CONTROL_GROUPS = frozenset({capstone.CS_GRP_JUMP, capstone.CS_GRP_CALL, capstone.CS_GRP_RET})
 
 
 @lru_cache(maxsize=1)
@@ -65,9 +92,17 @@ def analyze(code: bytes, start: int) -> CodeShape:
     targets: set[int] = set()
     calls = indirect = branches_out = 0
     position = start
+    boundaries: list[int] = []
+    unprobeable: set[int] = set()
+    control: set[int] = set()
     for insn in cs.disasm(code, start):
         position = insn.address + insn.size
+        boundaries.append(insn.address)
+        if insn.prefix[0] == _LOCK or insn.prefix[1] in _BAD_SEGMENTS:
+            unprobeable.add(insn.address)
         groups = set(insn.groups)
+        if groups & _CONTROL_GROUPS:
+            control.add(insn.address)
         if capstone.CS_GRP_RET in groups:
             returns.append(insn.address)
         elif capstone.CS_GRP_CALL in groups:
@@ -96,6 +131,9 @@ def analyze(code: bytes, start: int) -> CodeShape:
         indirect,
         branches_out,
         frozenset(targets),
+        tuple(boundaries),
+        frozenset(unprobeable),
+        frozenset(control),
     )
 
 

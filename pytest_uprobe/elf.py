@@ -6,6 +6,7 @@ traces the same executable parses it once, and a rebuilt executable is parsed an
 
 from __future__ import annotations
 
+import bisect
 import os
 import stat
 import threading
@@ -130,6 +131,19 @@ class ElfBinary:
     @cached_property
     def functions(self) -> tuple[Symbol, ...]:
         return tuple(s for s in self.symbols if s.kind == "function")
+
+    @cached_property
+    def _by_address(self) -> tuple[list[int], list[Symbol]]:
+        ordered = sorted((s for s in self.functions if s.size > 0), key=lambda s: s.address)
+        return [s.address for s in ordered], ordered
+
+    def function_containing(self, address: int) -> Symbol | None:
+        """The function symbol whose code range holds `address`."""
+        starts, ordered = self._by_address
+        i = bisect.bisect_right(starts, address) - 1
+        if i >= 0 and ordered[i].address <= address < ordered[i].end:
+            return ordered[i]
+        return None
 
     def code(self, address: int, size: int) -> bytes | None:
         """The bytes of an executable section at [address, address + size), or None."""

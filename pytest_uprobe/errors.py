@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .dwarf.inlined import InlinedSite
     from .trace import Trace
 
 
@@ -89,13 +90,30 @@ class ProbeNameError(UprobeError):
 
 
 class NoMatchingFunction(ProbeNameError):
-    def __init__(self, name: str, binary: Path | str, suggestions: Sequence[str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        binary: Path | str,
+        suggestions: Sequence[str],
+        *,
+        has_debug_info: bool = True,
+    ) -> None:
         self.suggestions = list(suggestions)
         if suggestions:
             fix = "did you mean " + ", ".join(repr(s) for s in suggestions) + "?"
         else:
             fix = "list the functions with `pytest-uprobe symbols " + str(binary) + "`"
-        super().__init__(name, binary, "no function of that name", fix)
+        why = "no function of that name"
+        if not has_debug_info:
+            why += (
+                "; the binary has no debug info, so copies inlined into other functions "
+                "cannot be found"
+            )
+            fix += (
+                ' If it was inlined, set `debug = "line-tables-only"` (enough to count its '
+                "calls) or `debug = true` (also its arguments) in the [profile.*] you build with."
+            )
+        super().__init__(name, binary, why, fix)
 
 
 class GlobMatchesNothing(ProbeNameError):
@@ -123,17 +141,20 @@ class DataSymbolOnly(ProbeNameError):
 
 
 class InlinedFunction(ProbeNameError):
-    """The function exists only as copies inlined into its callers."""
+    """The function exists only as copies inlined into its callers, and inlined copies are
+    not probed (`inlined=False`); `.sites` lists the copies."""
 
-    def __init__(self, name: str, binary: Path | str, callers: Sequence[str]) -> None:
-        self.callers = list(callers)
+    def __init__(self, name: str, binary: Path | str, sites: Sequence[InlinedSite]) -> None:
+        self.sites = list(sites)
+        self.callers = sorted({s.caller for s in self.sites})
         into = ", ".join(self.callers) if self.callers else "its callers"
         super().__init__(
             name,
             binary,
             f"it was inlined into {into} and has no out-of-line copy of its own to probe",
-            'build without inlining it: cargo_bin(..., profile="dev"), '
-            "or mark the function #[inline(never)]",
+            "count its inlined copies (the default; turn on with inlined=True or drop "
+            "--uprobe-no-inlined), or build without inlining it: "
+            'cargo_bin(..., profile="dev"), or mark the function #[inline(never)]',
         )
 
 

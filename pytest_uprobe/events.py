@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from .bpf.session import RawEvent
 from .code import branch_taken
-from .plan import ProbePlan, SiteKind
+from .plan import PlannedFunction, ProbePlan, SiteKind
 from .trace import Call
 from .values import Unavailable
 
@@ -41,16 +41,20 @@ def build_calls(plan: ProbePlan, events: Iterable[RawEvent], *, exited: bool) ->
         site = plan.sites[event.site]
         function = plan.functions[site.function]
         thread = threads.setdefault(event.tid, _Thread())
+        if site.kind is SiteKind.INLINED:
+            # No frame of its own: nothing to pair, and no return to wait for.
+            copy = function.inlined
+            call = _call(function, event)
+            _set_caller(call, thread)
+            call.retval = function.returns.decode(event.words) if function.returns else None
+            call.inlined = True
+            call.inlined_into = copy.describe() if copy is not None else None
+            calls.append(call)
+            continue
         if site.kind is SiteKind.ENTRY:
             _drop_frames(thread, event.cfa)
-            call = Call(
-                function=function.probe,
-                path=function.symbol.path,
-                args=tuple(v.decode(event.words) for v in function.params),
-                kwargs={v.name: v.decode(event.words) for v in function.params},
-                tid=event.tid,
-                ts_ns=event.ts,
-            )
+            call = _call(function, event)
+            _set_caller(call, thread)
             for cfa, target, caller in thread.tail_callers:
                 if cfa == event.cfa and target == function.symbol.address:
                     tail_callers_of.setdefault(id(call), []).append(caller)
@@ -82,6 +86,24 @@ def build_calls(plan: ProbePlan, events: Iterable[RawEvent], *, exited: bool) ->
     return calls
 
 
+def _call(function: PlannedFunction, event: RawEvent) -> Call:
+    values = [v.decode(event.words) for v in function.params]
+    return Call(
+        function=function.probe,
+        path=function.symbol.path,
+        args=tuple(values),
+        kwargs={v.name: value for v, value in zip(function.params, values)},
+        tid=event.tid,
+        ts_ns=event.ts,
+    )
+
+
+def _set_caller(call: Call, thread: _Thread) -> None:
+    """The nearest traced caller: the innermost frame still pending on the call's thread."""
+    call.caller = thread.frames[-1].call if thread.frames else None
+    call.depth = len(thread.frames)
+
+
 def _drop_frames(thread: _Thread, cfa: int) -> None:
     """A new frame at `cfa` replaces every pending frame at or below that height."""
     keep: list[_Frame] = []
@@ -108,6 +130,6 @@ def entry_counts(plan: ProbePlan, site_counts: Sequence[int]) -> dict[str, int]:
     """Calls per probe name, from the kernel's per-site counters of entry sites."""
     totals = dict.fromkeys(plan.probes, 0)
     for site, count in zip(plan.sites, site_counts):
-        if site.kind is SiteKind.ENTRY:
+        if site.kind.starts_a_call:
             totals[plan.functions[site.function].probe] += count
     return totals

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..elf import ElfBinary
-from .index import _holder, compile_unit_at, walk
+from .index import compile_unit_at, origin_holder, walk
 
 LEGACY_CLOSURE = "{{closure}}"
 
@@ -55,7 +55,7 @@ def closure_aliases(binary: ElfBinary, crate: str) -> dict[int, str]:
 
 def _dwarf_segments(die: Any) -> list[str]:
     """The namespace path DWARF gives a subprogram, generic arguments dropped."""
-    named = _holder(die, "DW_AT_name")
+    named = origin_holder(die, "DW_AT_name")
     if named is None:
         return []
     segments = [_without_generics(named.attributes["DW_AT_name"].value.decode())]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..elf import ElfBinary
+from ..names import crate_of
 from .types import RustType, type_of
 
 # Subtrees that never hold a function definition: skipping them keeps walks short.
@@ -48,7 +49,7 @@ class FunctionInfo:
     die: Any = field(repr=False, compare=False)
 
 
-def _holder(die: Any, name: str) -> Any:
+def origin_holder(die: Any, name: str) -> Any:
     """The DIE that carries attribute `name` for `die`: itself, or what it specifies or abstracts
     (generic instances and inlined copies carry no name or type of their own)."""
     for _ in range(4):
@@ -64,13 +65,13 @@ def _holder(die: Any, name: str) -> Any:
 
 
 def attr(die: Any, name: str) -> Any:
-    holder = _holder(die, name)
+    holder = origin_holder(die, name)
     return holder.attributes[name] if holder is not None else None
 
 
 def referenced(die: Any, name: str) -> Any:
     """The DIE a reference attribute such as DW_AT_type points to, following origins."""
-    holder = _holder(die, name)
+    holder = origin_holder(die, name)
     return holder.get_DIE_from_attribute(name) if holder is not None else None
 
 
@@ -114,20 +115,50 @@ def _function_info(die: Any, low_pc: int, cu: Any, binary: ElfBinary) -> Functio
     )
 
 
-def parameters_of(die: Any) -> tuple[Parameter, ...]:
-    """The formal parameters of a subprogram or inlined copy, named through their origins."""
+def parameters_of(die: Any, origin: Any = None) -> tuple[Parameter, ...]:
+    """The formal parameters of a subprogram, named through their origins.
+
+    For an inlined copy pass its abstract `origin`: the parameter list is the origin's, in
+    order, each placed by the copy's child that refers to it (compilers sometimes tag that
+    child DW_TAG_variable); a parameter the copy does not mention was optimized out.
+    """
+    declared = origin if origin is not None else die
+    concrete: dict[int, Any] = {}
+    if origin is not None:
+        for child in die.iter_children():
+            if "DW_AT_abstract_origin" in child.attributes:
+                concrete[child.get_DIE_from_attribute("DW_AT_abstract_origin").offset] = child
     params: list[Parameter] = []
-    for child in die.iter_children():
-        if child.tag == "DW_TAG_formal_parameter":
-            name = attr(child, "DW_AT_name")
-            params.append(
-                Parameter(
-                    name.value.decode() if name else f"arg{len(params)}",
-                    type_of(referenced(child, "DW_AT_type")),
-                    child,
-                )
+    for child in declared.iter_children():
+        if child.tag != "DW_TAG_formal_parameter":
+            if origin is not None and _parameter_as_variable(child, declared):
+                pass  # LLVM sometimes turns an inlined function's parameter into a variable
+            elif origin is not None:
+                break  # parameters come first; the body's variables follow
+            else:
+                continue
+        name = attr(child, "DW_AT_name")
+        params.append(
+            Parameter(
+                name.value.decode() if name else f"arg{len(params)}",
+                type_of(referenced(child, "DW_AT_type")),
+                concrete.get(child.offset, child) if origin is not None else child,
             )
+        )
     return tuple(params)
+
+
+def _parameter_as_variable(child: Any, function: Any) -> bool:
+    """A variable declared on the function's own line, among its parameters: rustc's
+    abstract subprograms sometimes spell a parameter that way."""
+    line = function.attributes.get("DW_AT_decl_line")
+    own = child.attributes.get("DW_AT_decl_line")
+    return (
+        child.tag == "DW_TAG_variable"
+        and line is not None
+        and own is not None
+        and own.value == line.value
+    )
 
 
 _prologue_ends: dict[tuple[object, int], list[int]] = {}
@@ -159,10 +190,32 @@ def walk(top: Any) -> Iterator[Any]:
             stack.extend(reversed(list(die.iter_children())))
 
 
-def crate_units(binary: ElfBinary, crate: str) -> Iterator[Any]:
-    """The compile units of one crate (rustc names them `<file>/@/<crate>.<hash>-cgu.<n>`)."""
-    marker = f"/@/{crate}."
-    for cu in binary.dwarf.iter_CUs():
-        name = cu.get_top_DIE().attributes.get("DW_AT_name")
-        if name is not None and marker in name.value.decode("utf-8", "replace"):
-            yield cu
+_crate_units: dict[tuple[object, str], list[int]] = {}
+
+
+def crate_units(binary: ElfBinary, crate: str) -> list[Any]:
+    """The compile units holding `crate`'s code.
+
+    Release builds name them `<file>/@/<crate>.<hash>-cgu.<n>`; dev builds name them by a
+    hash only, so the units that hold the crate's function symbols (found through
+    .debug_aranges) count too. Only top DIEs are read to tell names apart.
+    """
+    key = (binary.identity, crate)
+    offsets = _crate_units.get(key)
+    if offsets is None:
+        found: set[int] = set()
+        marker = f"/@/{crate}."
+        for cu in binary.dwarf.iter_CUs():
+            name = cu.get_top_DIE().attributes.get("DW_AT_name")
+            if name is not None and marker in name.value.decode("utf-8", "replace"):
+                found.add(cu.cu_offset)
+        aranges = binary.dwarf.get_aranges()
+        if aranges is not None:
+            for symbol in binary.functions:
+                if crate_of(symbol.path) == crate:
+                    offset = aranges.cu_offset_at_addr(symbol.address)
+                    if offset is not None:
+                        found.add(offset)
+        offsets = sorted(found)
+        _crate_units[key] = offsets
+    return [binary.dwarf.get_CU_at(offset) for offset in offsets]

@@ -41,7 +41,21 @@ class Cfa:
     offset: int
 
 
-Location = Union[tuple[Piece, ...], Unavailable]
+# Pieces to copy at run time, the value's bytes when DWARF gives a constant, or why not.
+Location = Union[tuple[Piece, ...], bytes, Unavailable]
+
+
+def constant(attr: Any, size: int, signed: bool) -> bytes | Unavailable:
+    """The bytes of a DW_AT_const_value."""
+    value = attr.value
+    if isinstance(value, list):  # a block form: the bytes themselves
+        return bytes(value)[:size].ljust(size, b"\0")
+    if isinstance(value, bytes):
+        return value[:size].ljust(size, b"\0")
+    try:
+        return int(value).to_bytes(size, "little", signed=signed or int(value) < 0)
+    except OverflowError:
+        return Unavailable(f"its constant {value} does not fit in {size} bytes")
 
 
 def locate(
@@ -102,9 +116,24 @@ def evaluate(
     """Evaluate the subset of DWARF expressions compilers use for variables."""
     pieces: list[Piece] = []
     pending: tuple[int, int, bool] | None = None  # reg, offset, memory
+    literal: int | None = None
     for op in ops:
         name = op.op_name
-        if name.startswith("DW_OP_reg") and name != "DW_OP_regx":
+        if name.startswith("DW_OP_lit") and name[len("DW_OP_lit") :].isdigit():
+            literal = int(name[len("DW_OP_lit") :])
+        elif name in ("DW_OP_constu", "DW_OP_consts") or (
+            name.startswith("DW_OP_const") and name[-1] in "us" and name[-2].isdigit()
+        ):
+            literal = int(op.args[0])
+        elif name == "DW_OP_stack_value":
+            # The expression computed the value itself, not where it lives.
+            if literal is not None:
+                return _literal_bytes(literal, size)
+            if pending is not None and pending[2] and pending[1] == 0:
+                pending = (pending[0], 0, False)  # breg<N> 0: the register's value
+                continue
+            return Unavailable("its value is computed by an expression not supported yet")
+        elif name.startswith("DW_OP_reg") and name != "DW_OP_regx":
             pending = (int(name[len("DW_OP_reg") :]), 0, False)
         elif name == "DW_OP_regx":
             pending = (op.args[0], 0, False)
@@ -117,6 +146,8 @@ def evaluate(
                 return Unavailable("the location needs a frame base the function does not give")
             if isinstance(frame_base, Unavailable):
                 return frame_base
+            if isinstance(frame_base, bytes) or len(frame_base) != 1:
+                return Unavailable("the frame base is not a single register")
             (fb,) = frame_base
             if fb.memory:
                 return Unavailable("the frame base is itself in memory")
@@ -143,6 +174,13 @@ def evaluate(
     if not pieces:
         return Unavailable("optimized out")
     return tuple(pieces)
+
+
+def _literal_bytes(value: int, size: int) -> bytes | Unavailable:
+    try:
+        return value.to_bytes(size, "little", signed=value < 0)
+    except OverflowError:
+        return Unavailable(f"its constant {value} does not fit in {size} bytes")
 
 
 def _pieces(reg: int, offset: int, memory: bool, size: int) -> tuple[Piece, ...] | Unavailable:

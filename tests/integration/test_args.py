@@ -65,13 +65,17 @@ def test_helloworld(uprobe_trace, cargo_bin):
     assert trace.stdout == "Hello, world!\n"
 
 
-def test_release_build_reports_inlining_plainly(uprobe_trace, cargo_bin):
+def test_release_build_without_inlined_counting_reports_inlining_plainly(
+    uprobe_trace, cargo_bin
+):
     exe = cargo_bin("example_crates/args", profile="release")
+    uprobe_trace.inlined = False
     with pytest.raises(InlinedFunction) as info:
         uprobe_trace.run([exe, "1", "2"], probes=["args::hello"])
     message = str(info.value)
     assert message.startswith(f"probe 'args::hello' in {exe}: it was inlined into args::main")
     assert "has no out-of-line copy of its own to probe" in message
+    assert "count its inlined copies (the default" in message
     assert 'profile="dev"' in message and "#[inline(never)]" in message
     assert info.value.callers == ["args::main"]
 
