@@ -29,6 +29,11 @@ class Call:
     tail_call: bool = False
     inlined: bool = False
     return_ts_ns: int | None = None
+    inlined_into: str | None = None  # for an inlined copy: "caller (file:line)"
+    # The nearest traced caller on the same thread (from entry/return nesting; None if no
+    # traced function was running there), and how many traced frames were below this one.
+    caller: Call | None = field(default=None, repr=False, compare=False)
+    depth: int = field(default=0, compare=False)
 
     @property
     def duration_ns(self) -> int | None:
@@ -38,6 +43,8 @@ class Call:
         args = ", ".join(repr(a) for a in self.args)
         if self.returned:
             outcome = f" -> {self.retval!r}"
+        elif self.inlined:
+            outcome = f" (inlined into {self.inlined_into})"
         elif self.unwound:
             outcome = " (unwound, no return)"
         else:
@@ -47,7 +54,28 @@ class Call:
 
 
 class LostEventsError(AssertionError):
-    pass
+    """Events with arguments or return values were lost, so a list of calls is incomplete."""
+
+
+class LostEventsWarning(UserWarning):
+    """Events were lost and the lost-event policy is `warn`: assertions use partial data."""
+
+    def __init__(self, lost: int, argv: Sequence[str]) -> None:
+        super().__init__(
+            f"{lost} events with arguments or return values were lost while tracing "
+            f"{' '.join(argv)}; assertions on calls use the ones recorded "
+            "(uprobe_lost_events = warn)"
+        )
+
+
+def _lost_events_error(lost: int, what: str, recorded: int, counted: int | None) -> LostEventsError:
+    counts = f"{recorded} recorded" + (f", {counted} counted" if counted is not None else "")
+    return LostEventsError(
+        f"{lost} events with arguments or return values were lost in this run, so {what} "
+        f"incomplete ({counts}); assertions on them would use partial data.\n"
+        "  fix: trace fewer calls, or shorten the run; or accept partial data with "
+        "--uprobe-lost-events=warn (ini: uprobe_lost_events = warn)"
+    )
 
 
 class FunctionTrace:
@@ -61,6 +89,7 @@ class FunctionTrace:
         call_count: int | None = None,
         lost_events: int = 0,
         arguments_known: bool = True,
+        lost_events_policy: str = "fail",
     ) -> None:
         self.name = name
         self.calls: list[Call] = list(calls)
@@ -68,6 +97,9 @@ class FunctionTrace:
         self.call_count = len(self.calls) if call_count is None else call_count
         self.lost_events = lost_events
         self.arguments_known = arguments_known
+        # "fail": assertions that need every call raise LostEventsError when events were
+        # lost; "warn": they use the calls that were recorded (the run warned already).
+        self.lost_events_policy = lost_events_policy
 
     def __repr__(self) -> str:
         return f"<FunctionTrace {self.name!r}: {self.call_count} calls>"
@@ -98,6 +130,45 @@ class FunctionTrace:
     def call_args(self) -> tuple[Any, ...] | None:
         self._require_complete()
         return self.calls[-1].args if self.calls else None
+
+    # -- callers --------------------------------------------------------------------------
+
+    @property
+    def callers(self) -> dict[str | None, int]:
+        """How many calls each nearest traced caller made (None: no traced caller), by the
+        caller's probe name."""
+        self._require_all_calls()
+        counts: dict[str | None, int] = {}
+        for call in self.calls:
+            name = call.caller.function if call.caller is not None else None
+            counts[name] = counts.get(name, 0) + 1
+        return counts
+
+    def called_from(self, name: str | None) -> FunctionTrace:
+        """The calls whose nearest traced caller is `name` (a probe name or demangled path
+        of the caller, which must be probed too; None: calls with no traced caller), as a
+        FunctionTrace: `assert hello.called_from("args::main").call_count == 4`."""
+        self._require_all_calls()
+        chosen = [c for c in self.calls if _caller_is(c, name)]
+        return FunctionTrace(
+            f"{self.name} called from {name}",
+            chosen,
+            arguments_known=self.arguments_known,
+            lost_events_policy=self.lost_events_policy,
+        )
+
+    def assert_only_called_from(self, name: str | None) -> None:
+        """Every call's nearest traced caller is `name`."""
+        __tracebackhide__ = True
+        self._require_all_calls()
+        others = [c for c in self.calls if not _caller_is(c, name)]
+        if others:
+            raise AssertionError(
+                f"Expected every call of {self.name!r} to come from {name!r}; "
+                f"{len(others)} of {len(self.calls)} did not. Callers: "
+                + ", ".join(f"{k}: {_times(v)}" for k, v in self.callers.items())
+                + self._seen()
+            )
 
     # -- assertions, as in unittest.mock ------------------------------------------------
 
@@ -185,15 +256,16 @@ class FunctionTrace:
         parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
         return f"{self.name}({', '.join(parts)})"
 
+    def _require_all_calls(self) -> None:
+        __tracebackhide__ = True
+        if self.lost_events and self.lost_events_policy != "warn":
+            raise _lost_events_error(
+                self.lost_events, f"{self.name!r}'s calls are", len(self.calls), self.call_count
+            )
+
     def _require_complete(self) -> None:
         __tracebackhide__ = True
-        if self.lost_events:
-            raise LostEventsError(
-                f"{self.lost_events} events with arguments or return values were lost in this "
-                f"run, so {self.name!r}'s calls are incomplete ({len(self.calls)} recorded, "
-                f"{self.call_count} counted); assertions on values would use partial data.\n"
-                "  fix: trace fewer calls, or shorten the run"
-            )
+        self._require_all_calls()
         if not self.arguments_known:
             raise AssertionError(
                 f"the arguments of {self.name!r} are unknown: the binary has no debug info.\n"
@@ -204,7 +276,7 @@ class FunctionTrace:
     def _seen(self) -> str:
         if not self.calls:
             return "\nCalls seen: none."
-        lines = [f"\n  {i}: {c!r}" for i, c in enumerate(self.calls[:MAX_LISTED_CALLS])]
+        lines = [f"\n  {i}: {c!r}{_from(c)}" for i, c in enumerate(self.calls[:MAX_LISTED_CALLS])]
         if len(self.calls) > MAX_LISTED_CALLS:
             lines.append(f"\n  ... and {len(self.calls) - MAX_LISTED_CALLS} more")
         return f"\nCalls seen ({len(self.calls)}):" + "".join(lines)
@@ -212,6 +284,23 @@ class FunctionTrace:
 
 def _times(n: int) -> str:
     return "1 time" if n == 1 else f"{n} times"
+
+
+def _caller_is(call: Call, name: str | None) -> bool:
+    if name is None:
+        return call.caller is None
+    return call.caller is not None and name in (call.caller.function, call.caller.path)
+
+
+def _from(call: Call) -> str:
+    return f" from {call.caller.path}" if call.caller is not None else ""
+
+
+def _named(call: Call, names: set[str]) -> str | None:
+    """The name in `names` that `call` answers to (its probe name, or its instance's path)."""
+    if call.function in names:
+        return call.function
+    return call.path if call.path in names else None
 
 
 @dataclass
@@ -226,6 +315,9 @@ class Trace:
     calls: list[Call] = field(default_factory=list)  # every call of every probe, in time order
     lost_events: int = 0
     timed_out: bool = False
+    lost_events_policy: str = "fail"  # see FunctionTrace.lost_events_policy
+    probes_attached: int = 0  # probe sites attached for this run
+    compile_seconds: float = 0.0  # building and loading its BPF program
 
     def __getitem__(self, name: str) -> FunctionTrace:
         try:
@@ -242,15 +334,95 @@ class Trace:
         counts = ", ".join(f"{n}: {f.call_count}" for n, f in self.functions.items())
         return f"<Trace {self.argv[0]!r} returncode={self.returncode} {{{counts}}}>"
 
-    def log(self, limit: int = 200) -> str:
-        """A readable call log: time offset, thread, call, return."""
+    def assert_sequence(self, names: Sequence[str], *, exact: bool = False) -> None:
+        """The calls of the functions `names` mentions came in this order (by entry time,
+        all threads together). Calls of functions the list does not mention are ignored.
+        exact=False: `names` is a subsequence of that order (other calls may come between);
+        exact=True: that order is exactly `names`. A name is a probe name or an instance's
+        demangled path."""
+        __tracebackhide__ = True
+        if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+            raise TypeError(f"names must be a list of function names, got {names!r}")
+        wanted = list(names)
+        if self.lost_events and self.lost_events_policy != "warn":
+            raise _lost_events_error(
+                self.lost_events, "the order of calls is", len(self.calls), None
+            )
+        mentioned = set(wanted)
+        seen = [(c, n) for c in self.calls for n in [_named(c, mentioned)] if n is not None]
+        actual = [n for _, n in seen]
+        if exact:
+            if actual == wanted:
+                return
+            how = "exactly this order"
+            mismatch = next(
+                (i for i, (a, w) in enumerate(zip(actual, wanted)) if a != w),
+                min(len(actual), len(wanted)),
+            )
+            detail = f"first difference at position {mismatch}"
+        else:
+            matched = 0
+            for name in actual:
+                if matched < len(wanted) and name == wanted[matched]:
+                    matched += 1
+            if matched == len(wanted):
+                return
+            how = "this order as a subsequence (other calls may come between)"
+            detail = (
+                f"matched {matched} of {len(wanted)}: no call of {wanted[matched]!r} "
+                f"(position {matched}) came after the calls matched before it"
+            )
+        shown = [f"\n  {i}: {c!r}{_from(c)}" for i, (c, _) in enumerate(seen[:MAX_LISTED_CALLS])]
+        if len(seen) > MAX_LISTED_CALLS:
+            shown.append(f"\n  ... and {len(seen) - MAX_LISTED_CALLS} more")
+        raise AssertionError(
+            f"Expected the calls of {', '.join(repr(n) for n in dict.fromkeys(wanted))} in "
+            f"{how}:\n  {wanted!r}\nActual order ({len(actual)} calls):\n  {actual!r}\n"
+            f"{detail}.\nCalls seen ({len(seen)}):" + "".join(shown)
+        )
+
+    def log(self, limit: int | None = 200) -> str:
+        """The call log, one line per call in time order: milliseconds since the first
+        call, thread, the call (indented by its traced depth) with its arguments and return
+        value, and in brackets either `out-of-line` with its duration or `inlined into ...`.
+        More than `limit` calls: the first and the last ones, with a count of those left out.
+        """
         if not self.calls:
             return "(no calls)"
         start = self.calls[0].ts_ns
-        lines = [
-            f"{(c.ts_ns - start) / 1e6:10.3f} ms  tid {c.tid:<7} {c!r}" for c in self.calls[:limit]
-        ]
-        if len(self.calls) > limit:
-            lines.append(f"... {len(self.calls) - limit} more calls not shown")
+        if limit is None or len(self.calls) <= limit:
+            return "\n".join(_log_line(c, start) for c in self.calls)
+        tail = limit // 4
+        head = limit - tail
+        left_out = len(self.calls) - head - tail
+        lines = [_log_line(c, start) for c in self.calls[:head]]
+        lines.append(
+            f"... {left_out} calls left out (of {len(self.calls)}; all are in trace.calls) ..."
+        )
+        lines += [_log_line(c, start) for c in self.calls[len(self.calls) - tail :]]
         return "\n".join(lines)
 
+
+def _log_line(call: Call, start_ns: int) -> str:
+    args = ", ".join(repr(a) for a in call.args)
+    if call.returned:
+        outcome = f" -> {call.retval!r}"
+    elif call.inlined:
+        outcome = ""
+    elif call.unwound:
+        outcome = " (unwound, no return)"
+    else:
+        outcome = " (did not return)"
+    if call.tail_call:
+        outcome += " via tail call"
+    if call.inlined:
+        where = f"inlined into {call.inlined_into}" if call.inlined_into else "inlined"
+    elif call.duration_ns is not None:
+        where = f"out-of-line, {call.duration_ns / 1e3:.1f} us"
+    else:
+        where = "out-of-line"
+    indent = "  " * call.depth
+    return (
+        f"{(call.ts_ns - start_ns) / 1e6:10.3f} ms  tid {call.tid:<7} "
+        f"{indent}{call.path}({args}){outcome}  [{where}]"
+    )

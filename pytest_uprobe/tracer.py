@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,13 @@ from .elf import ElfBinary, check_file
 from .errors import BinaryNotFound, TraceTimeout, UsageError
 from .events import build_calls, entry_counts
 from .launch import HeldProcess
-from .plan import DEFAULT_MAX_FUNCTIONS, ProbePlan, build_plan
-from .trace import FunctionTrace, Trace
+from .plan import DEFAULT_MAX_FUNCTIONS, FunctionSites, ProbePlan, build_plan, find_sites
+from .trace import FunctionTrace, LostEventsWarning, Trace
 
 Argv = Sequence[str | os.PathLike[str]]
+DEFAULT_MAX_STRING = 256
+DEFAULT_MAX_ELEMENTS = 16
+LOST_EVENTS_POLICIES = ("fail", "warn")
 
 # Plans are pure functions of the binary's identity and the options: a session that traces
 # the same probes in many tests resolves names and reads DWARF once.
@@ -37,10 +41,26 @@ class Tracer:
         timeout: float | None = None,
         ret_sites_only: bool = False,
         max_functions: int = DEFAULT_MAX_FUNCTIONS,
+        inlined: bool = True,
+        record: bool = True,
+        max_string: int = DEFAULT_MAX_STRING,
+        max_elements: int = DEFAULT_MAX_ELEMENTS,
+        lost_events: str = "fail",
     ) -> None:
         self.timeout = _check_timeout(timeout)
+        # Caps for decoding strings (bytes) and collections (elements); stored for the
+        # decoders of str/String and Vec/slices, which this version does not have yet.
+        self.max_string = _check_cap("max_string", max_string)
+        self.max_elements = _check_cap("max_elements", max_elements)
+        if lost_events not in LOST_EVENTS_POLICIES:
+            raise UsageError(f"lost_events must be 'fail' or 'warn', got {lost_events!r}")
+        self.lost_events = lost_events  # "fail" or "warn": see FunctionTrace.lost_events_policy
         self.ret_sites_only = ret_sites_only
         self.max_functions = max_functions
+        self.inlined = inlined  # also count calls at copies inlined into other functions
+        # False: count calls in the kernel only (call_count), deliver no call, argument or
+        # return value: the cheapest mode, at the cost of one uprobe hit per call.
+        self.record = record
         self.traces: list[Trace] = []
         self._live: list[Any] = []  # sessions and processes of a run in progress
         self._checked = False
@@ -71,14 +91,25 @@ class Tracer:
         """Resolve probe names to sites without running anything (no privileges needed)."""
         names = _check_probes(probes)
         binary = ElfBinary.open(executable)
-        key = (binary.identity, tuple(names), self.ret_sites_only, self.max_functions)
+        options = (self.ret_sites_only, self.max_functions, self.inlined)
+        key = (binary.identity, tuple(names), *options)
         plan = _plans.get(key)
         if plan is None:
             plan = build_plan(
-                binary, names, ret_sites_only=self.ret_sites_only, max_functions=self.max_functions
+                binary,
+                names,
+                ret_sites_only=self.ret_sites_only,
+                max_functions=self.max_functions,
+                inlined=self.inlined,
             )
             _plans[key] = plan
         return plan
+
+    def sites(self, executable: str | os.PathLike[str], name: str) -> FunctionSites:
+        """Where `name`'s code is: out-of-line instances and copies inlined into callers,
+        with caller, file and line. For tests that guard inlining decisions."""
+        (probe,) = _check_probes([name])
+        return find_sites(ElfBinary.open(executable), probe, max_functions=self.max_functions)
 
     def run(
         self,
@@ -99,7 +130,7 @@ class Tracer:
         plan = self.plan(executable, probes)
         self.check()
 
-        session = bpf.Session(plan)
+        session = bpf.Session(plan, record=self.record)
         self._live.append(session)
         try:
             held = HeldProcess(executable, args, env=env, cwd=cwd, stdin_data=data is not None)
@@ -116,6 +147,8 @@ class Tracer:
             counts = entry_counts(plan, session.counts())
             lost = session.lost()
             calls = build_calls(plan, session.events, exited=finished.returncode >= 0)
+            calls.sort(key=lambda c: c.ts_ns)  # time order across CPUs (the sort is stable)
+            compile_seconds = session.compile_seconds
         finally:
             self.close()
 
@@ -127,6 +160,9 @@ class Tracer:
             calls=calls,
             lost_events=lost,
             timed_out=finished.timed_out,
+            lost_events_policy=self.lost_events,
+            probes_attached=sum(self.record or s.kind.starts_a_call for s in plan.sites),
+            compile_seconds=compile_seconds,
         )
         for probe in plan.probes:
             indices = plan.functions_of(probe)
@@ -136,8 +172,11 @@ class Tracer:
                 call_count=counts[probe],
                 lost_events=lost,
                 arguments_known=all(plan.functions[i].arguments_known for i in indices),
+                lost_events_policy=self.lost_events,
             )
         self.traces.append(trace)
+        if lost and self.lost_events == "warn":
+            warnings.warn(LostEventsWarning(lost, args), stacklevel=2)
         if finished.timed_out:
             assert timeout is not None
             raise TraceTimeout(args, timeout, trace)
@@ -168,6 +207,12 @@ def _check_probes(probes: Sequence[str]) -> list[str]:
         if not isinstance(name, str) or not name.strip():
             raise UsageError(f"each probe must be a non-empty str, got {name!r}")
     return list(dict.fromkeys(probes))
+
+
+def _check_cap(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"{name} must be a positive int, got {value!r}")
+    return value
 
 
 def _check_timeout(timeout: float | None) -> float | None:

@@ -1,10 +1,13 @@
-"""`pytest-uprobe symbols`, in-process through `main()` and as `python -m pytest_uprobe`.
+"""The `pytest-uprobe` commands, in-process through `main()` and as `python -m pytest_uprobe`.
 
-Needs cargo (to build example_crates/zoo), not root."""
+`symbols` needs cargo (to build example_crates/zoo), not root; `trace` and most `doctor`
+tests need root and run with --uprobe."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 
@@ -119,3 +122,178 @@ def test_python_dash_m_error(tmp_path):
     )  # fmt: skip
     assert result.returncode == 2
     assert "not an ELF executable" in result.stderr and result.stdout == ""
+
+
+# -- trace ----------------------------------------------------------------------------------
+
+ARGS = "example_crates/args"
+PANICS = "example_crates/panics"
+
+
+def run_cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_uprobe", *argv], capture_output=True, text=True, env=env
+    )
+
+
+def printed_hellos(text: str) -> list[tuple[int, int, int]]:
+    """(i, len, return value) of each hello call, from the args program's own output."""
+    found = re.findall(r"Hello, world! (-?\d+) in (\d+)\nreturn value: (-?\d+)", text)
+    return [(int(i), int(n), int(r)) for i, n, r in found]
+
+
+@pytest.mark.uprobe
+def test_trace_prints_the_call_log_and_exits_with_the_programs_status(cargo_bin):
+    exe = cargo_bin(ARGS)
+    expected = printed_hellos(subprocess.run([exe, "1", "2", "x"], capture_output=True,
+                                             text=True).stdout)  # fmt: skip
+    assert len(expected) == 2
+    result = run_cli(
+        "trace", "-p", "args::hello", "-p", "args::main", "--", str(exe), "1", "2", "x"
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert re.fullmatch(r" +0\.000 ms  tid \d+ +args::main\(\) -> .*  \[out-of-line, .* us\]",
+                        lines[0])  # fmt: skip
+    for line, (i, n, r) in zip(lines[1:], expected):
+        assert re.fullmatch(
+            rf" +\d+\.\d{{3}} ms  tid \d+ +  args::hello\({i}, {n}\) -> {r}  "
+            r"\[out-of-line, .* us\]",
+            line,
+        )
+    assert len(lines) == 3
+    # the program's own output goes to stderr, then one line of counts
+    assert printed_hellos(result.stderr) == expected
+    assert "Error: Argument 'x' is not a valid integer" in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "pytest-uprobe trace: exit status 0; calls counted: args::hello: 2, args::main: 1"
+    )
+
+
+@pytest.mark.uprobe
+def test_trace_json(cargo_bin, capsys):
+    exe = cargo_bin(ARGS)
+    out = subprocess.run([exe, "3", "4"], capture_output=True, text=True).stdout
+    assert main(["trace", "-p", "args::*", "--json", "--", str(exe), "3", "4"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["argv"] == [str(exe), "3", "4"] and data["returncode"] == 0
+    assert data["stdout"] == out and data["lost_events"] == 0
+    calls = data["calls"]
+    hellos = [c for c in calls if c["path"] == "args::hello"]
+    assert [(*c["args"], c["retval"]) for c in hellos] == [tuple(h) for h in printed_hellos(out)]
+    assert data["counts"]["args::*"] == len(calls)
+    main_index = next(i for i, c in enumerate(calls) if c["path"] == "args::main")
+    for call in hellos:
+        assert call["caller"] == main_index and call["depth"] == 1
+        assert call["returned"] and not call["inlined"] and call["duration_ns"] > 0
+        assert call["kwargs"] == {"i": call["args"][0], "len": call["args"][1]}
+    assert [c["offset_ns"] for c in calls] == sorted(c["offset_ns"] for c in calls)
+
+
+@pytest.mark.uprobe
+def test_trace_exit_status_of_a_panicking_program(cargo_bin):
+    exe = cargo_bin(PANICS)
+    plain = subprocess.run([exe, "uncaught", "4", "3"], capture_output=True, text=True)
+    assert plain.returncode == 101 and "checked_half(4) = 2" in plain.stdout
+    result = run_cli("trace", "-p", "panics::checked_half", "--", str(exe), "uncaught", "4", "3")
+    assert result.returncode == plain.returncode
+    lines = result.stdout.splitlines()
+    assert "panics::checked_half(4) -> 2  [out-of-line" in lines[0]
+    assert "panics::checked_half(3) (unwound, no return)  [out-of-line]" in lines[1]
+
+
+@pytest.mark.uprobe
+def test_trace_timeout_exits_124_with_the_partial_log(cargo_bin, tmp_path):
+    exe = cargo_bin(PANICS)
+    env = dict(os.environ, PANICS_GO=str(tmp_path / "never"))
+    result = run_cli("trace", "--timeout", "1", "-p", "panics::leaf_mix", "--", str(exe),
+                     "leaf", "5", "6", env=env)  # fmt: skip
+    assert result.returncode == 124
+    plain = subprocess.run([exe, "leaf", "5", "6"], capture_output=True, text=True).stdout
+    value = re.search(r"leaf_mix\(5, 6\) = (\d+)", plain)[1]
+    assert f"panics::leaf_mix(5, 6) -> {value}" in result.stdout
+    assert "timed out" in result.stderr
+
+
+def test_trace_without_a_command_is_a_usage_error(capsys):
+    assert main(["trace", "-p", "args::hello", "--"]) == 2
+    assert "give the program to run after --" in capsys.readouterr().err
+
+
+def test_trace_needs_a_probe(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["trace", "--", "/bin/true"])
+    assert info.value.code == 2
+    assert "-p/--probe" in capsys.readouterr().err
+
+
+# -- doctor ---------------------------------------------------------------------------------
+
+DOCTOR_CHECKS = [
+    "privileges", "kernel", "uprobe PMU", "bcc", "kernel headers", "BPF program", "cargo",
+    "bpftool",
+]  # fmt: skip
+
+
+def doctor_rows(text: str) -> dict[str, str]:
+    """check name -> status word (ok, MISSING, skipped, missing)."""
+    rows = {}
+    for line in text.splitlines():
+        for name in DOCTOR_CHECKS:
+            if re.match(rf"(ok|MISSING|skipped|missing \(optional\)) +{re.escape(name)}  ", line):
+                rows[name] = line.split()[0]
+    return rows
+
+
+@pytest.mark.uprobe
+def test_doctor_all_ok(capsys):
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert doctor_rows(out) == dict.fromkeys(DOCTOR_CHECKS, "ok")
+    assert "compiled and loaded in" in out
+    assert out.rstrip().endswith(
+        "everything pytest-uprobe needs is here: run `sudo -E pytest --uprobe`"
+    )
+
+
+@pytest.mark.uprobe
+def test_doctor_with_headers_hidden_names_them_and_the_fix():
+    result = run_cli("doctor", env=dict(os.environ, BCC_KERNEL_SOURCE="/nonexistent"))
+    assert result.returncode == 1
+    rows = doctor_rows(result.stdout)
+    assert rows["kernel headers"] == "MISSING" and rows["BPF program"] == "skipped"
+    assert rows["privileges"] == rows["bcc"] == rows["cargo"] == "ok"
+    lines = result.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("MISSING"))
+    assert lines[at].endswith("BCC_KERNEL_SOURCE=/nonexistent has no include/ directory")
+    assert lines[at + 1].split("fix: ")[1] == (
+        "unset BCC_KERNEL_SOURCE, or point it at a kernel header tree "
+        "(apt-get install linux-headers-amd64)"
+    )
+    assert "not tried: needs kernel headers" in result.stdout
+    assert lines[-1] == "1 missing: kernel headers"
+
+
+@pytest.mark.uprobe
+def test_doctor_without_cargo_on_path(tmp_path):
+    env = dict(os.environ, PATH=str(tmp_path))  # an empty directory: no cargo, no bpftool
+    result = run_cli("doctor", env=env)
+    assert result.returncode == 1
+    rows = doctor_rows(result.stdout)
+    assert rows["cargo"] == "MISSING" and rows["bpftool"] == "missing"
+    assert rows["BPF program"] == "ok"
+    assert "fix: curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh" in result.stdout
+    assert "fix: apt-get install bpftool" in result.stdout
+    assert result.stdout.splitlines()[-1] == "1 missing: cargo"  # bpftool is optional
+
+
+def test_doctor_without_privileges(monkeypatch, capsys):
+    from pytest_uprobe.bpf import session
+
+    monkeypatch.setattr(session, "_capabilities", lambda: 0)
+    assert main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    rows = doctor_rows(out)
+    assert rows["privileges"] == "MISSING" and rows["BPF program"] == "skipped"
+    assert "fix: sudo -E pytest-uprobe doctor" in out
+    assert "not tried: needs privileges" in out

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -52,8 +55,14 @@ def test_help_lists_every_option_with_its_ini_twin(pytester):
         ("--uprobe-profile", "uprobe_profile"),
         ("--uprobe-ret-sites-only", "uprobe_ret_sites_only"),
         ("--uprobe-max-functions", "uprobe_max_functions"),
+        ("--uprobe-max-string", "uprobe_max_string"),
+        ("--uprobe-max-elements", "uprobe_max_elements"),
+        ("--uprobe-no-inlined", "uprobe_inlined"),
+        ("--uprobe-lost-events", "uprobe_lost_events"),
     ]:
         assert flag in text and ini in text
+    assert text.count("eBPF uprobe tracing of compiled binaries") == 1  # one option group
+    assert "{fail,warn}" in text
 
 
 def test_a_missing_prerequisite_is_an_error_that_names_it(pytester, monkeypatch):
@@ -71,31 +80,242 @@ def test_a_missing_prerequisite_is_an_error_that_names_it(pytester, monkeypatch)
     assert "Traceback" not in result.stdout.str()
 
 
-@pytest.mark.uprobe
-def test_a_failing_assertion_shows_every_call_and_the_trace_section(pytester, monkeypatch):
+def use_tool_homes(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in TOOL_HOMES.items():
         monkeypatch.setenv(name, value)
+
+
+def program_output(crate: str, *args: str) -> str:
+    """What the example program prints when run on its own (built as the fixture builds it)."""
+    from pytest_uprobe.cargo import cargo_bin
+
+    exe = cargo_bin(ROOT / crate)
+    return subprocess.run([exe, *args], capture_output=True, text=True).stdout
+
+
+ARGS = repr(str(ROOT / "example_crates/args"))
+ZOO = repr(str(ROOT / "example_crates/zoo"))
+
+
+@pytest.mark.uprobe
+def test_a_failing_assertion_shows_every_call_and_the_trace_section(pytester, monkeypatch):
+    use_tool_homes(monkeypatch)
     pytester.makepyfile(
         f"""
         def test_wrong(uprobe_trace, cargo_bin):
-            exe = cargo_bin({str(ROOT / "example_crates/args")!r})
-            trace = uprobe_trace.run([exe, "1", "2"], probes=["args::hello"])
+            exe = cargo_bin({ARGS})
+            trace = uprobe_trace.run([exe, "1", "2"], probes=["args::hello", "args::main"])
             trace["args::hello"].assert_called_with(2, 4)
         """
     )
     result = pytester.runpytest_subprocess("--uprobe")
     result.assert_outcomes(failed=1)
+    # args prints the length of its argv as hello's second argument and i + len as its return.
+    printed = program_output("example_crates/args", "1", "2")
+    assert "Hello, world! 1 in 3\nreturn value: 4\nHello, world! 2 in 3\nreturn value: 5" in printed
     result.stdout.fnmatch_lines(
         [
             "*AssertionError: expected call not found.",
             "*Expected: args::hello(2, 4)",
             "*  Actual: args::hello(2, 3) -> 5 [[]tid *[]]",
             "*Calls seen (2):",
-            "*  0: args::hello(1, 3) -> 4 [[]tid *[]]",
-            "*  1: args::hello(2, 3) -> 5 [[]tid *[]]",
+            "*  0: args::hello(1, 3) -> 4 [[]tid *[]] from args::main",
+            "*  1: args::hello(2, 3) -> 5 [[]tid *[]] from args::main",
             "*- uprobe trace -*",
             "run 1: *args 1 2",
             "exit status: 0",
-            "*ms  tid *args::hello(1, 3) -> 4*",
+            "calls counted: args::hello: 2, args::main: 1",
+            "     0.000 ms  tid *   args::main() -> *  [[]out-of-line, * us[]]",
+            "* ms  tid *     args::hello(1, 3) -> 4  [[]out-of-line, * us[]]",
+            "* ms  tid *     args::hello(2, 3) -> 5  [[]out-of-line, * us[]]",
         ]
     )
+    assert result.stdout.str().count("- uprobe trace -") == 1
+
+
+@pytest.mark.uprobe
+def test_a_long_log_is_cut_with_a_count_of_what_was_left_out(pytester, monkeypatch):
+    use_tool_homes(monkeypatch)
+    fib_calls = int(
+        re.search(r"calls zoo::fib (\d+)", program_output("example_crates/zoo", "10"))[1]
+    )
+    assert fib_calls > 200
+    pytester.makepyfile(
+        f"""
+        def test_many(uprobe_trace, cargo_bin):
+            trace = uprobe_trace.run([cargo_bin({ZOO}), "10"], probes=["zoo::fib"])
+            assert False, "look at the trace"
+        """
+    )
+    result = pytester.runpytest_subprocess("--uprobe")
+    result.assert_outcomes(failed=1)
+    text = result.stdout.str()
+    section = text[text.index("- uprobe trace -") :]
+    log = [line for line in section.splitlines() if " ms  tid " in line]
+    assert len(log) == 200  # the first 150 and the last 50
+    assert (
+        f"... {fib_calls - 200} calls left out (of {fib_calls}; all are in trace.calls) ..."
+        in section
+    )
+    assert f"calls counted: zoo::fib: {fib_calls}" in section
+
+
+@pytest.mark.uprobe
+def test_rA_and_junit_xml_carry_the_same_trace_text(pytester, monkeypatch):
+    use_tool_homes(monkeypatch)
+    pytester.makepyfile(
+        f"""
+        def test_fails(uprobe_trace, cargo_bin):
+            uprobe_trace.run([cargo_bin({ARGS}), "7"], probes=["args::hello"])
+            assert False
+
+        def test_passes(uprobe_trace, cargo_bin):
+            uprobe_trace.run([cargo_bin({ARGS}), "8", "9"], probes=["args::hello"])
+        """
+    )
+    xml_path = pytester.path / "junit.xml"
+    result = pytester.runpytest_subprocess("--uprobe", "-rA", f"--junitxml={xml_path}")
+    result.assert_outcomes(failed=1, passed=1)
+    text = result.stdout.str()
+    # the failure's section, then (-rA) the passed test's under PASSES
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_fails _*",
+            "*- uprobe trace -*",
+            "run 1: *args 7",
+            "* ms  tid *args::hello(7, 2) -> 9  [[]out-of-line, * us[]]",
+            "*= PASSES =*",
+            "*_ test_passes _*",
+            "*- uprobe trace -*",
+            "run 1: *args 8 9",
+            "* ms  tid *args::hello(8, 3) -> 11  [[]out-of-line, * us[]]",
+            "* ms  tid *args::hello(9, 3) -> 12  [[]out-of-line, * us[]]",
+        ]
+    )
+    failure = ET.parse(xml_path).find(".//testcase[@name='test_fails']/failure")
+    assert failure is not None and failure.text is not None
+    section = failure.text[failure.text.index("- uprobe trace -") :]
+    terminal = text[text.index("- uprobe trace -") :]
+    assert terminal.startswith(section.strip())  # the same lines, byte for byte
+    assert "exit status: 0\ncalls counted: args::hello: 1\n" in section
+
+
+INI_PROBE = f"""
+def test_settings(uprobe_trace, cargo_bin, pytestconfig):
+    t = uprobe_trace
+    print("SETTINGS", t.timeout, t.ret_sites_only, t.max_functions, t.max_string,
+          t.max_elements, t.inlined, t.lost_events, cargo_bin({ARGS}).parent.name)
+"""
+
+
+@pytest.mark.uprobe
+@pytest.mark.parametrize(
+    ("ini", "flags", "expected"),
+    [
+        ("", [], "None False 1000 256 16 True fail debug"),
+        (
+            "uprobe_timeout = 7.5\nuprobe_ret_sites_only = true\nuprobe_max_functions = 5\n"
+            "uprobe_max_string = 64\nuprobe_max_elements = 4\nuprobe_inlined = false\n"
+            "uprobe_lost_events = warn\nuprobe_profile = release\n",
+            [],
+            "7.5 True 5 64 4 False warn release",
+        ),
+        (
+            "uprobe_timeout = 7.5\nuprobe_max_string = 64\nuprobe_lost_events = warn\n",
+            ["--uprobe-timeout=3", "--uprobe-max-string=32", "--uprobe-max-elements=2",
+             "--uprobe-no-inlined", "--uprobe-lost-events=fail", "--uprobe-ret-sites-only",
+             "--uprobe-max-functions=9", "--uprobe-profile=release"],
+            "3.0 True 9 32 2 False fail release",
+        ),
+    ],
+    ids=["defaults", "ini", "command-line-wins"],
+)  # fmt: skip
+def test_every_setting_reaches_the_tracer(pytester, monkeypatch, ini, flags, expected):
+    use_tool_homes(monkeypatch)
+    pytester.makeini("[pytest]\n" + ini)
+    pytester.makepyfile(INI_PROBE)
+    result = pytester.runpytest_subprocess("--uprobe", "-s", *flags)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"*SETTINGS {expected}*"])
+
+
+@pytest.mark.uprobe
+@pytest.mark.parametrize(
+    ("ini", "message"),
+    [
+        ("uprobe_lost_events = sometimes",
+         "uprobe_lost_events must be 'fail' or 'warn', got 'sometimes'"),
+        ("uprobe_max_string = 0", "uprobe_max_string must be a positive integer, got '0'"),
+        ("uprobe_max_elements = many",
+         "uprobe_max_elements must be a positive integer, got 'many'"),
+        ("uprobe_timeout = soon", "uprobe_timeout must be a number of seconds, got 'soon'"),
+    ],
+)  # fmt: skip
+def test_a_bad_setting_is_an_error_that_names_it(pytester, ini, message):
+    pytester.makeini("[pytest]\n" + ini)
+    pytester.makepyfile("def test_traced(uprobe_trace):\n    pass\n")
+    result = pytester.runpytest_subprocess("--uprobe")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"*{message}*"])
+
+
+@pytest.mark.uprobe
+def test_the_session_ends_with_one_summary_line(pytester, monkeypatch):
+    use_tool_homes(monkeypatch)
+    hellos = program_output("example_crates/args", "1", "2", "3").count("return value:")
+    pytester.makepyfile(
+        f"""
+        def test_one(uprobe_trace, cargo_bin):
+            uprobe_trace.run([cargo_bin({ARGS}), "1", "2", "3"], probes=["args::hello"])
+
+        def test_two(uprobe_trace, cargo_bin):
+            uprobe_trace.run([cargo_bin({ARGS}), "1", "2", "3"], probes=["args::hello"])
+            uprobe_trace.run([cargo_bin({ARGS}), "1", "2", "3"], probes=["args::main"])
+        """
+    )
+    result = pytester.runpytest_subprocess("--uprobe")
+    result.assert_outcomes(passed=2)
+    calls = 2 * hellos + 1  # two runs' hellos, one main
+    result.stdout.re_match_lines(
+        [rf"uprobe: 3 traced runs, \d+ probes attached, {calls} calls seen, 0 events lost, "
+         r"BPF compile \d+\.\d\d s$"]
+    )  # fmt: skip
+    assert len([line for line in result.outlines if line.startswith("uprobe: ")]) == 1
+
+
+def test_no_summary_line_without_the_flag(pytester):
+    pytester.makepyfile("def test_plain():\n    pass\n")
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
+    assert not any(line.startswith("uprobe: ") for line in result.outlines)
+
+
+@pytest.mark.uprobe
+def test_two_xdist_workers_trace_in_parallel(pytester, monkeypatch):
+    use_tool_homes(monkeypatch)
+    pytester.makepyfile(
+        f"""
+        import os
+
+        def test_first(uprobe_trace, cargo_bin):
+            trace = uprobe_trace.run([cargo_bin({ARGS}), "1", "2"], probes=["args::hello"])
+            assert trace["args::hello"].args_list == [(1, 3), (2, 3)]
+            print("WORKER", os.environ["PYTEST_XDIST_WORKER"])
+
+        def test_second(uprobe_trace, cargo_bin):
+            trace = uprobe_trace.run([cargo_bin({ARGS}), "5"], probes=["args::hello"])
+            assert trace["args::hello"].retvals == [7]
+            assert False, "fails on purpose: its report comes from a worker"
+        """
+    )
+    assert "return value: 7" in program_output("example_crates/args", "5")
+    result = pytester.runpytest_subprocess("--uprobe", "-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*- uprobe trace -*",
+            "run 1: *args 5",
+            "* ms  tid *args::hello(5, 2) -> 7  [[]out-of-line, * us[]]",
+        ]
+    )
+    result.stdout.re_match_lines([r"uprobe: 2 traced runs, \d+ probes attached, 3 calls seen, "])
