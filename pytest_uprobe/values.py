@@ -1,7 +1,13 @@
-"""Values that stand for what could not be read."""
+"""The Python shapes of decoded Rust values, and the value that stands for what could not be read.
+
+Scalars, strings, lists, tuples and None are plain Python values. Rust structs become
+`Struct`, enums other than Option become `Variant`, a string or list cut at the cap becomes
+`Truncated`, bytes that are not UTF-8 where a `str` was expected become `BadUtf8`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -27,3 +33,124 @@ class Unavailable:
         return True
 
     __hash__ = object.__hash__
+
+
+class Struct:
+    """A Rust struct: fields by attribute (`p.x`) or by name or position (`p["x"]`, `p[0]`).
+
+    Equal to a Struct of the same name and fields, to a dict of its fields
+    (`p == {"x": 1, "y": 2}`), and, for a tuple struct, to a tuple of its fields.
+    """
+
+    __slots__ = ("_name", "_fields", "_tuple_like")
+
+    def __init__(self, name: str, fields: Mapping[str, Any], tuple_like: bool = False) -> None:
+        self._name = name
+        self._fields = dict(fields)
+        self._tuple_like = tuple_like
+
+    @property
+    def type_name(self) -> str:
+        return self._name
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        return dict(self._fields)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._fields[name]
+        except KeyError:
+            raise AttributeError(f"{self._name} has no field {name!r}") from None
+
+    def __getitem__(self, key: str | int) -> Any:
+        if isinstance(key, int):
+            return list(self._fields.values())[key]
+        return self._fields[key]
+
+    def __eq__(self, other: Any) -> bool:
+        if isinstance(other, Struct):
+            return self._name == other._name and self._fields == other._fields
+        if isinstance(other, Mapping):
+            return self._fields == dict(other)
+        if isinstance(other, tuple) and self._tuple_like:
+            return tuple(self._fields.values()) == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        if self._tuple_like:
+            return f"{self._name}({', '.join(repr(v) for v in self._fields.values())})"
+        inner = ", ".join(f"{k}={v!r}" for k, v in self._fields.items())
+        return f"{self._name}({inner})"
+
+
+class Variant:
+    """A value of a Rust enum other than Option: the variant's `name` and its `value`
+    (None for a unit variant, the field for a one-field tuple variant, a tuple for more,
+    a Struct for a struct-like variant).
+
+    `Variant("Ok", 5)` equals `Ok(5)`; a unit variant also equals its name as a str.
+    """
+
+    __slots__ = ("name", "value", "enum")
+
+    def __init__(self, name: str, value: Any = None, enum: str | None = None) -> None:
+        self.name = name
+        self.value = value
+        self.enum = enum  # the enum's type name, informative only
+
+    def __eq__(self, other: Any) -> bool:
+        if isinstance(other, Variant):
+            return self.name == other.name and self.value == other.value
+        if isinstance(other, str):
+            return self.value is None and self.name == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        if self.value is None:
+            return f"Variant({self.name!r})"
+        return f"Variant({self.name!r}, {self.value!r})"
+
+
+class Truncated:
+    """A string or list longer than the cap (`max_string` bytes, `max_elements` elements):
+    the `prefix` that was copied and the true `length` (bytes or elements). It equals only
+    a Truncated with the same prefix and length: never the full value it stands for."""
+
+    __slots__ = ("prefix", "length")
+
+    def __init__(self, prefix: Any, length: int) -> None:
+        self.prefix = prefix
+        self.length = length
+
+    def __eq__(self, other: Any) -> bool:
+        if isinstance(other, Truncated):
+            return self.prefix == other.prefix and self.length == other.length
+        return False
+
+    def __ne__(self, other: Any) -> bool:
+        return not self == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Truncated({self.prefix!r}, length={self.length})"
+
+
+class BadUtf8(str):
+    """A `&str` or `String` whose bytes are not UTF-8 (only unsafe code makes one): the text
+    with each invalid byte shown as `\\xNN`, and the bytes themselves in `.raw`."""
+
+    raw: bytes
+
+    def __new__(cls, raw: bytes) -> BadUtf8:
+        text = super().__new__(cls, raw.decode("utf-8", "backslashreplace"))
+        text.raw = raw
+        return text
+
+    def __repr__(self) -> str:
+        return f"BadUtf8({self.raw!r})"

@@ -41,8 +41,19 @@ class Cfa:
     offset: int
 
 
-# Pieces to copy at run time, the value's bytes when DWARF gives a constant, or why not.
-Location = Union[tuple[Piece, ...], bytes, Unavailable]
+@dataclass(frozen=True)
+class Indirect:
+    """A value in memory at an address that is itself a run-time value: the word `address`
+    (one piece) plus `add`. DWARF's `DW_OP_deref` (a dev build's by-reference argument), a
+    return value through a hidden pointer, and values too large for pieces."""
+
+    address: Piece
+    add: int = 0
+
+
+# Pieces to copy at run time, the value's bytes when DWARF gives a constant, memory behind
+# a run-time address, or why not.
+Location = Union[tuple[Piece, ...], bytes, Indirect, Unavailable]
 
 
 def constant(attr: Any, size: int, signed: bool) -> bytes | Unavailable:
@@ -117,9 +128,22 @@ def evaluate(
     pieces: list[Piece] = []
     pending: tuple[int, int, bool] | None = None  # reg, offset, memory
     literal: int | None = None
+    indirect: Indirect | None = None
     for op in ops:
         name = op.op_name
-        if name.startswith("DW_OP_lit") and name[len("DW_OP_lit") :].isdigit():
+        if indirect is not None:
+            if name == "DW_OP_plus_uconst":
+                indirect = Indirect(indirect.address, indirect.add + op.args[0])
+                continue
+            return Unavailable(f"its location uses {name} after DW_OP_deref, not supported yet")
+        if name == "DW_OP_deref":
+            if pending is None or not pending[2] or pieces:
+                return Unavailable("its location dereferences something other than memory")
+            if pending[0] >= len(REGISTER_NAMES):
+                return Unavailable(f"its address is in DWARF register {pending[0]}")
+            indirect = Indirect(Piece(pending[0], pending[1], 8, memory=True))
+            pending = None
+        elif name.startswith("DW_OP_lit") and name[len("DW_OP_lit") :].isdigit():
             literal = int(name[len("DW_OP_lit") :])
         elif name in ("DW_OP_constu", "DW_OP_consts") or (
             name.startswith("DW_OP_const") and name[-1] in "us" and name[-2].isdigit()
@@ -146,7 +170,7 @@ def evaluate(
                 return Unavailable("the location needs a frame base the function does not give")
             if isinstance(frame_base, Unavailable):
                 return frame_base
-            if isinstance(frame_base, bytes) or len(frame_base) != 1:
+            if not isinstance(frame_base, tuple) or len(frame_base) != 1:
                 return Unavailable("the frame base is not a single register")
             (fb,) = frame_base
             if fb.memory:
@@ -166,6 +190,8 @@ def evaluate(
             pending = None
         else:
             return Unavailable(f"its location uses {name}, which is not supported yet")
+    if indirect is not None:
+        return indirect
     if pending is not None:
         built = _pieces(*pending, size)
         if isinstance(built, Unavailable):

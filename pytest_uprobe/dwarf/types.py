@@ -1,9 +1,18 @@
-"""Rust types as DWARF describes them, and how to turn raw little-endian bytes into values."""
+"""Rust types as DWARF describes them, and how to turn raw little-endian bytes into values.
+
+`type_of` reads a type DIE into a `RustType` tree: scalars, structs, tuples, arrays, enums
+(rustc's DW_TAG_variant_part with its discriminant member and DW_AT_discr_value per
+variant; the variant without a value is the one that holds the niche), C-like enums,
+references and Box (`pointer`, whose target is read lazily, so recursive types work), and
+the fat or owning pointers that need memory copied from behind them: `&str`, `String`,
+`&[T]` and `Vec<T>`. Decoding the parts behind pointers is `values.decode_value`'s job; this
+module decodes the scalars.
+"""
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..values import Unavailable
@@ -17,25 +26,125 @@ _ATE_UNSIGNED = 0x07
 _ATE_UNSIGNED_CHAR = 0x08
 _ATE_UTF = 0x10
 
+SCALARS = frozenset({"int", "bool", "char", "float", "address"})
+# Kinds that hold a pointer to follow, at `fields` "ptr" (and "len" for the counted ones).
+POINTERS = frozenset({"pointer", "str", "string", "slice", "vec"})
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, eq=False)
+class Field:
+    name: str
+    offset: int
+    type: RustType
+
+
+@dataclass(frozen=True, eq=False)
+class EnumVariant:
+    """One variant of a Rust enum. `discr` None: the variant that holds every other value."""
+
+    name: str
+    discr: int | None
+    fields: tuple[Field, ...]  # offsets from the start of the enum
+    tuple_like: bool
+
+
+@dataclass(frozen=True, eq=False)
 class RustType:
-    """A decodable type: `kind` is one of int, bool, char, float, unit, unsupported."""
+    """A decodable type. `kind` is one of: int, bool, char, float, address (a raw pointer,
+    shown as its address), unit, struct, tuple, array, enum, c_enum, pointer (&T, &mut T,
+    Box<T>: the target's value), str (&str), string (String), slice (&[T]), vec (Vec<T>),
+    unsupported."""
 
     name: str
     kind: str
     size: int
     signed: bool = False
+    fields: tuple[Field, ...] = ()
+    element: RustType | None = None  # array, slice, vec
+    count: int = 0  # array length
+    variants: tuple[EnumVariant, ...] = ()
+    discr: Field | None = None  # enum: where the discriminant lives
+    enumerators: tuple[tuple[str, int], ...] = ()  # c_enum
+    tuple_like: bool = False  # struct: a tuple struct (fields 0, 1, ...)
+    target_die: Any = field(default=None, repr=False)  # pointer: the pointee's DIE
+    why: str = ""  # unsupported: the reason
+
+    @property
+    def target(self) -> RustType:
+        """A pointer's target type, read on first use (recursive types stay finite)."""
+        cached = self.__dict__.get("_target")
+        if cached is None:
+            cached = type_of(self.target_die) if self.target_die is not None else UNIT
+            object.__setattr__(self, "_target", cached)
+        return cached
+
+    def part(self, name: str) -> Field:
+        return next(f for f in self.fields if f.name == name)
+
+    @property
+    def float_return(self) -> bool:
+        """Returned in xmm0 (a float, or a struct around exactly one float)."""
+        if self.kind == "float":
+            return True
+        sized = [f for f in self.fields if f.type.size]
+        return (
+            self.kind in ("struct", "tuple")
+            and len(sized) == 1
+            and (sized[0].type.size == self.size and sized[0].type.float_return)
+        )
+
+    def scalars(self) -> list[tuple[int, RustType]] | None:
+        """rustc's Scalar or ScalarPair ABI: the one or two scalars (offset, type) the value
+        travels as, in registers of their own; None for an aggregate (its bytes travel
+        packed into integer registers, or in memory)."""
+        kind = self.kind
+        if kind in SCALARS or kind == "c_enum" or kind == "pointer":
+            return [(0, self)]
+        if kind in ("str", "slice"):
+            return [(f.offset, f.type) for f in self.fields]
+        if kind in ("struct", "tuple"):
+            found: list[tuple[int, RustType]] = []
+            for f in self.fields:
+                if f.type.size == 0:
+                    continue
+                inner = f.type.scalars()
+                if inner is None:
+                    return None
+                found.extend((f.offset + offset, t) for offset, t in inner)
+            return sorted(found, key=lambda p: p[0]) if 0 < len(found) <= 2 else None
+        if kind == "enum" and self.discr is not None:
+            tag = (self.discr.offset, self.discr.type)
+            if any(v.discr is None for v in self.variants):  # niche: the dataful variant's
+                dataful = [v for v in self.variants if v.fields]
+                if len(dataful) != 1:
+                    return None
+                return RustType("", "struct", self.size, fields=dataful[0].fields).scalars()
+            common: tuple[int, int, str, bool] | None = None
+            payload: tuple[int, RustType] | None = None
+            for variant in self.variants:
+                inner = RustType("", "struct", self.size, fields=variant.fields).scalars()
+                if not variant.fields or not [f for f in variant.fields if f.type.size]:
+                    continue
+                if inner is None or len(inner) != 1:
+                    return None
+                offset, t = inner[0]
+                key = (offset, t.size, "float" if t.kind == "float" else "int", t.signed)
+                if common is not None and key != common:
+                    return None
+                common, payload = key, (offset, t)
+            return [tag] if payload is None else sorted([tag, payload], key=lambda p: p[0])
+        return None
 
     def decode(self, raw: bytes) -> Any:
+        """The value of a scalar (or unit) from its bytes; see values.decode_value for all."""
         if self.kind == "unit":
             return None
         if self.kind == "unsupported":
-            return Unavailable(f"values of type {self.name} are not decoded yet")
+            return Unavailable(self.why or f"values of type {self.name} are not decoded yet")
         raw = raw[: self.size]
         if len(raw) < self.size:
             return Unavailable(f"only {len(raw)} of the {self.size} bytes of {self.name} were read")
-        if self.kind == "int":
+        if self.kind in ("int", "address"):
             return int.from_bytes(raw, "little", signed=self.signed)
         if self.kind == "bool":
             return raw[0] != 0
@@ -48,16 +157,32 @@ class RustType:
 
 
 UNIT = RustType("()", "unit", 0)
+USIZE = RustType("usize", "int", 8)
+_cache: dict[tuple[int, int], RustType] = {}
 
 
 def type_of(die: Any) -> RustType:
     """The RustType of a type DIE (None means no DW_AT_type: the unit type)."""
     if die is None:
         return UNIT
+    key = (id(die.cu.dwarfinfo), die.offset)
+    known = _cache.get(key)
+    if known is None:
+        known = _read(die)
+        _cache[key] = known
+    return known
+
+
+def _read(die: Any) -> RustType:
     name = _name(die)
-    if die.tag == "DW_TAG_base_type":
+    tag = die.tag
+    if tag in ("DW_TAG_typedef", "DW_TAG_const_type", "DW_TAG_volatile_type"):
+        return type_of(_type_die(die))
+    size = _size(die)
+    if tag == "DW_TAG_base_type" and size == 0:
+        return UNIT  # rustc describes () as a zero-sized base type
+    if tag == "DW_TAG_base_type":
         encoding = die.attributes["DW_AT_encoding"].value
-        size = die.attributes["DW_AT_byte_size"].value
         if encoding in (_ATE_SIGNED, _ATE_SIGNED_CHAR):
             return RustType(name, "int", size, signed=True)
         if encoding in (_ATE_UNSIGNED, _ATE_UNSIGNED_CHAR):
@@ -68,12 +193,181 @@ def type_of(die: Any) -> RustType:
             return RustType(name, "char", size)
         if encoding == _ATE_FLOAT:
             return RustType(name, "float", size)
-    if die.tag == "DW_TAG_structure_type" and name == "()":
+        return _unsupported(name, size)
+    if tag == "DW_TAG_pointer_type" or tag in ("DW_TAG_reference_type",):
+        target = _type_die(die)
+        size = size or 8
+        if name.startswith(("*const ", "*mut ")) or target is None or not name:
+            return RustType(name or "*const ?", "address", size, target_die=target)
+        if name.startswith(("&dyn ", "&mut dyn ")) or "<dyn " in name:
+            return _unsupported(name, size, "trait objects are not decoded")
+        return RustType(name, "pointer", size, target_die=target)
+    if tag == "DW_TAG_array_type":
+        return _array(die, name)
+    if tag == "DW_TAG_enumeration_type":
+        under = type_of(_type_die(die)) if _type_die(die) is not None else USIZE
+        values = tuple(
+            (_name(c), int(c.attributes["DW_AT_const_value"].value))
+            for c in die.iter_children()
+            if c.tag == "DW_TAG_enumerator"
+        )
+        return RustType(name, "c_enum", size, signed=under.signed, enumerators=values)
+    if tag == "DW_TAG_structure_type":
+        return _structure(die, name, size)
+    if tag == "DW_TAG_union_type":
+        return _unsupported(name, size, "unions are not decoded (which field is live is unknown)")
+    return _unsupported(name, size)
+
+
+def _unsupported(name: str, size: int, why: str = "") -> RustType:
+    return RustType(name, "unsupported", size, why=why or f"values of type {name} are not decoded")
+
+
+def _structure(die: Any, name: str, size: int) -> RustType:
+    if name == "()":
         return UNIT
-    size_attr = die.attributes.get("DW_AT_byte_size")
-    return RustType(name, "unsupported", size_attr.value if size_attr else 0)
+    children = list(die.iter_children())
+    part = next((c for c in children if c.tag == "DW_TAG_variant_part"), None)
+    if part is not None:
+        return _enum(die, name, size, part)
+    fields = tuple(_members(children))
+    names = [f.name for f in fields]
+    if name in ("&str", "&mut str") and names == ["data_ptr", "length"]:
+        return RustType(name, "str", size, fields=_fat(fields))
+    if name.startswith(("&[", "&mut [")) and names == ["data_ptr", "length"]:
+        data_ptr = type_of(_type_die(_member_die(children, "data_ptr")))
+        return RustType(name, "slice", size, fields=_fat(fields), element=_pointee(data_ptr))
+    if name == "String" and names == ["vec"]:
+        vec = fields[0].type
+        if vec.kind == "vec":
+            shifted = tuple(Field(f.name, fields[0].offset + f.offset, f.type) for f in vec.fields)
+            return RustType(name, "string", size, fields=shifted, element=vec.element)
+    if name.startswith("Vec<") and {"buf", "len"} <= set(names):
+        item = _template_param(children, "T")
+        pointer = _first_pointer(die.cu, _member_die(children, "buf"), 0)
+        if item is not None and pointer is not None:
+            length = next(f for f in fields if f.name == "len")
+            ptr = Field("ptr", pointer, RustType("*const T", "address", 8))
+            return RustType(name, "vec", size, fields=(ptr, length), element=item)
+    if name.startswith("(") and all(n == f"__{i}" for i, n in enumerate(names)):
+        return RustType(name, "tuple", size, fields=tuple(_renamed(fields)))
+    if names and all(n == f"__{i}" for i, n in enumerate(names)):
+        return RustType(name, "struct", size, fields=tuple(_renamed(fields)), tuple_like=True)
+    return RustType(name, "struct", size, fields=fields)
+
+
+def _fat(fields: tuple[Field, ...]) -> tuple[Field, ...]:
+    ptr, length = fields
+    return (Field("ptr", ptr.offset, ptr.type), Field("len", length.offset, length.type))
+
+
+def _pointee(pointer: RustType) -> RustType:
+    if pointer.target_die is None:
+        return _unsupported("?", 0)
+    return type_of(pointer.target_die)
+
+
+def _renamed(fields: tuple[Field, ...]) -> list[Field]:
+    return [Field(f.name[2:], f.offset, f.type) for f in fields]
+
+
+def _enum(die: Any, name: str, size: int, part: Any) -> RustType:
+    discr: Field | None = None
+    if "DW_AT_discr" in part.attributes:
+        member = part.get_DIE_from_attribute("DW_AT_discr")
+        discr = Field("<discriminant>", _offset(member), type_of(_type_die(member)))
+    variants: list[EnumVariant] = []
+    for child in part.iter_children():
+        if child.tag != "DW_TAG_variant":
+            continue
+        if "DW_AT_discr_list" in child.attributes:
+            return _unsupported(name, size, "enums with discriminant ranges are not decoded")
+        value = child.attributes.get("DW_AT_discr_value")
+        member = next((c for c in child.iter_children() if c.tag == "DW_TAG_member"), None)
+        if member is None:
+            continue
+        base = _offset(member)
+        payload = _type_die(member)
+        inner = list(payload.iter_children()) if payload is not None else []
+        fields = tuple(Field(f.name, base + f.offset, f.type) for f in _members(inner))
+        tuple_like = bool(fields) and all(f.name == f"__{i}" for i, f in enumerate(fields))
+        if tuple_like:
+            fields = tuple(_renamed(fields))
+        discr_value = int(value.value) if value is not None else None
+        variants.append(EnumVariant(_name(member), discr_value, fields, tuple_like))
+    return RustType(name, "enum", size, variants=tuple(variants), discr=discr)
+
+
+def _members(children: list[Any]) -> list[Field]:
+    return [
+        Field(_name(c), _offset(c), type_of(_type_die(c)))
+        for c in children
+        if c.tag == "DW_TAG_member" and "DW_AT_artificial" not in c.attributes
+    ]
+
+
+def _member_die(children: list[Any], name: str) -> Any:
+    return next(c for c in children if c.tag == "DW_TAG_member" and _name(c) == name)
+
+
+def _template_param(children: list[Any], name: str) -> RustType | None:
+    for child in children:
+        if child.tag == "DW_TAG_template_type_param" and _name(child) == name:
+            return type_of(_type_die(child))
+    return None
+
+
+def _first_pointer(cu: Any, member: Any, base: int, depth: int = 0) -> int | None:
+    """The offset of the first pointer inside `member` (Vec's buf -> RawVec -> ... -> ptr)."""
+    if depth > 8:
+        return None
+    target = _type_die(member)
+    offset = base + _offset(member)
+    if target is None:
+        return None
+    if target.tag == "DW_TAG_pointer_type":
+        return offset
+    if target.tag != "DW_TAG_structure_type":
+        return None
+    members = [c for c in target.iter_children() if c.tag == "DW_TAG_member"]
+    for child in sorted(members, key=lambda c: 0 if _name(c) in ("ptr", "pointer", "inner") else 1):
+        found = _first_pointer(cu, child, offset, depth + 1)
+        if found is not None:
+            return found
+    return None
+
+
+def _array(die: Any, name: str) -> RustType:
+    element = type_of(_type_die(die))
+    count = 0
+    for child in die.iter_children():
+        if child.tag != "DW_TAG_subrange_type":
+            continue
+        if "DW_AT_count" in child.attributes:
+            count = int(child.attributes["DW_AT_count"].value)
+        elif "DW_AT_upper_bound" in child.attributes:
+            count = int(child.attributes["DW_AT_upper_bound"].value) + 1
+        break
+    label = name or f"[{element.name}; {count}]"
+    return RustType(label, "array", element.size * count, element=element, count=count)
+
+
+def _type_die(die: Any) -> Any:
+    if die is None or "DW_AT_type" not in die.attributes:
+        return None
+    return die.get_DIE_from_attribute("DW_AT_type")
+
+
+def _size(die: Any) -> int:
+    attr = die.attributes.get("DW_AT_byte_size")
+    return int(attr.value) if attr is not None else 0
+
+
+def _offset(die: Any) -> int:
+    attr = die.attributes.get("DW_AT_data_member_location")
+    return int(attr.value) if attr is not None and isinstance(attr.value, int) else 0
 
 
 def _name(die: Any) -> str:
     attr = die.attributes.get("DW_AT_name")
-    return attr.value.decode("utf-8", "replace") if attr else die.tag.removeprefix("DW_TAG_")
+    return attr.value.decode("utf-8", "replace") if attr else ""
