@@ -17,17 +17,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+# argv: release fd, executable fd (-1: exec by path), executable path, target argv...
+# With an fd, the target is exactly the file that fd opened (fexecve), whatever the path
+# holds by then; the fd is made close-on-exec first, so the target does not inherit it.
 _LAUNCHER = (
     "import os, sys\n"
     "fd = int(sys.argv[1])\n"
+    "exe = int(sys.argv[2])\n"
     "go = os.read(fd, 1)\n"
     "os.close(fd)\n"
     "if go != b'x':\n"
     "    os._exit(125)\n"
     "try:\n"
-    "    os.execv(sys.argv[2], sys.argv[3:])\n"
+    "    if exe >= 0:\n"
+    "        os.set_inheritable(exe, False)\n"
+    "        os.execve(exe, sys.argv[4:], os.environ)\n"
+    "    os.execv(sys.argv[3], sys.argv[4:])\n"
     "except OSError as exc:\n"
-    "    sys.stderr.write(f'pytest-uprobe: cannot execute {sys.argv[2]}: {exc}\\n')\n"
+    "    sys.stderr.write(f'pytest-uprobe: cannot execute {sys.argv[3]}: {exc}\\n')\n"
     "    os._exit(127)\n"
 )
 
@@ -51,8 +58,10 @@ class HeldProcess:
         env: Mapping[str, str] | None,
         cwd: str | os.PathLike[str] | None,
         stdin_data: bool,
+        executable_fd: int | None = None,
     ) -> None:
         read_end, self._release_fd = os.pipe()
+        exe_fd = -1 if executable_fd is None else executable_fd
         try:
             self.popen = subprocess.Popen(
                 [
@@ -62,6 +71,7 @@ class HeldProcess:
                     "-c",
                     _LAUNCHER,
                     str(read_end),
+                    str(exe_fd),
                     str(executable),
                     *argv,
                 ],
@@ -70,7 +80,7 @@ class HeldProcess:
                 stderr=subprocess.PIPE,
                 env=dict(env) if env is not None else None,
                 cwd=cwd,
-                pass_fds=(read_end,),
+                pass_fds=(read_end,) if exe_fd < 0 else (read_end, exe_fd),
                 start_new_session=True,
             )
         except BaseException:

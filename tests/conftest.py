@@ -62,14 +62,19 @@ def uprobe_events() -> list[str]:
     return [line for line in path.read_text().splitlines() if line.strip()]
 
 
-def processes_running(executable: Path) -> list[int]:
+def processes_running(executable: Path, parent: int | None = None) -> list[int]:
+    """Processes running `executable`; with `parent`, only that process's children (other
+    pytest-xdist workers may run the same binary at the same time)."""
     pids = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
-            if os.readlink(proc / "exe") == str(executable):
-                pids.append(int(proc.name))
-        except OSError:
+            if os.readlink(proc / "exe") != str(executable):
+                continue
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
             continue
+        if parent is None or ppid == parent:
+            pids.append(int(proc.name))
     return pids

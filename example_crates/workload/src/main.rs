@@ -59,6 +59,38 @@ fn main() {
             let total: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
             println!("threads {} ticks {}", count, total);
         }
+        // tick `count` times, then spawn two copies of itself in mode `tree` with
+        // depth-1 (args[3], default 2), each spawning theirs: 2^(depth+1)-1 processes.
+        // Prints "tree <depth> processes <P> ticks <T>" with every descendant's ticks in T.
+        "tree" => {
+            let depth: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(2);
+            let mut processes = 1u64;
+            let mut ticks = 0u64;
+            for i in 0..count {
+                tick(i);
+                ticks += 1;
+            }
+            if depth > 0 {
+                let exe = env::current_exe().expect("current_exe");
+                let children: Vec<_> = (0..2)
+                    .map(|_| {
+                        std::process::Command::new(&exe)
+                            .args(["tree", &count.to_string(), &(depth - 1).to_string()])
+                            .stdout(std::process::Stdio::piped())
+                            .spawn()
+                            .expect("spawn")
+                    })
+                    .collect();
+                for child in children {
+                    let out = child.wait_with_output().expect("wait");
+                    let text = String::from_utf8_lossy(&out.stdout);
+                    let words: Vec<&str> = text.split_whitespace().collect();
+                    processes += words[3].parse::<u64>().unwrap();
+                    ticks += words[5].parse::<u64>().unwrap();
+                }
+            }
+            println!("tree {} processes {} ticks {}", depth, processes, ticks);
+        }
         other => {
             eprintln!("unknown mode {}", other);
             std::process::exit(2);
