@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import os
 import stat
+import struct
 import threading
 from dataclasses import dataclass
 from functools import cached_property
@@ -17,27 +18,56 @@ from typing import IO, Any
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
 
+from .diskcache import DiskCache
 from .errors import BinaryNotFound, NoSymbolTable, NotElfError, NotExecutable, WrongArchitecture
 from .names import demangle
 
 ELF_MAGIC = b"\x7fELF"
+_SYM = struct.Struct("<IBBHQQ")  # Elf64_Sym
+_KINDS = {2: "function", 1: "object", 6: "tls"}  # STT_FUNC, STT_OBJECT, STT_TLS
 
 
-@dataclass(frozen=True)
 class Symbol:
-    """One symbol of the binary: `name` as stored, `path` demangled without the hash."""
+    """One symbol of the binary: `name` as stored, `path` demangled without the hash.
 
-    name: str
-    path: str
-    address: int
-    size: int
-    kind: str  # "function", "object" or "tls"
+    The path is demangled on first use: resolving a name demangles only the symbols whose
+    mangled names can match it (see names.may_match).
+    """
+
+    __slots__ = ("name", "_path", "address", "size", "kind")
+
+    def __init__(self, name: str, path: str | None, address: int, size: int, kind: str) -> None:
+        self.name = name
+        self._path = path
+        self.address = address
+        self.size = size
+        self.kind = kind  # "function", "object", "tls" (or "inlined" for a plan's copies)
+
+    @property
+    def path(self) -> str:
+        if self._path is None:
+            self._path = demangle(self.name)
+        return self._path
 
     @property
     def end(self) -> int:
         return self.address + self.size
+
+    def _key(self) -> tuple[str, str, int, int, str]:
+        return (self.name, self.path, self.address, self.size, self.kind)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Symbol) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.address, self.size, self.kind))
+
+    def __repr__(self) -> str:
+        return (
+            f"Symbol(name={self.name!r}, path={self.path!r}, address={self.address:#x}, "
+            f"size={self.size}, kind={self.kind!r})"
+        )
 
 
 @dataclass(frozen=True)
@@ -63,6 +93,7 @@ class ElfBinary:
         self.identity = identity
         self._stream = stream
         self.elf = ELFFile(stream)
+        self._disk: dict[str, DiskCache] = {}
 
     _cache: dict[Identity, ElfBinary] = {}
     _cache_lock = threading.Lock()
@@ -107,26 +138,59 @@ class ElfBinary:
                 return str(note["n_desc"])
         return None
 
+    def cache(self, part: str) -> DiskCache:
+        """This binary's on-disk cache `part` (see diskcache), one object per part."""
+        found = self._disk.get(part)
+        if found is None:
+            found = DiskCache.for_binary(
+                self.build_id, self.path, self.identity.size, self.identity.mtime_ns, part
+            )
+            self._disk[part] = found
+        return found
+
+    def save_caches(self) -> None:
+        """Write what resolution computed to the on-disk cache, for the next process."""
+        main = self.cache("main")
+        if "symbols" in self.__dict__:
+            paths = {s.name: s._path for s in self.symbols if s._path is not None}
+            if len(paths) > len(main.get("paths") or ()):
+                main.put("paths", paths)
+        for cache in self._disk.values():
+            cache.flush()
+
     @cached_property
     def symbols(self) -> tuple[Symbol, ...]:
         """Every defined function, object and TLS symbol of .symtab and .dynsym."""
-        found: dict[tuple[str, int], Symbol] = {}
-        tables = [s for s in self.elf.iter_sections() if isinstance(s, SymbolTableSection)]
+        main = self.cache("main")
+        rows = main.get("symbols")
+        if rows is None:
+            rows = self._read_symbols()
+            main.put("symbols", rows)
+        paths = main.get("paths") or {}
+        return tuple(
+            Symbol(name, paths.get(name), address, size, kind) for name, address, size, kind in rows
+        )
+
+    def _read_symbols(self) -> list[tuple[str, int, int, str]]:
+        tables = [
+            s
+            for s in self.elf.iter_sections()
+            if s["sh_type"] in ("SHT_SYMTAB", "SHT_DYNSYM") and s["sh_entsize"] == _SYM.size
+        ]
         if not any(t.name == ".symtab" for t in tables):
             raise NoSymbolTable(self.path)
+        found: dict[tuple[str, int], tuple[str, int, int, str]] = {}
         for table in tables:
-            for sym in table.iter_symbols():
-                kind = {"STT_FUNC": "function", "STT_OBJECT": "object", "STT_TLS": "tls"}.get(
-                    sym["st_info"]["type"]
-                )
-                if kind is None or sym["st_shndx"] == "SHN_UNDEF" or not sym.name:
+            strings = self.elf.get_section(table["sh_link"]).data()
+            for name_at, info, _, shndx, value, size in _SYM.iter_unpack(table.data()):
+                kind = _KINDS.get(info & 0xF)
+                if kind is None or shndx == 0 or not name_at:  # SHN_UNDEF, or no name
                     continue
-                key = (sym.name, sym["st_value"])
-                if key not in found:
-                    found[key] = Symbol(
-                        sym.name, demangle(sym.name), sym["st_value"], sym["st_size"], kind
-                    )
-        return tuple(found.values())
+                end = strings.find(b"\0", name_at)
+                name = strings[name_at:end].decode("utf-8", "replace")
+                if name and (name, value) not in found:
+                    found[(name, value)] = (name, value, size, kind)
+        return list(found.values())
 
     @cached_property
     def functions(self) -> tuple[Symbol, ...]:
@@ -147,15 +211,20 @@ class ElfBinary:
 
     def code(self, address: int, size: int) -> bytes | None:
         """The bytes of an executable section at [address, address + size), or None."""
-        for section in self.elf.iter_sections():
-            if not section["sh_flags"] & 0x4:  # SHF_EXECINSTR
-                continue
-            start = section["sh_addr"]
-            if start <= address and address + size <= start + section["sh_size"]:
-                offset = section["sh_offset"] + address - start
-                self._stream.seek(offset)
+        for start, length, offset in self._executable_sections:
+            if start <= address and address + size <= start + length:
+                self._stream.seek(offset + address - start)
                 return self._stream.read(size)
         return None
+
+    @cached_property
+    def _executable_sections(self) -> list[tuple[int, int, int]]:
+        """(address, size, file offset) of each SHF_EXECINSTR section."""
+        return [
+            (s["sh_addr"], s["sh_size"], s["sh_offset"])
+            for s in self.elf.iter_sections()
+            if s["sh_flags"] & 0x4
+        ]
 
     @cached_property
     def has_dwarf(self) -> bool:

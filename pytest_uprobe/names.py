@@ -43,6 +43,30 @@ def _demangle_cxx(name: str) -> str:
         return _demangle_rust(name)
 
 
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+
+
+def may_match(probe: str) -> Callable[[str], bool]:
+    """A cheap test on a *mangled* name, true for every symbol whose demangled path the
+    probe can match, so that only those need demangling.
+
+    Both Rust schemes and C++ spell each identifier as its length then its bytes
+    (`3mix`), so a probe whose last segment is a plain identifier can only match a mangled
+    name containing that spelling. Names that are not mangled are their own paths, and
+    anything else (globs in the last segment, closures) lets every name through.
+    """
+    segments = strip_generics(probe).split("::")
+    last = segments[-1]
+    if not _PLAIN_SEGMENT.match(last):
+        return lambda name: True
+    token = f"{len(last)}{last}"
+
+    def test(name: str) -> bool:
+        return token in name or not name.startswith(("_Z", "_R"))
+
+    return test
+
+
 def strip_generics(path: str) -> str:
     """`zoo::ident::<u8>` -> `zoo::ident`: drop every `::<...>` generic argument list."""
     out: list[str] = []
@@ -115,4 +139,3 @@ def crate_of(path: str) -> str | None:
     `<zoo::Sq as zoo::Shape>::area` -> `zoo`); None when it is not plain (`*::fib`)."""
     found = _FIRST_CRATE.match(path)
     return found.group(1) if found else None
-

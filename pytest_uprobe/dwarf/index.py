@@ -6,12 +6,14 @@ and a name is looked up only in the compile units of its own crate.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..elf import ElfBinary
 from ..names import crate_of
+from .scan import UnitIndex, scan_unit, section_bytes
 from .types import RustType, type_of
 
 # Subtrees that never hold a function definition: skipping them keeps walks short.
@@ -76,42 +78,117 @@ def referenced(die: Any, name: str) -> Any:
 
 
 def compile_unit_at(binary: ElfBinary, address: int) -> Any:
-    dwarf = binary.dwarf
-    aranges = dwarf.get_aranges()
-    offset = aranges.cu_offset_at_addr(address) if aranges is not None else None
-    if offset is None:
-        return None
-    return dwarf.get_CU_at(offset)
+    offset = unit_offset_at(binary, address)
+    return binary.dwarf.get_CU_at(offset) if offset is not None else None
+
+
+def unit_offset_at(binary: ElfBinary, address: int) -> int | None:
+    """The offset of the compile unit whose code holds `address`, through .debug_aranges."""
+    starts, ends, units = _aranges(binary)
+    i = bisect.bisect_right(starts, address) - 1
+    return units[i] if i >= 0 and address < ends[i] else None
+
+
+_aranges_by_binary: dict[object, tuple[list[int], list[int], list[int]]] = {}
+
+
+def _aranges(binary: ElfBinary) -> tuple[list[int], list[int], list[int]]:
+    """.debug_aranges as sorted (starts, ends, unit offsets), parsed once per binary from
+    the raw bytes (pyelftools parses the whole section again at every get_aranges)."""
+    found = _aranges_by_binary.get(binary.identity)
+    if found is not None:
+        return found
+    section = binary.dwarf.debug_aranges_sec
+    data = section_bytes(section) if section is not None else b""
+    ranges: list[tuple[int, int, int]] = []
+    pos = 0
+    while pos + 4 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "little")
+        offset_size = 4
+        head = pos + 4
+        if length == 0xFFFFFFFF:
+            length = int.from_bytes(data[pos + 4 : pos + 12], "little")
+            offset_size, head = 8, pos + 12
+        end = head + length
+        unit = int.from_bytes(data[head + 2 : head + 2 + offset_size], "little")
+        address_size = data[head + 2 + offset_size]
+        pair = 2 * address_size
+        at = head + 2 + offset_size + 2
+        at += (-(at - pos)) % pair  # tuples are aligned to twice the address size
+        while at + pair <= end:
+            start = int.from_bytes(data[at : at + address_size], "little")
+            size = int.from_bytes(data[at + address_size : at + pair], "little")
+            at += pair
+            if start == 0 and size == 0:
+                break
+            if size:
+                ranges.append((start, start + size, unit))
+        pos = end
+    ranges.sort()
+    found = ([r[0] for r in ranges], [r[1] for r in ranges], [r[2] for r in ranges])
+    _aranges_by_binary[binary.identity] = found
+    return found
+
+
+_units: dict[tuple[object, int], UnitIndex] = {}
+
+
+def unit_index(binary: ElfBinary, offset: int) -> UnitIndex:
+    """The plain-data index of the compile unit at `offset`: from memory, from the on-disk
+    cache, or by one fast pass over the unit's bytes (then cached in both)."""
+    key = (binary.identity, offset)
+    found = _units.get(key)
+    if found is None:
+        disk = binary.cache("dwarf")
+        found = disk.get(("unit", offset))
+        if not isinstance(found, UnitIndex):
+            found = scan_unit(binary.dwarf, binary.dwarf.get_CU_at(offset))
+            disk.put(("unit", offset), found)
+        _units[key] = found
+    return found
 
 
 def function_at(binary: ElfBinary, address: int) -> FunctionInfo | None:
     """The out-of-line function whose code starts at `address`, if DWARF describes it."""
     if not binary.has_dwarf:
         return None
-    cu = compile_unit_at(binary, address)
-    if cu is None:
-        return None
-    for die in walk(cu.get_top_DIE()):
-        if die.tag != "DW_TAG_subprogram":
-            continue
-        low = die.attributes.get("DW_AT_low_pc")
-        if low is None or low.value != address:
-            continue
-        return _function_info(die, address, cu, binary)
-    return None
-
-
-def _function_info(die: Any, low_pc: int, cu: Any, binary: ElfBinary) -> FunctionInfo:
+    main = binary.cache("main")
+    known: dict[int, tuple[int, int, tuple[int, ...]]] = main.get("functions") or {}
+    where = known.get(address)
+    if where is None:
+        offset = unit_offset_at(binary, address)
+        if offset is None:
+            return None
+        unit = unit_index(binary, offset)
+        die_offset = unit.by_low_pc().get(address)
+        if die_offset is None:
+            return None
+        # Kept on disk: a warm run reads the DIEs it needs without .debug_aranges or the
+        # unit's index.
+        where = (offset, die_offset, tuple(unit.params.get(die_offset, ())))
+        known[address] = where
+        main.put("functions", known)
+    cu = binary.dwarf.get_CU_at(where[0])
+    die = cu.get_DIE_from_refaddr(where[1])
     high = die.attributes["DW_AT_high_pc"]
-    high_pc = low_pc + high.value if high.form != "DW_FORM_addr" else high.value
+    high_pc = address + high.value if high.form != "DW_FORM_addr" else high.value
     return FunctionInfo(
-        low_pc=low_pc,
+        low_pc=address,
         high_pc=high_pc,
-        params=parameters_of(die),
+        params=tuple(_parameter(cu.get_DIE_from_refaddr(o), i) for i, o in enumerate(where[2])),
         return_type=type_of(referenced(die, "DW_AT_type")),
         frame_base=die.attributes.get("DW_AT_frame_base"),
-        prologue_end=_prologue_end(binary, cu, low_pc, high_pc),
+        prologue_end=_prologue_end(binary, cu, address, high_pc),
         die=die,
+    )
+
+
+def _parameter(die: Any, number: int) -> Parameter:
+    name = attr(die, "DW_AT_name")
+    return Parameter(
+        name.value.decode() if name else f"arg{number}",
+        type_of(referenced(die, "DW_AT_type")),
+        die,
     )
 
 
@@ -168,16 +245,21 @@ def _prologue_end(binary: ElfBinary, cu: Any, low: int, high: int) -> int | None
     key = (binary.identity, cu.cu_offset)
     marks = _prologue_ends.get(key)
     if marks is None:
-        marks = []
-        program = binary.dwarf.line_program_for_CU(cu)
-        if program is not None:
-            for entry in program.get_entries():
-                state = entry.state
-                if state is not None and state.prologue_end:
-                    marks.append(state.address)
-        marks.sort()
+        disk = binary.cache("main")
+        marks = disk.get(("prologue_ends", cu.cu_offset))
+        if marks is None:
+            marks = []
+            program = binary.dwarf.line_program_for_CU(cu)
+            if program is not None:
+                for entry in program.get_entries():
+                    state = entry.state
+                    if state is not None and state.prologue_end:
+                        marks.append(state.address)
+            marks.sort()
+            disk.put(("prologue_ends", cu.cu_offset), marks)
         _prologue_ends[key] = marks
-    return next((a for a in marks if low <= a < high), None)
+    i = bisect.bisect_left(marks, low)
+    return marks[i] if i < len(marks) and marks[i] < high else None
 
 
 def walk(top: Any) -> Iterator[Any]:
@@ -193,8 +275,8 @@ def walk(top: Any) -> Iterator[Any]:
 _crate_units: dict[tuple[object, str], list[int]] = {}
 
 
-def crate_units(binary: ElfBinary, crate: str) -> list[Any]:
-    """The compile units holding `crate`'s code.
+def crate_unit_offsets(binary: ElfBinary, crate: str) -> list[int]:
+    """The offsets of the compile units holding `crate`'s code.
 
     Release builds name them `<file>/@/<crate>.<hash>-cgu.<n>`; dev builds name them by a
     hash only, so the units that hold the crate's function symbols (found through
@@ -203,19 +285,31 @@ def crate_units(binary: ElfBinary, crate: str) -> list[Any]:
     key = (binary.identity, crate)
     offsets = _crate_units.get(key)
     if offsets is None:
-        found: set[int] = set()
-        marker = f"/@/{crate}."
-        for cu in binary.dwarf.iter_CUs():
-            name = cu.get_top_DIE().attributes.get("DW_AT_name")
-            if name is not None and marker in name.value.decode("utf-8", "replace"):
-                found.add(cu.cu_offset)
-        aranges = binary.dwarf.get_aranges()
-        if aranges is not None:
-            for symbol in binary.functions:
-                if crate_of(symbol.path) == crate:
-                    offset = aranges.cu_offset_at_addr(symbol.address)
-                    if offset is not None:
-                        found.add(offset)
-        offsets = sorted(found)
+        disk = binary.cache("main")
+        offsets = disk.get(("crate_units", crate))
+        if offsets is None:
+            offsets = _find_crate_units(binary, crate)
+            disk.put(("crate_units", crate), offsets)
         _crate_units[key] = offsets
-    return [binary.dwarf.get_CU_at(offset) for offset in offsets]
+    return offsets
+
+
+def _find_crate_units(binary: ElfBinary, crate: str) -> list[int]:
+    found: set[int] = set()
+    marker = f"/@/{crate}."
+    for cu in binary.dwarf.iter_CUs():
+        name = cu.get_top_DIE().attributes.get("DW_AT_name")
+        if name is not None and marker in name.value.decode("utf-8", "replace"):
+            found.add(cu.cu_offset)
+    for symbol in binary.functions:
+        # A mangled name spells its crate's name as it is: demangle only those.
+        if crate in symbol.name and crate_of(symbol.path) == crate:
+            offset = unit_offset_at(binary, symbol.address)
+            if offset is not None:
+                found.add(offset)
+    return sorted(found)
+
+
+def crate_units(binary: ElfBinary, crate: str) -> list[Any]:
+    """The compile units holding `crate`'s code (pyelftools objects)."""
+    return [binary.dwarf.get_CU_at(offset) for offset in crate_unit_offsets(binary, crate)]

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..elf import ElfBinary
-from ..names import crate_of, demangle
-from .index import Parameter, crate_units, origin_holder, parameters_of
+from ..names import crate_of, demangle, may_match
+from .index import Parameter, crate_unit_offsets, origin_holder, parameters_of, unit_index
+from .scan import UnitIndex
 
 
 @dataclass(frozen=True)
@@ -36,32 +37,146 @@ class InlinedSite:
 def inlined_sites(
     binary: ElfBinary, path: str, matches: Callable[[str], bool]
 ) -> list[InlinedSite]:
-    """Inlined copies of the functions `matches` accepts, in `path`'s crate, by address."""
+    """Inlined copies of the functions `matches` accepts, in `path`'s crate, by address.
+
+    `matches` must be `names.matcher(path)`: the copies found are cached by `path`, in
+    memory and on disk, as plain data; only the DIEs of the copies' parameters are read
+    again (through pyelftools) to build the sites.
+    """
     crate = crate_of(path)
     if crate is None or not binary.has_dwarf:
         return []
-    sites: list[InlinedSite] = []
-    for cu in crate_units(binary, crate):
-        abstract: dict[int, str] = {}
-        copies: list[Any] = []
-        for die in cu.iter_DIEs():
-            if die.tag == "DW_TAG_subprogram" and "DW_AT_inline" in die.attributes:
-                abstract_path = _abstract_path(die, crate)
-                if abstract_path is not None and matches(abstract_path):
-                    abstract[die.offset] = abstract_path
-            elif (
-                die.tag == "DW_TAG_inlined_subroutine" and "DW_AT_abstract_origin" in die.attributes
-            ):
-                copies.append(die)
-        for die in copies:
-            origin = die.get_DIE_from_attribute("DW_AT_abstract_origin")
-            if origin.offset in abstract:
+    main = binary.cache("main")
+    rows = main.get(("inlined", path))
+    if rows is None:
+        rows = _find_copies(binary, crate, path, matches)
+        main.put(("inlined", path), rows)  # written by binary.save_caches() (build_plan)
+    return [_site(binary, row) for row in rows]
+
+
+# One copy as plain data: (path, caller, entry, call file, call line, unit offset,
+# copy DIE offset, abstract origin offset, caller DIE offset, described).
+CopyRow = tuple[str, str, int, "str | None", "int | None", int, int, int, "int | None", bool]
+
+
+def _find_copies(
+    binary: ElfBinary, crate: str, path: str, matches: Callable[[str], bool]
+) -> list[CopyRow]:
+    spelled = may_match(path)
+    rows: list[CopyRow] = []
+    for unit_offset in crate_unit_offsets(binary, crate):
+        unit = unit_index(binary, unit_offset)
+        abstract: dict[int, tuple[str, bool]] = {}
+        for offset, (_, _, inline, linkage, _, _, described) in unit.subprograms.items():
+            if not inline or (linkage is not None and not spelled(linkage)):
+                continue
+            abstract_path = _indexed_path(unit, offset, crate)
+            if abstract_path is not None and matches(abstract_path):
                 # Line-tables-only DWARF keeps no declaration and no parameters.
-                described = "DW_AT_decl_line" in origin.attributes
-                site = _site(binary, cu, die, origin, abstract[origin.offset], crate, described)
-                if site is not None:
-                    sites.append(site)
-    return sorted(sites, key=lambda s: s.entry)
+                abstract[offset] = (abstract_path, described)
+        if not abstract:
+            continue
+        cu = None
+        for offset, origin, entry, ranges, call_file, call_line, caller in unit.inlined:
+            if origin not in abstract:
+                continue
+            if cu is None:
+                cu = binary.dwarf.get_CU_at(unit_offset)
+            if entry is None and ranges is not None:
+                entry = _entry(binary, cu, cu.get_DIE_from_refaddr(offset))
+            if entry is None or entry == 0 or entry >= _TOMBSTONE:
+                continue  # code the linker dropped keeps its DWARF at address 0 (or -1)
+            abstract_path, described = abstract[origin]
+            rows.append(
+                (
+                    abstract_path,
+                    _caller_path(binary, unit, caller, crate) or "?",
+                    int(entry),
+                    _call_file(binary, cu, call_file),
+                    int(call_line) if call_line else None,
+                    unit_offset,
+                    offset,
+                    origin,
+                    caller,
+                    described,
+                )
+            )
+    rows.sort(key=lambda r: r[2])
+    return rows
+
+
+_TOMBSTONE = 0xFFFF_FFFF_FFFF_FFF0
+
+
+def _site(binary: ElfBinary, row: CopyRow) -> InlinedSite:
+    (
+        path,
+        caller_path,
+        entry,
+        call_file,
+        call_line,
+        unit_offset,
+        offset,
+        origin,
+        caller,
+        described,
+    ) = row
+    cu = binary.dwarf.get_CU_at(unit_offset)
+    die = cu.get_DIE_from_refaddr(offset)
+    caller_die = binary.dwarf.get_DIE_from_refaddr(caller) if caller is not None else None
+    return InlinedSite(
+        path=path,
+        caller=caller_path,
+        entry=entry,
+        call_file=call_file,
+        call_line=call_line,
+        params=parameters_of(die, cu.get_DIE_from_refaddr(origin)),
+        params_known=described,
+        frame_base=(
+            caller_die.attributes.get("DW_AT_frame_base") if caller_die is not None else None
+        ),
+    )
+
+
+def _indexed_path(unit: UnitIndex, offset: int, crate: str) -> str | None:
+    """`_abstract_path` over a unit's index: the linkage name demangled, or the name in its
+    namespaces, following abstract origins and specifications as `origin_holder` does."""
+    for wanted in (3, 4):  # linkage name first, then name
+        at: int | None = offset
+        for _ in range(4):
+            entry = unit.subprograms.get(at) if at is not None else None
+            if entry is None:
+                break
+            if entry[wanted] is not None:
+                if wanted == 3:
+                    return demangle(entry[3])
+                return _namespaced(unit, entry[0], entry[4], crate)
+            at = entry[5]
+    return None
+
+
+def _namespaced(unit: UnitIndex, parent: int | None, name: str, crate: str) -> str:
+    segments = [name]
+    while parent is not None and parent in unit.namespaces:
+        parent, segment = unit.namespaces[parent]
+        segments.append(segment)
+    if segments[-1] != crate:
+        segments.append(crate)
+    cut = segments[0].find("<")
+    if cut > 0:  # `f<u8>` as DWARF spells it -> `f::<u8>` as a path does
+        segments[0] = f"{segments[0][:cut]}::{segments[0][cut:]}"
+    return "::".join(reversed(segments))
+
+
+def _caller_path(binary: ElfBinary, unit: UnitIndex, caller: int | None, crate: str) -> str | None:
+    if caller is None:
+        return None
+    found = _indexed_path(unit, caller, crate)
+    if found is not None:
+        return found
+    die = binary.dwarf.get_DIE_from_refaddr(caller)  # its origin is in another unit
+    named = origin_holder(die, "DW_AT_linkage_name") or origin_holder(die, "DW_AT_name")
+    return _abstract_path(named, crate) if named is not None else None
 
 
 def _abstract_path(die: Any, crate: str) -> str | None:
@@ -87,36 +202,6 @@ def _abstract_path(die: Any, crate: str) -> str | None:
     return "::".join(reversed(segments))
 
 
-def _site(
-    binary: ElfBinary,
-    cu: Any,
-    die: Any,
-    origin: Any,
-    path: str,
-    crate: str,
-    described: bool,
-) -> InlinedSite | None:
-    entry = _entry(binary, cu, die)
-    if entry is None:
-        return None
-    caller = die.get_parent()
-    while caller is not None and caller.tag != "DW_TAG_subprogram":
-        caller = caller.get_parent()
-    named = origin_holder(caller, "DW_AT_linkage_name") or origin_holder(caller, "DW_AT_name")
-    caller_path = _abstract_path(named, crate) if named is not None else None
-    line = die.attributes.get("DW_AT_call_line")
-    return InlinedSite(
-        path=path,
-        caller=caller_path or "?",
-        entry=entry,
-        call_file=_call_file(binary, cu, die),
-        call_line=int(line.value) if line else None,
-        params=parameters_of(die, origin),
-        params_known=described,
-        frame_base=caller.attributes.get("DW_AT_frame_base") if caller is not None else None,
-    )
-
-
 def _entry(binary: ElfBinary, cu: Any, die: Any) -> int | None:
     for name in ("DW_AT_entry_pc", "DW_AT_low_pc"):
         found = die.attributes.get(name)
@@ -136,22 +221,38 @@ def _entry(binary: ElfBinary, cu: Any, die: Any) -> int | None:
     return None
 
 
-def _call_file(binary: ElfBinary, cu: Any, die: Any) -> str | None:
-    index = die.attributes.get("DW_AT_call_file")
+_file_tables: dict[tuple[object, int], tuple[bool, list[str]]] = {}
+
+
+def _call_file(binary: ElfBinary, cu: Any, index: int | None) -> str | None:
+    if index is None:
+        return None
+    key = (binary.identity, cu.cu_offset)
+    files = _file_tables.get(key)
+    if files is None:
+        files = _file_table(binary, cu)
+        _file_tables[key] = files
+    v5, names = files
+    position = index if v5 else index - 1
+    return names[position] if 0 <= position < len(names) else None
+
+
+def _file_table(binary: ElfBinary, cu: Any) -> tuple[bool, list[str]]:
+    """Whether file numbers count from 0 (DWARF 5), and the unit's files by number."""
     program = binary.dwarf.line_program_for_CU(cu)
-    if index is None or program is None:
-        return None
-    entries = program.header.file_entry
-    position = index.value - 1 if program.header.version < 5 else index.value
-    if not 0 <= position < len(entries):
-        return None
-    entry = entries[position]
-    name = _text(entry.name)
+    if program is None:
+        return False, []
     directories = program.header.include_directory
-    directory = entry.dir_index - 1 if program.header.version < 5 else entry.dir_index
-    if name.startswith("/") or not 0 <= directory < len(directories):
-        return name
-    return f"{_text(directories[directory])}/{name}"
+    v5 = program.header.version >= 5
+    files: list[str] = []
+    for entry in program.header.file_entry:
+        name = _text(entry.name)
+        directory = entry.dir_index if v5 else entry.dir_index - 1
+        if name.startswith("/") or not 0 <= directory < len(directories):
+            files.append(name)
+        else:
+            files.append(f"{_text(directories[directory])}/{name}")
+    return v5, files
 
 
 def _text(value: Any) -> str:
