@@ -170,3 +170,20 @@ def _immediate_target(insn: capstone.CsInsn) -> int | None:
     if len(operands) == 1 and operands[0].type == capstone.x86.X86_OP_IMM:
         return int(operands[0].imm)
     return None
+
+
+_RDI_NAMES = frozenset({"rdi", "edi", "di", "dil"})
+
+
+def keeps_rdi(code: bytes, start: int) -> bool:
+    """No instruction of `code` (straight-line code from `start`) writes rdi or a part of
+    it, nor calls anything: rdi still holds what the caller passed (a hidden return
+    pointer, say) at the end of the range."""
+    cs = _disassembler()
+    for insn in cs.disasm(code, start):
+        if insn.group(capstone.CS_GRP_CALL):
+            return False
+        _, written = insn.regs_access()
+        if any(insn.reg_name(r) in _RDI_NAMES for r in written):
+            return False
+    return True

@@ -70,6 +70,18 @@ class WrongArchitecture(BinaryError):
         )
 
 
+class BinaryChanged(BinaryError):
+    """The file kept changing (rebuilt, replaced) while it was being resolved."""
+
+    def __init__(self, path: Path | str, attempts: int) -> None:
+        super().__init__(
+            path,
+            f"the file changed while its probes were being resolved, {attempts} times in a "
+            "row, so no probe was attached (offsets from one build are wrong in another)",
+            "wait for the build that writes it to finish before tracing it",
+        )
+
+
 class NoSymbolTable(BinaryError):
     def __init__(self, path: Path | str) -> None:
         super().__init__(

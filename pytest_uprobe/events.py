@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .bpf.session import RawEvent
 from .code import branch_taken
-from .plan import PlannedFunction, ProbePlan, SiteKind
+from .plan import PlannedFunction, ProbePlan, SiteKind, Value
 from .trace import Call
 from .values import Unavailable
 
@@ -46,7 +47,7 @@ def build_calls(plan: ProbePlan, events: Iterable[RawEvent], *, exited: bool) ->
             copy = function.inlined
             call = _call(function, event)
             _set_caller(call, thread)
-            call.retval = function.returns.decode(event.words) if function.returns else None
+            call.retval = _decode(function.returns, event) if function.returns else None
             call.inlined = True
             call.inlined_into = copy.describe() if copy is not None else None
             calls.append(call)
@@ -76,7 +77,7 @@ def build_calls(plan: ProbePlan, events: Iterable[RawEvent], *, exited: bool) ->
             call.retval = Unavailable(f"tail call into {callee}")
             thread.tail_callers.append((event.cfa, site.target, call))
             continue
-        value = function.returns.decode(event.words) if function.returns is not None else None
+        value = _decode(function.returns, event) if function.returns is not None else None
         call.retval = value
         for caller in tail_callers_of.pop(id(call), ()):
             caller.retval = value
@@ -86,8 +87,12 @@ def build_calls(plan: ProbePlan, events: Iterable[RawEvent], *, exited: bool) ->
     return calls
 
 
+def _decode(value: Value, event: RawEvent) -> Any:
+    return value.decode(event.words, event.data, event.failed)
+
+
 def _call(function: PlannedFunction, event: RawEvent) -> Call:
-    values = [v.decode(event.words) for v in function.params]
+    values = [_decode(v, event) for v in function.params]
     return Call(
         function=function.probe,
         path=function.symbol.path,

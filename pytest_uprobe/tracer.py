@@ -15,7 +15,7 @@ from typing import Any
 
 from .bpf import session as bpf
 from .elf import ElfBinary, check_file
-from .errors import BinaryNotFound, TraceTimeout, UsageError
+from .errors import BinaryChanged, BinaryNotFound, TraceTimeout, UsageError
 from .events import build_calls, entry_counts
 from .launch import HeldProcess
 from .plan import DEFAULT_MAX_FUNCTIONS, FunctionSites, ProbePlan, build_plan, find_sites
@@ -46,10 +46,11 @@ class Tracer:
         max_string: int = DEFAULT_MAX_STRING,
         max_elements: int = DEFAULT_MAX_ELEMENTS,
         lost_events: str = "fail",
+        follow_children: bool = False,
     ) -> None:
         self.timeout = _check_timeout(timeout)
-        # Caps for decoding strings (bytes) and collections (elements); stored for the
-        # decoders of str/String and Vec/slices, which this version does not have yet.
+        # Caps on what is copied from behind pointers: bytes of a str/String, elements of
+        # a slice/Vec (longer values decode as values.Truncated).
         self.max_string = _check_cap("max_string", max_string)
         self.max_elements = _check_cap("max_elements", max_elements)
         if lost_events not in LOST_EVENTS_POLICIES:
@@ -61,6 +62,9 @@ class Tracer:
         # False: count calls in the kernel only (call_count), deliver no call, argument or
         # return value: the cheapest mode, at the cost of one uprobe hit per call.
         self.record = record
+        # Also count the processes the target forks (and what they exec), their children,
+        # and so on; never another process, even one running the same binary.
+        self.follow_children = _check_flag("follow_children", follow_children)
         self.traces: list[Trace] = []
         self._live: list[Any] = []  # sessions and processes of a run in progress
         self._checked = False
@@ -87,11 +91,28 @@ class Tracer:
             else:
                 thing.close()
 
+    def _pinned_plan(
+        self, executable: Path, probes: Sequence[str]
+    ) -> tuple[ProbePlan, _PinnedFile]:
+        """A plan and an open fd of the very file it was resolved from."""
+        for _ in range(_PIN_ATTEMPTS):
+            plan = self.plan(executable, probes)
+            pinned = _PinnedFile.of(plan.binary)
+            if pinned is not None:
+                return plan, pinned
+        raise BinaryChanged(executable, _PIN_ATTEMPTS)
+
     def plan(self, executable: str | os.PathLike[str], probes: Sequence[str]) -> ProbePlan:
         """Resolve probe names to sites without running anything (no privileges needed)."""
         names = _check_probes(probes)
         binary = ElfBinary.open(executable)
-        options = (self.ret_sites_only, self.max_functions, self.inlined)
+        options = (
+            self.ret_sites_only,
+            self.max_functions,
+            self.inlined,
+            self.max_string,
+            self.max_elements,
+        )
         key = (binary.identity, tuple(names), *options)
         plan = _plans.get(key)
         if plan is None:
@@ -101,6 +122,8 @@ class Tracer:
                 ret_sites_only=self.ret_sites_only,
                 max_functions=self.max_functions,
                 inlined=self.inlined,
+                max_string=self.max_string,
+                max_elements=self.max_elements,
             )
             _plans[key] = plan
         return plan
@@ -120,26 +143,38 @@ class Tracer:
         env: Mapping[str, str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
         input: str | bytes | None = None,
+        follow_children: bool | None = None,
     ) -> Trace:
-        """Run `argv` with every probe attached before its first instruction; return what ran."""
+        """Run `argv` with every probe attached before its first instruction; return what ran.
+        `follow_children=True` also counts the processes it forks (default: the Tracer's)."""
         args = _check_argv(argv)
         timeout = _check_timeout(timeout) if timeout is not None else self.timeout
         _check_env(env)
+        follow = self.follow_children
+        if follow_children is not None:
+            follow = _check_flag("follow_children", follow_children)
         data = input.encode() if isinstance(input, str) else input
         executable = _find_executable(args[0], cwd)
-        plan = self.plan(executable, probes)
         self.check()
+        # The file resolved is the file probed and the file run: a rebuild between resolving
+        # and attaching (another mtime, size or inode at that path) is resolved anew, and
+        # after that, probes and exec go through an fd of the resolved file, never the path.
+        plan, pinned = self._pinned_plan(executable, probes)
+        self._live.append(pinned)
 
-        session = bpf.Session(plan, record=self.record)
-        self._live.append(session)
         try:
-            held = HeldProcess(executable, args, env=env, cwd=cwd, stdin_data=data is not None)
+            session = bpf.Session(plan, record=self.record, follow_children=follow)
+            self._live.append(session)
+            held = HeldProcess(
+                executable,
+                args,
+                env=env,
+                cwd=cwd,
+                stdin_data=data is not None,
+                executable_fd=pinned.fd,
+            )
             self._live.append(held)
-            if not plan.binary.is_current():  # rebuilt since it was resolved: never stale offsets
-                held.reap()
-                session.close()
-                return self.run(argv, probes=probes, timeout=timeout, env=env, cwd=cwd, input=input)
-            session.attach(held.pid)
+            session.attach(held.pid, path=pinned.path)
             held.release()
             finished = held.wait(data, timeout)
             held.kill()  # anything the target left running in its process group
@@ -181,6 +216,46 @@ class Tracer:
             assert timeout is not None
             raise TraceTimeout(args, timeout, trace)
         return trace
+
+
+_PIN_ATTEMPTS = 3
+
+
+class _PinnedFile:
+    """A read-only fd of a binary, checked to be the very file a plan was made from."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.path = f"/proc/self/fd/{fd}"  # the kernel follows it to this very inode
+
+    @classmethod
+    def of(cls, binary: ElfBinary) -> _PinnedFile | None:
+        """An fd of `binary`'s file if it is still the one parsed; None if it changed."""
+        try:
+            fd = os.open(binary.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        st = os.fstat(fd)
+        identity = binary.identity
+        if (st.st_size, st.st_mtime_ns, st.st_ino) != (
+            identity.size,
+            identity.mtime_ns,
+            identity.inode,
+        ):
+            os.close(fd)
+            return None
+        return cls(fd)
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+
+def _check_flag(name: str, value: bool) -> bool:
+    if not isinstance(value, bool):
+        raise UsageError(f"{name} must be True or False, got {value!r}")
+    return value
 
 
 def _check_argv(argv: Argv) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ctypes as ct
 
-from ..plan import MAX_PIECES
+from ..plan import AREA, MAX_DEREFS, MAX_PIECES
 
 RINGBUF_PAGES = 4096  # 16 MiB: the common case loses no event
 
@@ -13,6 +13,24 @@ _TEMPLATE = r"""
 #include <uapi/linux/ptrace.h>
 
 #define MAX_PIECES @MAX_PIECES@
+#define AREA @AREA@          /* a big event's bytes: the words, then copies from behind pointers */
+#define HALF (AREA / 2)      /* each copy starts below HALF and is at most HALF long */
+#define MAX_DEREFS @MAX_DEREFS@
+#define NO_SLOT 0xffffffff
+
+/* Copy from memory at the u64 address at area[addr_at] (+ add) into area[dst]: `size`
+ * bytes, or count * scale (at most `size`) with the count the u64 at area[len_at]. Only
+ * when guard_at is NO_SLOT or the u64 at area[guard_at] exceeds guard_min. */
+struct deref {
+    s64 add;
+    u32 addr_at;
+    u32 size;
+    u32 dst;
+    u32 len_at;
+    u32 scale;
+    u32 guard_at;
+    u64 guard_min;
+};
 
 struct piece {
     s64 offset;
@@ -27,8 +45,11 @@ struct site {
     u32 cfa_reg;
     u32 npieces;
     u32 record;    /* 0: count only, send no event */
-    u32 pad;
+    u32 nderefs;   /* > 0: send a big event */
     struct piece pieces[MAX_PIECES];
+    struct deref derefs[MAX_DEREFS];
+    u32 save_reg;  /* entry: 1 + the register to save for this frame's return (0: none) */
+    u32 load_word; /* return: 1 + the word that gets the register saved at entry (0: none) */
 };
 
 struct event {
@@ -36,13 +57,83 @@ struct event {
     u64 cfa;
     u32 tid;
     u32 site;
+    u32 failed;    /* bit i: deref i could not read its memory */
+    u32 pad;
     u64 words[MAX_PIECES];
+};
+
+struct big_event {
+    u64 ts;
+    u64 cfa;
+    u32 tid;
+    u32 site;
+    u32 failed;
+    u32 pad;
+    u8 area[AREA]; /* starts with the words */
 };
 
 BPF_ARRAY(sites, struct site, @NSITES@);
 BPF_PERCPU_ARRAY(counts, u64, @NSITES@);
 BPF_PERCPU_ARRAY(lost, u64, 1);
 BPF_RINGBUF_OUTPUT(events, @PAGES@);
+
+/* A hidden return pointer (rdi at the entry), kept until the frame's return. */
+struct frame_key {
+    u64 cfa;
+    u32 tid;
+    u32 pad;
+};
+BPF_TABLE("lru_hash", struct frame_key, u64, saved, 65536);
+
+/* follow_children: count only processes in `tgids` (the traced one and every process it
+ * and its descendants fork), filled by the sched_process_fork raw tracepoint. The offsets
+ * of task_struct's pid and tgid come from the running kernel's BTF, at run time. */
+struct follow_config {
+    u32 on;
+    u32 pid_offset;
+    u32 tgid_offset;
+    u32 pad;
+};
+BPF_ARRAY(follow, struct follow_config, 1);
+BPF_HASH(tgids, u32, u8, 16384);
+
+static __always_inline struct follow_config *following(void) {
+    u32 zero = 0;
+    struct follow_config *config = follow.lookup(&zero);
+    return config && config->on ? config : 0;
+}
+
+static __always_inline void task_ids(struct follow_config *config, u64 task, u32 *pid, u32 *tgid) {
+    bpf_probe_read_kernel(pid, sizeof(*pid), (void *)(task + config->pid_offset));
+    bpf_probe_read_kernel(tgid, sizeof(*tgid), (void *)(task + config->tgid_offset));
+}
+
+int follow_fork(struct bpf_raw_tracepoint_args *ctx) {
+    struct follow_config *config = following();
+    if (!config)
+        return 0;
+    u32 parent = bpf_get_current_pid_tgid() >> 32;
+    if (!tgids.lookup(&parent))
+        return 0;
+    u32 pid = 0, tgid = 0;
+    task_ids(config, ctx->args[1], &pid, &tgid);
+    if (pid == 0 || pid != tgid)
+        return 0;  /* a new thread: its process is followed already */
+    u8 one = 1;
+    tgids.update(&pid, &one);
+    return 0;
+}
+
+int follow_free(struct bpf_raw_tracepoint_args *ctx) {
+    struct follow_config *config = following();
+    if (!config)
+        return 0;
+    u32 pid = 0, tgid = 0;
+    task_ids(config, ctx->args[0], &pid, &tgid);
+    if (pid == tgid)
+        tgids.delete(&pid);  /* its pid may be reused by a process we must not count */
+    return 0;
+}
 
 #define NREGS 18
 #define DWARF_RFLAGS 49
@@ -64,14 +155,74 @@ static __always_inline u64 reg_value(u64 *r, u32 reg) {
     return reg < 17 ? r[reg] : 0;
 }
 
+/* One deref: 0 when done or skipped, else its bit in `failed`. */
+static __always_inline u32 copy_one(struct big_event *b, struct deref *d, u32 bit) {
+    u32 at = d->guard_at;
+    if (at != NO_SLOT) {
+        if (at > AREA - 8)
+            return 0;
+        if (*(u64 *)&b->area[at] <= d->guard_min)
+            return 0;
+    }
+    at = d->addr_at;
+    if (at > AREA - 8)
+        return 0;
+    u64 address = *(u64 *)&b->area[at] + d->add;
+    u64 len = d->size;
+    at = d->len_at;
+    if (at != NO_SLOT) {
+        if (at > AREA - 8)
+            return 0;
+        u64 count = *(u64 *)&b->area[at];
+        if (count < len)
+            len = count;
+        len *= d->scale;
+        if (len > d->size)
+            len = d->size;
+    }
+    if (len > HALF)
+        len = HALF;
+    if (len == 0)
+        return 0;
+    u32 dst = d->dst & (HALF - 1);
+    if (bpf_probe_read_user(&b->area[dst], len, (void *)address) < 0)
+        return bit;
+    return 0;
+}
+
+static __always_inline void copy_behind(struct big_event *b, struct site *s) {
+    u32 n = s->nderefs;
+    u32 failed = 0;
+    /* A real loop (the verifier bounds it), not unrolled: unrolled, every site function
+     * would carry MAX_DEREFS copies of the body and the compile would take minutes. */
+#pragma clang loop unroll(disable)
+    for (int i = 0; i < MAX_DEREFS; i++) {
+        if (i < n)
+            failed |= copy_one(b, &s->derefs[i], 1u << i);
+    }
+    b->failed = failed;
+}
+
 static __always_inline int on_hit(struct pt_regs *ctx, u32 index) {
+    if (following()) {
+        u32 tgid = bpf_get_current_pid_tgid() >> 32;
+        if (!tgids.lookup(&tgid))
+            return 0;
+    }
     u64 *count = counts.lookup(&index);
     if (count)
         *count += 1;
     struct site *s = sites.lookup(&index);
     if (!s || !s->record)
         return 0;
-    struct event *e = events.ringbuf_reserve(sizeof(struct event));
+    struct event *e;
+    struct big_event *big = 0;
+    if (s->nderefs) {
+        big = events.ringbuf_reserve(sizeof(struct big_event));
+        e = (struct event *)big;
+    } else {
+        e = events.ringbuf_reserve(sizeof(struct event));
+    }
     if (!e) {
         u32 zero = 0;
         u64 *missed = lost.lookup(&zero);
@@ -82,6 +233,8 @@ static __always_inline int on_hit(struct pt_regs *ctx, u32 index) {
     e->ts = bpf_ktime_get_ns();
     e->tid = (u32)bpf_get_current_pid_tgid();
     e->site = index;
+    e->failed = 0;
+    e->pad = 0;
     u64 regs[NREGS];
     load_regs(ctx, regs);
     e->cfa = reg_value(regs, s->cfa_reg) + s->cfa_offset;
@@ -102,6 +255,24 @@ static __always_inline int on_hit(struct pt_regs *ctx, u32 index) {
         }
         e->words[i] = word;
     }
+    if (s->save_reg || s->load_word) {
+        struct frame_key key = {};
+        key.cfa = e->cfa;
+        key.tid = e->tid;
+        if (s->save_reg) {
+            u64 value = regs[(s->save_reg - 1) & 15];  /* a general-purpose register */
+            saved.update(&key, &value);
+        }
+        if (s->load_word) {
+            u32 w = (s->load_word - 1) & (MAX_PIECES - 1);  /* MAX_PIECES: a power of 2 */
+            u64 *value = saved.lookup(&key);
+            e->words[w] = value ? *value : 0;
+            if (value)
+                saved.delete(&key);
+        }
+    }
+    if (big)
+        copy_behind(big, s);
     events.ringbuf_submit(e, 0);
     return 0;
 }
@@ -115,6 +286,7 @@ int site_any(struct pt_regs *ctx) {
 
 _WRAPPER = "int site_{0}(struct pt_regs *ctx) {{ return on_hit(ctx, {0}); }}\n"
 ANY_SITE = "site_any"  # the function uprobe_multi links attach
+FOLLOW_FORK, FOLLOW_FREE = "follow_fork", "follow_free"  # raw tracepoint programs
 
 
 def capacity(sites: int) -> int:
@@ -132,6 +304,8 @@ def source(sites: int) -> str:
         raise ValueError(f"sites must be a positive int, got {sites!r}")
     text = (
         _TEMPLATE.replace("@MAX_PIECES@", str(MAX_PIECES))
+        .replace("@AREA@", str(AREA))
+        .replace("@MAX_DEREFS@", str(MAX_DEREFS))
         .replace("@NSITES@", str(sites))
         .replace("@PAGES@", str(RINGBUF_PAGES))
     )
@@ -152,14 +326,39 @@ class CPiece(ct.Structure):
     ]
 
 
+class CDeref(ct.Structure):
+    _fields_ = [
+        ("add", ct.c_int64),
+        ("addr_at", ct.c_uint32),
+        ("size", ct.c_uint32),
+        ("dst", ct.c_uint32),
+        ("len_at", ct.c_uint32),
+        ("scale", ct.c_uint32),
+        ("guard_at", ct.c_uint32),
+        ("guard_min", ct.c_uint64),
+    ]
+
+
 class CSite(ct.Structure):
     _fields_ = [
         ("cfa_offset", ct.c_int64),
         ("cfa_reg", ct.c_uint32),
         ("npieces", ct.c_uint32),
         ("record", ct.c_uint32),
-        ("pad", ct.c_uint32),
+        ("nderefs", ct.c_uint32),
         ("pieces", CPiece * MAX_PIECES),
+        ("derefs", CDeref * MAX_DEREFS),
+        ("save_reg", ct.c_uint32),
+        ("load_word", ct.c_uint32),
+    ]
+
+
+class CFollow(ct.Structure):
+    _fields_ = [
+        ("on", ct.c_uint32),
+        ("pid_offset", ct.c_uint32),
+        ("tgid_offset", ct.c_uint32),
+        ("pad", ct.c_uint32),
     ]
 
 
@@ -169,5 +368,7 @@ class CEvent(ct.Structure):
         ("cfa", ct.c_uint64),
         ("tid", ct.c_uint32),
         ("site", ct.c_uint32),
+        ("failed", ct.c_uint32),
+        ("pad", ct.c_uint32),
         ("words", ct.c_uint64 * MAX_PIECES),
     ]

@@ -22,10 +22,10 @@ from typing import Any
 
 from ..errors import PrerequisiteError
 from ..plan import MAX_PIECES, ProbePlan, Site, SiteKind
-from . import headers, program
+from . import btf, headers, program
 
 DEBIAN_BCC = Path("/usr/lib/python3/dist-packages/bcc/__init__.py")
-EVENT = struct.Struct(f"<QQII{MAX_PIECES}Q")
+EVENT = struct.Struct(f"<QQIII4x{MAX_PIECES}Q")  # a big event's copied data follows
 _CAP_SYS_ADMIN, _CAP_PERFMON, _CAP_BPF = 21, 38, 39
 POLL_MS = 10  # how long `finish` may wait for the poller to notice it should stop
 
@@ -39,6 +39,8 @@ class RawEvent:
     tid: int
     site: int
     words: tuple[int, ...]
+    data: bytes = b""  # a big event's bytes copied from behind pointers
+    failed: int = 0  # bit i: copy i of the site's derefs could not read its memory
 
 
 def load_bcc() -> ModuleType:
@@ -121,6 +123,7 @@ class _Loaded:
         self.multi: bool | None = None  # uprobe_multi links work here; None: not tried yet
         self.links: list[int] = []  # uprobe_multi link fds of the current run
         self.linked = False  # a link was made once: the kernel supports them
+        self.fork_tracepoints = False  # follow_fork/follow_free attached: a run follows
         self.bpf: Any = bcc.BPF(text=program.source(capacity).encode())
         try:
             self.bpf[b"events"].open_ring_buffer(self._on_event)
@@ -131,8 +134,14 @@ class _Loaded:
     def _on_event(self, _ctx: Any, data: Any, size: int) -> int:
         sink = self.sink
         if sink is not None:
-            fields = _unpack(_string_at(data, EVENT.size))
-            sink.append(RawEvent(fields[0], fields[1], fields[2], fields[3], fields[4:]))
+            raw = _string_at(data, size)
+            fields = _unpack_from(raw)
+            sink.append(
+                RawEvent(
+                    fields[0], fields[1], fields[2], fields[3], fields[5:], raw[EVENT.size :],
+                    fields[4],
+                )
+            )  # fmt: skip
         return 0
 
     def load(self, count: int) -> None:
@@ -156,8 +165,35 @@ class _Loaded:
         for number in range(count):
             self.bpf.load_func(program.function_name(number).encode(), self.bcc.BPF.KPROBE)
 
-    def attach(self, plan: ProbePlan, pid: int, record: bool) -> None:
-        """Attach the sites of `plan` (only the entries when not recording) for process `pid`."""
+    def follow(self, root: int | None) -> None:
+        """Count only `root` and the processes it and its descendants fork, tracked by two
+        raw tracepoints attached for the run (None: detach them, stop following; the
+        links' pid filter decides alone)."""
+        tracepoints = (
+            (b"sched_process_fork", program.FOLLOW_FORK),
+            (b"sched_process_free", program.FOLLOW_FREE),
+        )
+        if self.fork_tracepoints:
+            self.bpf[b"follow"][ct.c_int(0)] = program.CFollow()  # off first
+            self.fork_tracepoints = False
+            for tracepoint, _ in tracepoints:
+                self.bpf.detach_raw_tracepoint(tp=tracepoint)
+            self.bpf[b"tgids"].clear()
+        if root is None:
+            return
+        config = program.CFollow(on=1)
+        config.pid_offset, config.tgid_offset = btf.struct_offsets("task_struct", ("pid", "tgid"))
+        self.bpf[b"tgids"][ct.c_uint32(root)] = ct.c_uint8(1)
+        self.bpf[b"follow"][ct.c_int(0)] = config
+        self.fork_tracepoints = True
+        for tracepoint, function in tracepoints:
+            self.bpf.attach_raw_tracepoint(tp=tracepoint, fn_name=function.encode())
+
+    def attach(self, plan: ProbePlan, pid: int, record: bool, path: str | None = None) -> None:
+        """Attach the sites of `plan` (only the entries when not recording) for process `pid`
+        (0: every process; a BPF-side filter decides), through `path` (default: the plan's
+        binary; a /proc/self/fd/N path pins the very file that was resolved)."""
+        path_bytes = (path or str(plan.binary.path)).encode()
         wanted = [
             (number, site)
             for number, site in enumerate(plan.sites)
@@ -165,7 +201,7 @@ class _Loaded:
         ]
         if self.multi:
             try:
-                self._attach_links(plan, wanted, pid)
+                self._attach_links(plan, wanted, pid, path_bytes)
                 return
             except OSError:
                 self.detach()
@@ -173,10 +209,11 @@ class _Loaded:
                     raise  # links worked before: this is about these sites, not the kernel
                 self.multi = False  # the kernel refused the link type: perf uprobes from now on
                 self._load_each(len(plan.sites))
-        self._attach_perf(plan, wanted, pid)
+        self._attach_perf(plan, wanted, pid, path_bytes)
 
-    def _attach_links(self, plan: ProbePlan, wanted: list[tuple[int, Site]], pid: int) -> None:
-        path = str(plan.binary.path).encode()
+    def _attach_links(
+        self, plan: ProbePlan, wanted: list[tuple[int, Site]], pid: int, path: bytes
+    ) -> None:
         prog_fd = self.bpf.load_func(program.ANY_SITE.encode(), self.bcc.BPF.KPROBE).fd
         for returns in (False, True):
             chosen = [(n, s) for n, s in wanted if (s.kind is SiteKind.URETPROBE) == returns]
@@ -194,8 +231,9 @@ class _Loaded:
             _offsets[key] = offset
         return int(offset)
 
-    def _attach_perf(self, plan: ProbePlan, wanted: list[tuple[int, Site]], pid: int) -> None:
-        path = str(plan.binary.path).encode()
+    def _attach_perf(
+        self, plan: ProbePlan, wanted: list[tuple[int, Site]], pid: int, path: bytes
+    ) -> None:
         for number, site in wanted:
             attach = (
                 self.bpf.attach_uretprobe
@@ -206,7 +244,7 @@ class _Loaded:
                 name=path,
                 addr=site.address,
                 fn_name=program.function_name(number).encode(),
-                pid=pid,
+                pid=pid or -1,
             )
 
     def reset(self, plan: ProbePlan, record: bool) -> None:
@@ -231,7 +269,14 @@ class _Loaded:
                     entry.pieces[i].offset = piece.offset
                     entry.pieces[i].size = piece.size
                     entry.pieces[i].memory = int(piece.memory)
+                entry.save_reg = 0 if site.save_reg is None else site.save_reg + 1
+                entry.load_word = 0 if site.load_word is None else site.load_word + 1
+                entry.nderefs = len(site.derefs)
+                for i, deref in enumerate(site.derefs):
+                    for field in program.CDeref._fields_:
+                        setattr(entry.derefs[i], field[0], getattr(deref, field[0]))
             table[ct.c_int(number)] = entry
+        self.follow(None)  # a run that follows children turns it on in `attach`
 
     def detach(self) -> None:
         """Close every link and perf fd this program is attached through.
@@ -270,7 +315,7 @@ class _Loaded:
 
 
 _string_at = ct.string_at
-_unpack = EVENT.unpack
+_unpack_from = EVENT.unpack_from
 _offsets: dict[tuple[object, int], int] = {}  # (binary identity, address) -> file offset
 
 BPF_LINK_CREATE = 28
@@ -395,9 +440,12 @@ class Session:
     `record=False` counts calls in the kernel and sends no event: only entry sites attach.
     """
 
-    def __init__(self, plan: ProbePlan, *, record: bool = True) -> None:
+    def __init__(
+        self, plan: ProbePlan, *, record: bool = True, follow_children: bool = False
+    ) -> None:
         self.plan = plan
         self.record = record
+        self.follow_children = follow_children
         self.events: list[RawEvent] = []
         self.compile_seconds = 0.0
         self._program: _Loaded | None = None
@@ -431,10 +479,14 @@ class Session:
     def _bpf(self) -> Any:
         return self._program.bpf if self._program is not None else None
 
-    def attach(self, pid: int) -> None:
+    def attach(self, pid: int, *, path: str | None = None) -> None:
+        """Attach for process `pid` (and, with follow_children, every process it forks),
+        through `path` if given (see _Loaded.attach)."""
         assert self._program is not None
+        if self.follow_children:
+            self._program.follow(pid)
         try:
-            self._program.attach(self.plan, pid, self.record)
+            self._program.attach(self.plan, 0 if self.follow_children else pid, self.record, path)
         except Exception as exc:
             raise PrerequisiteError(
                 "uprobes the kernel accepts",
@@ -490,6 +542,7 @@ class Session:
             return
         try:
             loaded.detach()
+            loaded.follow(None)  # detach the fork tracepoints of a run that followed
         except BaseException:
             loaded.unload()
             raise
