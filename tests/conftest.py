@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -78,3 +81,24 @@ def processes_running(executable: Path, parent: int | None = None) -> list[int]:
         if parent is None or ppid == parent:
             pids.append(int(proc.name))
     return pids
+
+
+@contextlib.contextmanager
+def neighbour_running(argv: list) -> Iterator[list[int]]:
+    """Run `argv` over and over in the background (the same binary as the traced one, a
+    process we do not trace) until the block ends; yields a one-item list of runs so far."""
+    stop = threading.Event()
+    runs = [0]
+
+    def loop() -> None:
+        while not stop.is_set():
+            subprocess.run(argv, capture_output=True)
+            runs[0] += 1
+
+    thread = threading.Thread(target=loop)
+    thread.start()
+    try:
+        yield runs
+    finally:
+        stop.set()
+        thread.join()

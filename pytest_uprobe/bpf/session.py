@@ -149,7 +149,8 @@ class _Loaded:
         the one cookie-indexed function uprobe_multi links attach, else one per site."""
         if self.multi is None:
             try:
-                self.bpf.load_func(
+                _interruptible(
+                    self.bpf.load_func,
                     program.ANY_SITE.encode(),
                     self.bcc.BPF.KPROBE,
                     None,
@@ -163,7 +164,9 @@ class _Loaded:
 
     def _load_each(self, count: int) -> None:
         for number in range(count):
-            self.bpf.load_func(program.function_name(number).encode(), self.bcc.BPF.KPROBE)
+            _interruptible(
+                self.bpf.load_func, program.function_name(number).encode(), self.bcc.BPF.KPROBE
+            )
 
     def follow(self, root: int | None) -> None:
         """Count only `root` and the processes it and its descendants fork, tracked by two
@@ -430,6 +433,19 @@ def release_programs() -> None:
 
 
 atexit.register(release_programs)
+
+
+def _interruptible(load: Any, *args: Any) -> Any:
+    """Call `load` again when the verifier gave up because a signal arrived (EAGAIN): a
+    SIGCHLD from a finished subprocess of the test is enough to interrupt a long load."""
+    for attempt in range(6):
+        try:
+            return load(*args)
+        except Exception as exc:
+            if "Resource temporarily unavailable" not in str(exc) or attempt == 5:
+                raise
+            time.sleep(0.01 * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 class Session:

@@ -160,6 +160,12 @@ def _namespaced(unit: UnitIndex, parent: int | None, name: str, crate: str) -> s
     while parent is not None and parent in unit.namespaces:
         parent, segment = unit.namespaces[parent]
         segments.append(segment)
+    return _path_of(segments, crate)
+
+
+def _path_of(innermost_first: list[str], crate: str) -> str:
+    """`['f<u8>', 'm']` in crate `c` -> `c::m::f::<u8>`: DWARF's names as a Rust path."""
+    segments = list(innermost_first)
     if segments[-1] != crate:
         segments.append(crate)
     cut = segments[0].find("<")
@@ -194,12 +200,7 @@ def _abstract_path(die: Any, crate: str) -> str | None:
     while parent is not None and parent.tag == "DW_TAG_namespace":
         segments.append(_text(parent.attributes["DW_AT_name"].value))
         parent = parent.get_parent()
-    if segments[-1] != crate:
-        segments.append(crate)
-    cut = segments[0].find("<")
-    if cut > 0:  # `f<u8>` as DWARF spells it -> `f::<u8>` as a path does
-        segments[0] = f"{segments[0][:cut]}::{segments[0][cut:]}"
-    return "::".join(reversed(segments))
+    return _path_of(segments, crate)
 
 
 def _entry(binary: ElfBinary, cu: Any, die: Any) -> int | None:

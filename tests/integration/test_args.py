@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 import subprocess
-import threading
 
 import pytest
 
 from pytest_uprobe.errors import InlinedFunction
+from tests.conftest import neighbour_running
 
 HELLO = re.compile(r"Hello, world! (-?\d+) in (\d+)")
 RETURN = re.compile(r"return value: (-?\d+)")
@@ -65,9 +65,7 @@ def test_helloworld(uprobe_trace, cargo_bin):
     assert trace.stdout == "Hello, world!\n"
 
 
-def test_release_build_without_inlined_counting_reports_inlining_plainly(
-    uprobe_trace, cargo_bin
-):
+def test_release_build_without_inlined_counting_reports_inlining_plainly(uprobe_trace, cargo_bin):
     exe = cargo_bin("example_crates/args", profile="release")
     uprobe_trace.inlined = False
     with pytest.raises(InlinedFunction) as info:
@@ -82,23 +80,9 @@ def test_release_build_without_inlined_counting_reports_inlining_plainly(
 
 def test_another_process_running_the_same_binary_is_not_counted(uprobe_trace, cargo_bin):
     exe = cargo_bin("example_crates/args")
-    stop = threading.Event()
-    others = 0
-
-    def run_others() -> None:
-        nonlocal others
-        while not stop.is_set():
-            subprocess.run([exe, "9", "9", "9"], capture_output=True)
-            others += 1
-
-    neighbour = threading.Thread(target=run_others)
-    neighbour.start()
-    try:
+    with neighbour_running([exe, "9", "9", "9"]) as others:
         traces = [uprobe_trace.run([exe, "1", "2"], probes=["args::hello"]) for _ in range(5)]
-    finally:
-        stop.set()
-        neighbour.join()
-    assert others > 0
+    assert others[0] > 0
     for trace in traces:
         assert trace["args::hello"].args_list == [(1, 3), (2, 3)]
 

@@ -8,7 +8,6 @@ import shutil
 import stat
 import subprocess
 import tempfile
-import threading
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,7 @@ from pytest_uprobe.errors import (
     WrongArchitecture,
 )
 from pytest_uprobe.trace import LostEventsError
+from tests.conftest import neighbour_running
 from tests.integration.test_cleanup import assert_clean, bpf_fds
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,26 +71,12 @@ def test_follow_children_never_counts_another_process_running_the_same_binary(ca
     filter keeps the traced tree: neighbours running the same binary, forking the same way,
     children of this very pytest process, must not leak in."""
     exe = cargo_bin("example_crates/workload")
-    stop = threading.Event()
-    neighbours = 0
-
-    def run_neighbours() -> None:
-        nonlocal neighbours
-        while not stop.is_set():
-            subprocess.run([exe, "tree", "50", "1"], capture_output=True)
-            neighbours += 1
-
-    neighbour = threading.Thread(target=run_neighbours)
-    neighbour.start()
-    try:
-        with Tracer(follow_children=True) as tracer:
-            traces = [
-                tracer.run([exe, "tree", "3", "1"], probes=["workload::tick"]) for _ in range(5)
-            ]
-    finally:
-        stop.set()
-        neighbour.join()
-    assert neighbours > 0
+    with (
+        neighbour_running([exe, "tree", "50", "1"]) as neighbours,
+        Tracer(follow_children=True) as tracer,
+    ):
+        traces = [tracer.run([exe, "tree", "3", "1"], probes=["workload::tick"]) for _ in range(5)]
+    assert neighbours[0] > 0
     for trace in traces:
         processes, ticks = tree_output(trace.stdout)
         tick = trace["workload::tick"]
