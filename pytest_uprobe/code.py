@@ -39,19 +39,32 @@ class CodeShape:
     control: frozenset[int] = frozenset()  # calls, jumps and returns
 
     def probe_point(self, address: int) -> int | None:
-        """The first instruction at or after `address` that a uprobe can take and that runs
-        exactly as often as `address` does (straight-line code, no jump lands in between);
-        None if there is none. x86 uprobes refuse LOCK- and segment-prefixed instructions."""
+        """An instruction near `address` that a uprobe can take and that runs exactly as
+        often as `address` does, or None. x86 uprobes refuse LOCK- and segment-prefixed
+        instructions (an atomic `lock inc`, the `cs nopw` padding before a loop head).
+
+        First the nearest one after it in straight-line code (no jump lands in between),
+        else the nearest one before it whose execution always falls through to it.
+        """
         i = bisect.bisect_left(self.boundaries, address)
         if i == len(self.boundaries) or self.boundaries[i] != address:
             return None  # not an instruction boundary
         for at in self.boundaries[i:]:
             if at != address and at in self.jump_targets:
-                return None
+                break
             if at not in self.unprobeable:
                 return at
             if at in self.control:
+                break
+        # Backwards: each step must fall through into the next, and nothing may jump into
+        # the run, or the earlier instruction would run a different number of times.
+        for j in range(i - 1, -1, -1):
+            after = self.boundaries[j + 1]
+            at = self.boundaries[j]
+            if after in self.jump_targets or at in self.control:
                 return None
+            if at not in self.unprobeable:
+                return at
         return None
 
     @property
