@@ -298,8 +298,13 @@ def capacity(sites: int) -> int:
     return size
 
 
-def source(sites: int) -> str:
-    """The C source of a program with room for `sites` sites (an int, nothing else)."""
+def source(sites: int, per_site_functions: bool = True) -> str:
+    """The C source of a program with room for `sites` sites (an int, nothing else).
+
+    `per_site_functions`: also one wrapper per site, for kernels without uprobe_multi links
+    (before 6.6). Each wrapper inlines the whole handler, so leaving them out where links
+    serve cuts the compile time of large shapes by an order of magnitude.
+    """
     if not isinstance(sites, int) or sites < 1:
         raise ValueError(f"sites must be a positive int, got {sites!r}")
     text = (
@@ -309,6 +314,8 @@ def source(sites: int) -> str:
         .replace("@NSITES@", str(sites))
         .replace("@PAGES@", str(RINGBUF_PAGES))
     )
+    if not per_site_functions:
+        return text
     return text + "".join(_WRAPPER.format(i) for i in range(sites))
 
 

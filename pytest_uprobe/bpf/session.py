@@ -11,6 +11,8 @@ import ctypes as ct
 import importlib
 import importlib.util
 import os
+import platform
+import re
 import struct
 import sys
 import threading
@@ -111,6 +113,12 @@ def _set_kernel_source() -> None:
         os.environ["BCC_KERNEL_SOURCE"] = str(source)
 
 
+def _kernel_has_uprobe_multi() -> bool:
+    """uprobe_multi links (one link, many addresses, a cookie each) came in Linux 6.6."""
+    numbers = re.findall(r"\d+", platform.release())[:2]
+    return len(numbers) == 2 and (int(numbers[0]), int(numbers[1])) >= (6, 6)
+
+
 class _Loaded:
     """One compiled and loaded program of one capacity. Runs borrow it from the pool, one at a
     time: its maps are reset, its site table rewritten and its ring buffer drained for each."""
@@ -124,7 +132,13 @@ class _Loaded:
         self.links: list[int] = []  # uprobe_multi link fds of the current run
         self.linked = False  # a link was made once: the kernel supports them
         self.fork_tracepoints = False  # follow_fork/follow_free attached: a run follows
-        self.bpf: Any = bcc.BPF(text=program.source(capacity).encode())
+        self.bpf: Any = None
+        self._compile(per_site_functions=not _kernel_has_uprobe_multi())
+
+    def _compile(self, *, per_site_functions: bool) -> None:
+        self.per_site_functions = per_site_functions
+        text = program.source(self.capacity, per_site_functions)
+        self.bpf = self.bcc.BPF(text=text.encode())
         try:
             self.bpf[b"events"].open_ring_buffer(self._on_event)
         except BaseException:
@@ -163,6 +177,9 @@ class _Loaded:
             self._load_each(count)
 
     def _load_each(self, count: int) -> None:
+        if not self.per_site_functions:  # links turned out not to work: build the wrappers
+            self.unload()
+            self._compile(per_site_functions=True)
         for number in range(count):
             _interruptible(
                 self.bpf.load_func, program.function_name(number).encode(), self.bcc.BPF.KPROBE

@@ -40,7 +40,7 @@ class FakeBPF:
     def __init__(self, text: bytes) -> None:
         FakeBPF.texts.append(text.decode())
 
-    def load_func(self, name: bytes, kind: int) -> None:
+    def load_func(self, name: bytes, kind: int, *rest: Any) -> None:
         pass
 
     def __getitem__(self, name: bytes) -> Any:
@@ -93,7 +93,8 @@ def test_probe_names_never_reach_the_source(fake_bcc, args_plan, name):
     session.Session(plan).close()
     session.release_programs()  # else the next Session reuses this program: no new text
     (text,) = fake_bcc.texts[-1:]
-    assert text == program.source(program.capacity(len(plan.sites)))
+    per_site = not session._kernel_has_uprobe_multi()
+    assert text == program.source(program.capacity(len(plan.sites)), per_site)
     fake_bcc.texts.clear()
 
 
@@ -103,3 +104,24 @@ def test_the_source_depends_on_the_site_count_only():
     assert program.capacity(1) == 8 and program.capacity(9) == 16
     with pytest.raises(ValueError):
         program.source("8; system()")  # type: ignore[arg-type]
+
+
+def test_per_site_functions_are_compiled_only_without_uprobe_multi():
+    assert "site_3(" in program.source(8, per_site_functions=True)
+    assert "site_3(" not in program.source(8, per_site_functions=False)
+    assert program.ANY_SITE in program.source(8, per_site_functions=False)
+
+
+def test_without_uprobe_multi_links_the_wrappers_are_compiled_then(
+    fake_bcc, args_plan, monkeypatch
+):
+    def refuse_links(self: FakeBPF, name: bytes, kind: int, *rest: Any) -> None:
+        if name == program.ANY_SITE.encode():
+            raise Exception("Failed to load BPF program b'site_any': Invalid argument")
+
+    monkeypatch.setattr(FakeBPF, "load_func", refuse_links)
+    session.release_programs()
+    session.Session(args_plan).close()
+    session.release_programs()
+    capacity = program.capacity(len(args_plan.sites))
+    assert fake_bcc.texts[-1] == program.source(capacity, per_site_functions=True)
