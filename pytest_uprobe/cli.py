@@ -90,6 +90,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "goes to stderr. Exit status: the program's (128+N if killed by signal N, 124 on "
         "timeout, 2 for pytest-uprobe's own errors). Needs root, as tracing does.",
         usage="%(prog)s -p NAME [-p NAME ...] [--json] [--timeout S] [--no-inlined] "
+        "[--follow-children] "
         "-- COMMAND [ARG ...]",
     )
     trace.add_argument(
@@ -108,6 +109,11 @@ def _build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--timeout", type=float, metavar="S", help="kill the program after S s")
     trace.add_argument(
         "--no-inlined", action="store_true", help="do not probe copies inlined into callers"
+    )
+    trace.add_argument(
+        "--follow-children",
+        action="store_true",
+        help="also trace the processes the program forks and execs",
     )
     trace.add_argument(
         "command", nargs=argparse.REMAINDER, help="the program and its arguments, after --"
@@ -231,7 +237,9 @@ def _trace(args: argparse.Namespace, out: TextIO) -> int:
             "pytest-uprobe trace -p 'args::hello' -- ./target/debug/args 1 2"
         )
     timed_out = False
-    with Tracer(timeout=args.timeout, inlined=not args.no_inlined) as tracer:
+    with Tracer(
+        timeout=args.timeout, inlined=not args.no_inlined, follow_children=args.follow_children
+    ) as tracer:
         try:
             trace = tracer.run(command, probes=args.probe)
         except TraceTimeout as exc:
@@ -341,12 +349,9 @@ def doctor_checks() -> list[Check]:
     from .bpf import session as bpf
 
     checks = []
-    caps = bpf._capabilities()
-    has = lambda bit: bool(caps >> bit & 1)  # noqa: E731
-    if has(bpf._CAP_SYS_ADMIN):
-        checks.append(Check("privileges", True, "CAP_SYS_ADMIN (root)"))
-    elif has(bpf._CAP_BPF) and has(bpf._CAP_PERFMON):
-        checks.append(Check("privileges", True, "CAP_BPF and CAP_PERFMON"))
+    privilege = bpf.tracing_privilege()
+    if privilege is not None:
+        checks.append(Check("privileges", True, privilege))
     else:
         checks.append(
             Check(

@@ -297,3 +297,16 @@ def test_doctor_without_privileges(monkeypatch, capsys):
     assert rows["privileges"] == "MISSING" and rows["BPF program"] == "skipped"
     assert "fix: sudo -E pytest-uprobe doctor" in out
     assert "not tried: needs privileges" in out
+
+
+@pytest.mark.uprobe
+def test_trace_follows_children_when_asked(cargo_bin, capsys):
+    exe = cargo_bin("example_crates/workload")
+    plain = subprocess.run([exe, "tree", "3", "1"], capture_output=True, text=True).stdout
+    processes, ticks = (int(n) for n in re.findall(r"processes (\d+) ticks (\d+)", plain)[0])
+    assert processes > 1
+    assert main(["trace", "-p", "workload::tick", "--json", "--", str(exe), "tree", "3", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["counts"]["workload::tick"] == 3  # the root only
+    argv = ["trace", "-p", "workload::tick", "--json", "--follow-children"]
+    assert main([*argv, "--", str(exe), "tree", "3", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["counts"]["workload::tick"] == ticks

@@ -87,11 +87,20 @@ def _capabilities() -> int:
     return 0
 
 
-def check_prerequisites() -> None:
-    """Raise PrerequisiteError naming the first missing piece, with the command that fixes it."""
+def tracing_privilege() -> str | None:
+    """What lets this process load BPF programs and attach uprobes, or None if nothing does."""
     caps = _capabilities()
     has = lambda bit: bool(caps >> bit & 1)  # noqa: E731
-    if not (has(_CAP_SYS_ADMIN) or (has(_CAP_BPF) and has(_CAP_PERFMON))):
+    if has(_CAP_SYS_ADMIN):
+        return "CAP_SYS_ADMIN (root)"
+    if has(_CAP_BPF) and has(_CAP_PERFMON):
+        return "CAP_BPF and CAP_PERFMON"
+    return None
+
+
+def check_prerequisites() -> None:
+    """Raise PrerequisiteError naming the first missing piece, with the command that fixes it."""
+    if tracing_privilege() is None:
         raise PrerequisiteError(
             "root, or CAP_BPF and CAP_PERFMON",
             "loading BPF programs and attaching uprobes is privileged",
