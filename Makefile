@@ -6,13 +6,17 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := python3-bpfcc linux-headers-amd64 bpftool bpftrace rustfilt binutils
 SUDO_HINT = sudo make $@
 
-.PHONY: demo test lint bench bootstrap system-packages venv clean
+.PHONY: demo test lint docs bench bootstrap system-packages venv clean
 
 demo: bootstrap
 	$(PY) -m pytest --uprobe -p no:cacheprovider -v examples/
 
-test: bootstrap
+test: bootstrap docs
 	$(PY) -m pytest --uprobe tests examples -q -rs
+
+# The documentation site (docs/ -> site/); --strict turns every warning into an error.
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 lint: venv
 	$(VENV)/bin/ruff check pytest_uprobe tests examples benchmarks
@@ -45,4 +49,4 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 clean:
-	rm -rf $(VENV) example_crates/*/target benchmarks/*/target
+	rm -rf $(VENV) site example_crates/*/target benchmarks/*/target
