@@ -21,6 +21,7 @@ docs: venv
 lint: venv
 	$(VENV)/bin/ruff check pytest_uprobe tests examples benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 bench: bootstrap
 	$(PY) benchmarks/run.py

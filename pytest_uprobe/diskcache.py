@@ -21,14 +21,34 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .errors import PrerequisiteError
+
 FORMAT = 1  # bump when what is cached changes shape
 SUBDIR = "resolution"
 DISABLE_ENV = "PYTEST_UPROBE_NO_DISK_CACHE"
 
 
-def directory() -> Path:
-    from .bpf.headers import cache_dir
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    path = Path(base) / "pytest-uprobe"
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = os.lstat(path)
+    # Its owner: this user, root, or under `sudo -E` the user whose HOME it is.
+    sudo_uid = os.environ.get("SUDO_UID", "")
+    owners = {os.geteuid(), 0} | ({int(sudo_uid)} if sudo_uid.isdigit() else set())
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid not in owners:
+        raise PrerequisiteError(
+            "a private cache directory",
+            f"{path} is not a directory owned by this user, so another user could plant "
+            "the kernel headers BPF programs are compiled against",
+            f"remove {path}, or set XDG_CACHE_HOME to a directory of your own",
+        )
+    if st.st_mode & 0o077:
+        os.chmod(path, 0o700)  # made by an older version or by hand: close it to others
+    return path
 
+
+def directory() -> Path:
     path = cache_dir() / SUBDIR
     path.mkdir(mode=0o700, exist_ok=True)
     return path

@@ -13,10 +13,10 @@ import os
 import platform
 import re
 import shutil
-import stat
 import tempfile
 from pathlib import Path
 
+from ..diskcache import cache_dir
 from ..errors import PrerequisiteError
 
 SOURCE_ROOT = Path("/usr/src")
@@ -67,26 +67,6 @@ def _debian_halves(root: Path = SOURCE_ROOT) -> tuple[Path, Path]:
 
 def _version_key(version: str) -> tuple[int, ...]:
     return tuple(int(n) for n in re.findall(r"\d+", version))
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    path = Path(base) / "pytest-uprobe"
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    st = os.lstat(path)
-    # Its owner: this user, root, or under `sudo -E` the user whose HOME it is.
-    sudo_uid = os.environ.get("SUDO_UID", "")
-    owners = {os.geteuid(), 0} | ({int(sudo_uid)} if sudo_uid.isdigit() else set())
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid not in owners:
-        raise PrerequisiteError(
-            "a private cache directory",
-            f"{path} is not a directory owned by this user, so another user could plant "
-            "the kernel headers BPF programs are compiled against",
-            f"remove {path}, or set XDG_CACHE_HOME to a directory of your own",
-        )
-    if st.st_mode & 0o077:
-        os.chmod(path, 0o700)  # made by an older version or by hand: close it to others
-    return path
 
 
 def _merged(common: Path, arch: Path) -> Path:
