@@ -65,6 +65,7 @@ def test_help_lists_every_option_with_its_ini_twin(pytester):
     assert "{fail,warn}" in text
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the privilege check comes first")
 def test_a_missing_prerequisite_is_an_error_that_names_it(pytester, monkeypatch):
     monkeypatch.setenv("BCC_KERNEL_SOURCE", "/nonexistent-headers")
     pytester.makepyfile("def test_traced(uprobe_trace):\n    pass\n")
