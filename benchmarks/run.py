@@ -41,6 +41,8 @@ import big_crate  # noqa: E402  (benchmarks/big_crate.py)
 
 from pytest_uprobe import Tracer  # noqa: E402
 from pytest_uprobe.bpf import session  # noqa: E402
+from pytest_uprobe.bpf.bcc import load_bcc  # noqa: E402
+from pytest_uprobe.bpf.prerequisites import check_prerequisites  # noqa: E402
 from pytest_uprobe.launch import HeldProcess  # noqa: E402
 
 CRATE = HERE / "loop"
@@ -140,8 +142,8 @@ def bpftrace_full(n: int) -> int:
 def floor(n: int) -> int:
     """An empty BPF program on the same entry probe, attached for the one process the way
     ours is (a uprobe_multi link where the kernel has them, else a perf uprobe)."""
-    session.check_prerequisites()  # sets BCC_KERNEL_SOURCE as a Session would
-    bcc = session.load_bcc()
+    check_prerequisites()  # sets BCC_KERNEL_SOURCE as a Session would
+    bcc = load_bcc()
     address = Tracer().plan(EXE, [LEAF]).sites[0].address
     bpf = bcc.BPF(text=b"int empty(struct pt_regs *ctx) { return 0; }")
     held = HeldProcess(EXE, argv(n), env=None, cwd=None, stdin_data=False)

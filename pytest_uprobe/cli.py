@@ -10,13 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import re
-import shutil
-import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -26,7 +20,7 @@ from . import code
 from .dwarf.closures import LEGACY_CLOSURE, closure_aliases
 from .dwarf.inlined import inlined_sites
 from .elf import ElfBinary, Symbol
-from .errors import PrerequisiteError, TraceTimeout, UprobeError, UsageError
+from .errors import TraceTimeout, UprobeError, UsageError
 from .names import crate_of, matcher, strip_generics
 from .plan import ReturnMode, resolve
 from .values import Unavailable
@@ -309,20 +303,12 @@ def _json_value(value: Any) -> Any:
 # -- doctor -----------------------------------------------------------------------------
 
 EXIT_MISSING = 1
-MIN_KERNEL = (5, 8)  # the BPF ring buffer
-
-
-@dataclass
-class Check:
-    name: str
-    ok: bool | None  # None: not checked, because something it needs is missing
-    detail: str
-    fix: str = ""
-    required: bool = True
 
 
 def _doctor(args: argparse.Namespace, out: TextIO) -> int:
-    checks = doctor_checks()
+    from .bpf.prerequisites import EVERY_CHECK, run_checks
+
+    checks = run_checks(EVERY_CHECK)
     width = max(len(c.name) for c in checks)
     for check in checks:
         if check.ok:
@@ -340,156 +326,3 @@ def _doctor(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_MISSING
     out.write("\neverything pytest-uprobe needs is here: run `sudo -E pytest --uprobe`\n")
     return EXIT_OK
-
-
-def doctor_checks() -> list[Check]:
-    """Every prerequisite, each checked on its own (unlike check_prerequisites, which stops
-    at the first missing one)."""
-    from .bpf import headers
-    from .bpf import session as bpf
-
-    checks = []
-    privilege = bpf.tracing_privilege()
-    if privilege is not None:
-        checks.append(Check("privileges", True, privilege))
-    else:
-        checks.append(
-            Check(
-                "privileges",
-                False,
-                "not root and without CAP_BPF + CAP_PERFMON: BPF programs and uprobes "
-                "are privileged",
-                "sudo -E pytest-uprobe doctor   (and run tests with: sudo -E pytest --uprobe)",
-            )
-        )
-    privileged = checks[-1].ok
-
-    release = platform.release()
-    version = tuple(int(n) for n in re.findall(r"\d+", release)[:2])
-    if version >= MIN_KERNEL:
-        checks.append(Check("kernel", True, f"Linux {release} (BPF ring buffer: 5.8 or newer)"))
-    else:
-        checks.append(
-            Check(
-                "kernel",
-                False,
-                f"Linux {release} is older than 5.8, which has the BPF ring buffer",
-                "boot a kernel 5.8 or newer (Debian 12: apt-get install linux-image-amd64)",
-            )
-        )
-
-    pmu = "/sys/bus/event_source/devices/uprobe"
-    if os.path.exists(pmu):
-        checks.append(Check("uprobe PMU", True, pmu))
-    else:
-        checks.append(
-            Check(
-                "uprobe PMU",
-                False,
-                f"{pmu} is missing (kernel built without CONFIG_UPROBE_EVENTS?)",
-                "boot a kernel built with CONFIG_UPROBES=y and CONFIG_UPROBE_EVENTS=y",
-            )
-        )
-
-    bcc_module: Any = None
-    try:
-        bcc_module = bpf.load_bcc()
-        where = os.path.dirname(getattr(bcc_module, "__file__", "") or "") or "loaded"
-        checks.append(Check("bcc", True, f"BCC's Python bindings from {where}"))
-    except PrerequisiteError as exc:
-        checks.append(_missing("bcc", exc))
-
-    source: Any = None
-    headers_ok = False
-    try:
-        source = headers.kernel_source()
-        found = f"/lib/modules/{release}/build" if source is None else str(source)
-        checks.append(Check("kernel headers", True, found))
-        headers_ok = True
-    except PrerequisiteError as exc:
-        checks.append(_missing("kernel headers", exc))
-    except OSError as exc:  # assembling Debian's two halves in the cache failed
-        why = f"assembling them in {headers.cache_dir()} failed: {exc}"
-        checks.append(Check("kernel headers", False, why, f"rm -rf {headers.cache_dir()}"))
-
-    needs = [n for n, ok in (("privileges", privileged), ("bcc", bcc_module is not None),
-                             ("kernel headers", headers_ok)) if not ok]  # fmt: skip
-    if needs:
-        checks.append(Check("BPF program", None, "not tried: needs " + ", ".join(needs)))
-    else:
-        checks.append(_load_program(bcc_module, source))
-
-    cargo = shutil.which("cargo")
-    if cargo:
-        checks.append(Check("cargo", True, f"{cargo} ({_version([cargo, '--version'])})"))
-    else:
-        checks.append(
-            Check(
-                "cargo",
-                False,
-                "not on PATH (the cargo_bin fixture builds crates with it; under sudo, PATH "
-                "may lose ~/.cargo/bin)",
-                "curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh   "
-                "(or apt-get install cargo; under sudo: sudo -E env PATH=$PATH pytest --uprobe)",
-            )
-        )
-
-    bpftool = shutil.which("bpftool")
-    if bpftool:
-        checks.append(Check("bpftool", True, bpftool, required=False))
-    else:
-        checks.append(
-            Check(
-                "bpftool",
-                False,
-                "not on PATH (only this project's leak checks use it)",
-                "apt-get install bpftool",
-                required=False,
-            )
-        )
-    return checks
-
-
-def _missing(name: str, exc: PrerequisiteError) -> Check:
-    why = str(exc).split("\n  fix: ")[0]
-    prefix = f"pytest-uprobe needs {exc.missing}: "
-    return Check(name, False, why[len(prefix) :] if why.startswith(prefix) else why, exc.fix)
-
-
-def _load_program(bcc: Any, source: Any) -> Check:
-    """Compile and load the program tracing uses, with room for one site, then unload it."""
-    from .bpf import program
-
-    before = os.environ.get("BCC_KERNEL_SOURCE")
-    if source is not None:
-        os.environ["BCC_KERNEL_SOURCE"] = str(source)
-    started = time.perf_counter()
-    loaded = None
-    try:
-        loaded = bcc.BPF(text=program.source(program.capacity(1)).encode())
-        loaded.load_func(program.function_name(0).encode(), bcc.BPF.KPROBE)
-    except Exception as exc:
-        return Check(
-            "BPF program",
-            False,
-            f"BCC could not build or load it: {str(exc).strip().splitlines()[-1:]}",
-            "check the kernel headers match the running kernel (apt-get install "
-            f"linux-headers-{platform.release()}), and that no LSM forbids bpf()",
-        )
-    finally:
-        if loaded is not None:
-            loaded.cleanup()
-        if before is None:
-            os.environ.pop("BCC_KERNEL_SOURCE", None)
-        else:
-            os.environ["BCC_KERNEL_SOURCE"] = before
-    seconds = time.perf_counter() - started
-    return Check("BPF program", True, f"compiled and loaded in {seconds:.2f} s")
-
-
-def _version(command: list[str]) -> str:
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"cannot run: {exc}"
-    return result.stdout.strip() or result.stderr.strip()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .bpf import session as bpf
+from .bpf.prerequisites import check_prerequisites
 from .elf import ElfBinary, check_file
 from .errors import BinaryChanged, BinaryNotFound, TraceTimeout, UsageError
 from .events import build_calls, entry_counts
@@ -79,7 +80,7 @@ class Tracer:
     def check(self) -> None:
         """Raise PrerequisiteError if this machine cannot trace; cheap after the first call."""
         if not self._checked:
-            bpf.check_prerequisites()
+            check_prerequisites()
             self._checked = True
 
     def close(self) -> None:

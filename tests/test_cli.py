@@ -288,14 +288,14 @@ def test_doctor_without_cargo_on_path(tmp_path):
 
 
 def test_doctor_without_privileges(monkeypatch, capsys):
-    from pytest_uprobe.bpf import session
+    from pytest_uprobe.bpf import prerequisites
 
-    monkeypatch.setattr(session, "_capabilities", lambda: 0)
+    monkeypatch.setattr(prerequisites, "_capabilities", lambda: 0)
     assert main(["doctor"]) == 1
     out = capsys.readouterr().out
     rows = doctor_rows(out)
     assert rows["privileges"] == "MISSING" and rows["BPF program"] == "skipped"
-    assert "fix: sudo -E pytest-uprobe doctor" in out
+    assert "fix: run as root: sudo -E " in out and "pytest --uprobe" in out
     assert "not tried: needs privileges" in out
 
 

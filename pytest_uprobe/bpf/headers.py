@@ -44,6 +44,12 @@ def kernel_source() -> Path | None:
     return _merged(common, arch)
 
 
+def export_kernel_source(source: Path | None) -> None:
+    """Point BCC's compiler at `source` (None: the running kernel's own headers serve)."""
+    if source is not None:
+        os.environ["BCC_KERNEL_SOURCE"] = str(source)
+
+
 def _debian_halves(root: Path = SOURCE_ROOT) -> tuple[Path, Path]:
     pattern = re.compile(r"linux-headers-(.+)-common$")
     pairs = []

@@ -1,37 +1,31 @@
 """Load a program for a plan, attach it for one process, collect what it saw, detach.
 
-This is the one module that imports bcc, and it does so lazily: the pytest entry point
-loads in every pytest run of the environment and must never fail for want of bcc.
+bcc itself is loaded lazily, through `bcc.load_bcc`: the pytest entry point loads in every
+pytest run of the environment and must never fail for want of bcc.
 """
 
 from __future__ import annotations
 
 import atexit
 import ctypes as ct
-import importlib
-import importlib.util
 import os
 import platform
 import re
 import struct
-import sys
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from ..errors import PrerequisiteError
 from ..plan import MAX_PIECES, ProbePlan, Site, SiteKind
 from . import btf, headers, program
+from .bcc import load_bcc
 
-DEBIAN_BCC = Path("/usr/lib/python3/dist-packages/bcc/__init__.py")
 EVENT = struct.Struct(f"<QQIII4x{MAX_PIECES}Q")  # a big event's copied data follows
-_CAP_SYS_ADMIN, _CAP_PERFMON, _CAP_BPF = 21, 38, 39
 POLL_MS = 10  # how long `finish` may wait for the poller to notice it should stop
 
-_bcc: ModuleType | None = None
 
 
 @dataclass(frozen=True)
@@ -45,81 +39,8 @@ class RawEvent:
     failed: int = 0  # bit i: copy i of the site's derefs could not read its memory
 
 
-def load_bcc() -> ModuleType:
-    """bcc from this interpreter's path, else Debian's python3-bpfcc, loaded by file location."""
-    global _bcc
-    if _bcc is not None:
-        return _bcc
-    try:
-        _bcc = importlib.import_module("bcc")
-        if not hasattr(_bcc, "BPF"):  # PyPI's unrelated `bcc` package
-            raise ImportError("the installed `bcc` package is not BCC")
-    except ImportError:
-        if not DEBIAN_BCC.exists():
-            raise PrerequisiteError(
-                "BCC's Python bindings",
-                "`import bcc` failed and Debian's python3-bpfcc is not installed",
-                "apt-get install python3-bpfcc",
-            ) from None
-        spec = importlib.util.spec_from_file_location(
-            "bcc", DEBIAN_BCC, submodule_search_locations=[str(DEBIAN_BCC.parent)]
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["bcc"] = module
-        try:
-            spec.loader.exec_module(module)
-        except Exception as exc:
-            del sys.modules["bcc"]
-            raise PrerequisiteError(
-                "BCC's Python bindings",
-                f"loading {DEBIAN_BCC.parent} failed: {exc}",
-                "apt-get install --reinstall python3-bpfcc libbpfcc",
-            ) from None
-        _bcc = module
-    return _bcc
-
-
-def _capabilities() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("CapEff:"):
-            return int(line.split()[1], 16)
-    return 0
-
-
-def tracing_privilege() -> str | None:
-    """What lets this process load BPF programs and attach uprobes, or None if nothing does."""
-    caps = _capabilities()
-    has = lambda bit: bool(caps >> bit & 1)  # noqa: E731
-    if has(_CAP_SYS_ADMIN):
-        return "CAP_SYS_ADMIN (root)"
-    if has(_CAP_BPF) and has(_CAP_PERFMON):
-        return "CAP_BPF and CAP_PERFMON"
-    return None
-
-
-def check_prerequisites() -> None:
-    """Raise PrerequisiteError naming the first missing piece, with the command that fixes it."""
-    if tracing_privilege() is None:
-        raise PrerequisiteError(
-            "root, or CAP_BPF and CAP_PERFMON",
-            "loading BPF programs and attaching uprobes is privileged",
-            f"sudo -E {sys.executable} -m pytest --uprobe ...",
-        )
-    if not Path("/sys/bus/event_source/devices/uprobe").exists():
-        raise PrerequisiteError(
-            "a kernel with uprobes",
-            "/sys/bus/event_source/devices/uprobe is missing (CONFIG_UPROBE_EVENTS off?)",
-            "run on a kernel built with CONFIG_UPROBES and CONFIG_UPROBE_EVENTS",
-        )
-    load_bcc()
-    _set_kernel_source()
-
-
 def _set_kernel_source() -> None:
-    source = headers.kernel_source()
-    if source is not None:
-        os.environ["BCC_KERNEL_SOURCE"] = str(source)
+    headers.export_kernel_source(headers.kernel_source())
 
 
 def _kernel_has_uprobe_multi() -> bool:
