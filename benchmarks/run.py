@@ -379,7 +379,7 @@ def table(with_machine: bool = True) -> None:
 
 def machine() -> str:
     cpus = os.cpu_count()
-    bcc = getattr(session.load_bcc(), "__version__", "?")
+    bcc = getattr(load_bcc(), "__version__", "?")
     return f"{cpus} CPUs, Linux {platform.release()}, BCC {bcc}"
 
 
