@@ -4,10 +4,15 @@ glob or path a user typed: what each site copies comes from the `sites` map at r
 from __future__ import annotations
 
 import ctypes as ct
+import struct
 
 from ..plan import AREA, MAX_DEREFS, MAX_PIECES
 
 RINGBUF_PAGES = 4096  # 16 MiB: the common case loses no event
+# `struct event` of the C text below, as Python reads it: ts, cfa, tid, site, failed, pad,
+# then the words (a big event's copied data follows). tests/integration/test_layouts.py
+# checks this and the ctypes mirrors below against what the compiler laid out.
+EVENT = struct.Struct(f"<QQIII4x{MAX_PIECES}Q")
 
 _TEMPLATE = r"""
 #include <uapi/linux/ptrace.h>
@@ -366,16 +371,4 @@ class CFollow(ct.Structure):
         ("pid_offset", ct.c_uint32),
         ("tgid_offset", ct.c_uint32),
         ("pad", ct.c_uint32),
-    ]
-
-
-class CEvent(ct.Structure):
-    _fields_ = [
-        ("ts", ct.c_uint64),
-        ("cfa", ct.c_uint64),
-        ("tid", ct.c_uint32),
-        ("site", ct.c_uint32),
-        ("failed", ct.c_uint32),
-        ("pad", ct.c_uint32),
-        ("words", ct.c_uint64 * MAX_PIECES),
     ]

@@ -11,7 +11,6 @@ import ctypes as ct
 import os
 import platform
 import re
-import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -19,11 +18,10 @@ from types import ModuleType
 from typing import Any
 
 from ..errors import PrerequisiteError
-from ..plan import MAX_PIECES, ProbePlan, Site, SiteKind
+from ..plan import ProbePlan, Site, SiteKind
 from . import btf, headers, program
 from .bcc import load_bcc
 
-EVENT = struct.Struct(f"<QQIII4x{MAX_PIECES}Q")  # a big event's copied data follows
 POLL_MS = 10  # how long `finish` may wait for the poller to notice it should stop
 
 
@@ -79,13 +77,8 @@ class _Loaded:
         sink = self.sink
         if sink is not None:
             raw = _string_at(data, size)
-            fields = _unpack_from(raw)
-            sink.append(
-                RawEvent(
-                    fields[0], fields[1], fields[2], fields[3], fields[5:], raw[EVENT.size :],
-                    fields[4],
-                )
-            )  # fmt: skip
+            ts, cfa, tid, site, failed, *words = _unpack_from(raw)
+            sink.append(RawEvent(ts, cfa, tid, site, tuple(words), raw[_EVENT_SIZE:], failed))
         return 0
 
     def load(self, count: int) -> None:
@@ -265,7 +258,8 @@ class _Loaded:
 
 
 _string_at = ct.string_at
-_unpack_from = EVENT.unpack_from
+_unpack_from = program.EVENT.unpack_from
+_EVENT_SIZE = program.EVENT.size
 _offsets: dict[tuple[object, int], int] = {}  # (binary identity, address) -> file offset
 
 BPF_LINK_CREATE = 28
