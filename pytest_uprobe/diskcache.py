@@ -89,7 +89,7 @@ class DiskCache:
                 st = os.fstat(f.fileno())
                 if st.st_uid != os.geteuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
                     return self._entries  # not ours alone: never unpickle it
-                stored = pickle.load(f)
+                stored = pickle.load(f)  # noqa: S301  (our own 0600 file, checked above)
         except Exception:  # missing, unreadable, truncated or corrupt: start afresh
             return self._entries
         if (
