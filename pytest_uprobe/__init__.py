@@ -23,6 +23,9 @@ __all__ = [
     "PrerequisiteError",
     "ProbeNameError",
     "TraceTimeout",
+    "UsageError",
+    "LostEventsError",
+    "LostEventsWarning",
     "cargo_bin",
 ]
 
@@ -40,6 +43,9 @@ _WHERE = {
     "PrerequisiteError": "errors",
     "ProbeNameError": "errors",
     "TraceTimeout": "errors",
+    "UsageError": "errors",
+    "LostEventsError": "trace",
+    "LostEventsWarning": "trace",
     "cargo_bin": "cargo",
 }
 

@@ -121,13 +121,6 @@ class ElfBinary:
             cls._cache[identity] = binary
             return binary
 
-    def is_current(self) -> bool:
-        """False once the file on disk is no longer the one parsed (rebuilt, replaced)."""
-        try:
-            return Identity.of(self.path) == self.identity
-        except OSError:
-            return False
-
     @cached_property
     def build_id(self) -> str | None:
         section = self.elf.get_section_by_name(".note.gnu.build-id")

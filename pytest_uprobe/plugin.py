@@ -14,10 +14,6 @@ from typing import Any
 
 import pytest
 
-# Before anything imports trace.py: its assertion helpers use plain `assert`s whose
-# diffs pytest should show.
-pytest.register_assert_rewrite("pytest_uprobe.trace")
-
 SKIP_REASON = "uprobe tracing is off: run pytest with --uprobe (as root) to turn it on"
 
 # (flag, ini name, ini type, ini default, help, extra arguments of addoption)
@@ -35,11 +31,11 @@ _OPTIONS: list[tuple[str, str, str, Any, str, dict[str, Any]]] = [
      "refuse a probe name that matches more functions than this (default: 1000)",
      {"metavar": "N"}),
     ("--uprobe-max-string", "uprobe_max_string", "string", "256",
-     "cap in bytes for decoded strings (default: 256; stored on the Tracer for the "
-     "str/String decoder, which this version does not have yet)", {"metavar": "N"}),
+     "cap in bytes copied for each &str/String; longer ones decode as Truncated "
+     "(default: 256)", {"metavar": "N"}),
     ("--uprobe-max-elements", "uprobe_max_elements", "string", "16",
-     "cap in elements for decoded slices and Vecs (default: 16; stored on the Tracer "
-     "for the collection decoder, which this version does not have yet)", {"metavar": "N"}),
+     "cap in elements copied for each slice/Vec; longer ones decode as Truncated "
+     "(default: 16)", {"metavar": "N"}),
     ("--uprobe-no-inlined", "uprobe_inlined", "bool", True,
      "do not probe copies of a function inlined into its callers (ini: uprobe_inlined = "
      "false; default: probe them)", {"action": "store_false"}),
