@@ -11,6 +11,7 @@ import os
 import stat
 import struct
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -86,7 +87,11 @@ class Identity:
 
 
 class ElfBinary:
-    """A parsed executable. Use `ElfBinary.open(path)`, which validates and caches."""
+    """A parsed executable. Use `ElfBinary.open(path)`, which validates and caches.
+
+    What the layers above compute about this binary (decoded code, DWARF indexes, CFA
+    tables, ...) lives in its `memo` dicts: kept while the binary is, dropped with it.
+    """
 
     def __init__(self, path: Path, identity: Identity, stream: IO[bytes]) -> None:
         self.path = path
@@ -94,9 +99,29 @@ class ElfBinary:
         self._stream = stream
         self.elf = ELFFile(stream)
         self._disk: dict[str, DiskCache] = {}
+        self._memos: dict[str, dict[Any, Any]] = {}
 
-    _cache: dict[Identity, ElfBinary] = {}
+    # The binaries opened last, by identity: a session tracing a few executables parses
+    # each once; a rebuilt one is a new identity, and the oldest beyond this many go.
+    MAX_OPEN = 8
+    _cache: OrderedDict[Identity, ElfBinary] = OrderedDict()
     _cache_lock = threading.Lock()
+
+    def memo(self, name: str) -> dict[Any, Any]:
+        """This binary's in-memory cache `name` (one dict per name)."""
+        found = self._memos.get(name)
+        if found is None:
+            found = self._memos[name] = {}
+        return found
+
+    def close(self) -> None:
+        """Drop what was computed and close the file. Plans made from this binary must not
+        be used afterwards; `ElfBinary.open` parses the file anew."""
+        with ElfBinary._cache_lock:
+            if ElfBinary._cache.get(self.identity) is self:
+                del ElfBinary._cache[self.identity]
+        self._memos.clear()
+        self._stream.close()
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> ElfBinary:
@@ -107,6 +132,7 @@ class ElfBinary:
         with cls._cache_lock:
             cached = cls._cache.get(identity)
             if cached is not None:
+                cls._cache.move_to_end(identity)
                 return cached
             stream = path.open("rb")
             try:
@@ -119,6 +145,9 @@ class ElfBinary:
                 stream.close()
                 raise WrongArchitecture(path, str(machine).removeprefix("EM_"))
             cls._cache[identity] = binary
+            while len(cls._cache) > cls.MAX_OPEN:
+                # Dropped, not closed: a plan may still hold it; its file closes with it.
+                cls._cache.popitem(last=False)
             return binary
 
     @cached_property

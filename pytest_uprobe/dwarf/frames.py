@@ -97,18 +97,15 @@ def _read_encoded(data: bytes, pos: int, encoding: int, base: int) -> tuple[int,
     return value, pos + struct.calcsize(fmt)
 
 
-_tables: dict[object, _SearchTable | _AllEntries] = {}
-
-
 def _table(binary: ElfBinary) -> _SearchTable | _AllEntries:
-    key = binary.identity
-    table = _tables.get(key)
+    memo = binary.memo("frames")
+    table = memo.get("table")
     if table is None:
         try:
             table = _SearchTable(binary)
         except LookupError:
             table = _AllEntries(binary)
-        _tables[key] = table
+        memo["table"] = table
     return table
 
 

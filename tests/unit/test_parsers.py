@@ -347,3 +347,30 @@ def test_btf_of_the_running_kernel_has_task_struct_pid_and_tgid() -> None:
         pytest.skip("this kernel has no /sys/kernel/btf/vmlinux")
     pid, tgid = btf.struct_offsets("task_struct", ("pid", "tgid"))
     assert 0 < pid < tgid  # tgid follows pid in every kernel's task_struct
+
+
+# -- the binary owns what is computed about it --------------------------------------------
+
+
+def test_a_binary_keeps_its_memos_until_it_is_closed() -> None:
+    binary = ElfBinary.open(TINY / "tiny-O1-dwarf4")
+    assert ElfBinary.open(TINY / "tiny-O1-dwarf4") is binary  # parsed once per identity
+    start = next(s for s in binary.functions if s.path == "tiny::sum").address
+    frames.cfa_at(binary, start)
+    assert "table" in binary.memo("frames")
+    binary.close()
+    assert binary.memo("frames") == {}
+    reopened = ElfBinary.open(TINY / "tiny-O1-dwarf4")
+    assert reopened is not binary and frames.cfa_at(reopened, start) == Cfa(RSP, 8)
+
+
+def test_only_the_binaries_opened_last_stay_open(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(ElfBinary, "MAX_OPEN", 2)
+    copies = []
+    for number in range(3):
+        copy = tmp_path / f"tiny-{number}"
+        copy.write_bytes((TINY / "tiny-O1-dwarf4").read_bytes())
+        copy.chmod(0o755)
+        copies.append(ElfBinary.open(copy))
+    kept = set(ElfBinary._cache.values())
+    assert copies[0] not in kept and {copies[1], copies[2]} <= kept
