@@ -24,6 +24,8 @@ __all__ = [
     "ProbeNameError",
     "TraceTimeout",
     "cargo_bin",
+    "abi",
+    "inlining",
 ]
 
 _WHERE = {
@@ -41,6 +43,8 @@ _WHERE = {
     "ProbeNameError": "errors",
     "TraceTimeout": "errors",
     "cargo_bin": "cargo",
+    "abi": "abi_snapshot",
+    "inlining": "inlining_snapshot",
 }
 
 
