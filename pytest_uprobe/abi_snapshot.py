@@ -234,8 +234,14 @@ def _out_of_line(binary: ElfBinary, symbol: Symbol, path: str, *, inlined: bool)
         why = "no call frame information (.eh_frame) covers the point where DWARF places them"
         return replace(head, unknown=f"the arguments' places: {why}")
     notes = []
+    places = [_param_location(p, at, info, cfa) for p in info.params]
     if at != shape.start:
-        notes.append("arguments: placed after the prologue (where DWARF places them)")
+        # The planner reads after the prologue where DWARF's places hold only from there
+        # (debug builds spill arguments to stack slots the prologue fills). Registers that
+        # DWARF gives for the whole function are the entry's too: no note for those.
+        first = [_param_location(p, shape.start, info, Cfa(RSP, 8)) for p in info.params]
+        if first != places or any(_in_memory(p, at, info, cfa) for p in info.params):
+            notes.append("arguments: where they are after the prologue (DWARF says no earlier)")
     convention = index.attr(info.die, "DW_AT_calling_convention")
     if convention is not None and convention.value == DW_CC_NOCALL:
         notes.append(
@@ -243,8 +249,8 @@ def _out_of_line(binary: ElfBinary, symbol: Symbol, path: str, *, inlined: bool)
             "own callers know it)"
         )
     params = tuple(
-        ParamAbi(p.name, _layout(p.type, _type_die(p.die)), _param_location(p, at, info, cfa))
-        for p in info.params
+        ParamAbi(p.name, _layout(p.type, _type_die(p.die)), where)
+        for p, where in zip(info.params, places)
     )
     return_die = index.referenced(info.die, "DW_AT_type")
     returns = ReturnAbi(
@@ -299,6 +305,13 @@ def _param_location(param: index.Parameter, at: int, info: index.FunctionInfo, c
         sse = _sse_location(param, at)
         return sse if sse is not None else _unavailable(where)
     return describe(where, param.type, cfa)
+
+
+def _in_memory(param: index.Parameter, at: int, info: index.FunctionInfo, cfa: Cfa) -> bool:
+    where = planner._locate(param, at, info.frame_base, cfa)
+    if isinstance(where, Indirect):
+        return True
+    return isinstance(where, tuple) and any(piece.memory for piece in where)
 
 
 def describe(where: Location, rust_type: RustType, cfa: Cfa | None) -> str:

@@ -79,10 +79,13 @@ fn main() {
     let moved = api::shift(black_box(rect.origin), black_box(5));
     let floats = black_box([1.0, 2.0, n as f64]);
     // Called through pointers the optimizer cannot see through, these keep the ABI rustc
-    // gave them; called directly, LLVM may rewrite an internal function's arguments (it
-    // propagated sum7's constant arguments into its body, and DWARF then says DW_CC_nocall).
+    // gave them. Called directly, LLVM may rewrite an internal function's arguments: it
+    // propagated sum7's constant arguments into its body (DWARF then says DW_CC_nocall),
+    // and passed area the two fields it reads instead of the reference, depending on
+    // what main looked like.
     let sum7: fn(u64, u64, u64, u64, u64, u64, u64) -> u64 = black_box(api::sum7);
     let mean: fn(&[f64]) -> f64 = black_box(api::mean);
+    let area: fn(&api::Rect) -> u64 = black_box(api::area);
     let perimeter: fn(api::Rect) -> u64 = black_box(api::perimeter);
     println!("add({n}, 4) = {}", api::add(n, black_box(4)));
     println!("count_words({text:?}) = {}", api::count_words(text));
@@ -90,6 +93,6 @@ fn main() {
     println!("shift({:?}, 5) = {moved:?}", rect.origin);
     println!("sum7(1..=6, {n}) = {}", sum7(1, 2, 3, 4, 5, 6, n));
     println!("mean({floats:?}) = {}", mean(&floats));
-    println!("area = {}", api::area(&rect));
+    println!("area = {}", area(&rect));
     println!("perimeter = {}", perimeter(rect));
 }
