@@ -176,7 +176,7 @@ def abi(
     outside = {symbol.path for symbol in sites.out_of_line}
     for path, found in copies.items():
         if path not in outside:
-            records.append(_inlined_only(path, found[0]))
+            records.append(_inlined_only(binary, path, found[0]))
     return AbiReport(records)
 
 
@@ -262,11 +262,13 @@ def _out_of_line(binary: ElfBinary, symbol: Symbol, path: str, *, inlined: bool)
     return replace(head, params=params, returns=returns, notes=tuple(notes), layouts=layouts)
 
 
-def _inlined_only(path: str, copy: InlinedSite) -> FunctionAbi:
+def _inlined_only(binary: ElfBinary, path: str, copy: InlinedSite) -> FunctionAbi:
     head = FunctionAbi(path, out_of_line=False, inlined=True)
     if not copy.params_known or copy.origin is None:
         return replace(head, unknown=LIMITED)
     return_die = index.referenced(copy.origin, "DW_AT_type")
+    if not copy.params and return_die is None and _no_parameters_in(binary, copy.origin.cu):
+        return replace(head, unknown=LIMITED)
     return_type = type_of(return_die)
     params = tuple(ParamAbi(p.name, _layout(p.type, _type_die(p.die)), None) for p in copy.params)
     returns = ReturnAbi(
@@ -283,10 +285,11 @@ def _limited(binary: ElfBinary, info: index.FunctionInfo) -> bool:
     limited debug info, where "no parameters" and "parameters unknown" look alike."""
     if info.params or index.referenced(info.die, "DW_AT_type") is not None:
         return False
-    offset = index.unit_offset_at(binary, info.low_pc)
-    if offset is None:
-        return True
-    return not any(index.unit_index(binary, offset).params.values())
+    return _no_parameters_in(binary, info.die.cu)
+
+
+def _no_parameters_in(binary: ElfBinary, unit: Any) -> bool:
+    return not any(index.unit_index(binary, unit.cu_offset).params.values())
 
 
 def _type_die(die: Any) -> Any:
