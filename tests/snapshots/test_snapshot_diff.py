@@ -138,7 +138,7 @@ def test_an_unrelated_function_growing_leaves_the_snapshots_alone(cargo_bin, tmp
         (
             "pub mod api {",
             "#[inline(never)]\npub fn unrelated(n: u64) -> u64 {\n"
-            + "".join(f"    println!(\"line {i} {{n}}\");\n" for i in range(40))
+            + "".join(f'    println!("line {i} {{n}}");\n' for i in range(40))
             + "    n\n}\n\npub mod api {",
         ),
         ("let n = black_box(", "let n = unrelated(black_box("),
