@@ -391,3 +391,20 @@ def test_tracer_methods_are_the_same_reports(exe):
     tracer = Tracer()  # no privileges needed: nothing runs
     assert tracer.abi(exe, GLOB) == abi(exe, GLOB)
     assert tracer.inlining(exe, GLOB) == inlining(exe, GLOB)
+
+
+def test_the_docs_quote_the_committed_snapshot():
+    """docs/snapshots.md shows excerpts of the .ambr file and diffs against it: every line
+    it quotes from the snapshot (and every line a quoted diff removes) is in the file."""
+    root = ROOT
+    committed = (Path(__file__).parent / "__snapshots__" / "test_abi_demo.ambr").read_text()
+    lines = {line.strip() for line in committed.splitlines()}
+    docs = (root / "docs" / "snapshots.md").read_text()
+    excerpt = docs[docs.index("```text\n# name: test_abi") :]
+    excerpt = excerpt[: excerpt.index("```", 3)]
+    quoted = [line.strip() for line in excerpt.splitlines()[1:] if line.strip() != "..."]
+    removed = [
+        line.split("-   ", 1)[1].strip() for line in docs.splitlines() if "E     -   " in line
+    ]
+    assert quoted and removed
+    assert [line for line in quoted + removed if line not in lines] == []

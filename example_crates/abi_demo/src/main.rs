@@ -1,9 +1,9 @@
 //! A crate whose ABI and inlining decisions are pinned by snapshots (see docs/snapshots.md).
 //! `api` holds one function per calling-convention case on x86-64: integers in registers,
 //! a `&str` split across two registers, a small struct in two registers, a seventh argument
-//! on the stack, a float returned in an SSE register, a 24-byte struct returned through a
-//! hidden pointer and one passed by reference, and a small `#[inline]` helper that the
-//! release build copies into two callers. `main` prints every result: the program's output
+//! on the stack, floats passed and returned in SSE registers, a 24-byte struct returned
+//! through a hidden pointer and one passed by reference, and a small `#[inline]` helper that
+//! the release build copies into two callers. `main` prints every result: the program's output
 //! is what the functions computed.
 use std::env;
 use std::hint::black_box;
@@ -50,6 +50,11 @@ pub mod api {
     }
 
     #[inline(never)]
+    pub fn lerp(a: f64, b: f64, t: f64) -> f64 {
+        a + (b - a) * t
+    }
+
+    #[inline(never)]
     pub fn make_rect(x: i32, y: i32, width: u64, height: u64) -> Rect {
         Rect { origin: Point { x, y }, width, height }
     }
@@ -85,6 +90,7 @@ fn main() {
     // what main looked like.
     let sum7: fn(u64, u64, u64, u64, u64, u64, u64) -> u64 = black_box(api::sum7);
     let mean: fn(&[f64]) -> f64 = black_box(api::mean);
+    let lerp: fn(f64, f64, f64) -> f64 = black_box(api::lerp);
     let area: fn(&api::Rect) -> u64 = black_box(api::area);
     let perimeter: fn(api::Rect) -> u64 = black_box(api::perimeter);
     println!("add({n}, 4) = {}", api::add(n, black_box(4)));
@@ -93,6 +99,7 @@ fn main() {
     println!("shift({:?}, 5) = {moved:?}", rect.origin);
     println!("sum7(1..=6, {n}) = {}", sum7(1, 2, 3, 4, 5, 6, n));
     println!("mean({floats:?}) = {}", mean(&floats));
+    println!("lerp(0, {n}, 0.5) = {}", lerp(0.0, n as f64, black_box(0.5)));
     println!("area = {}", area(&rect));
     println!("perimeter = {}", perimeter(rect));
 }
