@@ -54,7 +54,11 @@ class TypeLayout:
 
     def text(self) -> str:
         align = "align unknown" if self.align is None else f"align {self.align}"
-        return f"{self.name} ({self.size} bytes, {align})"
+        return f"{self.name} ({_bytes(self.size)}, {align})"
+
+
+def _bytes(size: int) -> str:
+    return "1 byte" if size == 1 else f"{size} bytes"
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,7 @@ class StructLayout:
 
     def lines(self) -> list[str]:
         align = "align unknown" if self.align is None else f"align {self.align}"
-        head = f"type {self.name}: {self.size} bytes, {align}"
+        head = f"type {self.name}: {_bytes(self.size)}, {align}"
         return [head] + [f"  field {f.name}: {f.type} at {f.offset}" for f in self.fields]
 
 
@@ -166,18 +170,55 @@ def abi(
         raise UsageError(f"the glob must be a str such as 'mycrate::*', got {glob!r}")
     binary = ElfBinary.open(executable)
     sites = planner.find_sites(binary, glob, max_functions=max_functions)
-    copies: dict[str, list[InlinedSite]] = {}
-    for copy in sites.inlined:
-        copies.setdefault(copy.path, []).append(copy)
     named = display_paths(binary, glob, sites.out_of_line)
-    records = [
-        _out_of_line(binary, symbol, path, inlined=symbol.path in copies) for symbol, path in named
-    ]
-    outside = {symbol.path for symbol in sites.out_of_line}
+    copies = copies_by_path(binary, named, sites.inlined)
+    records = [_out_of_line(binary, symbol, path, inlined=path in copies) for symbol, path in named]
+    shown = {path for _, path in named}
     for path, found in copies.items():
-        if path not in outside:
+        if path not in shown:
             records.append(_inlined_only(binary, path, found[0]))
-    return AbiReport(records)
+    return AbiReport(_unique(records))
+
+
+def copies_by_path(
+    binary: ElfBinary, named: Sequence[tuple[Symbol, str]], inlined: Iterable[InlinedSite]
+) -> dict[str, list[InlinedSite]]:
+    """Inlined copies by the path a report shows: that of the out-of-line instance whose
+    DWARF entry shares the copy's abstract origin (so numbered closures and generic
+    instances, which legacy mangling names alike, keep their own copies), else the path
+    DWARF gives the copy (another unit's abstract entry of the same function, say)."""
+    by_origin: dict[int, str] = {}
+    for symbol, path in named:
+        origin = _abstract_origin(binary, symbol)
+        if origin is not None:
+            by_origin[origin] = path
+    grouped: dict[str, list[InlinedSite]] = {}
+    for copy in inlined:
+        shown = by_origin.get(copy.origin.offset) if copy.origin is not None else None
+        grouped.setdefault(shown or copy.path, []).append(copy)
+    return grouped
+
+
+def _abstract_origin(binary: ElfBinary, symbol: Symbol) -> int | None:
+    info = index.function_at(binary, symbol.address) if binary.has_dwarf else None
+    if info is None or "DW_AT_abstract_origin" not in info.die.attributes:
+        return None
+    return int(info.die.get_DIE_from_attribute("DW_AT_abstract_origin").offset)
+
+
+def _unique(records: list[FunctionAbi]) -> list[FunctionAbi]:
+    """Records whose paths nothing else tells apart, numbered in the order of their text."""
+    by_path: dict[str, list[FunctionAbi]] = {}
+    for record in records:
+        by_path.setdefault(record.path, []).append(record)
+    out = []
+    for path, group in by_path.items():
+        if len(group) == 1:
+            out.extend(group)
+            continue
+        ordered = sorted(group, key=lambda r: "\n".join(r.lines()))
+        out += [replace(r, path=f"{path} [{n}]") for n, r in enumerate(ordered, 1)]
+    return out
 
 
 def display_paths(
@@ -214,7 +255,7 @@ def _with_generics(binary: ElfBinary, symbol: Symbol, path: str) -> str:
     cut = text.find("<")
     if cut > 0 and path.endswith(f"::{text[:cut]}"):
         return f"{path}::{text[cut:]}"
-    return f"{path} (at offset {symbol.address:#x})"  # nothing else tells them apart
+    return path  # nothing tells them apart: _unique numbers them
 
 
 def _out_of_line(binary: ElfBinary, symbol: Symbol, path: str, *, inlined: bool) -> FunctionAbi:

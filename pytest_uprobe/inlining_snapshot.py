@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from . import plan as planner
-from .abi_snapshot import NO_DWARF, display_paths
+from .abi_snapshot import NO_DWARF, copies_by_path, display_paths
 from .elf import ElfBinary
 from .errors import UsageError
 from .snapshot import Report
@@ -76,12 +76,11 @@ def inlining(
     binary = ElfBinary.open(executable)
     sites = planner.find_sites(binary, glob, max_functions=max_functions)
     # Generic instances (one path under legacy mangling) count as one function here.
-    own = Counter(
-        path for _, path in display_paths(binary, glob, sites.out_of_line, generics=False)
-    )
+    named = display_paths(binary, glob, sites.out_of_line, generics=False)
+    own = Counter(path for _, path in named)
     copies: dict[str, Counter[str]] = {}
-    for copy in sites.inlined:
-        copies.setdefault(copy.path, Counter())[copy.caller] += 1
+    for path, found in copies_by_path(binary, named, sites.inlined).items():
+        copies[path] = Counter(copy.caller for copy in found)
     unknown = None if binary.has_dwarf else NO_DWARF
     records = [
         Inlining(

@@ -78,10 +78,20 @@ class Die:
     attrs: dict[str, str]
     parent: Die | None
     children: list[Die] = field(default_factory=list)
+    offset: int = 0
+
+    def ref(self, name: str) -> int | None:
+        """The DIE offset a reference attribute names."""
+        value = self.attrs.get(name)
+        return int(value.split()[0].rstrip(")"), 16) if value else None
 
 
 @pytest.fixture(scope="module")
 def dwarf(exe) -> list[Die]:
+    return dwarf_dies(exe)
+
+
+def dwarf_dies(exe) -> list[Die]:
     """Every DIE llvm-dwarfdump prints, with its parent."""
     if shutil.which("llvm-dwarfdump") is None:
         pytest.skip("llvm-dwarfdump is not installed (apt-get install llvm)")
@@ -93,15 +103,16 @@ def dwarf(exe) -> list[Die]:
     current: Die | None = None
     attr: str | None = None
     for line in dump.splitlines():
-        head = re.match(r"^0x[0-9a-f]+:( +)(DW_TAG_\w+|NULL)", line)
+        head = re.match(r"^0x([0-9a-f]+):( +)(DW_TAG_\w+|NULL)", line)
         if head:
-            depth = (len(head.group(1)) - 1) // 2
+            depth = (len(head.group(2)) - 1) // 2
             while stack and stack[-1][0] >= depth:
                 stack.pop()
-            if head.group(2) == "NULL":
+            if head.group(3) == "NULL":
                 current = None
                 continue
-            current = Die(head.group(2), {}, stack[-1][1] if stack else None)
+            parent = stack[-1][1] if stack else None
+            current = Die(head.group(3), {}, parent, offset=int(head.group(1), 16))
             if current.parent is not None:
                 current.parent.children.append(current)
             stack.append((depth, current))
@@ -408,3 +419,34 @@ def test_the_docs_quote_the_committed_snapshot():
     ]
     assert quoted and removed
     assert [line for line in quoted + removed if line not in lines] == []
+
+
+def test_generic_instances_and_closures_keep_their_own_records(cargo_bin_module):
+    """zoo's `ident::<T>` runs for u8, i32 and u64 (legacy mangling names all three
+    `zoo::ident`), and its two closures are both `{{closure}}` in the symbol table: each
+    keeps its own record, and each closure its own inlined copies, as llvm-dwarfdump shows
+    them by abstract origin."""
+    exe = cargo_bin_module("example_crates/zoo", profile="release")
+    report = abi(exe, "zoo::*")
+    for name, size in (("u8", 1), ("i32", 4), ("u64", 8)):
+        record = report[f"zoo::ident::<{name}>"]
+        assert [(p.name, p.type.name, p.type.size) for p in record.params] == [("x", name, size)]
+        assert record.returns.type.name == name
+    copies = inlining(exe, "zoo::main::*")
+    dies = dwarf_dies(exe)
+    for number in (0, 1):
+        path = f"zoo::main::{{closure#{number}}}"
+        assert [(p.name, p.type.name) for p in report[path].params][1:] == [("x", "u64")]
+        (abstract,) = [
+            d
+            for d in dies
+            if d.tag == "DW_TAG_subprogram"
+            and d.attrs.get("DW_AT_name") == f'"{{closure#{number}}}")'
+            and d.attrs.get("DW_AT_linkage_name", "").startswith('"_ZN3zoo4main')
+        ]
+        refers = [d for d in dies if d.ref("DW_AT_abstract_origin") == abstract.offset]
+        out_of_line = [d for d in refers if d.tag == "DW_TAG_subprogram"]
+        inlined = [d for d in refers if d.tag == "DW_TAG_inlined_subroutine"]
+        assert len(out_of_line) == 1 and copies[path].out_of_line == 1, path
+        assert sum(n for _, n in copies[path].copies) == len(inlined), path
+        assert report[path].inlined == bool(inlined)
