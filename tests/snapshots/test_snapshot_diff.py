@@ -128,6 +128,15 @@ def test_inline_never_fails_both_snapshots_with_their_lines(
     # The snapshot file names no address: the diff shows no other function's lines.
     assert not any(re.search(r"0x[0-9a-f]{4,}", line) for line in removed + added)
 
+    # --snapshot-update takes the new facts in; the next run passes on them.
+    updated = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--snapshot-update")
+    updated.assert_outcomes(passed=2)
+    rewritten = (pytester.path / "__snapshots__" / SNAPSHOT_FILE.name).read_text()
+    scale = rewritten[rewritten.index("  abi_demo::api::scale\n    out of line:") :]
+    assert scale.splitlines()[1:3] == ["    out of line: yes", "    inlined: nowhere"]
+    assert "inlined into abi_demo::api::area" not in rewritten
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
+
 
 def test_an_unrelated_function_growing_leaves_the_snapshots_alone(cargo_bin, tmp_path):
     """A new function placed before the api in the binary moves every address after it;
