@@ -24,6 +24,7 @@ from pytest_uprobe import abi, inlining
 from pytest_uprobe.cli import main
 
 from .test_abi_demo import CRATE
+from .test_snapshot_diff import edited_copy
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / CRATE / "src" / "main.rs"
@@ -241,7 +242,44 @@ def test_struct_fields_as_llvm_dwarfdump_lays_them_out(exe, dwarf):
 
 
 def test_entry_places_are_llvm_dwarfdumps(exe, dwarf):
+    checked = check_entry_places(abi(exe, GLOB), dwarf)
+    assert checked == sum(len(p) for p, _ in source_functions().values()) - 2  # scale's two
+
+
+def test_places_of_rewritten_functions_are_llvm_dwarfdumps(cargo_bin_module, tmp_path):
+    """sum7 and area called directly: LLVM folds sum7's constant arguments in (DWARF gives
+    their values and DW_CC_nocall) and passes area fields instead of its reference (DWARF
+    gives `r` no place)."""
+    crate = edited_copy(
+        tmp_path,
+        (
+            "    let sum7: fn(u64, u64, u64, u64, u64, u64, u64) -> u64 = black_box(api::sum7);\n",
+            "",
+        ),
+        ("    let area: fn(&api::Rect) -> u64 = black_box(api::area);\n", ""),
+        ("sum7(1, 2, 3, 4, 5, 6, n)", "api::sum7(1, 2, 3, 4, 5, 6, n)"),
+        ("area(&rect)", "api::area(&rect)"),
+    )
+    exe = cargo_bin_module(crate, profile="release")
+    dies = dwarf_dies(exe)
     report = abi(exe, GLOB)
+    check_entry_places(report, dies)
+    for record in report.values():
+        if not record.out_of_line:
+            continue
+        nocall = "DW_CC_nocall" in subprogram(dies, record.path).attrs.get(
+            "DW_AT_calling_convention", ""
+        )
+        assert any("DW_CC_nocall" in note for note in record.notes) == nocall, record.path
+    # The cases this build is for are really there.
+    sum7 = report["abi_demo::api::sum7"]
+    assert [p.location for p in sum7.params[:6]] == [f"constant {v}" for v in range(1, 7)]
+    assert report["abi_demo::api::area"].params[0].location == "optimized out"
+
+
+def check_entry_places(report, dies) -> int:
+    """Each out-of-line parameter's place in the report is llvm-dwarfdump's at the entry."""
+    dwarf = dies
     checked = 0
     for record in report.values():
         if not record.out_of_line:
@@ -257,7 +295,7 @@ def test_entry_places_are_llvm_dwarfdumps(exe, dwarf):
             expected = words_for(entry_ops(child, low_pc), child.attrs.get("DW_AT_const_value"))
             assert param.location == expected, (record.path, param.name)
             checked += 1
-    assert checked == sum(len(p) for p, _ in source_functions().values()) - 2  # scale's two
+    return checked
 
 
 def test_returns_follow_the_calling_convention(exe, dwarf):
