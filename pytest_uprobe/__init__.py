@@ -27,6 +27,8 @@ __all__ = [
     "LostEventsError",
     "LostEventsWarning",
     "cargo_bin",
+    "abi",
+    "inlining",
 ]
 
 _WHERE = {
@@ -47,6 +49,8 @@ _WHERE = {
     "LostEventsError": "trace",
     "LostEventsWarning": "trace",
     "cargo_bin": "cargo",
+    "abi": "abi_snapshot",
+    "inlining": "inlining_snapshot",
 }
 
 

@@ -114,6 +114,24 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     trace.set_defaults(handler=_trace)
 
+    for name, what in (
+        ("abi", "how each function is called: signature, where each argument lives at the "
+         "entry, how it returns, sizes and alignments"),
+        ("inlining", "where each function's code is: out of line, and inlined into which "
+         "callers how many times"),
+    ):  # fmt: skip
+        snapshot = commands.add_parser(
+            name,
+            help=f"print {what}",
+            description=f"Print, for every function GLOB names, {what}: the stable text "
+            "that snapshot tests compare (sorted, one fact per line, no addresses). Reads "
+            "the binary only; needs no privileges.",
+        )
+        snapshot.add_argument("exe", help="the executable, e.g. target/release/myapp")
+        snapshot.add_argument("glob", help="a probe name or glob, e.g. 'myapp::api::*'")
+        snapshot.add_argument("--json", action="store_true", help="print a JSON list instead")
+        snapshot.set_defaults(handler=_snapshot)
+
     doctor = commands.add_parser(
         "doctor",
         help="check every prerequisite of tracing and print how to fix what is missing",
@@ -212,6 +230,18 @@ def _return_mode(binary: ElfBinary, symbol: Symbol) -> str:
     leaf = shape.is_leaf or symbol.address in shape.returns
     return (ReturnMode.URETPROBE if leaf else ReturnMode.RET_SITES).value
 
+
+def _snapshot(args: argparse.Namespace, out: TextIO) -> int:
+    from .abi_snapshot import abi
+    from .inlining_snapshot import inlining
+
+    report = (abi if args.command == "abi" else inlining)(args.exe, args.glob)
+    if args.json:
+        json.dump([asdict(record) for record in report.values()], out, indent=1)
+    else:
+        out.write(report.text)
+    out.write("\n")
+    return EXIT_OK
 
 
 # -- trace ------------------------------------------------------------------------------

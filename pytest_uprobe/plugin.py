@@ -105,6 +105,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+def pytest_assertrepr_compare(op: str, left: Any, right: Any) -> list[str] | None:
+    """`abi(new) == abi(old)`: the lines of the two texts that differ, as a snapshot diff."""
+    from .snapshot import Report
+
+    if op != "==" or not (isinstance(left, Report) and isinstance(right, Report)):
+        return None
+    import difflib
+
+    diff = difflib.unified_diff(right.text.splitlines(), left.text.splitlines(), lineterm="", n=2)
+    return [f"{left.title} reports differ (- right, + left):", *list(diff)[2:]]
+
+
 @pytest.fixture
 def uprobe_trace(request: pytest.FixtureRequest) -> Iterator[Any]:
     """A Tracer: `uprobe_trace.run(argv, probes=[...])` returns a Trace."""

@@ -11,7 +11,7 @@ import shutil
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .bpf import session as bpf
 from .bpf.prerequisites import check_prerequisites
@@ -21,6 +21,10 @@ from .events import build_calls, entry_counts
 from .launch import HeldProcess
 from .plan import DEFAULT_MAX_FUNCTIONS, FunctionSites, ProbePlan, build_plan, find_sites
 from .trace import FunctionTrace, LostEventsWarning, Trace
+
+if TYPE_CHECKING:
+    from .abi_snapshot import AbiReport
+    from .inlining_snapshot import InliningReport
 
 Argv = Sequence[str | os.PathLike[str]]
 DEFAULT_MAX_STRING = 256
@@ -134,6 +138,21 @@ class Tracer:
         with caller, file and line. For tests that guard inlining decisions."""
         (probe,) = _check_probes([name])
         return find_sites(ElfBinary.open(executable), probe, max_functions=self.max_functions)
+
+    def abi(self, executable: str | os.PathLike[str], glob: str) -> AbiReport:
+        """How each function `glob` names is called (signature, where each argument lives
+        at the entry, how it returns, sizes and alignments): plain data whose repr is a
+        stable text for snapshot tests. Nothing runs; no privileges needed."""
+        from .abi_snapshot import abi
+
+        return abi(executable, glob, max_functions=self.max_functions)
+
+    def inlining(self, executable: str | os.PathLike[str], glob: str) -> InliningReport:
+        """Where the code of each function `glob` names is: out of line, and inlined into
+        which callers how many times; a stable text for snapshot tests."""
+        from .inlining_snapshot import inlining
+
+        return inlining(executable, glob, max_functions=self.max_functions)
 
     def run(
         self,

@@ -28,6 +28,7 @@ class InlinedSite:
     params: tuple[Parameter, ...] = field(default=(), repr=False, compare=False)
     frame_base: Any = field(default=None, repr=False, compare=False)  # the caller's
     params_known: bool = field(default=True, repr=False)  # False with line tables only
+    origin: Any = field(default=None, repr=False, compare=False)  # the abstract subprogram DIE
 
     def describe(self) -> str:
         where = f"{self.call_file}:{self.call_line}" if self.call_file else f"{self.entry:#x}"
@@ -123,6 +124,7 @@ def _site(binary: ElfBinary, row: CopyRow) -> InlinedSite:
     ) = row
     cu = binary.dwarf.get_CU_at(unit_offset)
     die = cu.get_DIE_from_refaddr(offset)
+    origin_die = cu.get_DIE_from_refaddr(origin)
     caller_die = binary.dwarf.get_DIE_from_refaddr(caller) if caller is not None else None
     return InlinedSite(
         path=path,
@@ -130,8 +132,9 @@ def _site(binary: ElfBinary, row: CopyRow) -> InlinedSite:
         entry=entry,
         call_file=call_file,
         call_line=call_line,
-        params=parameters_of(die, cu.get_DIE_from_refaddr(origin)),
+        params=parameters_of(die, origin_die),
         params_known=described,
+        origin=origin_die,
         frame_base=(
             caller_die.attributes.get("DW_AT_frame_base") if caller_die is not None else None
         ),
