@@ -269,12 +269,14 @@ def trace_json(trace: Any) -> dict[str, Any]:
     calls = [
         {
             "function": c.function,
+            "probes": list(c.probes),
             "path": c.path,
             "args": list(c.args),
             "kwargs": c.kwargs,
             "retval": c.retval,
             "returned": c.returned,
             "unwound": c.unwound,
+            "ended": c.ended,
             "tail_call": c.tail_call,
             "inlined": c.inlined,
             "inlined_into": c.inlined_into,
