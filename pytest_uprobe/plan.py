@@ -9,8 +9,10 @@ Python over files; nothing needs root.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path as FilePath
 from typing import Any
 
 from . import code
@@ -44,7 +46,7 @@ from .errors import (
     UnreadableFunction,
     UsageError,
 )
-from .names import closest, crate_of, is_glob, matcher, may_match
+from .names import closest, crate_of, is_glob, matcher, may_match, strip_generics
 from .values import Unavailable
 
 __all__ = ["AREA", "MAX_DEREFS", "MAX_PIECES", "WORDS", "Deref"]  # the BPF side's sizes
@@ -408,10 +410,51 @@ def resolve(
             binary.path,
             closest(probe, (f.path for f in binary.functions)),
             has_debug_info=binary.has_dwarf,
+            in_source=_defined_in_source(binary, probe),
         )
     if len(found) > max_functions:
         raise TooManyMatches(probe, binary.path, len(found), max_functions)
     return sorted(found.values(), key=lambda s: s.address)
+
+
+def _defined_in_source(binary: ElfBinary, probe: str) -> str | None:
+    """Where the crate's own source defines a function of the probe's last name
+    (`src/main.rs:47`), when the binary's DWARF points at that source and it is readable:
+    a function written there that the binary lacks was merged or removed by the optimizer.
+    """
+    crate = crate_of(probe)
+    last = strip_generics(probe).rsplit("::", 1)[-1]
+    if crate is None or not binary.has_dwarf or not last.isidentifier():
+        return None
+    pattern = re.compile(rf"\bfn\s+{re.escape(last)}\b")
+    roots: set[FilePath] = set()
+    try:
+        for unit in binary.dwarf.iter_CUs():
+            top = unit.get_top_DIE().attributes
+            name = _text(top.get("DW_AT_name"))
+            directory = _text(top.get("DW_AT_comp_dir"))
+            source, _, cgu = name.partition("/@/")
+            if not cgu.startswith(f"{crate}.") or not source.endswith(".rs"):
+                continue
+            roots.add((FilePath(directory) / source).parent)
+    except Exception:  # DWARF this reader cannot walk: no hint, the error stands
+        return None
+    for root in sorted(roots):
+        for file in sorted(root.rglob("*.rs"))[:500]:
+            try:
+                text = file.read_text(errors="replace")
+            except OSError:
+                continue
+            found = pattern.search(text)
+            if found is not None:
+                line = text.count("\n", 0, found.start()) + 1
+                return f"{file}:{line}"
+    return None
+
+
+def _text(attribute: Any) -> str:
+    value = getattr(attribute, "value", b"")
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 def _closure_aliases(binary: ElfBinary, probe: str) -> dict[int, str]:
