@@ -82,12 +82,13 @@ class CallCount(int):
         if at_low == at_high:
             return at_low
         whose = f"the call count of {self.name!r}" if self.name else "the call count"
+        calls = "1 call" if int(self) == 1 else f"{int(self)} calls"
         kind = (
-            f"at least {int(self)} calls ran"
+            f"at least {calls} ran"
             if not self.may_be_fewer
-            else f"at most {int(self)} calls ran"
+            else f"at most {calls} ran"
             if not self.may_be_more
-            else f"{int(self)} calls were counted, which bounds nothing"
+            else f"{calls} counted, which bounds nothing"
         )
         raise InexactCount(
             f"cannot tell whether {whose} {what} {other!r}: {kind}.{self.reasons()}\n"

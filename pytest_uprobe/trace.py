@@ -343,8 +343,12 @@ class FunctionTrace:
 
 
 def _times(n: int) -> str:
-    n = int(n)  # a CallCount's bound shows as its number
-    return "1 time" if n == 1 else f"{n} times"
+    count = int(n)
+    times = "1 time" if count == 1 else f"{count} times"
+    if isinstance(n, CallCount) and not n.exact:
+        bound = "at least" if not n.may_be_fewer else "at most" if not n.may_be_more else "~"
+        return f"{bound} {times}"
+    return times
 
 
 def _caller_is(call: Call, name: str | None) -> bool:

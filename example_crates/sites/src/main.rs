@@ -122,6 +122,8 @@ fn main() {
             for s in &shapes {
                 println!("area = {}", s.area());
             }
+        }
+        "ident" => {
             println!("ident::<u8>({}) = {}", n as u8, ident(n as u8));
             println!("ident::<u64>({n}) = {}", ident(n));
         }
@@ -146,7 +148,7 @@ fn main() {
             println!("run_then_exit({code}) = {}", run_then_exit(code));
         }
         _ => {
-            eprintln!("usage: sites overlap|twins|tick|exit N");
+            eprintln!("usage: sites overlap|ident|twins|tick|exit N");
             std::process::exit(2);
         }
     }
