@@ -64,6 +64,8 @@ class CallCount(int):
             return f"CallCount(at most {int(self)})"
         return f"CallCount({int(self)}, neither a lower nor an upper bound)"
 
+    __str__ = int.__repr__  # the number, as any int prints; repr() shows the bound
+
     def reasons(self) -> str:
         lines = [f"\n  - sites left out, so it may be more: {r}" for r in self.may_be_more]
         lines += [f"\n  - it may be fewer: {r}" for r in self.may_be_fewer]

@@ -244,7 +244,6 @@ def _return_mode(binary: ElfBinary, symbol: Symbol) -> str:
     return (ReturnMode.URETPROBE if leaf else ReturnMode.RET_SITES).value
 
 
-
 # -- trace ------------------------------------------------------------------------------
 
 EXIT_TIMEOUT = 124  # as timeout(1)
@@ -276,7 +275,14 @@ def _trace(args: argparse.Namespace, out: TextIO) -> int:
         sys.stderr.write(trace.stdout)
         sys.stderr.write(trace.stderr)
         out.write(trace.log(limit=None) + "\n")
-        counts = ", ".join(f"{n}: {f.call_count}" for n, f in trace.functions.items())
+        counts = ", ".join(f"{n}: {f.call_count!r}" for n, f in trace.functions.items())
+        for name, function in trace.functions.items():
+            for site in function.left_out:
+                sys.stderr.write(f"pytest-uprobe trace: {name}: left out {site}\n")
+            for other in function.shares_address_with:
+                sys.stderr.write(
+                    f"pytest-uprobe trace: {name}: counts {other} too (same address)\n"
+                )
         status = "timed out" if timed_out else f"exit status {trace.returncode}"
         lost = f"; {trace.lost_events} events lost" if trace.lost_events else ""
         sys.stderr.write(f"pytest-uprobe trace: {status}; calls counted: {counts}{lost}\n")
@@ -321,6 +327,11 @@ def trace_json(trace: Any) -> dict[str, Any]:
         "stderr": trace.stderr,
         "lost_events": trace.lost_events,
         "counts": {name: f.call_count for name, f in trace.functions.items()},
+        "inexact": {  # the names whose count is a bound, and why
+            name: {"left_out": list(f.left_out), "shares_address_with": list(f.shares_address_with)}
+            for name, f in trace.functions.items()
+            if not f.complete
+        },
         "calls": calls,
     }
 

@@ -394,7 +394,7 @@ class Trace:
         return name in self.functions
 
     def __repr__(self) -> str:
-        counts = ", ".join(f"{n}: {f.call_count}" for n, f in self.functions.items())
+        counts = ", ".join(f"{n}: {f.call_count!r}" for n, f in self.functions.items())
         return f"<Trace {self.argv[0]!r} returncode={self.returncode} {{{counts}}}>"
 
     def assert_sequence(self, names: Sequence[str], *, exact: bool = False) -> None:
