@@ -241,8 +241,8 @@ def build_plan(
         coverage = plan.coverage_of(probe)
         matches = matcher(probe)
         for symbol in sites.out_of_line:
-            for name in binary_names_at(binary, symbol.address):
-                if not matches(name) and name not in coverage.shares_address_with:
+            for name in _other_names(binary, symbol, matches):
+                if name not in coverage.shares_address_with:
                     coverage.shares_address_with.append(name)
             key = symbol.address
             if _known(plan, probe, key, planned, left_out):
@@ -293,13 +293,18 @@ def _known(
     return False
 
 
-def binary_names_at(binary: ElfBinary, address: int) -> list[str]:
-    """The demangled names of every function symbol at `address` (several when the linker
-    or LLVM's function merging made one function answer to several names)."""
+def _other_names(binary: ElfBinary, symbol: Symbol, matches: Any) -> list[str]:
+    """The other functions at `symbol`'s address (LLVM's function merging leaves one body
+    with several symbols) that the probe does not name: their calls are in its count."""
     names: list[str] = []
-    for symbol in binary.functions_by_address.get(address, ()):
-        if symbol.path not in names:
-            names.append(symbol.path)
+    for other in binary.functions_by_address.get(symbol.address, ()):
+        if other.name == symbol.name or matches(other.path):
+            continue
+        # A second symbol that demangles alike (two legacy `{{closure}}`s) is another
+        # function all the same: name it by its symbol.
+        name = other.path if other.path != symbol.path else f"{other.path} ({other.name})"
+        if name not in names:
+            names.append(name)
     return names
 
 
