@@ -75,7 +75,10 @@ def build_calls(plan: ProbePlan, events: Iterable[RawEvent], *, exited: bool) ->
                 if cfa == event.cfa and target == function.symbol.address:
                     tail_callers_of.setdefault(id(call), []).append(caller)
             thread.tail_callers = [t for t in thread.tail_callers if t[0] > event.cfa]
-            thread.frames.append(_Frame(event.cfa, site.function, call))
+            entered = _Frame(event.cfa, site.function, call)
+            if function.marker in ("exit", "abort"):  # the user probes exit itself
+                entered.exited_in = "aborted" if function.marker == "abort" else "exited"
+            thread.frames.append(entered)
             calls.append(call)
             continue
         if site.condition is not None and not branch_taken(site.condition, event.words[0]):

@@ -258,3 +258,13 @@ def test_a_call_the_process_exits_in_is_not_unwound(
         assert call.ended == "the process exited in it"
     assert "(did not return: the process exited in it)" in trace.log()
     assert "unwound" not in trace.log()
+
+
+def test_probing_exit_itself(uprobe_trace: Tracer, cargo_bin: CargoBin) -> None:
+    exe = cargo_bin(CRATE, profile="release")
+    trace = uprobe_trace.run([exe, "exit", "5"], probes=["std::process::exit", "sites::finish"])
+    assert trace.returncode == 5
+    trace["std::process::exit"].assert_called_once()  # (std has no parameter DIEs)
+    for name in ("std::process::exit", "sites::finish"):
+        (call,) = trace[name].calls
+        assert (call.unwound, call.ended) == (False, "the process exited in it")
