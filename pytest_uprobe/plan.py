@@ -246,6 +246,8 @@ def build_plan(
                     coverage.shares_address_with.append(name)
             key = symbol.address
             if _known(plan, probe, key, planned, left_out):
+                if key in left_out:  # an earlier probe's refusal, said for this one
+                    refused.setdefault(probe, UnprobeableSite(probe, binary, left_out[key]))
                 continue
             try:
                 _plan_function(plan, probe, symbol, ret_sites_only)
@@ -258,6 +260,8 @@ def build_plan(
         for copy in sites.inlined:
             key = copy.entry
             if _known(plan, probe, key, copies_planned, left_out):
+                if key in left_out:  # an earlier probe's refusal, said for this one
+                    refused.setdefault(probe, UnprobeableSite(probe, binary, left_out[key]))
                 continue
             try:
                 _plan_inlined(plan, probe, copy)
@@ -276,7 +280,11 @@ def build_plan(
 
 
 def _known(
-    plan: ProbePlan, probe: str, key: int, planned: dict[int, int], left_out: dict[int, LeftOut]
+    plan: ProbePlan,
+    probe: str,
+    key: int,
+    planned: dict[int, int],
+    left_out: dict[int, LeftOut],
 ) -> bool:
     """Whether an earlier probe planned (or left out) the function or copy at `key`: if so,
     `probe` shares it."""

@@ -6,7 +6,6 @@ inputs; every count is right or says why not.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import subprocess
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from pytest_uprobe import plan as planning
 from pytest_uprobe.bounds import CallCount, InexactCount
 from pytest_uprobe.cli import symbol_rows
 from pytest_uprobe.code import CodeShape
-from pytest_uprobe.elf import ElfBinary, Symbol
+from pytest_uprobe.elf import ElfBinary
 from pytest_uprobe.errors import NoMatchingFunction, UnreadableFunction
 from pytest_uprobe.tracer import Tracer
 
@@ -145,15 +144,20 @@ def test_an_exact_name_with_no_probeable_site_fails_before_the_run(
     assert [f.inlined.caller for f in plan.functions if f.inlined] == ["sites::main"]
     assert "sites::maybe_tick" in str(plan.coverage["sites::tick"].left_out[0])
     # Refuse main's copy too, as the kernel would refuse a LOCK there: nothing is left.
-    original = planning.shape_of
+    entries = {copy.entry for copy in planning.find_sites(binary, "sites::tick").inlined}
+    original = CodeShape.probe_point
 
-    def refusing(binary_: ElfBinary, symbol: Symbol, probe: str) -> CodeShape:
-        shape = original(binary_, symbol, probe)
-        return dataclasses.replace(shape, unprobeable=frozenset(shape.boundaries))
+    def refusing(shape: CodeShape, address: int) -> int | None:
+        return None if address in entries else original(shape, address)
 
-    monkeypatch.setattr(planning, "shape_of", refusing)
-    with pytest.raises(UnreadableFunction, match="sites::maybe_tick.*LOCK"):
+    monkeypatch.setattr(CodeShape, "probe_point", refusing)
+    with pytest.raises(UnreadableFunction, match="probe 'sites::tick'.*LOCK"):
         planning.build_plan(binary, ["sites::tick"])
+    # Also when a glob before it met (and left out) the same copies first; the glob runs.
+    with pytest.raises(UnreadableFunction, match="probe 'sites::tick'.*LOCK"):
+        planning.build_plan(binary, ["sites::t*", "sites::tick"])
+    globbed = planning.build_plan(binary, ["sites::t*"])
+    assert len(globbed.coverage["sites::t*"].left_out) == len(entries) == 2
 
 
 # -- 3. functions merged by the optimizer -------------------------------------------------
