@@ -13,7 +13,7 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, TextIO
 
 from . import code
@@ -153,6 +153,9 @@ class Row:
     instances: int  # functions sharing the path with generic arguments stripped
     inlined: int | None  # None: not looked up
     return_mode: str  # "uretprobe", "ret-sites" or "unreadable"
+    # The other names of the same address (functions merged by the optimizer): a probe on
+    # this name counts their calls too.
+    shares_address_with: list[str] = field(default_factory=list)
 
 
 def _symbols(args: argparse.Namespace, out: TextIO) -> int:
@@ -165,9 +168,10 @@ def _symbols(args: argparse.Namespace, out: TextIO) -> int:
     out.write(f"{'RETURN':<10} {'ADDRESS':>10} {'SIZE':>7} {'INST':>4} {'INL':>4}  PATH\n")
     for row in rows:
         inlined = "-" if row.inlined is None else str(row.inlined)
+        shared = f"  (same address as {', '.join(row.shares_address_with)})"
         out.write(
             f"{row.return_mode:<10} {row.address:#10x} {row.size:>7} {row.instances:>4} "
-            f"{inlined:>4}  {row.path}\n"
+            f"{inlined:>4}  {row.path}{shared if row.shares_address_with else ''}\n"
         )
     return EXIT_OK
 
@@ -188,8 +192,16 @@ def symbol_rows(binary: ElfBinary, glob: str | None = None, *, inlined: bool = F
         return symbol.path
 
     instances = Counter(strip_generics(shown(s)) for s in functions)
+    # Every name of each chosen address: merged functions keep one address, several names.
+    matches = matcher(glob) if glob is not None else None
+    named = [
+        other
+        for symbol in chosen
+        for other in _unique_names(binary.functions_by_address.get(symbol.address, [symbol]))
+        if matches is None or other is symbol or matches(other.path)
+    ]
     rows = []
-    for symbol in chosen:
+    for symbol in named:
         path = shown(symbol)
         copies = None
         if inlined:
@@ -203,10 +215,23 @@ def symbol_rows(binary: ElfBinary, glob: str | None = None, *, inlined: bool = F
                 instances[strip_generics(path)],
                 copies,
                 _return_mode(binary, symbol),
+                [
+                    other.path
+                    for other in _unique_names(binary.functions_by_address[symbol.address])
+                    if other.path != symbol.path
+                ],
             )
         )
     rows.sort(key=lambda r: (r.path, r.address))
     return rows
+
+
+def _unique_names(symbols: list[Symbol]) -> list[Symbol]:
+    """One symbol per demangled name (a local and a global symbol may spell one name)."""
+    by_path: dict[str, Symbol] = {}
+    for symbol in symbols:
+        by_path.setdefault(symbol.path, symbol)
+    return list(by_path.values())
 
 
 def _probeable(binary: ElfBinary) -> list[Symbol]:
@@ -275,7 +300,14 @@ def _trace(args: argparse.Namespace, out: TextIO) -> int:
         sys.stderr.write(trace.stdout)
         sys.stderr.write(trace.stderr)
         out.write(trace.log(limit=None) + "\n")
-        counts = ", ".join(f"{n}: {f.call_count}" for n, f in trace.functions.items())
+        counts = ", ".join(f"{n}: {f.call_count!r}" for n, f in trace.functions.items())
+        for name, function in trace.functions.items():
+            for site in function.left_out:
+                sys.stderr.write(f"pytest-uprobe trace: {name}: left out {site}\n")
+            for other in function.shares_address_with:
+                sys.stderr.write(
+                    f"pytest-uprobe trace: {name}: counts {other} too (same address)\n"
+                )
         status = "timed out" if timed_out else f"exit status {trace.returncode}"
         lost = f"; {trace.lost_events} events lost" if trace.lost_events else ""
         sys.stderr.write(f"pytest-uprobe trace: {status}; calls counted: {counts}{lost}\n")
@@ -293,12 +325,14 @@ def trace_json(trace: Any) -> dict[str, Any]:
     calls = [
         {
             "function": c.function,
+            "probes": list(c.probes),
             "path": c.path,
             "args": list(c.args),
             "kwargs": c.kwargs,
             "retval": c.retval,
             "returned": c.returned,
             "unwound": c.unwound,
+            "ended": c.ended,
             "tail_call": c.tail_call,
             "inlined": c.inlined,
             "inlined_into": c.inlined_into,
@@ -318,6 +352,11 @@ def trace_json(trace: Any) -> dict[str, Any]:
         "stderr": trace.stderr,
         "lost_events": trace.lost_events,
         "counts": {name: f.call_count for name, f in trace.functions.items()},
+        "inexact": {  # the names whose count is a bound, and why
+            name: {"left_out": list(f.left_out), "shares_address_with": list(f.shares_address_with)}
+            for name, f in trace.functions.items()
+            if not f.complete
+        },
         "calls": calls,
     }
 

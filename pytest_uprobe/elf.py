@@ -219,6 +219,16 @@ class ElfBinary:
         return tuple(s for s in self.symbols if s.kind == "function")
 
     @cached_property
+    def functions_by_address(self) -> dict[int, list[Symbol]]:
+        """The function symbols of each address that has code: more than one where a
+        function answers to several names (aliases left by LLVM's function merging)."""
+        at: dict[int, list[Symbol]] = {}
+        for symbol in self.functions:
+            if symbol.size > 0:
+                at.setdefault(symbol.address, []).append(symbol)
+        return at
+
+    @cached_property
     def _by_address(self) -> tuple[list[int], list[Symbol]]:
         ordered = sorted((s for s in self.functions if s.size > 0), key=lambda s: s.address)
         return [s.address for s in ordered], ordered

@@ -109,13 +109,27 @@ class NoMatchingFunction(ProbeNameError):
         suggestions: Sequence[str],
         *,
         has_debug_info: bool = True,
+        in_source: str | None = None,
     ) -> None:
         self.suggestions = list(suggestions)
+        self.in_source = in_source  # where the crate's source defines it, if it does
         if suggestions:
             fix = "did you mean " + ", ".join(repr(s) for s in suggestions) + "?"
         else:
             fix = "list the functions with `pytest-uprobe symbols " + str(binary) + "`"
         why = "no function of that name"
+        if in_source is not None:
+            quoted = shlex.quote(str(binary))
+            why += (
+                f" in the binary, although the source defines it ({in_source}): an optimized "
+                "build may have merged it into a function with an identical body (its calls "
+                "then run, and are counted, as that function's) or removed it (unused, or "
+                "inlined where no debug info records the copy)"
+            )
+            fix += (
+                f" Check with `pytest-uprobe symbols {quoted}` (every name, with the names "
+                "sharing its address), or trace a dev build, which keeps every function."
+            )
         if not has_debug_info:
             why += (
                 "; the binary has no debug info, so copies inlined into other functions "

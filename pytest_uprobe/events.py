@@ -4,6 +4,15 @@ A return belongs to the pending entry of the same function on the same thread wh
 canonical frame address (CFA) it shares: nested and recursive calls have lower CFAs, so
 they never mix. An entry at the same or a higher CFA than a pending one proves that frame
 is gone without returning: it was unwound by a panic (or left by a longjmp-like exit).
+
+A frame still pending when the process ended is "unwound" only when a panic started
+inside it (the entry of `rust_panic`, watched for that, below its CFA) and the process did
+not exit inside it; when the process exited in it (the entry of `std::process::exit` or
+`abort` below its CFA), it "did not return: the process exited in it"; otherwise it "did
+not return" with the way the process ended.
+
+One event is one call, whatever the number of probe names that name its function: the
+Call answers to each of them (Call.probes), and each name's count includes it.
 """
 
 from __future__ import annotations
@@ -24,6 +33,8 @@ class _Frame:
     cfa: int
     function: int
     call: Call
+    panicked: bool = False  # a panic started inside this frame (deeper on its thread)
+    exited_in: str | None = None  # the process began to end inside this frame: how
 
 
 @dataclass
@@ -40,7 +51,7 @@ def build_calls(plan: ProbePlan, events: Iterable[RawEvent], *, exited: bool) ->
     tail_callers_of: dict[int, list[Call]] = {}  # id(callee call) -> calls that jumped to it
     for event in events:
         site = plan.sites[event.site]
-        function = plan.functions[site.function]
+        function = plan.function(site.function)
         thread = threads.setdefault(event.tid, _Thread())
         if site.kind is SiteKind.INLINED:
             # No frame of its own: nothing to pair, and no return to wait for.
@@ -52,6 +63,10 @@ def build_calls(plan: ProbePlan, events: Iterable[RawEvent], *, exited: bool) ->
             call.inlined_into = copy.describe() if copy is not None else None
             calls.append(call)
             continue
+        if site.kind is SiteKind.ENTRY and function.marker is not None:
+            _mark(thread, function.marker, event.cfa)
+            if not function.probes:
+                continue
         if site.kind is SiteKind.ENTRY:
             _drop_frames(thread, event.cfa)
             call = _call(function, event)
@@ -60,7 +75,10 @@ def build_calls(plan: ProbePlan, events: Iterable[RawEvent], *, exited: bool) ->
                 if cfa == event.cfa and target == function.symbol.address:
                     tail_callers_of.setdefault(id(call), []).append(caller)
             thread.tail_callers = [t for t in thread.tail_callers if t[0] > event.cfa]
-            thread.frames.append(_Frame(event.cfa, site.function, call))
+            entered = _Frame(event.cfa, site.function, call)
+            if function.marker in ("exit", "abort"):  # the user probes exit itself
+                entered.exited_in = "aborted" if function.marker == "abort" else "exited"
+            thread.frames.append(entered)
             calls.append(call)
             continue
         if site.condition is not None and not branch_taken(site.condition, event.words[0]):
@@ -83,8 +101,31 @@ def build_calls(plan: ProbePlan, events: Iterable[RawEvent], *, exited: bool) ->
             caller.retval = value
     for thread in threads.values():
         for frame in thread.frames:
-            frame.call.unwound = exited
+            _ended(frame, exited)
     return calls
+
+
+def _mark(thread: _Thread, marker: str, cfa: int) -> None:
+    """A marker's entry at `cfa`: every pending frame above it (higher CFA) holds it."""
+    for frame in thread.frames:
+        if frame.cfa > cfa:
+            if marker == "panic":
+                frame.panicked = True
+            else:
+                frame.exited_in = "aborted" if marker == "abort" else "exited"
+
+
+def _ended(frame: _Frame, exited: bool) -> None:
+    """How a frame still pending when the process ended, ended."""
+    call = frame.call
+    if frame.exited_in:
+        call.ended = f"the process {frame.exited_in} in it"
+    elif not exited:
+        call.ended = "the process was killed while it ran"
+    elif frame.panicked:
+        call.unwound = True  # a panic started in it, and the process went on to exit
+    else:
+        call.ended = "the process ended while it ran"
 
 
 def _decode(value: Value, event: RawEvent) -> Any:
@@ -96,6 +137,7 @@ def _call(function: PlannedFunction, event: RawEvent) -> Call:
     return Call(
         function=function.probe,
         path=function.symbol.path,
+        probes=function.probes,
         args=tuple(values),
         kwargs={v.name: value for v, value in zip(function.params, values)},
         tid=event.tid,
@@ -136,5 +178,6 @@ def entry_counts(plan: ProbePlan, site_counts: Sequence[int]) -> dict[str, int]:
     totals = dict.fromkeys(plan.probes, 0)
     for site, count in zip(plan.sites, site_counts):
         if site.kind.starts_a_call:
-            totals[plan.functions[site.function].probe] += count
+            for probe in plan.function(site.function).probes:
+                totals[probe] += count
     return totals

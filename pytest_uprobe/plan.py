@@ -9,8 +9,10 @@ Python over files; nothing needs root.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path as FilePath
 from typing import Any
 
 from . import code
@@ -44,7 +46,7 @@ from .errors import (
     UnreadableFunction,
     UsageError,
 )
-from .names import closest, crate_of, is_glob, matcher, may_match
+from .names import closest, crate_of, is_glob, matcher, may_match, strip_generics
 from .values import Unavailable
 
 __all__ = ["AREA", "MAX_DEREFS", "MAX_PIECES", "WORDS", "Deref"]  # the BPF side's sizes
@@ -131,7 +133,7 @@ class Site:
 
 @dataclass
 class PlannedFunction:
-    probe: str  # the name as the user wrote it
+    probe: str  # the first probe name, as the user wrote it, that names this function
     symbol: Symbol
     params: tuple[Value, ...]
     returns: Value | None  # None: unit, nothing to read
@@ -139,6 +141,45 @@ class PlannedFunction:
     shape: code.CodeShape | None  # None for an inlined copy: it has no code range of its own
     arguments_known: bool  # False without DWARF: the parameter list itself is unknown
     inlined: InlinedSite | None = None
+    # Every other probe name that names this function too (`crate::*` beside `crate::f`):
+    # its sites are attached once, and each of these names gets every call.
+    also: list[str] = field(default_factory=list)
+    # Not a probe of the user's: the run watches it to tell how frames ended ("exit",
+    # "abort": the process ends in it; "panic": a panic starts in it). None: not watched.
+    marker: str | None = None
+
+    @property
+    def probes(self) -> tuple[str, ...]:
+        """Every probe name whose calls include this function's."""
+        if self.marker is not None and not self.probe:
+            return tuple(self.also)
+        return (self.probe, *self.also)
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """A site of a probe that could not be attached: the calls through it are not counted."""
+
+    where: str  # "the copy inlined into crate::f (src/lib.rs:12)", "the entry of crate::g"
+    address: int
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.where} at {self.address:#x}: {self.why}"
+
+
+@dataclass
+class Coverage:
+    """How far a probe's count can be trusted: the sites left out of it (its count is then
+    a lower bound) and the functions that share an address with the ones it names (their
+    calls are in its count: an upper bound)."""
+
+    left_out: list[LeftOut] = field(default_factory=list)
+    shares_address_with: list[str] = field(default_factory=list)
+
+    @property
+    def exact(self) -> bool:
+        return not self.left_out and not self.shares_address_with
 
 
 @dataclass
@@ -148,9 +189,22 @@ class ProbePlan:
     functions: list[PlannedFunction] = field(default_factory=list)
     sites: list[Site] = field(default_factory=list)
     caps: tuple[int, int] = (DEFAULT_MAX_STRING, DEFAULT_MAX_ELEMENTS)
+    coverage: dict[str, Coverage] = field(default_factory=dict)  # by probe name
+    # Functions watched for how frames end (PlannedFunction.marker), not asked for: their
+    # sites number them after `functions` (see `function`).
+    markers: list[PlannedFunction] = field(default_factory=list)
+
+    def function(self, index: int) -> PlannedFunction:
+        """The function a site's `function` index means, markers included."""
+        if index < len(self.functions):
+            return self.functions[index]
+        return self.markers[index - len(self.functions)]
 
     def functions_of(self, probe: str) -> list[int]:
-        return [i for i, f in enumerate(self.functions) if f.probe == probe]
+        return [i for i, f in enumerate(self.functions) if probe in f.probes]
+
+    def coverage_of(self, probe: str) -> Coverage:
+        return self.coverage.setdefault(probe, Coverage())
 
     def symbol_name_at(self, address: int | None) -> str:
         """The demangled function at `address`, for messages."""
@@ -176,22 +230,132 @@ def build_plan(
     False, every copy of it inlined into other functions (DWARF tells where). Strings are
     copied up to `max_string` bytes, slices and Vecs up to `max_elements` elements."""
     plan = ProbePlan(binary, tuple(probes), caps=(max_string, max_elements))
-    attached: set[int] = set()
-    copies_attached: set[int] = set()
+    # A site belongs to every probe that names its function: attached once (the kernel
+    # counts per site), its calls given to each of those names.
+    planned: dict[int, int] = {}  # out-of-line address -> index into plan.functions
+    copies_planned: dict[int, int] = {}  # inlined copy's entry -> index
+    left_out: dict[int, LeftOut] = {}  # by the address of the function or copy
+    refused: dict[str, UnprobeableSite] = {}  # the first refusal of each probe, for errors
     for probe in probes:
         sites = find_sites(binary, probe, max_functions=max_functions, inlined=inlined)
+        coverage = plan.coverage_of(probe)
+        matches = matcher(probe)
         for symbol in sites.out_of_line:
-            if symbol.address in attached:
-                continue  # two names for one function: probe it once, under the first name
-            attached.add(symbol.address)
-            _plan_function(plan, probe, symbol, ret_sites_only)
-        for copy in sites.inlined:
-            if copy.entry in copies_attached:
+            for name in _other_names(binary, symbol, matches):
+                if name not in coverage.shares_address_with:
+                    coverage.shares_address_with.append(name)
+            key = symbol.address
+            if _known(plan, probe, key, planned, left_out):
+                if key in left_out:  # an earlier probe's refusal, said for this one
+                    refused.setdefault(probe, UnprobeableSite(probe, binary, left_out[key]))
                 continue
-            copies_attached.add(copy.entry)
-            _plan_inlined(plan, probe, copy)
+            try:
+                _plan_function(plan, probe, symbol, ret_sites_only)
+            except UnprobeableSite as refusal:
+                left_out[key] = refusal.left_out
+                coverage.left_out.append(refusal.left_out)
+                refused.setdefault(probe, refusal)
+                continue
+            planned[key] = len(plan.functions) - 1
+        for copy in sites.inlined:
+            key = copy.entry
+            if _known(plan, probe, key, copies_planned, left_out):
+                if key in left_out:  # an earlier probe's refusal, said for this one
+                    refused.setdefault(probe, UnprobeableSite(probe, binary, left_out[key]))
+                continue
+            try:
+                _plan_inlined(plan, probe, copy)
+            except UnprobeableSite as refusal:
+                left_out[key] = refusal.left_out
+                coverage.left_out.append(refusal.left_out)
+                refused.setdefault(probe, refusal)
+                continue
+            copies_planned[key] = len(plan.functions) - 1
+    for probe in probes:
+        if not plan.functions_of(probe) and probe in refused:
+            raise refused[probe]  # nothing of it can be probed: fail before the run
+    _plan_markers(plan)
     binary.save_caches()  # what was resolved, for the next process (see diskcache)
     return plan
+
+
+def _known(
+    plan: ProbePlan,
+    probe: str,
+    key: int,
+    planned: dict[int, int],
+    left_out: dict[int, LeftOut],
+) -> bool:
+    """Whether an earlier probe planned (or left out) the function or copy at `key`: if so,
+    `probe` shares it."""
+    if key in planned:
+        function = plan.functions[planned[key]]
+        if probe not in function.probes:
+            function.also.append(probe)
+        return True
+    if key in left_out:
+        coverage = plan.coverage_of(probe)
+        if left_out[key] not in coverage.left_out:
+            coverage.left_out.append(left_out[key])
+        return True
+    return False
+
+
+def _other_names(binary: ElfBinary, symbol: Symbol, matches: Any) -> list[str]:
+    """The other functions at `symbol`'s address (LLVM's function merging leaves one body
+    with several symbols) that the probe does not name: their calls are in its count."""
+    names: list[str] = []
+    for other in binary.functions_by_address.get(symbol.address, ()):
+        if other.name == symbol.name or matches(other.path):
+            continue
+        # A second symbol that demangles alike (two legacy `{{closure}}`s) is another
+        # function all the same: name it by its symbol.
+        name = other.path if other.path != symbol.path else f"{other.path} ({other.name})"
+        if name not in names:
+            names.append(name)
+    return names
+
+
+# Functions whose entry tells how the frames below it end: the process exits in them, or
+# a panic starts in them (`rust_panic` is where every Rust panic begins to unwind).
+_MARKERS = {
+    "std::process::exit": "exit",
+    "std::process::abort": "abort",
+    "std::sys::pal::unix::os::exit": "exit",
+    "__rustc::rust_panic": "panic",
+    "rust_panic": "panic",
+    "std::panicking::rust_panic": "panic",
+}
+
+
+def _plan_markers(plan: ProbePlan) -> None:
+    """An entry site on each marker function the binary has (or a mark on the user's own
+    probe of it), so the run can tell "the process exited in it" from "unwound"."""
+    binary = plan.binary
+    by_address = {f.symbol.address: f for f in plan.functions if f.inlined is None}
+    seen: set[int] = set()
+    spelled = [may_match(path) for path in _MARKERS]
+    for symbol in binary.functions:
+        if symbol.size == 0 or not any(s(symbol.name) for s in spelled):
+            continue  # demangle only the names that can be a marker's
+        kind = _MARKERS.get(symbol.path)
+        if kind is None or symbol.address in seen:
+            continue
+        seen.add(symbol.address)
+        own = by_address.get(symbol.address)
+        if own is not None:
+            own.marker = kind
+            continue
+        try:
+            shape = shape_of(binary, symbol, symbol.path)
+            entry, cfa = _probe_point(binary, shape, shape.start, symbol.path, "its entry")
+        except (UnreadableFunction, UnprobeableSite):
+            continue  # without it, such frames read "did not return", never "unwound"
+        number = len(plan.functions) + len(plan.markers)
+        plan.markers.append(
+            PlannedFunction("", symbol, (), None, ReturnMode.RET_SITES, shape, True, marker=kind)
+        )
+        plan.sites.append(Site(SiteKind.ENTRY, entry, number, cfa))
 
 
 @dataclass(frozen=True)
@@ -259,10 +423,51 @@ def resolve(
             binary.path,
             closest(probe, (f.path for f in binary.functions)),
             has_debug_info=binary.has_dwarf,
+            in_source=_defined_in_source(binary, probe),
         )
     if len(found) > max_functions:
         raise TooManyMatches(probe, binary.path, len(found), max_functions)
     return sorted(found.values(), key=lambda s: s.address)
+
+
+def _defined_in_source(binary: ElfBinary, probe: str) -> str | None:
+    """Where the crate's own source defines a function of the probe's last name
+    (`src/main.rs:47`), when the binary's DWARF points at that source and it is readable:
+    a function written there that the binary lacks was merged or removed by the optimizer.
+    """
+    crate = crate_of(probe)
+    last = strip_generics(probe).rsplit("::", 1)[-1]
+    if crate is None or not binary.has_dwarf or not last.isidentifier():
+        return None
+    pattern = re.compile(rf"\bfn\s+{re.escape(last)}\b")
+    roots: set[FilePath] = set()
+    try:
+        for unit in binary.dwarf.iter_CUs():
+            top = unit.get_top_DIE().attributes
+            name = _text(top.get("DW_AT_name"))
+            directory = _text(top.get("DW_AT_comp_dir"))
+            source, _, cgu = name.partition("/@/")
+            if not cgu.startswith(f"{crate}.") or not source.endswith(".rs"):
+                continue
+            roots.add((FilePath(directory) / source).parent)
+    except Exception:  # DWARF this reader cannot walk: no hint, the error stands
+        return None
+    for root in sorted(roots):
+        for file in sorted(root.rglob("*.rs"))[:500]:
+            try:
+                text = file.read_text(errors="replace")
+            except OSError:
+                continue
+            found = pattern.search(text)
+            if found is not None:
+                line = text.count("\n", 0, found.start()) + 1
+                return f"{file}:{line}"
+    return None
+
+
+def _text(attribute: Any) -> str:
+    value = getattr(attribute, "value", b"")
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 def _closure_aliases(binary: ElfBinary, probe: str) -> dict[int, str]:
@@ -310,6 +515,19 @@ def shape_of(binary: ElfBinary, symbol: Symbol, probe: str) -> code.CodeShape:
     return shape
 
 
+class UnprobeableSite(UnreadableFunction):
+    """A site no uprobe can take, and no instruction that runs exactly as often nearby."""
+
+    def __init__(self, probe: str, binary: ElfBinary, left_out: LeftOut) -> None:
+        self.left_out = left_out
+        super().__init__(
+            probe,
+            binary.path,
+            f"{left_out.where} at {left_out.address:#x} {left_out.why}",
+            "probe a function that calls it instead",
+        )
+
+
 def _probe_point(
     binary: ElfBinary, shape: code.CodeShape, address: int, probe: str, what: str
 ) -> tuple[int, Cfa]:
@@ -320,13 +538,13 @@ def _probe_point(
     if moved is not None:
         cfa = Cfa(RSP, 8) if moved == shape.start else frames.cfa_at(binary, moved)
     if moved is None or cfa is None:
-        raise UnreadableFunction(
-            probe,
-            binary.path,
-            f"{what} at {address:#x} is an instruction a uprobe cannot take (LOCK or segment "
-            "prefix), and no probe-able instruction follows it in straight-line code",
-            "probe a function that calls it instead",
+        why = (
+            "is an instruction a uprobe cannot take (LOCK or segment prefix), and no "
+            "instruction next to it runs exactly as often"
+            if moved is None
+            else f"moved to {moved:#x}, where .eh_frame gives no rule for the frame address"
         )
+        raise UnprobeableSite(probe, binary, LeftOut(what, address, why))
     return moved, cfa
 
 

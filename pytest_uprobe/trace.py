@@ -10,14 +10,20 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .bounds import CallCount, InexactCount
+
 MAX_LISTED_CALLS = 50
 
 
 @dataclass
 class Call:
-    """One call of a probed function."""
+    """One call of a probed function.
 
-    function: str  # the probe name it was requested under
+    A call is one call however many probe names name its function (`crate::*` beside
+    `crate::f`): `probes` lists every one of them, and each name's FunctionTrace holds it.
+    `function` is the first of them in the order the probes were given to `run`."""
+
+    function: str  # the first probe name that names it (see `probes`)
     path: str  # the demangled path of the instance that ran
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
@@ -25,7 +31,11 @@ class Call:
     ts_ns: int  # kernel monotonic time at entry
     retval: Any = None
     returned: bool = False
-    unwound: bool = False
+    unwound: bool = False  # proven gone without returning: a panic unwound it
+    # Did not return, and why, when the process ended with it running: "the process
+    # exited in it" (std::process::exit, abort), "... was killed while it ran", ...
+    ended: str | None = None
+    probes: tuple[str, ...] = ()  # every probe name it answers to; () means (function,)
     tail_call: bool = False
     inlined: bool = False
     return_ts_ns: int | None = None
@@ -35,9 +45,17 @@ class Call:
     caller: Call | None = field(default=None, repr=False, compare=False)
     depth: int = field(default=0, compare=False)
 
+    def __post_init__(self) -> None:
+        if not self.probes:
+            self.probes = (self.function,)
+
     @property
     def duration_ns(self) -> int | None:
         return None if self.return_ts_ns is None else self.return_ts_ns - self.ts_ns
+
+    def answers_to(self, name: str) -> bool:
+        """Whether `name` (a probe name, or the instance's demangled path) means this call."""
+        return name in self.probes or name == self.path
 
     def __repr__(self) -> str:
         args = ", ".join(repr(a) for a in self.args)
@@ -45,12 +63,18 @@ class Call:
             outcome = f" -> {self.retval!r}"
         elif self.inlined:
             outcome = f" (inlined into {self.inlined_into})"
-        elif self.unwound:
-            outcome = " (unwound, no return)"
         else:
-            outcome = " (did not return)"
+            outcome = _no_return(self)
         tail = " via tail call" if self.tail_call else ""
         return f"{self.path}({args}){outcome}{tail} [tid {self.tid}]"
+
+
+def _no_return(call: Call) -> str:
+    if call.unwound:
+        return " (unwound, no return)"
+    if call.ended:
+        return f" (did not return: {call.ended})"
+    return " (did not return)"
 
 
 class LostEventsError(AssertionError):
@@ -90,19 +114,44 @@ class FunctionTrace:
         lost_events: int = 0,
         arguments_known: bool = True,
         lost_events_policy: str = "fail",
+        left_out: Sequence[str] = (),
+        shares_address_with: Sequence[str] = (),
     ) -> None:
         self.name = name
         self.calls: list[Call] = list(calls)
-        # Counted in the kernel: exact even when events were lost.
-        self.call_count = len(self.calls) if call_count is None else call_count
+        # Sites of this probe no uprobe could take (each "where at address: why"): the
+        # calls through them are not counted, so the count is a lower bound.
+        self.left_out: tuple[str, ...] = tuple(left_out)
+        # Functions at the same address as one this name means (merged by the optimizer)
+        # that the name does not mean: their calls are in the count, an upper bound.
+        self.shares_address_with: tuple[str, ...] = tuple(shares_address_with)
+        # Counted in the kernel: exact even when events were lost, unless sites were left
+        # out or the address is shared; then a CallCount whose undecidable comparisons
+        # (== n, assert_called_once...) raise InexactCount with the reason.
+        counted = len(self.calls) if call_count is None else call_count
+        self.call_count: int = CallCount(
+            counted,
+            name,
+            may_be_more=self.left_out,
+            may_be_fewer=[
+                f"{name!r} shares its address with {other!r} (functions with identical "
+                "bodies merged by the optimizer), whose calls it counts too"
+                for other in self.shares_address_with
+            ],
+        )
         self.lost_events = lost_events
         self.arguments_known = arguments_known
         # "fail": assertions that need every call raise LostEventsError when events were
         # lost; "warn": they use the calls that were recorded (the run warned already).
         self.lost_events_policy = lost_events_policy
 
+    @property
+    def complete(self) -> bool:
+        """The count and the calls are exactly those of the functions the name means."""
+        return not self.left_out and not self.shares_address_with
+
     def __repr__(self) -> str:
-        return f"<FunctionTrace {self.name!r}: {self.call_count} calls>"
+        return f"<FunctionTrace {self.name!r}: {self.call_count!r} calls>"
 
     def __len__(self) -> int:
         return self.call_count
@@ -155,6 +204,8 @@ class FunctionTrace:
             chosen,
             arguments_known=self.arguments_known,
             lost_events_policy=self.lost_events_policy,
+            left_out=self.left_out,
+            shares_address_with=self.shares_address_with,
         )
 
     def assert_only_called_from(self, name: str | None) -> None:
@@ -266,6 +317,15 @@ class FunctionTrace:
     def _require_complete(self) -> None:
         __tracebackhide__ = True
         self._require_all_calls()
+        if not self.complete:
+            count = self.call_count
+            reasons = count.reasons() if isinstance(count, CallCount) else ""
+            raise InexactCount(
+                f"the calls of {self.name!r} are not exactly the calls of the functions it "
+                f"names, so assertions on their list cannot be trusted.{reasons}\n"
+                "  fix: probe only names whose sites can all be attached and that share no "
+                "address with other functions (`pytest-uprobe symbols` shows shared addresses)"
+            )
         if not self.arguments_known:
             raise AssertionError(
                 f"the arguments of {self.name!r} are unknown: the binary has no debug info.\n"
@@ -283,24 +343,27 @@ class FunctionTrace:
 
 
 def _times(n: int) -> str:
-    return "1 time" if n == 1 else f"{n} times"
+    count = int(n)
+    times = "1 time" if count == 1 else f"{count} times"
+    if isinstance(n, CallCount) and not n.exact:
+        bound = "at least" if not n.may_be_fewer else "at most" if not n.may_be_more else "~"
+        return f"{bound} {times}"
+    return times
 
 
 def _caller_is(call: Call, name: str | None) -> bool:
     if name is None:
         return call.caller is None
-    return call.caller is not None and name in (call.caller.function, call.caller.path)
+    return call.caller is not None and call.caller.answers_to(name)
 
 
 def _from(call: Call) -> str:
     return f" from {call.caller.path}" if call.caller is not None else ""
 
 
-def _named(call: Call, names: set[str]) -> str | None:
-    """The name in `names` that `call` answers to (its probe name, or its instance's path)."""
-    if call.function in names:
-        return call.function
-    return call.path if call.path in names else None
+def _named(call: Call, names: Sequence[str]) -> frozenset[str]:
+    """The names in `names` that `call` answers to (its probe names, its instance's path)."""
+    return frozenset(n for n in names if call.answers_to(n))
 
 
 @dataclass
@@ -331,7 +394,7 @@ class Trace:
         return name in self.functions
 
     def __repr__(self) -> str:
-        counts = ", ".join(f"{n}: {f.call_count}" for n, f in self.functions.items())
+        counts = ", ".join(f"{n}: {f.call_count!r}" for n, f in self.functions.items())
         return f"<Trace {self.argv[0]!r} returncode={self.returncode} {{{counts}}}>"
 
     def assert_sequence(self, names: Sequence[str], *, exact: bool = False) -> None:
@@ -348,22 +411,25 @@ class Trace:
             raise _lost_events_error(
                 self.lost_events, "the order of calls is", len(self.calls), None
             )
-        mentioned = set(wanted)
-        seen = [(c, n) for c in self.calls for n in [_named(c, mentioned)] if n is not None]
-        actual = [n for _, n in seen]
+        mentioned = list(dict.fromkeys(wanted))
+        # A call may answer to several of the names (`crate::*` and `crate::f`): it
+        # matches any of them, and is still one call.
+        seen = [(c, n) for c in self.calls for n in [_named(c, mentioned)] if n]
+        answers = [n for _, n in seen]
+        actual = [_shown(n, mentioned) for n in answers]
         if exact:
-            if actual == wanted:
+            if len(answers) == len(wanted) and all(w in n for n, w in zip(answers, wanted)):
                 return
             how = "exactly this order"
             mismatch = next(
-                (i for i, (a, w) in enumerate(zip(actual, wanted)) if a != w),
-                min(len(actual), len(wanted)),
+                (i for i, (n, w) in enumerate(zip(answers, wanted)) if w not in n),
+                min(len(answers), len(wanted)),
             )
             detail = f"first difference at position {mismatch}"
         else:
             matched = 0
-            for name in actual:
-                if matched < len(wanted) and name == wanted[matched]:
+            for names_of_call in answers:
+                if matched < len(wanted) and wanted[matched] in names_of_call:
                     matched += 1
             if matched == len(wanted):
                 return
@@ -403,16 +469,19 @@ class Trace:
         return "\n".join(lines)
 
 
+def _shown(names: frozenset[str], order: Sequence[str]) -> str:
+    """One call's names among those asked about, for the message: `a` or `a|b`."""
+    return "|".join(n for n in order if n in names)
+
+
 def _log_line(call: Call, start_ns: int) -> str:
     args = ", ".join(repr(a) for a in call.args)
     if call.returned:
         outcome = f" -> {call.retval!r}"
     elif call.inlined:
         outcome = ""
-    elif call.unwound:
-        outcome = " (unwound, no return)"
     else:
-        outcome = " (did not return)"
+        outcome = _no_return(call)
     if call.tail_call:
         outcome += " via tail call"
     if call.inlined:

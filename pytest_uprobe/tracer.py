@@ -221,13 +221,16 @@ class Tracer:
         )
         for probe in plan.probes:
             indices = plan.functions_of(probe)
+            coverage = plan.coverage_of(probe)
             trace.functions[probe] = FunctionTrace(
                 probe,
-                [c for c in calls if c.function == probe],
+                [c for c in calls if probe in c.probes],  # one Call may answer to several
                 call_count=counts[probe],
                 lost_events=lost,
                 arguments_known=all(plan.functions[i].arguments_known for i in indices),
                 lost_events_policy=self.lost_events,
+                left_out=[str(site) for site in coverage.left_out],
+                shares_address_with=coverage.shares_address_with,
             )
         self.traces.append(trace)
         if lost and self.lost_events == "warn":
