@@ -79,7 +79,9 @@ def svg(trace: Trace, *, max_calls: int = MAX_DRAWN_CALLS, width: int = WIDTH) -
     y = 4
 
     def text(x: float, y: float, body: str, **attrs: str) -> None:
-        extra = "".join(f' {k.replace("_", "-")}="{escape(v)}"' for k, v in attrs.items())
+        # class_ -> class, font_size -> font-size
+        names = {k: k.rstrip("_").replace("_", "-") for k in attrs}
+        extra = "".join(f' {names[k]}="{escape(v)}"' for k, v in attrs.items())
         parts.append(f'<text x="{x:.1f}" y="{y:.1f}"{extra}>{escape(body)}</text>')
 
     y += 14

@@ -139,6 +139,7 @@ def uprobe_trace(request: pytest.FixtureRequest) -> Iterator[Any]:
             inlined=bool(option(config, "uprobe_inlined")),
             lost_events=_lost_events_policy(config),
         )
+        _timeline_on(config)  # a bad value fails here, before the test runs anything
         tracer.check()
     except (PrerequisiteError, UsageError, ValueError) as exc:
         pytest.fail(str(exc), pytrace=False)
