@@ -205,7 +205,10 @@ def _call_shape(
         kind = "call"
     else:
         why = "unwound by a panic" if call.unwound else "did not return"
-        tip += f" {why}: ended within {_duration_text(duration)}"
+        if duration:
+            tip += f" {why}: ended within {_duration_text(duration)}"
+        else:
+            tip += f" {why}: no later event on its thread bounds its end"
         stroke = f'stroke="{UNWOUND_STROKE}" stroke-width="1.5" stroke-dasharray="3,2"'
         kind = "call unwound" if call.unwound else "call unfinished"
     height = max(1, row - 2)
