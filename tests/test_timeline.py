@@ -9,7 +9,9 @@ UPDATE_DOC_IMAGES=1 copies the screenshots to docs/images/ for docs/timeline.md.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -18,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from pytest_uprobe.cli import main
-from pytest_uprobe.picture import PALETTE, UNWOUND_STROKE
+from pytest_uprobe.picture import MAX_DRAWN_CALLS, PALETTE, UNWOUND_STROKE
 from pytest_uprobe.plugin import timeline_name
 from tests import browser
 from tests.test_cli import printed_hellos
@@ -27,6 +29,7 @@ from tests.trace_event_format import problems
 
 ARGS = str(ROOT / "example_crates/args")
 PANICS = str(ROOT / "example_crates/panics")
+ZOO = str(ROOT / "example_crates/zoo")
 DOC_IMAGES = ROOT / "docs" / "images"
 
 SUITE = f"""
@@ -39,6 +42,9 @@ def test_threads(uprobe_trace, cargo_bin):
     uprobe_trace.run([cargo_bin({PANICS!r}), "thread", "4", "7"],
                      probes=["panics::checked_half"])
     assert False, "fails on purpose: its report names the timeline file"
+
+def test_fib(uprobe_trace, cargo_bin):
+    uprobe_trace.run([cargo_bin({ZOO!r}), "12"], probes=["zoo::fib"])
 
 def test_untraced():
     pass
@@ -80,14 +86,19 @@ class Timelines(HTMLParser):
             self._in = "counts"
             self.counts[self.test] = ""
         elif tag == "svg" and "uprobe-timeline" in cls:
-            self.pictures.setdefault(self.test, []).append({"lanes": [], "shapes": []})
+            self.pictures.setdefault(self.test, []).append(
+                {"lanes": [], "shapes": [], "not_drawn": []}
+            )
         elif tag == "g" and "lane" in cls:
             self.pictures[self.test][-1]["lanes"].append(a.get("data-tid") or "")
         elif tag in ("rect", "polygon") and {"call", "inlined"} & set(cls):
             self.pictures[self.test][-1]["shapes"].append(" ".join(cls))
+        elif tag == "text" and "not-drawn" in cls:
+            self._in = "not-drawn"
+            self.pictures[self.test][-1]["not_drawn"].append("")
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in ("th", "td"):
+        if tag in ("th", "td", "text"):
             self._in = None
 
     def handle_data(self, data: str) -> None:
@@ -95,6 +106,15 @@ class Timelines(HTMLParser):
             self.headers.append(data.strip())
         elif self._in == "counts":
             self.counts[self.test] += data
+        elif self._in == "not-drawn":
+            self.pictures[self.test][-1]["not_drawn"][-1] += data
+
+
+def fib(n: int) -> int:
+    a, b = 0, 1
+    for _ in range(n):
+        a, b = b, a + b
+    return a
 
 
 def save_doc_image(source: Path, name: str) -> None:
@@ -111,23 +131,25 @@ def test_a_suite_run_makes_timeline_files_and_an_html_report_with_pictures(pytes
     threads_out = program_output("example_crates/panics", "thread", "4", "7")
     assert "checked_half(4) = 2 on main" in threads_out
     assert "thread: checked_half(7) panicked" in threads_out
+    fib_out = program_output("example_crates/zoo", "12")
     pytester.makepyfile(test_suite=SUITE)
     report = pytester.path / "report.html"
     result = pytester.runpytest_subprocess(
         "--uprobe", f"--html={report}", "--self-contained-html", "--uprobe-timeline=timelines"
     )
-    result.assert_outcomes(passed=2, failed=1)
+    result.assert_outcomes(passed=3, failed=1)
     folder = pytester.path / "timelines"
     hello_file = folder / timeline_name("test_suite.py::test_hello", 1)
     threads_file = folder / timeline_name("test_suite.py::test_threads", 1)
-    assert sorted(folder.iterdir()) == sorted([hello_file, threads_file])  # untraced: none
+    fib_file = folder / timeline_name("test_suite.py::test_fib", 1)
+    assert sorted(folder.iterdir()) == sorted([hello_file, threads_file, fib_file])
 
     # The failure section names its file; the session's last line counts them.
     result.stdout.fnmatch_lines(
         ["*- uprobe trace -*", "run 1: *panics thread 4 7", "exit status: 0",
          "calls counted: panics::checked_half: 2", f"timeline: {threads_file}"]
     )  # fmt: skip
-    result.stdout.fnmatch_lines([f"uprobe: 2 timeline files in {folder} (open them in*"])
+    result.stdout.fnmatch_lines([f"uprobe: 3 timeline files in {folder} (open them in*"])
 
     # The JSON files: valid trace-event documents with the calls the programs printed.
     hello_doc = json.loads(hello_file.read_text())
@@ -158,6 +180,16 @@ def test_a_suite_run_makes_timeline_files_and_an_html_report_with_pictures(pytes
     ]
     assert len(marks) == 1 and marks[0]["tid"] == halves["7"]["tid"]
 
+    # zoo N calls fib(N + 2), recursive: every slice returns fib(n), nested n - 1 deep.
+    fib_calls = int(re.search(r"calls zoo::fib (\d+)", fib_out)[1])  # type: ignore[index]
+    fib_doc = json.loads(fib_file.read_text())
+    assert problems(fib_doc) == []
+    fibs = slices(fib_doc, "zoo::fib")
+    assert len(fibs) == fib_calls
+    assert all(int(s["args"]["returned"]) == fib(int(s["args"]["args"]["n"])) for s in fibs)
+    assert (fibs[0]["args"]["args"]["n"], fibs[0]["args"]["depth"]) == ("14", 0)
+    assert max(s["args"]["depth"] for s in fibs) == 14 - 1
+
     # The report, as Chromium renders it: the column, and a picture per traced test.
     url = f"{report.as_uri()}?collapsed=none"
     dom = Timelines()
@@ -166,25 +198,38 @@ def test_a_suite_run_makes_timeline_files_and_an_html_report_with_pictures(pytes
     assert dom.counts == {
         "test_suite.py::test_hello": "args::hello: 3, args::main: 1",
         "test_suite.py::test_threads": "panics::checked_half: 2",
+        "test_suite.py::test_fib": f"zoo::fib: {fib_calls}",
         "test_suite.py::test_untraced": "",
     }
-    assert set(dom.pictures) == {"test_suite.py::test_hello", "test_suite.py::test_threads"}
+    assert set(dom.pictures) == {
+        "test_suite.py::test_hello", "test_suite.py::test_threads", "test_suite.py::test_fib"
+    }  # fmt: skip
     (hello_picture,) = dom.pictures["test_suite.py::test_hello"]
     assert hello_picture["lanes"] == [str(main_slice["tid"])]
     assert hello_picture["shapes"] == ["call"] * 4  # main and three hellos
     (threads_picture,) = dom.pictures["test_suite.py::test_threads"]
     assert threads_picture["lanes"] == [str(halves["4"]["tid"]), str(halves["7"]["tid"])]
     assert threads_picture["shapes"] == ["call", "call unwound"]
+    (fib_picture,) = dom.pictures["test_suite.py::test_fib"]
+    assert fib_picture["shapes"] == ["call"] * MAX_DRAWN_CALLS
+    left = fib_calls - MAX_DRAWN_CALLS
+    assert fib_picture["not_drawn"] == [f"not drawn ({left} calls): zoo::fib: {left}"]
 
     # ... and its screenshot is not blank: the bars' colors are there, in bar-sized areas.
-    shot = browser.screenshot(url, pytester.path / "report.png", 1100, 1500)
+    # args::main is the first call of its run and lasts all of it: its bar spans the plot
+    # (778 px by 16 px). How wide the other bars are depends on timing: their colors are
+    # surely at least in the legend's 12 px swatches.
+    shot = browser.screenshot(url, pytester.path / "report.png", 1100, 2000)
     image = browser.read_png(shot)
     colors = image.colors()
     assert image.non_white() > image.width * image.height // 20
     first, second = browser.hex_color(PALETTE[0]), browser.hex_color(PALETTE[1])
-    assert colors[first] > 1000  # main, checked_half: long bars
-    assert colors[second] > 300  # the three hellos
-    assert colors[browser.hex_color(UNWOUND_STROKE)] > 5  # the unwound call's outline
+    assert colors[first] > 700 * 14  # main's bar (and fib's, and checked_half's)
+    assert colors[second] >= 100  # the hellos' bars and swatch
+    # The unwound call's outline and mark, not pytest-html's red (255, 0, 0).
+    mark = browser.hex_color(UNWOUND_STROKE)
+    near = sum(n for color, n in colors.items() if math.dist(color, mark) < 30)
+    assert near >= 10
     save_doc_image(shot, "timeline-html-report.png")
 
 
