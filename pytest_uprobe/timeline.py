@@ -190,8 +190,14 @@ def chrome_trace(trace: Trace) -> dict[str, Any]:
             {"name": "no calls traced", "cat": "run", "ph": "i", "s": "g", "ts": 0,
              "pid": pid, "tid": main_tid, "args": {}}
         )  # fmt: skip
+    timed: list[dict[str, Any]] = []
     for span in spans(trace):
-        events.extend(_call_events(span, pid))
+        timed.extend(_call_events(span, pid))
+    # In time order (as viewers that stream the file expect): at equal times, instants (a
+    # panic mark sits at the end of the slice it closes) before slices, and an enclosing
+    # slice before the ones it contains.
+    timed.sort(key=lambda e: (e["ts"], e["ph"] == "X", -e.get("dur", 0)))
+    events.extend(timed)
     return {
         "traceEvents": events,
         "displayTimeUnit": "ns",

@@ -114,6 +114,12 @@ def test_an_unwound_call_ends_at_the_latest_time_it_can_and_says_so():
     marks = [(e["name"], e["ts"], e["s"]) for e in events(doc, "i")]
     assert marks == [("panic unwound demo::outer", 50.0, "t"),
                      ("panic unwound demo::inner", 50.0, "t")]  # fmt: skip
+    # Events in time order, the marks among them; an enclosing slice first at equal times.
+    timed = [(e["ts"], e["name"]) for e in doc["traceEvents"] if e["ph"] != "M"]
+    assert timed == [
+        (0.0, "demo::outer"), (2.0, "demo::inner"), (50.0, "panic unwound demo::outer"),
+        (50.0, "panic unwound demo::inner"), (50.0, "demo::outer"),
+    ]  # fmt: skip
 
 
 def test_an_unwound_call_inside_a_caller_that_returned_ends_by_that_return():
