@@ -282,23 +282,29 @@ def _write_timelines(
     item: pytest.Item, report: pytest.TestReport, traces: Sequence[Any]
 ) -> list[str]:
     """Write the timeline files of `item`'s runs once, at the first report that calls for
-    them (the call's; or a failed teardown's), and name them on that report."""
-    written = item.stash.get(_TIMELINES, None)
-    if written is not None:
-        return written
+    them (the call's; or a failed teardown's), and name the files on that report. Returns
+    per run what the `uprobe trace` section says: the file, or why it was not written."""
+    said = item.stash.get(_TIMELINES, None)
+    if said is not None:
+        return said
     directory = timeline_dir(item.config)
     if directory is None or report.when == "setup":
         return []
     if _timeline_on(item.config) == "failure" and not report.failed:
         return []
-    written = []
+    said, written = [], []
     for run, trace in enumerate(traces, 1):
         path = directory / timeline_name(item.nodeid, run)
-        trace.save_timeline(path)
+        try:
+            trace.save_timeline(path)
+        except OSError as exc:  # the test's own outcome stands; the section says why
+            said.append(f"not written: {exc}")
+            continue
+        said.append(str(path))
         written.append(str(path))
-    item.stash[_TIMELINES] = written
+    item.stash[_TIMELINES] = said
     setattr(report, _TIMELINES_ATTRIBUTE, written)
-    return written
+    return said
 
 
 class SessionRecorder:

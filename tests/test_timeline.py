@@ -270,6 +270,28 @@ def test_timelines_of_failed_tests_only_from_the_ini_without_pytest_html(pyteste
     assert "calls counted: args::hello: 1" in passed and "timeline:" not in passed
 
 
+@pytest.mark.uprobe
+def test_a_timeline_that_cannot_be_written_is_said_and_the_test_outcome_stands(
+    pytester, monkeypatch
+):
+    use_tool_homes(monkeypatch)
+    (pytester.path / "blocker").write_text("a file where the directory should be")
+    pytester.makepyfile(
+        f"""
+        def test_fails(uprobe_trace, cargo_bin):
+            uprobe_trace.run([cargo_bin({ARGS!r}), "3"], probes=["args::hello"])
+            assert False, "its own failure"
+        """
+    )
+    result = pytester.runpytest_subprocess("--uprobe", "--uprobe-timeline=blocker/timelines")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*AssertionError: its own failure", "calls counted: args::hello: 1",
+         "timeline: not written: *blocker*", "uprobe: 0 timeline files in *blocker/timelines*"]
+    )  # fmt: skip
+    assert "INTERNALERROR" not in result.stdout.str()
+
+
 def test_help_lists_the_timeline_options(pytester):
     text = pytester.runpytest("--help").stdout.str()
     assert "--uprobe-timeline=DIR" in text and "uprobe_timeline " in text
