@@ -8,12 +8,17 @@ UPDATE_DOC_IMAGES=1 copies the screenshots to docs/images/ for docs/timeline.md.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import json
 import math
 import os
 import re
 import shutil
 import subprocess
+import threading
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -331,6 +336,57 @@ def test_trace_command_writes_the_timeline(cargo_bin, tmp_path, capsys):
         o, i = outer[n], inner[n]
         assert o["ts"] <= i["ts"] and i["ts"] + i["dur"] <= o["ts"] + o["dur"]
     assert doc["otherData"]["argv"].endswith("panics nested 2 -3")
+
+
+SPEEDSCOPE = ROOT / ".tools" / "speedscope" / "package" / "dist" / "release"
+
+
+@contextlib.contextmanager
+def served(directory: Path) -> Iterator[str]:
+    """`directory` over HTTP on 127.0.0.1 (speedscope fetches its profile; file:// URLs
+    hang in headless Chromium), for the length of the block; yields the base URL."""
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+
+
+@pytest.mark.uprobe
+def test_the_timeline_opens_in_an_offline_trace_event_viewer(cargo_bin, tmp_path, capsys):
+    """speedscope (npm) reads Chrome trace-event JSON: an independent reader of the file,
+    since ui.perfetto.dev cannot be reached from here. `make test` unpacks it."""
+    if not (SPEEDSCOPE / "index.html").exists():
+        pytest.skip(f"speedscope is not unpacked in {SPEEDSCOPE} (make test fetches it with npm)")
+    exe = cargo_bin(ZOO)
+    printed = subprocess.run([exe, "6"], capture_output=True, text=True).stdout
+    calls = int(re.search(r"calls zoo::fib (\d+)", printed)[1])  # type: ignore[index]
+    shutil.copytree(SPEEDSCOPE, tmp_path / "viewer")
+    target = tmp_path / "fib.json"
+    assert main(["trace", "-p", "zoo::fib", "--timeline", str(target), "--", str(exe), "6"]) == 0
+    assert f"calls counted: zoo::fib: {calls}" in capsys.readouterr().err
+    with served(tmp_path) as base:
+        url = f"{base}/viewer/index.html#profileURL={base}/fib.json"
+        dom = browser.dump_dom(url)
+        shot = browser.screenshot(url, tmp_path / "speedscope.png", 1200, 420)
+    # Its title names the run and the thread it shows, both read from the file.
+    assert re.search(r"zoo 6: exit status 0 \(pid \d+\), main thread \(tid \d+\)", dom), dom[-2000:]
+    assert "Something went wrong" not in dom
+    image = browser.read_png(shot)
+    # Colored frames fill much of the flame chart (speedscope draws on a canvas).
+    colored = sum(n for (r, g, b), n in image.colors().items() if max(r, g, b) - min(r, g, b) > 40)
+    assert colored > image.width * image.height // 10
+    save_doc_image(shot, "timeline-speedscope.png")
 
 
 def trace_processor_shell() -> str:
