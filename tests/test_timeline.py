@@ -297,6 +297,17 @@ def test_a_timeline_that_cannot_be_written_is_said_and_the_test_outcome_stands(
     assert "INTERNALERROR" not in result.stdout.str()
 
 
+def test_the_html_report_has_the_column_even_without_tracing(pytester):
+    pytester.makepyfile("def test_plain():\n    pass\n")
+    report = pytester.path / "report.html"
+    result = pytester.runpytest_subprocess(f"--html={report}", "--self-contained-html")
+    result.assert_outcomes(passed=1)
+    html = report.read_text()
+    assert '<th class="uprobe-calls">uprobe calls</th>' in html
+    assert "col-uprobe-calls" in html  # the plain test's (empty) cell
+    assert "uprobe-timeline" not in html  # and no picture
+
+
 def test_help_lists_the_timeline_options(pytester):
     text = pytester.runpytest("--help").stdout.str()
     assert "--uprobe-timeline=DIR" in text and "uprobe_timeline " in text
