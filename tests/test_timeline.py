@@ -30,7 +30,7 @@ from pytest_uprobe.plugin import timeline_name
 from tests import browser
 from tests.test_cli import printed_hellos
 from tests.test_plugin import ROOT, program_output, use_tool_homes
-from tests.trace_event_format import problems
+from tests.trace_event_format import ns, problems
 
 ARGS = str(ROOT / "example_crates/args")
 PANICS = str(ROOT / "example_crates/panics")
@@ -164,10 +164,9 @@ def test_a_suite_run_makes_timeline_files_and_an_html_report_with_pictures(pytes
     assert [(int(s["args"]["args"]["i"]), int(s["args"]["args"]["len"]),
              int(s["args"]["returned"])) for s in hello_slices] == hellos  # fmt: skip
     for s in hello_slices:  # nested in main, by time
-        assert (
-            main_slice["ts"] < s["ts"]
-            and s["ts"] + s["dur"] <= main_slice["ts"] + main_slice["dur"]
-        )
+        assert main_slice["ts"] < s["ts"] and ns(s["ts"]) + ns(s["dur"]) <= ns(
+            main_slice["ts"]
+        ) + ns(main_slice["dur"])
         assert s["tid"] == main_slice["tid"] and s["args"]["caller"] == "args::main"
     assert thread_names(hello_doc) == {main_slice["tid"]: f"main thread (tid {main_slice['tid']})"}
 
@@ -297,6 +296,35 @@ def test_a_timeline_that_cannot_be_written_is_said_and_the_test_outcome_stands(
     assert "INTERNALERROR" not in result.stdout.str()
 
 
+@pytest.mark.uprobe
+def test_xdist_workers_write_timelines_and_report_pictures(pytester, monkeypatch):
+    use_tool_homes(monkeypatch)
+    pytester.makepyfile(
+        test_pair=f"""
+        def test_first(uprobe_trace, cargo_bin):
+            uprobe_trace.run([cargo_bin({ARGS!r}), "1"], probes=["args::hello"])
+
+        def test_second(uprobe_trace, cargo_bin):
+            uprobe_trace.run([cargo_bin({ARGS!r}), "2", "3"], probes=["args::hello"])
+        """
+    )
+    report = pytester.path / "report.html"
+    result = pytester.runpytest_subprocess(
+        "--uprobe", "-n", "2", "-p", "no:cacheprovider", "--uprobe-timeline=tl",
+        f"--html={report}", "--self-contained-html",
+    )  # fmt: skip
+    result.assert_outcomes(passed=2)
+    folder = pytester.path / "tl"
+    assert sorted(folder.iterdir()) == sorted(
+        folder / timeline_name(f"test_pair.py::{name}", 1) for name in ("test_first", "test_second")
+    )
+    result.stdout.fnmatch_lines([f"uprobe: 2 timeline files in {folder} *"])
+    html = report.read_text()
+    # The pictures and counts came from the workers' reports (escaped in the data blob).
+    assert html.count("uprobe run 1") == 2  # one picture's heading per test
+    assert "args::hello: 1&lt;/td&gt;" in html and "args::hello: 2&lt;/td&gt;" in html
+
+
 def test_the_html_report_has_the_column_even_without_tracing(pytester):
     pytester.makepyfile("def test_plain():\n    pass\n")
     report = pytester.path / "report.html"
@@ -345,7 +373,7 @@ def test_trace_command_writes_the_timeline(cargo_bin, tmp_path, capsys):
     for n in ("2", "-3"):
         assert inner[n]["args"]["caller"] == "panics::outer"
         o, i = outer[n], inner[n]
-        assert o["ts"] <= i["ts"] and i["ts"] + i["dur"] <= o["ts"] + o["dur"]
+        assert o["ts"] <= i["ts"] and ns(i["ts"]) + ns(i["dur"]) <= ns(o["ts"]) + ns(o["dur"])
     assert doc["otherData"]["argv"].endswith("panics nested 2 -3")
 
 

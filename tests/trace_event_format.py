@@ -75,6 +75,12 @@ SCHEMA: dict[str, Any] = {
 }
 
 
+def ns(microseconds: float) -> int:
+    """Trace-event times are µs; compare them as whole ns (as Perfetto does), since float
+    sums such as 8702.193 + 22.373 miss 8724.566."""
+    return round(microseconds * 1000)
+
+
 def problems(doc: Any) -> list[str]:
     """What makes `doc` not a trace-event document Perfetto shows whole (empty: none)."""
     found = [
@@ -85,7 +91,7 @@ def problems(doc: Any) -> list[str]:
         return found
     events = doc["traceEvents"]
     named = {(e["pid"], e["tid"]) for e in events if e["name"] == "thread_name"}
-    slices: dict[tuple[int, int], list[tuple[float, float, str]]] = {}
+    slices: dict[tuple[int, int], list[tuple[int, int, str]]] = {}
     for e in events:
         on_a_thread = e["ph"] != "M" and "tid" in e and e.get("s") != "g"
         if on_a_thread and (e["pid"], e["tid"]) not in named:
@@ -93,18 +99,18 @@ def problems(doc: Any) -> list[str]:
             named.add((e["pid"], e["tid"]))
         if e["ph"] == "X":
             slices.setdefault((e["pid"], e["tid"]), []).append(
-                (e["ts"], e["ts"] + e["dur"], e["name"])
+                (ns(e["ts"]), ns(e["ts"]) + ns(e["dur"]), e["name"])
             )
     for (_, tid), spans in slices.items():
         spans.sort(key=lambda s: (s[0], -s[1]))
-        stack: list[tuple[float, float, str]] = []
+        stack: list[tuple[int, int, str]] = []
         for start, end, name in spans:
             while stack and stack[-1][1] <= start:
                 stack.pop()
             if stack and end > stack[-1][1]:
                 found.append(
-                    f"thread {tid}: slice {name} [{start}, {end}] overlaps {stack[-1][2]} "
-                    f"[{stack[-1][0]}, {stack[-1][1]}] without nesting in it"
+                    f"thread {tid}: slice {name} [{start}, {end}] ns overlaps {stack[-1][2]} "
+                    f"[{stack[-1][0]}, {stack[-1][1]}] ns without nesting in it"
                 )
             stack.append((start, end, name))
     return found

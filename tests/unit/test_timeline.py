@@ -209,7 +209,7 @@ def test_save_timeline_writes_json_that_loads_back(tmp_path: Path):
             {"name": "thread_name", "ph": "M", "pid": 1, "tid": 1, "args": {"name": "t"}},
             {"name": "a", "ph": "X", "ts": 0, "dur": 10, "pid": 1, "tid": 1},
             {"name": "b", "ph": "X", "ts": 5, "dur": 10, "pid": 1, "tid": 1}]},
-         "slice b [5, 15] overlaps a [0, 10] without nesting in it"),
+         "slice b [5000, 15000] ns overlaps a [0, 10000] ns without nesting in it"),
         ({"traceEvents": [{"name": "a", "ph": "X", "ts": 0, "dur": 1, "pid": 1, "tid": 9}]},
          "thread 9 has events but no thread_name"),
     ],
