@@ -3,15 +3,17 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := python3-bpfcc linux-headers-amd64 bpftool bpftrace rustfilt binutils llvm
+APT_PACKAGES := python3-bpfcc linux-headers-amd64 bpftool bpftrace rustfilt binutils llvm chromium
 SUDO_HINT = sudo make $@
+# An offline trace-event viewer from npm: tests/test_timeline.py opens timelines in it.
+SPEEDSCOPE := .tools/speedscope/package/dist/release/index.html
 
 .PHONY: demo test lint docs bench bootstrap system-packages venv clean
 
 demo: bootstrap
 	$(PY) -m pytest --uprobe -p no:cacheprovider -v examples/
 
-test: bootstrap docs
+test: bootstrap docs $(SPEEDSCOPE)
 	$(PY) -m pytest --uprobe tests examples -q -rs
 
 # The documentation site (docs/ -> site/); --strict turns every warning into an error.
@@ -49,5 +51,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
+$(SPEEDSCOPE):
+	@if command -v npm >/dev/null; then \
+	  mkdir -p .tools/speedscope && cd .tools/speedscope && \
+	  { npm pack -q speedscope@1.25.0 >/dev/null && tar xzf speedscope-1.25.0.tgz; } || \
+	  echo "could not fetch speedscope from npm: its timeline test will be skipped"; \
+	else echo "npm is missing: the speedscope timeline test will be skipped"; fi
+
 clean:
-	rm -rf $(VENV) site example_crates/*/target benchmarks/*/target
+	rm -rf $(VENV) site .tools example_crates/*/target benchmarks/*/target

@@ -84,7 +84,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "goes to stderr. Exit status: the program's (128+N if killed by signal N, 124 on "
         "timeout, 2 for pytest-uprobe's own errors). Needs root, as tracing does.",
         usage="%(prog)s -p NAME [-p NAME ...] [--json] [--timeout S] [--no-inlined] "
-        "[--follow-children] "
+        "[--follow-children] [--timeline FILE] "
         "-- COMMAND [ARG ...]",
     )
     trace.add_argument(
@@ -108,6 +108,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "--follow-children",
         action="store_true",
         help="also trace the processes the program forks and execs",
+    )
+    trace.add_argument(
+        "--timeline",
+        metavar="FILE",
+        help="also write the run as Chrome trace-event JSON to FILE (open it in "
+        "ui.perfetto.dev or chrome://tracing): one track per thread, calls as slices",
     )
     trace.add_argument(
         "command", nargs=argparse.REMAINDER, help="the program and its arguments, after --"
@@ -293,6 +299,9 @@ def _trace(args: argparse.Namespace, out: TextIO) -> int:
             trace = tracer.run(command, probes=args.probe)
         except TraceTimeout as exc:
             trace, timed_out = exc.trace, True
+    if args.timeline:
+        written = trace.save_timeline(args.timeline)
+        sys.stderr.write(f"pytest-uprobe trace: timeline written to {written}\n")
     if args.json:
         json.dump(trace_json(trace), out, indent=1, default=_json_value)
         out.write("\n")

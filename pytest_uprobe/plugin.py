@@ -6,6 +6,8 @@ workers' runs count too)."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 import shlex
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -43,6 +45,13 @@ _OPTIONS: list[tuple[str, str, str, Any, str, dict[str, Any]]] = [
      "when the ring buffer drops events: fail (assertions that need every call raise "
      "LostEventsError) or warn (a LostEventsWarning; assertions use the calls recorded); "
      "default: fail", {"choices": ["fail", "warn"]}),
+    ("--uprobe-timeline", "uprobe_timeline", "string", None,
+     "write each traced run's call timeline into DIR as Chrome trace-event JSON (opens in "
+     "ui.perfetto.dev and chrome://tracing), one file per run named after the test id "
+     "(ini: relative to the ini file)", {"metavar": "DIR"}),
+    ("--uprobe-timeline-on", "uprobe_timeline_on", "string", "always",
+     "which tests' runs --uprobe-timeline writes: always (every traced test) or failure "
+     "(failed tests only); default: always", {"choices": ["always", "failure"]}),
 ]  # fmt: skip
 
 
@@ -91,6 +100,10 @@ def _lost_events_policy(config: pytest.Config) -> str:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(SessionRecorder(), "uprobe-session-recorder")
+    if config.pluginmanager.hasplugin("html"):
+        from .html_report import HtmlReportColumns
+
+        config.pluginmanager.register(HtmlReportColumns(), "uprobe-html-report")
     config.addinivalue_line(
         "markers", "uprobe: the test traces a binary with eBPF uprobes (runs only with --uprobe)"
     )
@@ -134,6 +147,7 @@ def uprobe_trace(request: pytest.FixtureRequest) -> Iterator[Any]:
             inlined=bool(option(config, "uprobe_inlined")),
             lost_events=_lost_events_policy(config),
         )
+        _timeline_on(config)  # a bad value fails here, before the test runs anything
         tracer.check()
     except (PrerequisiteError, UsageError, ValueError) as exc:
         pytest.fail(str(exc), pytrace=False)
@@ -213,11 +227,17 @@ def pytest_runtest_makereport(
     tracer = funcargs.get("uprobe_trace")
     if tracer is None or not tracer.traces:
         return report
+    timelines = _write_timelines(item, report, tracer.traces)
+    if report.when == "call":
+        from . import html_report
+
+        if html_report.writing_report(item.config):
+            html_report.add_to_report(report, tracer.traces)
     if report.when == "call" and report.passed:
         # Shown with -rP / -rA, as captured output is.
-        report.sections.append((SECTION_TITLE, trace_section(tracer.traces)))
+        report.sections.append((SECTION_TITLE, trace_section(tracer.traces, timelines)))
     elif report.failed:
-        text = trace_section(tracer.traces)
+        text = trace_section(tracer.traces, timelines)
         longrepr = report.longrepr
         if hasattr(longrepr, "addsection"):
             # Inside the failure itself: printed under the traceback, and the text of the
@@ -228,21 +248,100 @@ def pytest_runtest_makereport(
     return report
 
 
+# -- timeline files -------------------------------------------------------------------
+
+_TIMELINES = pytest.StashKey[list[str]]()  # on an item: the timeline files of its runs
+_TIMELINES_ATTRIBUTE = "uprobe_timelines"  # on a report: the files written for it
+_TIMELINE_NAME_CAP = 120  # characters of a test id kept in a file name
+
+
+def timeline_dir(config: pytest.Config) -> Path | None:
+    """--uprobe-timeline's directory (relative to where pytest started), or the ini's
+    (relative to the ini file); None when off."""
+    given = config.getoption("uprobe_timeline")
+    if given is not None:
+        base = config.invocation_params.dir
+    else:
+        given = config.getini("uprobe_timeline")
+        base = config.inipath.parent if config.inipath is not None else config.rootpath
+    if not given or not str(given).strip():
+        return None
+    return base / Path(str(given).strip())
+
+
+def _timeline_on(config: pytest.Config) -> str:
+    value = str(option(config, "uprobe_timeline_on")).strip()
+    if value not in ("always", "failure"):
+        raise ValueError(f"uprobe_timeline_on must be 'always' or 'failure', got {value!r}")
+    return value
+
+
+def timeline_name(nodeid: str, run: int) -> str:
+    """A file name for run `run` of the test `nodeid`: the id with every run of characters
+    other than letters, digits, `.`, `-` and `_` made one `_`, cut to a length any file
+    system takes, then a hash of the whole id (which keeps ids apart that read the same
+    once sanitized or cut), then `.run<N>.json`."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", nodeid).strip("._") or "test"
+    digest = hashlib.sha1(nodeid.encode()).hexdigest()[:8]
+    return f"{safe[:_TIMELINE_NAME_CAP]}-{digest}.run{run}.json"
+
+
+def _write_timelines(
+    item: pytest.Item, report: pytest.TestReport, traces: Sequence[Any]
+) -> list[str]:
+    """Write the timeline files of `item`'s runs once, at the first report that calls for
+    them (the call's; or a failed teardown's), and name the files on that report. Returns
+    per run what the `uprobe trace` section says: the file, or why it was not written."""
+    said = item.stash.get(_TIMELINES, None)
+    if said is not None:
+        return said
+    directory = timeline_dir(item.config)
+    if directory is None or report.when == "setup":
+        return []
+    if _timeline_on(item.config) == "failure" and not report.failed:
+        return []
+    said, written = [], []
+    for run, trace in enumerate(traces, 1):
+        path = directory / timeline_name(item.nodeid, run)
+        try:
+            trace.save_timeline(path)
+        except OSError as exc:  # the test's own outcome stands; the section says why
+            said.append(f"not written: {exc}")
+            continue
+        said.append(str(path))
+        written.append(str(path))
+    item.stash[_TIMELINES] = said
+    setattr(report, _TIMELINES_ATTRIBUTE, written)
+    return said
+
+
 class SessionRecorder:
     """The session's totals, fed by each test's teardown report (also the ones pytest-xdist
-    workers send to the controller), printed as one line at the end of a --uprobe session."""
+    workers send to the controller), printed as one line at the end of a --uprobe session;
+    and the timeline files written, named in one more line."""
 
     def __init__(self) -> None:
         self.stats = RunStats()
+        self.timelines: list[str] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         stats = getattr(report, _REPORT_ATTRIBUTE, None)
         if isinstance(stats, dict):
             self.stats.add(RunStats(**stats))
+        timelines = getattr(report, _TIMELINES_ATTRIBUTE, None)
+        if isinstance(timelines, list):
+            self.timelines.extend(timelines)
 
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
         if option(config, "uprobe"):
             terminalreporter.write_line(self.stats.line())
+            directory = timeline_dir(config)
+            if directory is not None:
+                n = len(self.timelines)
+                terminalreporter.write_line(
+                    f"uprobe: {n} timeline file{'' if n == 1 else 's'} in {directory} "
+                    "(open them in ui.perfetto.dev)"
+                )
 
 
 SECTION_TITLE = "uprobe trace"
@@ -250,8 +349,9 @@ SECTION_CALLS = 200  # calls shown per run; more are cut, with a count of those 
 SECTION_RUNS = 10  # runs shown; earlier ones are cut, with a count
 
 
-def trace_section(traces: Sequence[Any]) -> str:
-    """Each run's command, exit status, call counts and call log."""
+def trace_section(traces: Sequence[Any], timelines: Sequence[str] = ()) -> str:
+    """Each run's command, exit status, call counts, timeline file if written, and call
+    log."""
     parts = []
     if len(traces) > SECTION_RUNS:
         parts.append(f"... {len(traces) - SECTION_RUNS} earlier runs left out ...")
@@ -264,6 +364,8 @@ def trace_section(traces: Sequence[Any]) -> str:
             status += " (timed out)"
         counts = ", ".join(f"{n}: {f.call_count}" for n, f in trace.functions.items())
         lines = [f"run {number}: {shlex.join(trace.argv)}", status, f"calls counted: {counts}"]
+        if number <= len(timelines):
+            lines.append(f"timeline: {timelines[number - 1]}")
         if trace.lost_events:
             lines.append(f"events lost: {trace.lost_events} (the log below is incomplete)")
         lines.append(trace.log(limit=SECTION_CALLS))

@@ -6,8 +6,10 @@ test explains itself from its report alone.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .bounds import CallCount, InexactCount
@@ -381,6 +383,7 @@ class Trace:
     lost_events_policy: str = "fail"  # see FunctionTrace.lost_events_policy
     probes_attached: int = 0  # probe sites attached for this run
     compile_seconds: float = 0.0  # building and loading its BPF program
+    pid: int | None = None  # the traced process (its main thread's tid)
 
     def __getitem__(self, name: str) -> FunctionTrace:
         try:
@@ -396,6 +399,14 @@ class Trace:
     def __repr__(self) -> str:
         counts = ", ".join(f"{n}: {f.call_count!r}" for n, f in self.functions.items())
         return f"<Trace {self.argv[0]!r} returncode={self.returncode} {{{counts}}}>"
+
+    def save_timeline(self, path: str | os.PathLike[str]) -> Path:
+        """Write this run's calls as a Chrome trace-event JSON file, which ui.perfetto.dev
+        and chrome://tracing open as is: one track per thread, out-of-line calls as slices
+        nested by time, inlined hits as instant events. Returns the path written."""
+        from .timeline import save_timeline
+
+        return save_timeline(self, path)
 
     def assert_sequence(self, names: Sequence[str], *, exact: bool = False) -> None:
         """The calls of the functions `names` mentions came in this order (by entry time,

@@ -218,6 +218,7 @@ class Tracer:
             lost_events_policy=self.lost_events,
             probes_attached=sum(self.record or s.kind.starts_a_call for s in plan.sites),
             compile_seconds=compile_seconds,
+            pid=held.pid,
         )
         for probe in plan.probes:
             indices = plan.functions_of(probe)
