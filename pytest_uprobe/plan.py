@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import code
+from . import code, points
 from .decode import (
     AREA,
     MAX_DEREFS,
@@ -66,17 +66,20 @@ class SiteKind(enum.IntEnum):
     URETPROBE = 2  # leaf functions only
     TAIL_CALL = 3  # a jmp that leaves the function: its frame ends here
     INLINED = 4  # the entry of a copy inlined into another function: no return of its own
+    LINE = 5  # where an execution of a source line begins: one hit, no return (points.py)
+    USDT = 6  # a USDT probe's nop: one hit, no return (points.py)
 
     @property
     def starts_a_call(self) -> bool:
         """Each hit of this site is one call: what the kernel's counters count."""
-        return self in (SiteKind.ENTRY, SiteKind.INLINED)
+        return self in (SiteKind.ENTRY, SiteKind.INLINED, SiteKind.LINE, SiteKind.USDT)
 
 
 class ReturnMode(str, enum.Enum):
     URETPROBE = "uretprobe"
     RET_SITES = "ret-sites"
     INLINED = "inlined"  # an inlined copy returns nowhere: nothing to probe
+    NONE = "none"  # a source line or USDT probe: a point, not a call
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,7 @@ class Site:
     derefs: tuple[Deref, ...] = ()  # copies from behind pointers, in order (a big event)
     save_reg: int | None = None  # ENTRY: the register to save for this frame's return site
     load_word: int | None = None  # RETURN: the word to fill with the register saved at entry
+    semaphore: int | None = None  # USDT: the file offset of its semaphore, if it has one
 
 
 @dataclass
@@ -139,6 +143,7 @@ class PlannedFunction:
     shape: code.CodeShape | None  # None for an inlined copy: it has no code range of its own
     arguments_known: bool  # False without DWARF: the parameter list itself is unknown
     inlined: InlinedSite | None = None
+    point: Any = None  # a LINE or USDT site's description (points.LinePoint, points.UsdtPoint)
 
 
 @dataclass
@@ -179,6 +184,9 @@ def build_plan(
     attached: set[int] = set()
     copies_attached: set[int] = set()
     for probe in probes:
+        if points.is_point(probe):  # `src/main.rs:42` or `usdt:provider:name`
+            points.plan_point(plan, probe)
+            continue
         sites = find_sites(binary, probe, max_functions=max_functions, inlined=inlined)
         for symbol in sites.out_of_line:
             if symbol.address in attached:

@@ -249,7 +249,12 @@ class _Loaded:
             if chosen:
                 offsets = [self._file_offset(plan, path, s.address) for _, s in chosen]
                 cookies = [n for n, _ in chosen]
-                self.links.append(_link_uprobe_multi(prog_fd, path, offsets, cookies, pid, returns))
+                # A USDT semaphore: the kernel increments it in the process while the
+                # probe is attached, and decrements it on detach.
+                semaphores = [s.semaphore or 0 for _, s in chosen]
+                self.links.append(
+                    _link_uprobe_multi(prog_fd, path, offsets, cookies, pid, returns, semaphores)
+                )
         self.linked = True
 
     def _file_offset(self, plan: ProbePlan, path: bytes, address: int) -> int:
@@ -376,7 +381,13 @@ _libc: Any = None
 
 
 def _link_uprobe_multi(
-    prog_fd: int, path: bytes, offsets: list[int], cookies: list[int], pid: int, returns: bool
+    prog_fd: int,
+    path: bytes,
+    offsets: list[int],
+    cookies: list[int],
+    pid: int,
+    returns: bool,
+    semaphores: list[int] | None = None,
 ) -> int:
     """One BPF link attaching `prog_fd` at every file offset of `path`, for process `pid` only;
     each offset's cookie is its site number. Raises OSError if the kernel refuses."""
@@ -388,12 +399,14 @@ def _link_uprobe_multi(
     offset_array = (ct.c_uint64 * count)(*offsets)
     cookie_array = (ct.c_uint64 * count)(*cookies)
     path_buffer = ct.create_string_buffer(path)
+    semaphore_array = (ct.c_uint64 * count)(*semaphores) if semaphores and any(semaphores) else None
     attr = _UprobeMultiAttr(
         prog_fd=prog_fd,
         attach_type=BPF_TRACE_UPROBE_MULTI,
         path=ct.addressof(path_buffer),
         offsets=ct.addressof(offset_array),
         cookies=ct.addressof(cookie_array),
+        ref_ctr_offsets=ct.addressof(semaphore_array) if semaphore_array is not None else 0,
         cnt=count,
         multi_flags=BPF_F_UPROBE_MULTI_RETURN if returns else 0,
         pid=pid,
