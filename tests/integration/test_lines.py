@@ -1,0 +1,182 @@
+"""Source-line and USDT probes. Expected values come from what the programs print and from
+arithmetic on their inputs; lines are found by their `// probe:` markers."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pytest_uprobe import Tracer, Unavailable
+from pytest_uprobe.points import AmbiguousSourceFile, NoCodeAtLine, NoSuchUsdtProbe
+
+PROFILES = ["dev", "release"]
+CRATE = "example_crates/lines"
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE = ROOT / CRATE / "src" / "main.rs"
+C_SOURCE = ROOT / "tests" / "fixtures" / "usdt_demo.c"
+
+
+def line_of(marker: str) -> int:
+    for number, text in enumerate(SOURCE.read_text().splitlines(), start=1):
+        if text.rstrip().endswith(f"// probe: {marker}"):
+            return number
+    raise AssertionError(f"no line marked {marker!r}")
+
+
+@pytest.fixture(scope="module", params=["O0", "O2"])
+def c_usdt(request, tmp_path_factory) -> Path:
+    if shutil.which("gcc") is None or not Path("/usr/include/x86_64-linux-gnu/sys/sdt.h").exists():
+        pytest.fail(
+            "the C USDT test needs gcc and sys/sdt.h: apt-get install gcc systemtap-sdt-dev"
+        )
+    exe = tmp_path_factory.mktemp("usdt") / f"usdt_demo_{request.param}"
+    subprocess.run(["gcc", f"-{request.param}", "-g", "-o", str(exe), str(C_SOURCE)], check=True)
+    return exe
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_a_line_inlined_into_two_callers_counts_every_execution_with_its_locals(
+    uprobe_trace, cargo_bin, profile
+):
+    exe = cargo_bin(CRATE, profile=profile)
+    xs = [2, 3, 7]
+    probe = f"src/main.rs:{line_of('scale-body')}"
+    trace = uprobe_trace.run([exe, *map(str, xs)], probes=[probe])
+    hits = trace[probe]
+    assert len(re.findall(r"^first_caller", trace.stdout, re.M)) == len(xs)
+    assert hits.call_count == 2 * len(xs) == len(hits.calls)
+    hosts = [re.search(r"in (lines::\w+)", c.at).group(1) for c in hits.calls]
+    assert hosts == ["lines::first_caller", "lines::second_caller"] * len(xs)
+    # scale(x, 3) from first_caller, scale(x, 5) from second_caller: as the program printed.
+    printed = [int(v) for v in re.findall(r"^first_caller\((\d+)\)", trace.stdout, re.M)]
+    assert printed == xs
+    assert [c.locals for c in hits.calls] == [{"x": x, "k": k} for x in xs for k in (3, 5)]
+    hits.assert_any_call(x=7, k=5)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_a_loop_body_line_counts_each_iteration_and_reads_the_counter(
+    uprobe_trace, cargo_bin, profile
+):
+    exe = cargo_bin(CRATE, profile=profile)
+    n = 6
+    probe = f"src/main.rs:{line_of('loop-body')}"
+    trace = uprobe_trace.run([exe, str(n)], probes=[probe])
+    printed = [
+        {"i": int(i), "square": int(s), "total": int(t)}
+        for i, s, t in re.findall(r"^iter i=(\d+) square=(\d+) total=(\d+)$", trace.stdout, re.M)
+    ]
+    body = trace[probe]
+    assert body.call_count == n == len(printed)
+    seen = [{k: c.locals[k] for k in ("i", "square", "total")} for c in body.calls]
+    assert seen == printed
+    assert [c.locals["n"] for c in body.calls] == [n] * n
+    assert all(not isinstance(v, Unavailable) for c in body.calls for v in c.locals.values())
+
+
+def test_the_counts_of_a_line_split_over_several_ranges_match_bpftrace_free_arithmetic(
+    uprobe_trace, cargo_bin
+):
+    """Dev code for `total = total.wrapping_add(square)` is line 33, wrapping_add inlined,
+    line 33 again; `let square = black_box(i * i)` has a line-0 jump and an overflow
+    panic block: each still counts once per iteration."""
+    exe = cargo_bin(CRATE, profile="dev")
+    n = 5
+    body = f"src/main.rs:{line_of('loop-body')}"
+    square = f"src/main.rs:{line_of('loop-body') - 2}"
+    trace = uprobe_trace.run([exe, str(n)], probes=[body, square])
+    assert trace[body].call_count == n
+    assert trace[square].call_count == n
+    plan = uprobe_trace.plan(exe, [body, square])
+    assert len(plan.sites) == 2
+
+
+def test_a_line_without_code_names_the_nearest_lines_with_code(uprobe_trace, cargo_bin):
+    exe = cargo_bin(CRATE)
+    line = line_of("comment-only")
+    with pytest.raises(NoCodeAtLine) as raised:
+        uprobe_trace.plan(exe, [f"src/main.rs:{line}"])
+    assert raised.value.nearest == [line - 2, line + 1]  # the loop body; `total`
+    assert f"nearest lines with code: {line - 2}, {line + 1}" in str(raised.value)
+
+
+def test_an_ambiguous_file_name_lists_the_candidates(uprobe_trace, cargo_bin):
+    exe = cargo_bin(CRATE)
+    with pytest.raises(AmbiguousSourceFile) as raised:
+        uprobe_trace.plan(exe, ["mod.rs:10"])
+    assert len(raised.value.candidates) > 1
+    assert all(c.endswith("/mod.rs") for c in raised.value.candidates)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_rust_usdt_arguments_and_semaphore(uprobe_trace, cargo_bin, profile):
+    exe = cargo_bin(CRATE, profile=profile)
+    n = 4
+    untraced = subprocess.run([exe, str(n)], capture_output=True, text=True, check=True).stdout
+    assert re.findall(r"enabled=(\w+)", untraced) == ["false"] * n
+    trace = uprobe_trace.run([exe, str(n)], probes=["usdt:lines:start", "usdt:lines:work"])
+    work = re.findall(r"^work round=(\d+) enabled=(\w+) summary=(\d+)$", trace.stdout, re.M)
+    assert [e for _, e, _ in work] == ["true"] * n  # the semaphore was set while attached
+    assert trace["usdt:lines:start"].args_list == [(r, 10 * r) for r in range(n)]
+    assert trace["usdt:lines:work"].args_list == [(int(r), int(s)) for r, _, s in work]
+    assert [int(s) for _, _, s in work] == [sum(v**3 for v in range(r + 1)) for r in range(n)]
+    trace.assert_sequence(["usdt:lines:start", "usdt:lines:work"] * n, exact=True)
+    after = subprocess.run([exe, str(n)], capture_output=True, text=True, check=True).stdout
+    assert re.findall(r"enabled=(\w+)", after) == ["false"] * n
+
+
+def test_c_usdt_arguments_from_registers_stack_and_constants(uprobe_trace, c_usdt):
+    rounds = 3
+    untraced = subprocess.run([c_usdt, str(rounds)], capture_output=True, text=True).stdout
+    assert re.findall(r"enabled=(\d)", untraced) == ["0"] * rounds
+    trace = uprobe_trace.run([c_usdt, str(rounds)], probes=["usdt:demo:step", "usdt:demo:tick"])
+    printed = re.findall(
+        r"^tick round=(\d+) enabled=(\d) summary=(\d+) big=(\d+) negative=(-\d+)$",
+        trace.stdout,
+        re.M,
+    )
+    assert [e for _, e, _, _, _ in printed] == ["1"] * rounds
+    assert trace["usdt:demo:step"].args_list == [
+        (int(r), int(b), int(neg), 7) for r, _, _, b, neg in printed
+    ]
+    assert trace["usdt:demo:tick"].args_list == [(int(r), int(s)) for r, _, s, _, _ in printed]
+    trace["usdt:demo:tick"].assert_any_call(2, 9)
+
+
+def test_an_unknown_usdt_probe_lists_the_binary_s_probes(uprobe_trace, cargo_bin):
+    exe = cargo_bin(CRATE)
+    with pytest.raises(NoSuchUsdtProbe) as raised:
+        uprobe_trace.plan(exe, ["usdt:lines:nope"])
+    assert raised.value.known == ["usdt:lines:start", "usdt:lines:work"]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_functions_lines_and_usdt_probes_in_one_run(uprobe_trace, cargo_bin, profile):
+    exe = cargo_bin(CRATE, profile=profile)
+    n = 3
+    body = f"src/main.rs:{line_of('loop-body')}"
+    probes = ["lines::sum_squares", body, "usdt:lines:start"]
+    trace = uprobe_trace.run([exe, str(n)], probes=probes)
+    assert trace["lines::sum_squares"].call_count == 1
+    assert trace[body].call_count == n
+    assert trace["usdt:lines:start"].call_count == n
+    trace.assert_sequence(["lines::sum_squares", body, body, body, "usdt:lines:start"])
+    for call in trace[body].calls:
+        assert call.caller is not None and call.caller.function == "lines::sum_squares"
+    trace[body].assert_any_call(
+        n=n, total=1, iter=trace[body].calls[2].locals["iter"], i=2, square=4
+    )
+
+
+def test_count_only_mode_counts_lines_and_usdt_hits(cargo_bin):
+    exe = cargo_bin(CRATE, profile="release")
+    body = f"src/main.rs:{line_of('loop-body')}"
+    with Tracer(record=False) as tracer:
+        trace = tracer.run([exe, "9"], probes=[body, "usdt:lines:work"])
+    assert trace[body].call_count == 9
+    assert trace["usdt:lines:work"].call_count == 9
+    assert "enabled=true" in trace.stdout
