@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 _LINE = re.compile(r"^(?P<file>[^:\s][^:]*\.[A-Za-z0-9_]+):(?P<line>[1-9][0-9]*)$")
 RSP = 7
+_LISTED = 10  # candidates named in a message
 
 
 def is_point(probe: str) -> bool:
@@ -47,7 +48,7 @@ class NoSuchSourceFile(ProbeNameError):
     def __init__(self, name: str, binary: Path | str, similar: Sequence[str]) -> None:
         self.similar = list(similar)
         fix = (
-            "source files of that name: " + ", ".join(similar)
+            "files it has: " + ", ".join(similar)
             if similar
             else f"list a file's lines with `pytest-uprobe lines {binary} FILE`"
         )
@@ -61,7 +62,9 @@ class AmbiguousSourceFile(ProbeNameError):
         super().__init__(
             name,
             binary,
-            f"{len(candidates)} source files end that way: " + ", ".join(candidates),
+            f"{len(candidates)} source files end that way: "
+            + ", ".join(candidates[:_LISTED])
+            + (f" and {len(candidates) - _LISTED} more" if len(candidates) > _LISTED else ""),
             "write more of the path (relative to the crate, e.g. src/parser.rs:42)",
         )
 

@@ -268,6 +268,12 @@ class _Loaded:
     def _attach_perf(
         self, plan: ProbePlan, wanted: list[tuple[int, Site]], pid: int, path: bytes
     ) -> None:
+        if any(site.semaphore for _, site in wanted):
+            # BCC's attach_uprobe takes no reference-counter offset: without it the
+            # program would run as if untraced (its semaphore 0) and read different values.
+            raise OSError(
+                "USDT probes with a semaphore need uprobe_multi links (Linux 6.6 or newer)"
+            )
         for number, site in wanted:
             attach = (
                 self.bpf.attach_uretprobe

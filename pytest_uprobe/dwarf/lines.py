@@ -149,7 +149,7 @@ def similar_files(binary: ElfBinary, wanted: str, limit: int = 5) -> list[str]:
     same = [f for f in files if os.path.basename(f) == base]
     if same:
         return same[:limit]
-    own = [f for f in files if not f.startswith("/rustc/") and "/.cargo/" not in f]
+    own = [f for f in files if not f.startswith(("/rustc/", "/rust/")) and "/.cargo/" not in f]
     return own[:limit]
 
 
@@ -490,3 +490,25 @@ def _covers(binary: ElfBinary, die: Any, address: int) -> bool:
 
 def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def lines_in_range(binary: ElfBinary, start: int, end: int) -> set[tuple[str, int]]:
+    """The (file, line) pairs of the line-table rows in [start, end): a function's lines,
+    those of the code inlined into it included."""
+    offset = unit_offset_at(binary, start)
+    found: set[tuple[str, int]] = set()
+    for unit in _units(binary):
+        if unit.offset != offset:
+            continue
+        for row in _rows(binary, unit):
+            if start <= row.address < end and row.line > 0:
+                found.add((row.file, row.line))
+        cu = binary.dwarf.get_CU_at(unit.offset)
+        for inlined in unit_index(binary, unit.offset).inlined:
+            path = unit.files.get(inlined[4]) if inlined[4] is not None else None
+            if path is None or not inlined[5]:
+                continue
+            die = cu.get_DIE_from_refaddr(inlined[0])
+            if any(start <= low < end for low, _ in die_ranges(binary, die)):
+                found.add((path, int(inlined[5])))  # a line whose code is all inlined
+    return found

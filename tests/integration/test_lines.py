@@ -3,6 +3,7 @@ arithmetic on their inputs; lines are found by their `// probe:` markers."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -180,3 +181,21 @@ def test_count_only_mode_counts_lines_and_usdt_hits(cargo_bin):
     assert trace[body].call_count == 9
     assert trace["usdt:lines:work"].call_count == 9
     assert "enabled=true" in trace.stdout
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_lines_command_lists_probe_able_lines_with_their_sites(cargo_bin, capsys, profile):
+    from pytest_uprobe.cli import main
+
+    exe = cargo_bin(CRATE, profile=profile)
+    assert main(["lines", str(exe), "src/main.rs", "--json"]) == 0
+    rows = {row["line"]: row for row in json.loads(capsys.readouterr().out)}
+    scale = rows[line_of("scale-body")]
+    assert scale["probe"] == f"src/main.rs:{line_of('scale-body')}"
+    assert scale["functions"] == ["lines::first_caller", "lines::second_caller"]
+    assert len(scale["addresses"]) == 2
+    assert line_of("comment-only") not in rows
+    assert main(["lines", str(exe), "--function", "lines::sum_squares"]) == 0
+    listed = capsys.readouterr().out
+    assert f"main.rs:{line_of('loop-body')} " in listed
+    assert f"main.rs:{line_of('scale-body')} " not in listed
