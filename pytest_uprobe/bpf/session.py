@@ -268,13 +268,10 @@ class _Loaded:
     def _attach_perf(
         self, plan: ProbePlan, wanted: list[tuple[int, Site]], pid: int, path: bytes
     ) -> None:
-        if any(site.semaphore for _, site in wanted):
-            # BCC's attach_uprobe takes no reference-counter offset: without it the
-            # program would run as if untraced (its semaphore 0) and read different values.
-            raise OSError(
-                "USDT probes with a semaphore need uprobe_multi links (Linux 6.6 or newer)"
-            )
         for number, site in wanted:
+            if site.semaphore:
+                self._attach_perf_semaphore(number, site, pid, path)
+                continue
             attach = (
                 self.bpf.attach_uretprobe
                 if site.kind is SiteKind.URETPROBE
@@ -286,6 +283,21 @@ class _Loaded:
                 fn_name=program.function_name(number).encode(),
                 pid=pid or -1,
             )
+
+    def _attach_perf_semaphore(self, number: int, site: Site, pid: int, path: bytes) -> None:
+        """A perf uprobe with a reference counter (a USDT semaphore): the kernel increments
+        it while attached. BCC's Python attach_uprobe passes no counter, so libbcc's
+        bpf_attach_uprobe is called with its seventh argument, ref_ctr_offset; the fd is
+        registered with BCC as attach_uprobe would, so `detach` closes it."""
+        bpf = self.bpf
+        function = bpf.load_func(program.function_name(number).encode(), self.bcc.BPF.KPROBE)
+        checked, address = bpf._check_path_symbol(path, b"", site.address, pid or -1, 0)
+        event = bpf._get_uprobe_evname(b"p", checked, address, pid or -1)
+        attach = _attach_uprobe_with_counter(self.bcc.lib)
+        fd = attach(function.fd, 0, event, checked, address, pid or -1, site.semaphore)
+        if fd < 0:
+            raise OSError(ct.get_errno(), f"uprobe with a USDT semaphore at {site.address:#x}")
+        bpf._add_uprobe_fd(event, fd)
 
     def reset(self, plan: ProbePlan, record: bool) -> None:
         """Make the program what a fresh one for `plan` would be: zero counters, this plan's
@@ -384,6 +396,17 @@ class _UprobeMultiAttr(ct.Structure):
 
 
 _libc: Any = None
+
+
+def _attach_uprobe_with_counter(lib: Any) -> Any:
+    """libbcc's `int bpf_attach_uprobe(int progfd, enum bpf_probe_attach_type, const char
+    *ev_name, const char *binary_path, uint64_t offset, pid_t pid, uint32_t ref_ctr_offset)`,
+    declared with all seven arguments (BCC's Python declares six)."""
+    prototype = ct.CFUNCTYPE(
+        ct.c_int, ct.c_int, ct.c_int, ct.c_char_p, ct.c_char_p, ct.c_ulonglong, ct.c_int,
+        ct.c_uint32, use_errno=True,
+    )  # fmt: skip
+    return prototype(("bpf_attach_uprobe", lib))
 
 
 def _link_uprobe_multi(

@@ -199,3 +199,52 @@ def test_the_lines_command_lists_probe_able_lines_with_their_sites(cargo_bin, ca
     listed = capsys.readouterr().out
     assert f"main.rs:{line_of('loop-body')} " in listed
     assert f"main.rs:{line_of('scale-body')} " not in listed
+
+
+def _ask(process: subprocess.Popen) -> str:
+    process.stdin.write("?\n")
+    process.stdin.flush()
+    return process.stdout.readline().strip()
+
+
+@pytest.mark.uprobe
+@pytest.mark.parametrize("links", ["uprobe_multi", "perf"])
+def test_the_semaphore_is_set_while_attached_only_in_the_traced_process_and_cleared_after(
+    cargo_bin, monkeypatch, links
+):
+    """A USDT semaphore is the kernel's reference counter of the probe: incremented in the
+    traced process when attaching, decremented on detach, untouched in a process running
+    the same binary next door; through uprobe_multi links and through perf uprobes."""
+    from pytest_uprobe.bpf import session as sessions
+
+    exe = cargo_bin(CRATE)
+    plan = Tracer().plan(exe, ["usdt:lines:work"])
+    assert len(plan.sites) == 2 and all(site.semaphore for site in plan.sites)
+    if links == "perf":  # as on a kernel before 6.6
+
+        def load_each(self, count):
+            self.multi = False
+            self._load_each(count)
+
+        sessions.release_programs()  # pooled programs must not keep the forced mode
+        monkeypatch.setattr(sessions._Loaded, "load", load_each)
+    pipes = dict(stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    traced = subprocess.Popen([exe, "wait"], **pipes)
+    neighbour = subprocess.Popen([exe, "wait"], **pipes)
+    try:
+        assert _ask(traced) == "enabled=false"
+        with sessions.Session(plan) as session:
+            session.attach(traced.pid)
+            assert _ask(traced) == "enabled=true"
+            assert _ask(neighbour) == "enabled=false"
+            assert _ask(traced) == "enabled=true"
+            session.finish()
+            assert sum(session.counts()) == 2  # `work` is inlined at two places: two sites
+        assert _ask(traced) == "enabled=false"
+        assert _ask(neighbour) == "enabled=false"
+    finally:
+        for process in (traced, neighbour):
+            process.stdin.close()
+            process.wait(timeout=10)
+        if links == "perf":
+            sessions.release_programs()

@@ -43,6 +43,14 @@ fn expensive_summary(n: u64) -> u64 {
 }
 
 fn main() {
+    if env::args().nth(1).as_deref() == Some("wait") {
+        // One line of stdin at a time: say whether a tracer is attached to `lines:work` now.
+        for _ in std::io::stdin().lines() {
+            println!("enabled={}", usdt::work_enabled());
+            usdt::work(0, 0);
+        }
+        return;
+    }
     let args: Vec<u64> = env::args().skip(1).map(|a| a.parse().expect("numbers")).collect();
     let n = args.first().copied().unwrap_or(3);
     for &x in &args {
