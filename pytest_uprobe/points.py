@@ -239,6 +239,23 @@ def file_offset(binary: ElfBinary, address: int) -> int | None:
     return None
 
 
+def writable_segments_covering(binary: ElfBinary, address: int) -> list[int]:
+    """The virtual addresses of the writable PT_LOAD segments whose page-rounded file range
+    holds the file offset of `address`. More than one: a kernel attaching the semaphore
+    before the dynamic loader's RELRO protection picks the first, the wrong one (see
+    bpf.session.Session.attach)."""
+    offset = file_offset(binary, address)
+    found: list[int] = []
+    for segment in binary.elf.iter_segments():
+        if offset is None or segment["p_type"] != "PT_LOAD" or not segment["p_flags"] & 2:
+            continue
+        low = segment["p_offset"] & ~0xFFF
+        high = (segment["p_offset"] + segment["p_filesz"] + 0xFFF) & ~0xFFF
+        if low <= offset < high:
+            found.append(int(segment["p_vaddr"]))
+    return found
+
+
 def _add(
     plan: ProbePlan,
     probe: str,

@@ -17,6 +17,9 @@ One uprobe per entry point counts executions, with two refinements:
   so that path counts once.
 - A run of the line with no statement row (`is_stmt`) in it is left out: optimized code
   scatters single instructions of a line, and a debugger never stops there either.
+- A run that only jumps on (an unconditional direct `jmp`) is left out: dev builds end
+  each branch of an `if` with such a jump, attributed to the `if`'s line, and passing it
+  is not another execution of the condition.
 
 An entry point that can also be reached from inside the line (a loop written on one line)
 counts every arrival there: `LineEntry.loops_back` says so, and `pytest-uprobe lines`
@@ -335,6 +338,9 @@ def _run_entries(
     """The entry points of one run of consecutive instructions of the line."""
     if not any(a in statements for a in run):
         return []
+    by_address = {f.address: f for f in flows}
+    if all(by_address[a].target is not None and not by_address[a].falls_through for a in run):
+        return []  # only jumps on: the join after an `if`'s branches, which does no work
     points = [a for a in run if any(p not in member for p in preds.get(a, ()))]
     if not points and not preds.get(run[0]) and indirect:
         points = [run[0]]  # reached only through a jump table (or by unwinding)

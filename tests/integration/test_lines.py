@@ -12,7 +12,12 @@ from pathlib import Path
 import pytest
 
 from pytest_uprobe import Tracer, Unavailable
-from pytest_uprobe.points import AmbiguousSourceFile, NoCodeAtLine, NoSuchUsdtProbe
+from pytest_uprobe.points import (
+    AmbiguousSourceFile,
+    NoCodeAtLine,
+    NoSuchUsdtProbe,
+    writable_segments_covering,
+)
 
 PROFILES = ["dev", "release"]
 CRATE = "example_crates/lines"
@@ -116,6 +121,11 @@ def test_an_ambiguous_file_name_lists_the_candidates(uprobe_trace, cargo_bin):
 @pytest.mark.parametrize("profile", PROFILES)
 def test_rust_usdt_arguments_and_semaphore(uprobe_trace, cargo_bin, profile):
     exe = cargo_bin(CRATE, profile=profile)
+    plan = uprobe_trace.plan(exe, ["usdt:lines:work"])
+    # The semaphore's file page is also the last page of the RELRO segment: the layout in
+    # which a kernel attaching before exec would count in the wrong place.
+    semaphore = plan.functions[0].point.semaphore
+    assert len(writable_segments_covering(plan.binary, semaphore)) == 2
     n = 4
     untraced = subprocess.run([exe, str(n)], capture_output=True, text=True, check=True).stdout
     assert re.findall(r"enabled=(\w+)", untraced) == ["false"] * n
@@ -248,3 +258,33 @@ def test_the_semaphore_is_set_while_attached_only_in_the_traced_process_and_clea
             process.wait(timeout=10)
         if links == "perf":
             sessions.release_programs()
+
+
+def runs_markers() -> dict[int, str]:
+    """Line number -> its `// runs: X` oracle in `branches`."""
+    found = {}
+    for number, text in enumerate(SOURCE.read_text().splitlines(), start=1):
+        match = re.search(r"// runs: (\S+)$", text)
+        if match:
+            found[number] = match.group(1)
+    return found
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("n", [0, 1, 7])
+def test_every_line_of_a_function_counts_as_often_as_it_runs(uprobe_trace, cargo_bin, profile, n):
+    """Each line of `branches` is counted exactly as often as the arithmetic of its loop
+    says, in one run that probes them all: straight lines, the loop header (n+1), the `if`
+    (whose branches end in jumps attributed to it in dev builds) and both branches."""
+    exe = cargo_bin(CRATE, profile=profile)
+    markers = runs_markers()
+    probes = [f"src/main.rs:{line}" for line in markers]
+    trace = uprobe_trace.run([exe, str(n)], probes=probes)
+    evens = len(range(0, n, 2))
+    printed = re.search(r"^branches\((\d+)\) evens=(\d+) odds=(\d+)$", trace.stdout, re.M)
+    assert int(printed.group(1)) == n
+    assert int(printed.group(2)) == sum(range(0, n, 2))
+    assert int(printed.group(3)) == 3 * sum(range(1, n, 2))
+    expected = {"1": 1, "n": n, "n+1": n + 1, "evens": evens, "odds": n - evens}
+    counts = {line: trace[f"src/main.rs:{line}"].call_count for line in markers}
+    assert counts == {line: expected[runs] for line, runs in markers.items()}

@@ -107,21 +107,36 @@ def test_a_line_entered_once_and_interrupted_by_its_own_inlined_call_is_one_entr
 
 
 def test_code_of_no_line_reached_only_from_the_line_joins_it():
-    # line: 0x104 (jmp 0x110); line 0 at 0x110 falls into the line again at 0x114; an
-    # unrelated line at 0x108-0x110 ends with a ret.
+    # line: 0x100-0x108 (ends jmp 0x110); an unrelated line at 0x108-0x110 ends with a ret;
+    # line 0 at 0x110 falls into the line again at 0x114.
     flows = [
         Flow(0x100, 4, True, None),
         Flow(0x104, 4, False, 0x110),
         Flow(0x108, 4, True, None),
         Flow(0x10C, 4, False, None),
         Flow(0x110, 4, True, None),
+        Flow(0x114, 4, True, None),
+        Flow(0x118, 4, False, None),
+    ]
+    line = [(0x100, 0x108), (0x114, 0x11C)]
+    assert _entries(flows, line, zero=[(0x110, 0x114)]) == [(0x100, False)]
+    # Without the line-0 rule the second part would look entered from outside: two counts.
+    assert len(_entries(flows, line)) == 2
+
+
+def test_a_run_that_only_jumps_on_is_not_an_execution():
+    # the `if` line 0x100-0x108 branches to 0x10c; both branches end with a jump attributed
+    # to the `if` line (0x108 and 0x110), to the join at 0x114.
+    flows = [
+        Flow(0x100, 4, True, None),
+        Flow(0x104, 4, True, 0x10C),
+        Flow(0x108, 4, False, 0x114),
+        Flow(0x10C, 4, True, None),
+        Flow(0x110, 4, False, 0x114),
         Flow(0x114, 4, False, None),
     ]
-    assert _entries(flows, [(0x104, 0x108), (0x114, 0x118)], zero=[(0x110, 0x114)]) == [
-        (0x104, False)
-    ]
-    # Without the line-0 rule the second part would look entered from outside: two counts.
-    assert len(_entries(flows, [(0x104, 0x108), (0x114, 0x118)])) == 2
+    line = [(0x100, 0x10C), (0x110, 0x114)]
+    assert _entries(flows, line) == [(0x100, False)]
 
 
 def test_a_part_reached_only_from_inside_the_line_is_not_an_entry():

@@ -36,6 +36,25 @@ fn sum_squares(n: u64) -> u64 {
     total
 }
 
+/// Each line's comment says how often it runs for `branches(n)`: the oracle of the test
+/// that counts every line (`n`: the loop's trips; `evens`, `odds`: the trips with an even,
+/// an odd `i`; `n+1`: the loop's header, once more for the check that ends it).
+#[inline(never)]
+fn branches(n: u64) -> u64 {
+    let mut evens = 0u64; // runs: 1
+    let mut odds = 0u64; // runs: 1
+    for i in 0..n { // runs: n+1
+        if black_box(i) % 2 == 0 { // runs: n
+            evens += black_box(i); // runs: evens
+        } else {
+            odds += black_box(i * 3); // runs: odds
+        }
+        black_box(evens ^ odds); // runs: n
+    }
+    println!("branches({n}) evens={evens} odds={odds}"); // runs: 1
+    evens * 1000 + odds // runs: 1
+}
+
 /// Expensive to compute: only done when a tracer is attached to `lines:work`.
 #[inline(never)]
 fn expensive_summary(n: u64) -> u64 {
@@ -58,6 +77,7 @@ fn main() {
         println!("second_caller({x}) = {}", second_caller(black_box(x)));
     }
     println!("sum_squares({n}) = {}", sum_squares(black_box(n)));
+    println!("branches = {}", branches(black_box(n)));
     for round in 0..n {
         usdt::start(round, round * 10);
         let enabled = usdt::work_enabled();
