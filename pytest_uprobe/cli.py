@@ -301,7 +301,8 @@ def _trace(args: argparse.Namespace, out: TextIO) -> int:
 def trace_json(trace: Any) -> dict[str, Any]:
     """What `pytest-uprobe trace --json` prints. A call's `caller` is the index of its
     nearest traced caller in `calls` (null: none); values that could not be read are
-    {"unavailable": why}."""
+    {"unavailable": why}. A source-line or USDT hit has `at` (where) and, for a line,
+    `locals`."""
     index = {id(call): i for i, call in enumerate(trace.calls)}
     start = trace.calls[0].ts_ns if trace.calls else 0
     calls = [
@@ -316,6 +317,8 @@ def trace_json(trace: Any) -> dict[str, Any]:
             "tail_call": c.tail_call,
             "inlined": c.inlined,
             "inlined_into": c.inlined_into,
+            "at": c.at,
+            "locals": c.locals,
             "tid": c.tid,
             "offset_ns": c.ts_ns - start,
             "duration_ns": c.duration_ns,

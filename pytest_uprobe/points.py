@@ -114,11 +114,8 @@ class LinePoint:
     loops_back: bool
 
     def describe(self) -> str:
-        inlined = (
-            f" (inlined {self.function})"
-            if self.function and not self.host.endswith("::" + self.function)
-            else ""
-        )
+        own = self.function is None or self.host.rsplit("::", 1)[-1] == self.function
+        inlined = "" if own else f" (inlined {self.function})"
         return f"{os.path.basename(self.file)}:{self.line} in {self.host}{inlined}"
 
 

@@ -289,17 +289,19 @@ def _host_entries(
 ) -> list[LineEntry]:
     """The entry points of a line in one function. Code of no line (line 0) reached only
     from the line is part of it (the greatest such set, by fixpoint)."""
+    indirect = any(f.indirect for f in flows)
+    live = _reachable(host, flows) if not indirect else {f.address for f in flows}
     preds: dict[int, list[int]] = {f.address: [] for f in flows}
     previous: code.Flow | None = None
     for flow in flows:
-        if previous is not None and previous.falls_through:
+        # Padding after a jump (a `nop` before a loop head) never runs: it is no predecessor.
+        if previous is not None and previous.falls_through and previous.address in live:
             preds[flow.address].append(previous.address)
-        if flow.target is not None and flow.target in preds:
+        if flow.target is not None and flow.target in preds and flow.address in live:
             preds[flow.target].append(flow.address)
         previous = flow
     entry = -1  # a caller: outside everything
     preds.setdefault(host.address, []).append(entry)
-    indirect = any(f.indirect for f in flows)
     own = {f.address for f in flows if _within(ranges, f.address)}
     zero = {f.address for f in flows if f.address not in own and _within(unattributed, f.address)}
     changed = True
@@ -323,6 +325,25 @@ def _host_entries(
             )
         run = [flow.address] if flow.address in member else []
     return entries
+
+
+def _reachable(host: Symbol, flows: list[code.Flow]) -> set[int]:
+    """The instructions control can reach from the function's entry (direct jumps only)."""
+    after = {a.address: b.address for a, b in zip(flows, flows[1:])}
+    by_address = {f.address: f for f in flows}
+    seen: set[int] = set()
+    todo = [host.address]
+    while todo:
+        address = todo.pop()
+        if address in seen or address not in by_address:
+            continue
+        seen.add(address)
+        flow = by_address[address]
+        if flow.falls_through and address in after:
+            todo.append(after[address])
+        if flow.target is not None:
+            todo.append(flow.target)
+    return seen
 
 
 def _run_entries(

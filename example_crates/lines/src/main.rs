@@ -65,8 +65,9 @@ fn main() {
     if env::args().nth(1).as_deref() == Some("wait") {
         // One line of stdin at a time: say whether a tracer is attached to `lines:work` now.
         for _ in std::io::stdin().lines() {
-            println!("enabled={}", usdt::work_enabled());
-            usdt::work(0, 0);
+            let enabled = usdt::work_enabled();
+            usdt::work(0, 0); // before the answer: the asker knows it ran
+            println!("enabled={enabled}");
         }
         return;
     }
