@@ -69,6 +69,12 @@ def _units(binary: ElfBinary) -> list[_Unit]:
     found = _units_by_binary.get(binary.identity)
     if found is not None:
         return found
+    disk = binary.cache("lines")  # file tables are plain data: kept for the next process
+    known = disk.get("units")
+    if isinstance(known, list):
+        found = [_Unit(offset, dict(files)) for offset, files in known]
+        _units_by_binary[binary.identity] = found
+        return found
     found = []
     if binary.has_dwarf:
         dwarf = binary.dwarf
@@ -95,6 +101,7 @@ def _units(binary: ElfBinary) -> list[_Unit]:
                 files[number] = os.path.normpath(os.path.join(directory, name))
             found.append(_Unit(cu.cu_offset, files))
     _units_by_binary[binary.identity] = found
+    disk.put("units", [(unit.offset, unit.files) for unit in found])
     return found
 
 

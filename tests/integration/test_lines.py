@@ -288,3 +288,44 @@ def test_every_line_of_a_function_counts_as_often_as_it_runs(uprobe_trace, cargo
     expected = {"1": 1, "n": n, "n+1": n + 1, "evens": evens, "odds": n - evens}
     counts = {line: trace[f"src/main.rs:{line}"].call_count for line in markers}
     assert counts == {line: expected[runs] for line, runs in markers.items()}
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_locals_in_a_loop_equal_the_arithmetic_or_say_why_not(uprobe_trace, cargo_bin, profile):
+    """At the `if`, in each branch and after it, `i`, `evens` and `odds` are what the loop
+    computed so far. Dev builds have them all; an optimized build may have none of a
+    variable at some address (its location list has a gap there): then, and only then,
+    `Unavailable` with the reason, never a wrong number."""
+    exe = cargo_bin(CRATE, profile=profile)
+    n = 6
+    markers = runs_markers()
+    condition, after = sorted(line for line, runs in markers.items() if runs == "n")
+    (even,) = [line for line, runs in markers.items() if runs == "evens"]
+    (odd,) = [line for line, runs in markers.items() if runs == "odds"]
+    assert "black_box(evens ^ odds)" in SOURCE.read_text().splitlines()[after - 1]
+    probes = [f"src/main.rs:{line}" for line in (condition, even, odd, after)]
+    trace = uprobe_trace.run([exe, str(n)], probes=probes)
+    expected: dict[int, list[dict[str, int]]] = {line: [] for line in (condition, even, odd, after)}
+    evens = odds = 0
+    for i in range(n):
+        expected[condition].append({"i": i, "evens": evens, "odds": odds})
+        expected[even if i % 2 == 0 else odd].append({"i": i, "evens": evens, "odds": odds})
+        if i % 2 == 0:
+            evens += i
+        else:
+            odds += 3 * i
+        expected[after].append({"i": i, "evens": evens, "odds": odds})
+    gaps = []
+    for line, wanted in expected.items():
+        hits = trace[f"src/main.rs:{line}"].calls
+        assert len(hits) == len(wanted)
+        for hit, values in zip(hits, wanted):
+            for name, value in values.items():
+                got = hit.locals[name]
+                if isinstance(got, Unavailable):
+                    assert profile == "release", (line, name, got)
+                    gaps.append(got.reason)
+                else:
+                    assert got == value, (line, name, hit.locals)
+    if profile == "release":
+        assert "optimized out at this point" in gaps
