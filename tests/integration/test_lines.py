@@ -329,3 +329,23 @@ def test_locals_in_a_loop_equal_the_arithmetic_or_say_why_not(uprobe_trace, carg
                     assert got == value, (line, name, hit.locals)
     if profile == "release":
         assert "optimized out at this point" in gaps
+
+
+def test_a_function_and_two_lines_sharing_one_address_each_count(uprobe_trace, cargo_bin):
+    """In release, `first_caller`'s entry, its line `scale(x, 3)` and the first line of the
+    inlined `scale` are one instruction: three sites at one address, each counted."""
+    exe = cargo_bin(CRATE, profile="release")
+    scale = line_of("scale-body")
+    call = next(
+        n
+        for n, text in enumerate(SOURCE.read_text().splitlines(), start=1)
+        if text.strip() == "scale(x, 3)"
+    )
+    probes = ["lines::first_caller", f"src/main.rs:{call}", f"src/main.rs:{scale}"]
+    plan = uprobe_trace.plan(exe, probes)
+    starts = [s for s in plan.sites if s.kind.starts_a_call]
+    assert [plan.functions[s.function].probe for s in starts] == [*probes, probes[2]]
+    assert starts[0].address == starts[1].address == starts[2].address != starts[3].address
+    trace = uprobe_trace.run([exe, "5", "6", "8"], probes=probes)
+    assert [trace[p].call_count for p in probes] == [3, 3, 6]
+    assert trace[f"src/main.rs:{call}"].calls[1].locals == {"x": 6}
