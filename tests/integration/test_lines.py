@@ -349,3 +349,31 @@ def test_a_function_and_two_lines_sharing_one_address_each_count(uprobe_trace, c
     trace = uprobe_trace.run([exe, "5", "6", "8"], probes=probes)
     assert [trace[p].call_count for p in probes] == [3, 3, 6]
     assert trace[f"src/main.rs:{call}"].calls[1].locals == {"x": 6}
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_line_of_a_crate_probed_at_once_leaves_the_program_unchanged(
+    uprobe_trace, cargo_bin, profile
+):
+    """Every line `pytest-uprobe lines` lists for the zoo crate (generics, closures, trait
+    objects, recursion) probed in one run, locals read at each hit: the program prints and
+    exits exactly as untraced, and the line with `fib`'s recursive call counts its calls."""
+    from pytest_uprobe.elf import ElfBinary
+    from pytest_uprobe.lines_command import line_rows
+
+    exe = cargo_bin("example_crates/zoo", profile=profile)
+    rows = line_rows(ElfBinary.open(exe), "src/main.rs", None)
+    probes = [row.probe for row in rows]
+    assert len(probes) > 50
+    plain = subprocess.run([exe], capture_output=True, text=True)
+    trace = uprobe_trace.run([exe], probes=probes)
+    assert (trace.stdout, trace.returncode) == (plain.stdout, plain.returncode)
+    assert trace.lost_events == 0
+    assert sum(trace[p].call_count for p in probes) > len(probes)
+    source = (ROOT / "example_crates/zoo/src/main.rs").read_text().splitlines()
+    counting = source.index("    FIB_CALLS.fetch_add(1, Ordering::Relaxed);") + 1
+    recursing = source.index("    black_box(fib(n - 1)) + black_box(fib(n - 2))") + 1
+    calls = int(re.search(r"^calls zoo::fib (\d+)$", trace.stdout, re.M).group(1))
+    # Every call counts; every call but the leaves (n < 2) recurses: (calls - 1) / 2 do.
+    assert trace[f"src/main.rs:{counting}"].call_count == calls
+    assert trace[f"src/main.rs:{recursing}"].call_count == (calls - 1) // 2
