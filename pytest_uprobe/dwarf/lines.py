@@ -175,12 +175,12 @@ def line_ranges(binary: ElfBinary, path: str, line: int) -> tuple[list[tuple[int
     a statement row (is_stmt) of that code begins."""
     ranges: list[tuple[int, int]] = []
     statements: set[int] = set()
+    by_line = _file_rows(binary, path)
+    for row in by_line.get(line, ()):
+        ranges.append((row.address, row.end))
+        if row.is_stmt:
+            statements.add(row.address)
     for unit, numbers in _file_units(binary, path):
-        for row in _rows(binary, unit):
-            if row.line == line and row.file == path:
-                ranges.append((row.address, row.end))
-                if row.is_stmt:
-                    statements.add(row.address)
         index = unit_index(binary, unit.offset)
         called = [i for i in index.inlined if i[5] == line and i[4] in numbers]
         if called:
@@ -191,6 +191,23 @@ def line_ranges(binary: ElfBinary, path: str, line: int) -> tuple[list[tuple[int
                     ranges.append((start, end))
                     statements.add(start)
     return _merge(ranges), statements
+
+
+_rows_by_file: dict[tuple[object, str], dict[int, list[Row]]] = {}
+
+
+def _file_rows(binary: ElfBinary, path: str) -> dict[int, list[Row]]:
+    """The rows of `path`, by line (read once per binary and file)."""
+    key = (binary.identity, path)
+    found = _rows_by_file.get(key)
+    if found is None:
+        found = {}
+        for unit, _ in _file_units(binary, path):
+            for row in _rows(binary, unit):
+                if row.file == path:
+                    found.setdefault(row.line, []).append(row)
+        _rows_by_file[key] = found
+    return found
 
 
 def lines_with_code(binary: ElfBinary, path: str) -> dict[int, int]:
@@ -258,7 +275,7 @@ class LineEntry:
 def entry_points(binary: ElfBinary, path: str, line: int) -> list[LineEntry]:
     """Where to probe `path:line` to count each execution once (see the module's doc)."""
     ranges, statements = line_ranges(binary, path, line)
-    unattributed = _merge(_line_zero(binary, path))
+    unattributed = _line_zero(binary, path)
     by_host: dict[int, Symbol] = {}
     for start, _ in ranges:
         host = binary.function_containing(start)
@@ -266,19 +283,37 @@ def entry_points(binary: ElfBinary, path: str, line: int) -> list[LineEntry]:
             by_host[host.address] = host
     found: list[LineEntry] = []
     for host in by_host.values():
-        raw = binary.code(host.address, host.size)
-        if raw is None:
+        flows = _flows(binary, host)
+        if flows is None:
             continue
-        flows = code.flows(raw, host.address)
         found.extend(_host_entries(host, flows, ranges, unattributed, statements))
     return sorted(found, key=lambda e: e.address)
 
 
+_flows_by_host: dict[tuple[object, int], list[code.Flow] | None] = {}
+
+
+def _flows(binary: ElfBinary, host: Symbol) -> list[code.Flow] | None:
+    key = (binary.identity, host.address)
+    if key not in _flows_by_host:
+        raw = binary.code(host.address, host.size)
+        _flows_by_host[key] = code.flows(raw, host.address) if raw is not None else None
+    return _flows_by_host[key]
+
+
+_zero_by_file: dict[tuple[object, str], list[tuple[int, int]]] = {}
+
+
 def _line_zero(binary: ElfBinary, path: str) -> list[tuple[int, int]]:
     """Code the line tables of `path`'s units attribute to no line (line 0)."""
-    found: list[tuple[int, int]] = []
-    for unit, _ in _file_units(binary, path):
-        found.extend((r.address, r.end) for r in _rows(binary, unit) if r.line == 0)
+    key = (binary.identity, path)
+    found = _zero_by_file.get(key)
+    if found is None:
+        found = []
+        for unit, _ in _file_units(binary, path):
+            found.extend((r.address, r.end) for r in _rows(binary, unit) if r.line == 0)
+        found = _merge(found)
+        _zero_by_file[key] = found
     return found
 
 
