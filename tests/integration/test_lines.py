@@ -4,6 +4,7 @@ arithmetic on their inputs; lines are found by their `// probe:` markers."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -377,3 +378,40 @@ def test_every_line_of_a_crate_probed_at_once_leaves_the_program_unchanged(
     # Every call counts; every call but the leaves (n < 2) recurses: (calls - 1) / 2 do.
     assert trace[f"src/main.rs:{counting}"].call_count == calls
     assert trace[f"src/main.rs:{recursing}"].call_count == (calls - 1) // 2
+
+
+@pytest.mark.parametrize("links", ["uprobe_multi", "perf"])
+def test_nothing_stays_attached_after_runs_with_lines_usdt_and_semaphores(
+    uprobe_trace, cargo_bin, monkeypatch, links
+):
+    """The entry-point stop probe and the semaphore sites are gone after the run, as every
+    other probe: nothing of this process stays attached (bpftool, and its own BPF links)."""
+    from pytest_uprobe.bpf import session as sessions
+    from tests.conftest import attached_uprobes
+
+    def mine() -> list[tuple]:
+        return sorted(
+            (str(p.get("fd_type")), str(p.get("filename")), int(p.get("offset", 0)))
+            for p in attached_uprobes()
+            if p.get("pid") == os.getpid()
+        )
+
+    exe = cargo_bin(CRATE)
+    if links == "perf":
+
+        def load_each(self, count):
+            self.multi = False
+            self._load_each(count)
+
+        sessions.release_programs()
+        monkeypatch.setattr(sessions._Loaded, "load", load_each)
+    before = mine()
+    try:
+        body = f"src/main.rs:{line_of('loop-body')}"
+        trace = uprobe_trace.run([exe, "2"], probes=[body, "usdt:lines:work", "lines::main"])
+        assert trace[body].call_count == 2 and trace["usdt:lines:work"].call_count == 2
+        assert "enabled=true" in trace.stdout
+        assert mine() == before
+    finally:
+        if links == "perf":
+            sessions.release_programs()
