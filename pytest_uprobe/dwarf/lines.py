@@ -10,7 +10,7 @@ An execution of the line starts when control arrives in the line's code from els
 at an *entry point*, an instruction of the line with a predecessor outside it (the previous
 instruction falling through, a direct jump, a call when it is a function's first
 instruction; with a jump table in the function, a run of the line no known jump reaches).
-One uprobe per entry point counts executions, with two refinements:
+One uprobe per entry point counts executions, with these refinements:
 
 - An entry point from which straight-line code (calls allowed, no jump in or out) runs
   into another entry point of the same run always reaches it: only the later one is probed,
@@ -21,9 +21,13 @@ One uprobe per entry point counts executions, with two refinements:
   each branch of an `if` with such a jump, attributed to the `if`'s line, and passing it
   is not another execution of the condition.
 
+- Code no path from the function's entry reaches (padding after a jump) is nobody's
+  predecessor.
+
 An entry point that can also be reached from inside the line (a loop written on one line)
 counts every arrival there: `LineEntry.loops_back` says so, and `pytest-uprobe lines`
-marks it.
+marks it. The scope of variables at an address (`scope_at`) is the second half of this
+module.
 """
 
 from __future__ import annotations
@@ -131,14 +135,6 @@ def _rows(binary: ElfBinary, unit: _Unit) -> list[Row]:
 def source_files(binary: ElfBinary) -> list[str]:
     """The full path of every source file some line table names, sorted."""
     return sorted({path for unit in _units(binary) for path in unit.files.values()})
-
-
-class FileMatch:
-    """A user's spelling of a source file resolved against the binary's line tables."""
-
-    def __init__(self, wanted: str, candidates: list[str]) -> None:
-        self.wanted = wanted
-        self.candidates = candidates
 
 
 def match_file(binary: ElfBinary, wanted: str) -> list[str]:
