@@ -3,7 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := python3-bpfcc linux-headers-amd64 bpftool bpftrace rustfilt binutils llvm chromium
+APT_PACKAGES := python3-bpfcc linux-headers-amd64 bpftool bpftrace rustfilt binutils llvm chromium \
+	systemtap-sdt-dev gcc
 SUDO_HINT = sudo make $@
 # An offline trace-event viewer from npm: tests/test_timeline.py opens timelines in it.
 SPEEDSCOPE := .tools/speedscope/package/dist/release/index.html

@@ -74,6 +74,24 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     symbols.set_defaults(handler=_symbols)
 
+    lines_parser = commands.add_parser(
+        "lines",
+        help="list the source lines a probe such as 'src/main.rs:42' can name",
+        description="One line per source line with code: the line, its probe name, how many "
+        "sites count its executions (addresses where control enters the line), those "
+        "addresses and the functions they are in ('loops' marks a site also reached from "
+        "inside the line, so every arrival there counts). FILE is a path relative to the "
+        "crate or any unique suffix; with --function, only that function's lines (FILE may "
+        "then be left out).",
+    )
+    lines_parser.add_argument("exe", help="the executable, e.g. target/debug/myapp")
+    lines_parser.add_argument("file", nargs="?", help="a source file, e.g. src/parser.rs")
+    lines_parser.add_argument(
+        "--function", metavar="NAME", help="only the lines of this function (a probe name)"
+    )
+    lines_parser.add_argument("--json", action="store_true", help="print a JSON list instead")
+    lines_parser.set_defaults(handler=_lines)
+
     trace = commands.add_parser(
         "trace",
         help="run a program once with probes attached and print its call log",
@@ -162,6 +180,27 @@ class Row:
     # The other names of the same address (functions merged by the optimizer): a probe on
     # this name counts their calls too.
     shares_address_with: list[str] = field(default_factory=list)
+
+
+def _lines(args: argparse.Namespace, out: TextIO) -> int:
+    from .lines_command import line_rows
+
+    if args.file is None and args.function is None:
+        raise UsageError("name a source FILE, or a function with --function NAME")
+    rows = line_rows(ElfBinary.open(args.exe), args.file, args.function)
+    if args.json:
+        json.dump([asdict(row) for row in rows], out, indent=1)
+        out.write("\n")
+        return EXIT_OK
+    out.write(f"{'SITES':>5}  {'PROBE':<40} ADDRESSES  FUNCTIONS\n")
+    for row in rows:
+        addresses = ",".join(f"{a:#x}" for a in row.addresses) or "-"
+        loops = " (loops)" if row.loops_back else ""
+        out.write(
+            f"{len(row.addresses):>5}  {row.probe:<40} {addresses}{loops}  "
+            f"{', '.join(row.functions)}\n"
+        )
+    return EXIT_OK
 
 
 def _symbols(args: argparse.Namespace, out: TextIO) -> int:
@@ -328,7 +367,8 @@ def _trace(args: argparse.Namespace, out: TextIO) -> int:
 def trace_json(trace: Any) -> dict[str, Any]:
     """What `pytest-uprobe trace --json` prints. A call's `caller` is the index of its
     nearest traced caller in `calls` (null: none); values that could not be read are
-    {"unavailable": why}."""
+    {"unavailable": why}. A source-line or USDT hit has `at` (where) and, for a line,
+    `locals`."""
     index = {id(call): i for i, call in enumerate(trace.calls)}
     start = trace.calls[0].ts_ns if trace.calls else 0
     calls = [
@@ -345,6 +385,8 @@ def trace_json(trace: Any) -> dict[str, Any]:
             "tail_call": c.tail_call,
             "inlined": c.inlined,
             "inlined_into": c.inlined_into,
+            "at": c.at,
+            "locals": c.locals,
             "tid": c.tid,
             "offset_ns": c.ts_ns - start,
             "duration_ns": c.duration_ns,

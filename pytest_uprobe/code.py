@@ -200,3 +200,35 @@ def keeps_rdi(code: bytes, start: int) -> bool:
         if any(insn.reg_name(r) in _RDI_NAMES for r in written):
             return False
     return True
+
+
+@dataclass(frozen=True)
+class Flow:
+    """How control leaves one instruction: `falls_through` to the next one, and/or jumps
+    to `target` (None: no jump, or an indirect one)."""
+
+    address: int
+    size: int
+    falls_through: bool
+    target: int | None
+    indirect: bool = False
+
+
+def flows(code: bytes, start: int) -> list[Flow]:
+    """Every instruction of straight or branching code from `start`, with where it goes
+    next (a call returns to the next instruction: it falls through)."""
+    cs = _disassembler()
+    found: list[Flow] = []
+    for insn in cs.disasm(code, start):
+        groups = set(insn.groups)
+        target = None
+        falls = True
+        indirect = False
+        if capstone.CS_GRP_RET in groups or insn.mnemonic in ("ud2", "hlt", "int3"):
+            falls = False
+        elif capstone.CS_GRP_JUMP in groups:
+            target = _immediate_target(insn)
+            indirect = target is None
+            falls = insn.mnemonic != "jmp"
+        found.append(Flow(insn.address, insn.size, falls, target, indirect))
+    return found

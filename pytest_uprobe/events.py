@@ -53,6 +53,15 @@ def build_calls(plan: ProbePlan, events: Iterable[RawEvent], *, exited: bool) ->
         site = plan.sites[event.site]
         function = plan.function(site.function)
         thread = threads.setdefault(event.tid, _Thread())
+        if site.kind in (SiteKind.LINE, SiteKind.USDT):
+            # A point in the code, not a call: no frame, no return (see points.py).
+            call = _call(function, event)
+            _set_caller(call, thread)
+            if site.kind is SiteKind.LINE:
+                call.locals = dict(call.kwargs)
+            call.at = function.point.describe() if function.point is not None else None
+            calls.append(call)
+            continue
         if site.kind is SiteKind.INLINED:
             # No frame of its own: nothing to pair, and no return to wait for.
             copy = function.inlined

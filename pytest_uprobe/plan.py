@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any
 
-from . import code
+from . import code, points
 from .decode import (
     AREA,
     MAX_DEREFS,
@@ -68,17 +68,20 @@ class SiteKind(enum.IntEnum):
     URETPROBE = 2  # leaf functions only
     TAIL_CALL = 3  # a jmp that leaves the function: its frame ends here
     INLINED = 4  # the entry of a copy inlined into another function: no return of its own
+    LINE = 5  # where an execution of a source line begins: one hit, no return (points.py)
+    USDT = 6  # a USDT probe's nop: one hit, no return (points.py)
 
     @property
     def starts_a_call(self) -> bool:
         """Each hit of this site is one call: what the kernel's counters count."""
-        return self in (SiteKind.ENTRY, SiteKind.INLINED)
+        return self in (SiteKind.ENTRY, SiteKind.INLINED, SiteKind.LINE, SiteKind.USDT)
 
 
 class ReturnMode(str, enum.Enum):
     URETPROBE = "uretprobe"
     RET_SITES = "ret-sites"
     INLINED = "inlined"  # an inlined copy returns nowhere: nothing to probe
+    NONE = "none"  # a source line or USDT probe: a point, not a call
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,7 @@ class Site:
     derefs: tuple[Deref, ...] = ()  # copies from behind pointers, in order (a big event)
     save_reg: int | None = None  # ENTRY: the register to save for this frame's return site
     load_word: int | None = None  # RETURN: the word to fill with the register saved at entry
+    semaphore: int | None = None  # USDT: the file offset of its semaphore, if it has one
 
 
 @dataclass
@@ -147,6 +151,7 @@ class PlannedFunction:
     # Not a probe of the user's: the run watches it to tell how frames ended ("exit",
     # "abort": the process ends in it; "panic": a panic starts in it). None: not watched.
     marker: str | None = None
+    point: Any = None  # a LINE or USDT site's description (points.LinePoint, points.UsdtPoint)
 
     @property
     def probes(self) -> tuple[str, ...]:
@@ -237,6 +242,9 @@ def build_plan(
     left_out: dict[int, LeftOut] = {}  # by the address of the function or copy
     refused: dict[str, UnprobeableSite] = {}  # the first refusal of each probe, for errors
     for probe in probes:
+        if points.is_point(probe):  # `src/main.rs:42` or `usdt:provider:name`
+            points.plan_point(plan, probe)
+            continue
         sites = find_sites(binary, probe, max_functions=max_functions, inlined=inlined)
         coverage = plan.coverage_of(probe)
         matches = matcher(probe)

@@ -282,7 +282,7 @@ def timeline_name(nodeid: str, run: int) -> str:
     system takes, then a hash of the whole id (which keeps ids apart that read the same
     once sanitized or cut), then `.run<N>.json`."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", nodeid).strip("._") or "test"
-    digest = hashlib.sha1(nodeid.encode()).hexdigest()[:8]
+    digest = hashlib.sha256(nodeid.encode()).hexdigest()[:8]
     return f"{safe[:_TIMELINE_NAME_CAP]}-{digest}.run{run}.json"
 
 

@@ -42,6 +42,10 @@ class Call:
     inlined: bool = False
     return_ts_ns: int | None = None
     inlined_into: str | None = None  # for an inlined copy: "caller (file:line)"
+    # A source-line or USDT hit (not a call): where it was ("main.rs:33 in crate::f"), and
+    # for a line the variables in scope there by name (also its kwargs).
+    at: str | None = None
+    locals: dict[str, Any] = field(default_factory=dict)
     # The nearest traced caller on the same thread (from entry/return nesting; None if no
     # traced function was running there), and how many traced frames were below this one.
     caller: Call | None = field(default=None, repr=False, compare=False)
@@ -61,6 +65,9 @@ class Call:
 
     def __repr__(self) -> str:
         args = ", ".join(repr(a) for a in self.args)
+        if self.at is not None:
+            shown = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items()) or args
+            return f"{self.function}({shown}) at {self.at} [tid {self.tid}]"
         if self.returned:
             outcome = f" -> {self.retval!r}"
         elif self.inlined:
@@ -487,6 +494,12 @@ def _shown(names: frozenset[str], order: Sequence[str]) -> str:
 
 def _log_line(call: Call, start_ns: int) -> str:
     args = ", ".join(repr(a) for a in call.args)
+    if call.at is not None:  # a source-line or USDT hit
+        shown = ", ".join(f"{k}={v!r}" for k, v in call.locals.items()) or args
+        return (
+            f"{(call.ts_ns - start_ns) / 1e6:10.3f} ms  tid {call.tid:<7} "
+            f"{'  ' * call.depth}{call.function}({shown})  [at {call.at}]"
+        )
     if call.returned:
         outcome = f" -> {call.retval!r}"
     elif call.inlined:

@@ -194,8 +194,9 @@ class Tracer:
                 executable_fd=pinned.fd,
             )
             self._live.append(held)
-            session.attach(held.pid, path=pinned.path)
+            session.attach(held.pid, path=pinned.path, before_exec=True)
             held.release()
+            session.started()  # USDT semaphores: attached at the entry point
             finished = held.wait(data, timeout)
             held.kill()  # anything the target left running in its process group
             session.finish()

@@ -287,11 +287,19 @@ static __always_inline int on_hit(struct pt_regs *ctx, u32 index) {
 int site_any(struct pt_regs *ctx) {
     return on_hit(ctx, (u32)bpf_get_attach_cookie(ctx));
 }
+
+/* At the target's entry point, once: stop it (SIGSTOP), so probes whose USDT semaphore the
+ * kernel must find in the process's final mappings attach before its code runs. */
+int stop_at_entry(struct pt_regs *ctx) {
+    bpf_send_signal(19);
+    return 0;
+}
 """
 
 _WRAPPER = "int site_{0}(struct pt_regs *ctx) {{ return on_hit(ctx, {0}); }}\n"
 ANY_SITE = "site_any"  # the function uprobe_multi links attach
 FOLLOW_FORK, FOLLOW_FREE = "follow_fork", "follow_free"  # raw tracepoint programs
+STOP_AT_ENTRY = "stop_at_entry"  # see session.Session.started
 
 
 def capacity(sites: int) -> int:

@@ -11,9 +11,11 @@ import ctypes as ct
 import os
 import platform
 import re
+import signal
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -60,6 +62,7 @@ class _Loaded:
         self.links: list[int] = []  # uprobe_multi link fds of the current run
         self.linked = False  # a link was made once: the kernel supports them
         self.fork_tracepoints = False  # follow_fork/follow_free attached: a run follows
+        self.stop_event: bytes | None = None  # the perf uprobe of `stop_at_entry`, if attached
         self.bpf: Any = None
         self._compile(per_site_functions=not _kernel_has_uprobe_multi())
 
@@ -132,16 +135,27 @@ class _Loaded:
         for tracepoint, function in tracepoints:
             self.bpf.attach_raw_tracepoint(tp=tracepoint, fn_name=function.encode())
 
-    def attach(self, plan: ProbePlan, pid: int, record: bool, path: str | None = None) -> None:
+    def attach(
+        self,
+        plan: ProbePlan,
+        pid: int,
+        record: bool,
+        path: str | None = None,
+        semaphores: bool | None = None,
+    ) -> None:
         """Attach the sites of `plan` (only the entries when not recording) for process `pid`
         (0: every process; a BPF-side filter decides), through `path` (default: the plan's
-        binary; a /proc/self/fd/N path pins the very file that was resolved)."""
+        binary; a /proc/self/fd/N path pins the very file that was resolved). `semaphores`:
+        only the sites with a USDT semaphore (True), only those without (False), all (None)."""
         path_bytes = (path or str(plan.binary.path)).encode()
         wanted = [
             (number, site)
             for number, site in enumerate(plan.sites)
-            if record or site.kind.starts_a_call
+            if (record or site.kind.starts_a_call)
+            and (semaphores is None or bool(site.semaphore) == semaphores)
         ]
+        if not wanted:
+            return
         if self.multi:
             try:
                 self._attach_links(plan, wanted, pid, path_bytes)
@@ -163,7 +177,12 @@ class _Loaded:
             if chosen:
                 offsets = [self._file_offset(plan, path, s.address) for _, s in chosen]
                 cookies = [n for n, _ in chosen]
-                self.links.append(_link_uprobe_multi(prog_fd, path, offsets, cookies, pid, returns))
+                # A USDT semaphore: the kernel increments it in the process while the
+                # probe is attached, and decrements it on detach.
+                semaphores = [s.semaphore or 0 for _, s in chosen]
+                self.links.append(
+                    _link_uprobe_multi(prog_fd, path, offsets, cookies, pid, returns, semaphores)
+                )
         self.linked = True
 
     def _file_offset(self, plan: ProbePlan, path: bytes, address: int) -> int:
@@ -178,6 +197,9 @@ class _Loaded:
         self, plan: ProbePlan, wanted: list[tuple[int, Site]], pid: int, path: bytes
     ) -> None:
         for number, site in wanted:
+            if site.semaphore:
+                self._attach_perf_semaphore(number, site, pid, path)
+                continue
             attach = (
                 self.bpf.attach_uretprobe
                 if site.kind is SiteKind.URETPROBE
@@ -189,6 +211,42 @@ class _Loaded:
                 fn_name=program.function_name(number).encode(),
                 pid=pid or -1,
             )
+
+    def stop_at_entry(self, plan: ProbePlan, pid: int, path: str | None) -> None:
+        """A uprobe at the binary's entry point, for process `pid` only, that stops it."""
+        path_bytes = (path or str(plan.binary.path)).encode()
+        bpf = self.bpf
+        function = bpf.load_func(program.STOP_AT_ENTRY.encode(), self.bcc.BPF.KPROBE)
+        entry = int(plan.binary.elf["e_entry"])
+        checked, address = bpf._check_path_symbol(path_bytes, b"", entry, pid, 0)
+        event = bpf._get_uprobe_evname(b"p", checked, address, pid)
+        attach = _attach_uprobe_with_counter(self.bcc.lib)
+        fd = attach(function.fd, 0, event, checked, address, pid, 0)
+        if fd < 0:
+            raise OSError(ct.get_errno(), f"uprobe at the entry point {entry:#x}")
+        bpf._add_uprobe_fd(event, fd)  # `detach` closes it, whatever happens
+        self.stop_event = event
+
+    def unstop(self) -> None:
+        event, self.stop_event = self.stop_event, None
+        if event is not None and event in self.bpf.uprobe_fds:
+            self.bcc.lib.bpf_close_perf_event_fd(self.bpf.uprobe_fds[event])
+            self.bpf._del_uprobe_fd(event)
+
+    def _attach_perf_semaphore(self, number: int, site: Site, pid: int, path: bytes) -> None:
+        """A perf uprobe with a reference counter (a USDT semaphore): the kernel increments
+        it while attached. BCC's Python attach_uprobe passes no counter, so libbcc's
+        bpf_attach_uprobe is called with its seventh argument, ref_ctr_offset; the fd is
+        registered with BCC as attach_uprobe would, so `detach` closes it."""
+        bpf = self.bpf
+        function = bpf.load_func(program.function_name(number).encode(), self.bcc.BPF.KPROBE)
+        checked, address = bpf._check_path_symbol(path, b"", site.address, pid or -1, 0)
+        event = bpf._get_uprobe_evname(b"p", checked, address, pid or -1)
+        attach = _attach_uprobe_with_counter(self.bcc.lib)
+        fd = attach(function.fd, 0, event, checked, address, pid or -1, site.semaphore)
+        if fd < 0:
+            raise OSError(ct.get_errno(), f"uprobe with a USDT semaphore at {site.address:#x}")
+        bpf._add_uprobe_fd(event, fd)
 
     def reset(self, plan: ProbePlan, record: bool) -> None:
         """Make the program what a fresh one for `plan` would be: zero counters, this plan's
@@ -290,8 +348,25 @@ class _UprobeMultiAttr(ct.Structure):
 _libc: Any = None
 
 
+def _attach_uprobe_with_counter(lib: Any) -> Any:
+    """libbcc's `int bpf_attach_uprobe(int progfd, enum bpf_probe_attach_type, const char
+    *ev_name, const char *binary_path, uint64_t offset, pid_t pid, uint32_t ref_ctr_offset)`,
+    declared with all seven arguments (BCC's Python declares six)."""
+    prototype = ct.CFUNCTYPE(
+        ct.c_int, ct.c_int, ct.c_int, ct.c_char_p, ct.c_char_p, ct.c_ulonglong, ct.c_int,
+        ct.c_uint32, use_errno=True,
+    )  # fmt: skip
+    return prototype(("bpf_attach_uprobe", lib))
+
+
 def _link_uprobe_multi(
-    prog_fd: int, path: bytes, offsets: list[int], cookies: list[int], pid: int, returns: bool
+    prog_fd: int,
+    path: bytes,
+    offsets: list[int],
+    cookies: list[int],
+    pid: int,
+    returns: bool,
+    semaphores: list[int] | None = None,
 ) -> int:
     """One BPF link attaching `prog_fd` at every file offset of `path`, for process `pid` only;
     each offset's cookie is its site number. Raises OSError if the kernel refuses."""
@@ -303,12 +378,14 @@ def _link_uprobe_multi(
     offset_array = (ct.c_uint64 * count)(*offsets)
     cookie_array = (ct.c_uint64 * count)(*cookies)
     path_buffer = ct.create_string_buffer(path)
+    semaphore_array = (ct.c_uint64 * count)(*semaphores) if semaphores and any(semaphores) else None
     attr = _UprobeMultiAttr(
         prog_fd=prog_fd,
         attach_type=BPF_TRACE_UPROBE_MULTI,
         path=ct.addressof(path_buffer),
         offsets=ct.addressof(offset_array),
         cookies=ct.addressof(cookie_array),
+        ref_ctr_offsets=ct.addressof(semaphore_array) if semaphore_array is not None else 0,
         cnt=count,
         multi_flags=BPF_F_UPROBE_MULTI_RETURN if returns else 0,
         pid=pid,
@@ -376,6 +453,26 @@ def release_programs() -> None:
 atexit.register(release_programs)
 
 
+STOP_TIMEOUT = 10.0  # seconds a released process may take to reach its entry point
+
+
+def _wait_stopped(pid: int, timeout: float) -> bool | None:
+    """True once `pid` is stopped, False if it ended first, None on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        state = stat.rsplit(")", 1)[1].split()[0]
+        if state in ("T", "t"):
+            return True
+        if state in ("Z", "X"):
+            return False
+        time.sleep(0.0005)
+    return None
+
+
 def _interruptible(load: Any, *args: Any) -> Any:
     """Call `load` again when the verifier gave up because a signal arrived (EAGAIN): a
     SIGCHLD from a finished subprocess of the test is enough to interrupt a long load."""
@@ -409,6 +506,7 @@ class Session:
         self._poller: threading.Thread | None = None
         self._stop = threading.Event()
         self._closed = False
+        self._deferred: tuple[int, str | None] | None = None  # see attach(before_exec=True)
         bcc = load_bcc()
         _set_kernel_source()
         capacity = program.capacity(len(plan.sites))
@@ -436,14 +534,31 @@ class Session:
     def _bpf(self) -> Any:
         return self._program.bpf if self._program is not None else None
 
-    def attach(self, pid: int, *, path: str | None = None) -> None:
+    def attach(self, pid: int, *, path: str | None = None, before_exec: bool = False) -> None:
         """Attach for process `pid` (and, with follow_children, every process it forks),
-        through `path` if given (see _Loaded.attach)."""
+        through `path` if given (see _Loaded.attach). `before_exec`: the process has not
+        exec'd the binary yet; then call `started` once it is released."""
         assert self._program is not None
         if self.follow_children:
             self._program.follow(pid)
+        # The kernel places a USDT semaphore (a uprobe's reference counter) in the first
+        # writable mapping of the file that covers its file offset. Before the dynamic
+        # loader write-protects the RELRO segment, that can be the RELRO segment's last
+        # page rather than the data segment sharing that file page: the program would then
+        # run with its semaphore 0. So semaphore sites attach once the process stands at
+        # its entry point, after the loader (see `started`).
+        defer = before_exec and any(site.semaphore for site in self.plan.sites)
+        self._deferred = (pid, path) if defer else None
         try:
-            self._program.attach(self.plan, 0 if self.follow_children else pid, self.record, path)
+            self._program.attach(
+                self.plan,
+                0 if self.follow_children else pid,
+                self.record,
+                path,
+                semaphores=False if defer else None,
+            )
+            if defer:
+                self._program.stop_at_entry(self.plan, pid, path)
         except Exception as exc:
             raise PrerequisiteError(
                 "uprobes the kernel accepts",
@@ -453,6 +568,36 @@ class Session:
         if self.record:
             self._poller = threading.Thread(target=self._poll, name="uprobe-events", daemon=True)
             self._poller.start()
+
+    def started(self, timeout: float = STOP_TIMEOUT) -> None:
+        """After a process attached `before_exec` was released: wait until it stops at its
+        entry point, attach the sites with USDT semaphores, and let it go on."""
+        deferred, self._deferred = self._deferred, None
+        if deferred is None or self._program is None:
+            return
+        pid, path = deferred
+        stopped = _wait_stopped(pid, timeout)
+        try:
+            if stopped:
+                target = 0 if self.follow_children else pid
+                self._program.attach(self.plan, target, self.record, path, semaphores=True)
+        except Exception as exc:
+            raise PrerequisiteError(
+                "uprobes the kernel accepts",
+                f"attaching the USDT probes in {self.plan.binary.path} failed: {exc}",
+                "run `pytest-uprobe doctor`; check that the binary is on a local filesystem",
+            ) from None
+        finally:
+            self._program.unstop()
+            if stopped:
+                os.kill(pid, signal.SIGCONT)
+        if stopped is None:
+            raise PrerequisiteError(
+                "uprobes the kernel accepts",
+                f"{self.plan.binary.path} did not reach its entry point within {timeout} s, "
+                "so its USDT semaphores could not be set",
+                "run `pytest-uprobe doctor`",
+            )
 
     def _poll(self) -> None:
         bpf = self._bpf

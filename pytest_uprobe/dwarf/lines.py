@@ -1,0 +1,579 @@
+"""Source lines -> the addresses where each execution of the line begins, and the variables
+DWARF says are in scope at an address.
+
+A line's code is every address whose line-table row is that line, plus the code of every
+call inlined *from* that line (DW_TAG_inlined_subroutine with that DW_AT_call_file and
+DW_AT_call_line): `total.wrapping_add(x)` in a dev build is line 33, then core's
+`wrapping_add` inlined, then line 33 again, and that is one execution, not two.
+
+An execution of the line starts when control arrives in the line's code from elsewhere:
+at an *entry point*, an instruction of the line with a predecessor outside it (the previous
+instruction falling through, a direct jump, a call when it is a function's first
+instruction; with a jump table in the function, a run of the line no known jump reaches).
+One uprobe per entry point counts executions, with these refinements:
+
+- An entry point from which straight-line code (calls allowed, no jump in or out) runs
+  into another entry point of the same run always reaches it: only the later one is probed,
+  so that path counts once.
+- A run of the line with no statement row (`is_stmt`) in it is left out: optimized code
+  scatters single instructions of a line, and a debugger never stops there either.
+- A run that only jumps on (an unconditional direct `jmp`) is left out: dev builds end
+  each branch of an `if` with such a jump, attributed to the `if`'s line, and passing it
+  is not another execution of the condition.
+
+- Code no path from the function's entry reaches (padding after a jump) is nobody's
+  predecessor.
+
+An entry point that can also be reached from inside the line (a loop written on one line)
+counts every arrival there: `LineEntry.loops_back` says so, and `pytest-uprobe lines`
+marks it. The scope of variables at an address (`scope_at`) is the second half of this
+module.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import code
+from ..elf import ElfBinary, Symbol
+from .index import Parameter, attr, referenced, unit_index, unit_offset_at
+from .types import type_of
+
+_TOMBSTONE = 0xFFFF_FFFF_FFFF_FFF0
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of a line table, covering [address, end)."""
+
+    address: int
+    end: int
+    file: str  # full path
+    line: int
+    is_stmt: bool
+
+
+@dataclass
+class _Unit:
+    offset: int
+    files: dict[int, str]  # file number -> full path
+    rows: list[Row] = field(default_factory=list)
+    read: bool = False
+
+
+_units_by_binary: dict[object, list[_Unit]] = {}
+
+
+def _units(binary: ElfBinary) -> list[_Unit]:
+    """Every compile unit with a line table, with its file table (rows are read lazily)."""
+    found = _units_by_binary.get(binary.identity)
+    if found is not None:
+        return found
+    disk = binary.cache("lines")  # file tables are plain data: kept for the next process
+    known = disk.get("units")
+    if isinstance(known, list):
+        found = [_Unit(offset, dict(files)) for offset, files in known]
+        _units_by_binary[binary.identity] = found
+        return found
+    found = []
+    if binary.has_dwarf:
+        dwarf = binary.dwarf
+        for cu in dwarf.iter_CUs():
+            program = dwarf.line_program_for_CU(cu)
+            if program is None:
+                continue
+            top = cu.get_top_DIE()
+            comp = top.attributes.get("DW_AT_comp_dir")
+            comp_dir = _text(comp.value) if comp is not None else ""
+            header = program.header
+            v5 = header.version >= 5
+            directories = [comp_dir] + [
+                os.path.join(comp_dir, _text(d)) for d in header.include_directory
+            ]
+            if v5:
+                directories = [os.path.join(comp_dir, _text(d)) for d in header.include_directory]
+            files: dict[int, str] = {}
+            for number, entry in enumerate(header.file_entry, start=0 if v5 else 1):
+                name = _text(entry.name)
+                directory = (
+                    directories[entry.dir_index] if entry.dir_index < len(directories) else ""
+                )
+                files[number] = os.path.normpath(os.path.join(directory, name))
+            found.append(_Unit(cu.cu_offset, files))
+    _units_by_binary[binary.identity] = found
+    disk.put("units", [(unit.offset, unit.files) for unit in found])
+    return found
+
+
+def _rows(binary: ElfBinary, unit: _Unit) -> list[Row]:
+    if unit.read:
+        return unit.rows
+    dwarf = binary.dwarf
+    program = dwarf.line_program_for_CU(dwarf.get_CU_at(unit.offset))
+    rows: list[Row] = []
+    previous: Any = None
+    for entry in program.get_entries():
+        state = entry.state
+        if state is None:
+            continue
+        if previous is not None and state.address > previous.address:
+            path = unit.files.get(previous.file)
+            if path is not None and 0 < previous.address < _TOMBSTONE:
+                rows.append(
+                    Row(previous.address, state.address, path, previous.line, previous.is_stmt)
+                )
+        previous = None if state.end_sequence else state
+    rows.sort(key=lambda r: r.address)
+    unit.rows, unit.read = rows, True
+    return rows
+
+
+def source_files(binary: ElfBinary) -> list[str]:
+    """The full path of every source file some line table names, sorted."""
+    return sorted({path for unit in _units(binary) for path in unit.files.values()})
+
+
+def match_file(binary: ElfBinary, wanted: str) -> list[str]:
+    """The source files `wanted` names: equal to it, or ending in `/wanted` (a path
+    relative to the crate, or any suffix). One answer means unambiguous."""
+    normal = os.path.normpath(wanted)
+    files = source_files(binary)
+    exact = [f for f in files if f == normal]
+    if exact:
+        return exact
+    return [f for f in files if f.endswith("/" + normal.lstrip("/"))]
+
+
+def similar_files(binary: ElfBinary, wanted: str, limit: int = 5) -> list[str]:
+    """Files with the same base name, for messages (then any of the binary's own files)."""
+    base = os.path.basename(wanted)
+    files = source_files(binary)
+    same = [f for f in files if os.path.basename(f) == base]
+    if same:
+        return same[:limit]
+    own = [f for f in files if not f.startswith(("/rustc/", "/rust/")) and "/.cargo/" not in f]
+    return own[:limit]
+
+
+def _file_units(binary: ElfBinary, path: str) -> Iterator[tuple[_Unit, set[int]]]:
+    for unit in _units(binary):
+        numbers = {n for n, f in unit.files.items() if f == path}
+        if numbers:
+            yield unit, numbers
+
+
+def line_ranges(binary: ElfBinary, path: str, line: int) -> tuple[list[tuple[int, int]], set[int]]:
+    """The code of `path:line` as sorted, merged [start, end) ranges, and the addresses where
+    a statement row (is_stmt) of that code begins."""
+    ranges: list[tuple[int, int]] = []
+    statements: set[int] = set()
+    by_line = _file_rows(binary, path)
+    for row in by_line.get(line, ()):
+        ranges.append((row.address, row.end))
+        if row.is_stmt:
+            statements.add(row.address)
+    for unit, numbers in _file_units(binary, path):
+        index = unit_index(binary, unit.offset)
+        called = [i for i in index.inlined if i[5] == line and i[4] in numbers]
+        if called:
+            cu = binary.dwarf.get_CU_at(unit.offset)
+            for inlined in called:
+                die = cu.get_DIE_from_refaddr(inlined[0])
+                for start, end in die_ranges(binary, die):
+                    ranges.append((start, end))
+                    statements.add(start)
+    return _merge(ranges), statements
+
+
+_rows_by_file: dict[tuple[object, str], dict[int, list[Row]]] = {}
+
+
+def _file_rows(binary: ElfBinary, path: str) -> dict[int, list[Row]]:
+    """The rows of `path`, by line (read once per binary and file)."""
+    key = (binary.identity, path)
+    found = _rows_by_file.get(key)
+    if found is None:
+        found = {}
+        for unit, _ in _file_units(binary, path):
+            for row in _rows(binary, unit):
+                if row.file == path:
+                    found.setdefault(row.line, []).append(row)
+        _rows_by_file[key] = found
+    return found
+
+
+def lines_with_code(binary: ElfBinary, path: str) -> dict[int, int]:
+    """Line number -> how many line-table rows of `path` hold code for it."""
+    found: dict[int, int] = {}
+    for unit, _ in _file_units(binary, path):
+        for row in _rows(binary, unit):
+            if row.file == path and row.line > 0:
+                found[row.line] = found.get(row.line, 0) + 1
+        index = unit_index(binary, unit.offset)
+        numbers = {n for n, f in unit.files.items() if f == path}
+        for inlined in index.inlined:
+            if inlined[4] in numbers and inlined[5]:
+                found.setdefault(int(inlined[5]), 0)
+                found[int(inlined[5])] += 1
+    return found
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(r for r in ranges if r[1] > r[0]):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def die_ranges(binary: ElfBinary, die: Any) -> list[tuple[int, int]]:
+    """The [start, end) code ranges of a subprogram, lexical block or inlined copy."""
+    low = die.attributes.get("DW_AT_low_pc")
+    high = die.attributes.get("DW_AT_high_pc")
+    if low is not None and high is not None:
+        start = int(low.value)
+        end = int(high.value) if high.form == "DW_FORM_addr" else start + int(high.value)
+        return [(start, end)] if 0 < start < _TOMBSTONE else []
+    ranges_attr = die.attributes.get("DW_AT_ranges")
+    if ranges_attr is None:
+        return []
+    cu = die.cu
+    base_attr = cu.get_top_DIE().attributes.get("DW_AT_low_pc")
+    base = int(base_attr.value) if base_attr is not None else 0
+    found: list[tuple[int, int]] = []
+    for entry in binary.dwarf.range_lists().get_range_list_at_offset(ranges_attr.value, cu=cu):
+        if hasattr(entry, "base_address"):
+            base = entry.base_address
+            continue
+        absolute = getattr(entry, "is_absolute", False)
+        start = entry.begin_offset if absolute else base + entry.begin_offset
+        end = entry.end_offset if absolute else base + entry.end_offset
+        if end > start and 0 < start < _TOMBSTONE:
+            found.append((int(start), int(end)))
+    return found
+
+
+@dataclass(frozen=True)
+class LineEntry:
+    """One address where executions of a line begin."""
+
+    address: int
+    host: Symbol  # the function symbol whose code holds it
+    loops_back: bool  # also reached from inside the line: every arrival counts
+
+
+def entry_points(binary: ElfBinary, path: str, line: int) -> list[LineEntry]:
+    """Where to probe `path:line` to count each execution once (see the module's doc)."""
+    ranges, statements = line_ranges(binary, path, line)
+    unattributed = _line_zero(binary, path)
+    by_host: dict[int, Symbol] = {}
+    for start, _ in ranges:
+        host = binary.function_containing(start)
+        if host is not None:
+            by_host[host.address] = host
+    found: list[LineEntry] = []
+    for host in by_host.values():
+        flows = _flows(binary, host)
+        if flows is None:
+            continue
+        found.extend(_host_entries(host, flows, ranges, unattributed, statements))
+    return sorted(found, key=lambda e: e.address)
+
+
+_flows_by_host: dict[tuple[object, int], list[code.Flow] | None] = {}
+
+
+def _flows(binary: ElfBinary, host: Symbol) -> list[code.Flow] | None:
+    key = (binary.identity, host.address)
+    if key not in _flows_by_host:
+        raw = binary.code(host.address, host.size)
+        _flows_by_host[key] = code.flows(raw, host.address) if raw is not None else None
+    return _flows_by_host[key]
+
+
+_zero_by_file: dict[tuple[object, str], list[tuple[int, int]]] = {}
+
+
+def _line_zero(binary: ElfBinary, path: str) -> list[tuple[int, int]]:
+    """Code the line tables of `path`'s units attribute to no line (line 0)."""
+    key = (binary.identity, path)
+    found = _zero_by_file.get(key)
+    if found is None:
+        found = []
+        for unit, _ in _file_units(binary, path):
+            found.extend((r.address, r.end) for r in _rows(binary, unit) if r.line == 0)
+        found = _merge(found)
+        _zero_by_file[key] = found
+    return found
+
+
+def _within(ranges: list[tuple[int, int]], address: int) -> bool:
+    i = bisect.bisect_right(ranges, (address, _TOMBSTONE)) - 1
+    return i >= 0 and ranges[i][0] <= address < ranges[i][1]
+
+
+def _host_entries(
+    host: Symbol,
+    flows: list[code.Flow],
+    ranges: list[tuple[int, int]],
+    unattributed: list[tuple[int, int]],
+    statements: set[int],
+) -> list[LineEntry]:
+    """The entry points of a line in one function. Code of no line (line 0) reached only
+    from the line is part of it (the greatest such set, by fixpoint)."""
+    indirect = any(f.indirect for f in flows)
+    live = _reachable(host, flows) if not indirect else {f.address for f in flows}
+    preds: dict[int, list[int]] = {f.address: [] for f in flows}
+    previous: code.Flow | None = None
+    for flow in flows:
+        # Padding after a jump (a `nop` before a loop head) never runs: it is no predecessor.
+        if previous is not None and previous.falls_through and previous.address in live:
+            preds[flow.address].append(previous.address)
+        if flow.target is not None and flow.target in preds and flow.address in live:
+            preds[flow.target].append(flow.address)
+        previous = flow
+    entry = -1  # a caller: outside everything
+    preds.setdefault(host.address, []).append(entry)
+    own = {f.address for f in flows if _within(ranges, f.address)}
+    zero = {f.address for f in flows if f.address not in own and _within(unattributed, f.address)}
+    changed = True
+    while changed:
+        changed = False
+        for address in list(zero):
+            if not preds[address] or any(p not in own and p not in zero for p in preds[address]):
+                zero.discard(address)
+                changed = True
+    member = own | zero
+    addresses = [f.address for f in flows]
+    entries: list[LineEntry] = []
+    run: list[int] = []
+    for n, flow in enumerate(flows + [code.Flow(host.end, 0, False, None)]):
+        if flow.address in member and (not run or addresses[n - 1] == run[-1]):
+            run.append(flow.address)
+            continue
+        if run:
+            entries.extend(
+                _run_entries(host, flows, addresses, run, preds, member, statements, indirect)
+            )
+        run = [flow.address] if flow.address in member else []
+    return entries
+
+
+def _reachable(host: Symbol, flows: list[code.Flow]) -> set[int]:
+    """The instructions control can reach from the function's entry (direct jumps only)."""
+    after = {a.address: b.address for a, b in zip(flows, flows[1:])}
+    by_address = {f.address: f for f in flows}
+    seen: set[int] = set()
+    todo = [host.address]
+    while todo:
+        address = todo.pop()
+        if address in seen or address not in by_address:
+            continue
+        seen.add(address)
+        flow = by_address[address]
+        if flow.falls_through and address in after:
+            todo.append(after[address])
+        if flow.target is not None:
+            todo.append(flow.target)
+    return seen
+
+
+def _run_entries(
+    host: Symbol,
+    flows: list[code.Flow],
+    addresses: list[int],
+    run: list[int],
+    preds: dict[int, list[int]],
+    member: set[int],
+    statements: set[int],
+    indirect: bool,
+) -> list[LineEntry]:
+    """The entry points of one run of consecutive instructions of the line."""
+    if not any(a in statements for a in run):
+        return []
+    by_address = {f.address: f for f in flows}
+    if all(by_address[a].target is not None and not by_address[a].falls_through for a in run):
+        return []  # only jumps on: the join after an `if`'s branches, which does no work
+    points = [a for a in run if any(p not in member for p in preds.get(a, ()))]
+    if not points and not preds.get(run[0]) and indirect:
+        points = [run[0]]  # reached only through a jump table (or by unwinding)
+    targets = {f.target for f in flows if f.target is not None} | set(points)
+    final: list[LineEntry] = []
+    merged: set[int] = set()
+    for n, point in enumerate(points):
+        following = points[n + 1] if n + 1 < len(points) else None
+        if following is not None and _straight(flows, addresses, point, following, targets):
+            merged.add(following)
+            continue
+        inside = [p for p in preds.get(point, ()) if p in member]
+        if point in merged:  # the fallthrough from the entry merged into this one is not a loop
+            inside = [p for p in inside if p != _previous(addresses, point)]
+        final.append(LineEntry(point, host, bool(inside)))
+    return final
+
+
+def _previous(addresses: list[int], address: int) -> int | None:
+    i = bisect.bisect_left(addresses, address)
+    return addresses[i - 1] if i > 0 else None
+
+
+def _straight(
+    flows: list[code.Flow], addresses: list[int], start: int, stop: int, targets: set[int]
+) -> bool:
+    """Control entering at `start` always reaches `stop` (calls return; no jump leaves, none
+    lands in between)."""
+    i = bisect.bisect_left(addresses, start)
+    while i < len(flows) and flows[i].address < stop:
+        flow = flows[i]
+        if flow.address != start and flow.address in targets:
+            return False
+        if not flow.falls_through or flow.target is not None or flow.indirect:
+            return False
+        i += 1
+    return i < len(flows) and flows[i].address == stop
+
+
+# -- variables in scope at an address ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The variables in scope at one address, innermost first shadowing outer ones, and the
+    frame base of the out-of-line function that holds the address."""
+
+    variables: tuple[Parameter, ...]
+    frame_base: Any
+    function: str | None  # the innermost function's DW_AT_name (inlined copies included)
+
+
+def scope_at(
+    binary: ElfBinary, address: int, path: str | None = None, line: int | None = None
+) -> Scope | None:
+    """What DWARF says is in scope at `address`: the formal parameters and variables of
+    the lexical blocks and function (or inlined copy) around it, up to the nearest function
+    boundary (an inlined copy's variables are its own, not its caller's). With `path` and
+    `line`: the scopes of that line, so a call inlined from the line (whose code runs
+    there) does not count as a scope of its own."""
+    if not binary.has_dwarf:
+        return None
+    offset = unit_offset_at(binary, address)
+    if offset is None:
+        return None
+    cu = binary.dwarf.get_CU_at(offset)
+    chain = _chain(binary, cu.get_top_DIE(), address)
+    if not chain:
+        return None
+    subprogram = next(d for d in chain if d.tag == "DW_TAG_subprogram")
+    if path is not None and line is not None:
+        numbers = {
+            n for u in _units(binary) if u.offset == offset for n, f in u.files.items() if f == path
+        }
+        for k, die in enumerate(chain):
+            if die.tag != "DW_TAG_inlined_subroutine":
+                continue
+            call_file = die.attributes.get("DW_AT_call_file")
+            call_line = die.attributes.get("DW_AT_call_line")
+            if (
+                call_line is not None
+                and call_line.value == line
+                and call_file is not None
+                and call_file.value in numbers
+            ):
+                chain = chain[:k]
+                break
+    innermost_function = next(
+        d for d in reversed(chain) if d.tag in ("DW_TAG_subprogram", "DW_TAG_inlined_subroutine")
+    )
+    start = chain.index(innermost_function)
+    seen: set[str] = set()
+    per_scope: list[list[Parameter]] = []
+    for scope in reversed(chain[start:]):  # innermost first: inner names shadow outer ones
+        own: list[Parameter] = []
+        for child in scope.iter_children():
+            if child.tag not in ("DW_TAG_variable", "DW_TAG_formal_parameter"):
+                continue
+            name_attr = attr(child, "DW_AT_name")
+            if name_attr is None:
+                continue
+            name = _text(name_attr.value)
+            if name in seen:
+                continue
+            seen.add(name)
+            own.append(Parameter(name, type_of(referenced(child, "DW_AT_type")), child))
+        per_scope.append(own)
+    variables = [v for own in reversed(per_scope) for v in own]  # declaration order
+    name_attr = attr(innermost_function, "DW_AT_name")
+    return Scope(
+        tuple(variables),
+        subprogram.attributes.get("DW_AT_frame_base"),
+        _text(name_attr.value) if name_attr is not None else None,
+    )
+
+
+_SCOPES = frozenset({"DW_TAG_subprogram", "DW_TAG_lexical_block", "DW_TAG_inlined_subroutine"})
+_CONTAINERS = frozenset(
+    {"DW_TAG_namespace", "DW_TAG_structure_type", "DW_TAG_enumeration_type", "DW_TAG_union_type"}
+)
+
+
+def _chain(binary: ElfBinary, top: Any, address: int) -> list[Any]:
+    """The scopes holding `address`, outermost first: the out-of-line subprogram, then the
+    lexical blocks and inlined copies inside it."""
+    stack = [top]
+    while stack:
+        die = stack.pop()
+        for child in die.iter_children():
+            if child.tag in _CONTAINERS:
+                stack.append(child)
+            elif child.tag == "DW_TAG_subprogram" and _covers(binary, child, address):
+                return _descend(binary, child, address)
+    return []
+
+
+def _descend(binary: ElfBinary, die: Any, address: int) -> list[Any]:
+    chain = [die]
+    while True:
+        for child in die.iter_children():
+            scope = child.tag in _SCOPES and child.tag != "DW_TAG_subprogram"
+            if scope and _covers(binary, child, address):
+                chain.append(child)
+                die = child
+                break
+        else:
+            return chain
+
+
+def _covers(binary: ElfBinary, die: Any, address: int) -> bool:
+    return any(start <= address < end for start, end in die_ranges(binary, die))
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def lines_in_range(binary: ElfBinary, start: int, end: int) -> set[tuple[str, int]]:
+    """The (file, line) pairs of the line-table rows in [start, end): a function's lines,
+    those of the code inlined into it included."""
+    offset = unit_offset_at(binary, start)
+    found: set[tuple[str, int]] = set()
+    for unit in _units(binary):
+        if unit.offset != offset:
+            continue
+        for row in _rows(binary, unit):
+            if start <= row.address < end and row.line > 0:
+                found.add((row.file, row.line))
+        cu = binary.dwarf.get_CU_at(unit.offset)
+        for inlined in unit_index(binary, unit.offset).inlined:
+            path = unit.files.get(inlined[4]) if inlined[4] is not None else None
+            if path is None or not inlined[5]:
+                continue
+            die = cu.get_DIE_from_refaddr(inlined[0])
+            if any(start <= low < end for low, _ in die_ranges(binary, die)):
+                found.add((path, int(inlined[5])))  # a line whose code is all inlined
+    return found

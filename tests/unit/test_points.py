@@ -1,0 +1,168 @@
+"""USDT argument specs and notes, and the entry points of a line over hand-made code flow:
+no root, no compiler."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_uprobe.code import Flow
+from pytest_uprobe.dwarf.lines import _host_entries
+from pytest_uprobe.dwarf.locations import Piece
+from pytest_uprobe.elf import Symbol
+from pytest_uprobe.points import is_point, split_line_probe
+from pytest_uprobe.usdt import parse_argument, parse_notes
+from pytest_uprobe.values import Unavailable
+
+
+@pytest.mark.parametrize(
+    ("spec", "size", "signed", "location"),
+    [
+        ("8@%rdi", 8, False, Piece(5, 0, 8, memory=False)),
+        ("-4@%eax", 4, True, Piece(0, 0, 4, memory=False)),
+        ("-4@%r13d", 4, True, Piece(13, 0, 4, memory=False)),
+        ("-4@-12(%rbp)", 4, True, Piece(6, -12, 4, memory=True)),
+        ("8@(%rsp)", 8, False, Piece(7, 0, 8, memory=True)),
+        ("8@$5", 8, False, 5),
+        ("-4@$-3", 4, True, -3),
+        ("%rsi", 8, False, Piece(4, 0, 8, memory=False)),
+    ],
+)
+def test_usdt_argument_specs(spec, size, signed, location):
+    argument = parse_argument(spec)
+    assert (argument.size, argument.signed, argument.location) == (size, signed, location)
+
+
+@pytest.mark.parametrize(
+    ("spec", "why"),
+    [
+        ("-8@8(%rax,%rdx,8)", "index * scale"),
+        ("4@counter(%rip)", "not supported"),
+        ("1@%ah", "high-byte"),
+        ("8@%xmm0", "not a general-purpose register"),
+        ("3@%rax", "3 bytes"),
+    ],
+)
+def test_usdt_argument_specs_that_cannot_be_read_say_why(spec, why):
+    location = parse_argument(spec).location
+    assert isinstance(location, Unavailable) and why in location.reason
+
+
+def _note(pc: int, base: int, semaphore: int, provider: str, name: str, args: str) -> bytes:
+    desc = (
+        pc.to_bytes(8, "little")
+        + base.to_bytes(8, "little")
+        + semaphore.to_bytes(8, "little")
+        + f"{provider}\0{name}\0{args}\0".encode()
+    )
+    owner = b"stapsdt\0"
+    pad = b"\0" * (-len(desc) % 4)
+    header = len(owner).to_bytes(4, "little") + len(desc).to_bytes(4, "little")
+    return header + (3).to_bytes(4, "little") + owner + desc + pad
+
+
+def test_usdt_notes_are_moved_by_the_prelink_difference_of_the_base():
+    data = _note(0x1000, 0x2000, 0x4000, "p", "a", "8@%rdi -4@$7") + _note(
+        0x1100, 0x2000, 0, "p", "b", ""
+    )
+    first, second = parse_notes(data, actual_base=0x2010)
+    assert (first.provider, first.name, first.address, first.semaphore) == (
+        "p",
+        "a",
+        0x1010,
+        0x4010,
+    )
+    assert [a.spec for a in first.arguments] == ["8@%rdi", "-4@$7"]
+    assert (second.name, second.address, second.semaphore, second.arguments) == ("b", 0x1110, 0, ())
+    (kept,) = parse_notes(_note(0x1000, 0, 0, "p", "a", ""), actual_base=None)
+    assert kept.address == 0x1000
+
+
+def test_probe_names_of_points():
+    assert split_line_probe("src/parser.rs:42") == ("src/parser.rs", 42)
+    assert split_line_probe("main.rs:7") == ("main.rs", 7)
+    assert is_point("usdt:myapp:request")
+    for name in ("zoo::fib", "main", "src/main.rs:0", "a::b:3", "<* as zoo::Shape>::area"):
+        assert not is_point(name), name
+
+
+HOST = Symbol("f", "crate::f", 0x100, 0x40, "function")
+
+
+def _entries(flows, ranges, zero=(), statements=None):
+    statements = {r[0] for r in ranges} if statements is None else statements
+    return [
+        (e.address, e.loops_back)
+        for e in _host_entries(HOST, flows, ranges, list(zero), statements)
+    ]
+
+
+def straight(*addresses):
+    return [Flow(a, 4, True, None) for a in addresses]
+
+
+def test_a_line_entered_once_and_interrupted_by_its_own_inlined_call_is_one_entry():
+    # 0x100-0x108 the previous line, 0x108-0x118 the line (its inlined callee merged in).
+    flows = straight(0x100, 0x104, 0x108, 0x10C, 0x110, 0x114) + [Flow(0x118, 1, False, None)]
+    assert _entries(flows, [(0x108, 0x118)]) == [(0x108, False)]
+
+
+def test_code_of_no_line_reached_only_from_the_line_joins_it():
+    # line: 0x100-0x108 (ends jmp 0x110); an unrelated line at 0x108-0x110 ends with a ret;
+    # line 0 at 0x110 falls into the line again at 0x114.
+    flows = [
+        Flow(0x100, 4, True, None),
+        Flow(0x104, 4, False, 0x110),
+        Flow(0x108, 4, True, None),
+        Flow(0x10C, 4, False, None),
+        Flow(0x110, 4, True, None),
+        Flow(0x114, 4, True, None),
+        Flow(0x118, 4, False, None),
+    ]
+    line = [(0x100, 0x108), (0x114, 0x11C)]
+    assert _entries(flows, line, zero=[(0x110, 0x114)]) == [(0x100, False)]
+    # Without the line-0 rule the second part would look entered from outside: two counts.
+    assert len(_entries(flows, line)) == 2
+
+
+def test_a_run_that_only_jumps_on_is_not_an_execution():
+    # the `if` line 0x100-0x108 branches to 0x10c; both branches end with a jump attributed
+    # to the `if` line (0x108 and 0x110), to the join at 0x114.
+    flows = [
+        Flow(0x100, 4, True, None),
+        Flow(0x104, 4, True, 0x10C),
+        Flow(0x108, 4, False, 0x114),
+        Flow(0x10C, 4, True, None),
+        Flow(0x110, 4, False, 0x114),
+        Flow(0x114, 4, False, None),
+    ]
+    line = [(0x100, 0x10C), (0x110, 0x114)]
+    assert _entries(flows, line) == [(0x100, False)]
+
+
+def test_a_part_reached_only_from_inside_the_line_is_not_an_entry():
+    # 0x100 the line, jo to 0x110 (a panic block of the same line) else falls on.
+    flows = [
+        Flow(0x100, 4, True, None),
+        Flow(0x104, 4, True, 0x110),
+        Flow(0x108, 4, True, None),
+        Flow(0x10C, 4, False, None),
+        Flow(0x110, 4, False, None),
+    ]
+    assert _entries(flows, [(0x100, 0x108), (0x110, 0x114)]) == [(0x100, False)]
+
+
+def test_a_loop_head_entered_from_outside_and_from_the_line_itself_is_marked():
+    # the line 0x104-0x10c: its head 0x104 is reached by fallthrough from outside and by a
+    # jump back from 0x108 (a loop written on one line).
+    flows = [
+        Flow(0x100, 4, True, None),
+        Flow(0x104, 4, True, None),
+        Flow(0x108, 4, True, 0x104),
+        Flow(0x10C, 4, False, None),
+    ]
+    assert _entries(flows, [(0x104, 0x10C)]) == [(0x104, True)]
+
+
+def test_a_run_without_a_statement_row_is_left_out():
+    flows = straight(0x100, 0x104, 0x108) + [Flow(0x10C, 1, False, None)]
+    assert _entries(flows, [(0x104, 0x108)], statements=set()) == []
