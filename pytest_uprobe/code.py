@@ -8,8 +8,9 @@ its frame, while a uretprobe's trampoline on any other frame turns a panic into 
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import capstone
@@ -200,3 +201,67 @@ def keeps_rdi(code: bytes, start: int) -> bool:
         if any(insn.reg_name(r) in _RDI_NAMES for r in written):
             return False
     return True
+
+
+@dataclass(frozen=True)
+class Flow:
+    """The control flow of one function's code, instruction by instruction: what each
+    instruction can be reached from (`preds`), and which instructions are padding (`nops`)."""
+
+    boundaries: tuple[int, ...]
+    preds: dict[int, tuple[int, ...]]  # address -> the instructions that fall or jump into it
+    nops: frozenset[int]
+    indirect_jumps: int  # jumps through a register or memory: targets unknown
+    # address -> the instruction as text, rip-relative operands made absolute: two equal
+    # texts do the same thing (`lock inc qword ptr [0x57910]`).
+    texts: dict[int, str] = field(default_factory=dict)
+
+
+_RIP_RELATIVE = re.compile(r"rip ([+-]) 0x([0-9a-f]+)")
+
+
+def _text(insn: capstone.CsInsn) -> str:
+    end = insn.address + insn.size
+
+    def absolute(found: re.Match[str]) -> str:
+        shift = int(found.group(2), 16)
+        return hex(end + shift if found.group(1) == "+" else end - shift)
+
+    return f"{insn.mnemonic} {_RIP_RELATIVE.sub(absolute, insn.op_str)}"
+
+
+def flow(code: bytes, start: int) -> Flow:
+    """Who reaches each instruction of [start, start + len(code)): the instruction before
+    it (unless that one is a jmp, a ret or a trap) and every direct jump to it."""
+    cs = _disassembler()
+    boundaries: list[int] = []
+    preds: dict[int, list[int]] = {}
+    nops: set[int] = set()
+    indirect = 0
+    falls: int | None = None
+    texts: dict[int, str] = {}
+    for insn in cs.disasm(code, start):
+        boundaries.append(insn.address)
+        texts[insn.address] = _text(insn)
+        if falls is not None:
+            preds.setdefault(insn.address, []).append(falls)
+        mnemonic = insn.mnemonic
+        if mnemonic.startswith("nop"):  # `nopl`, `cs nopw` and the like: padding
+            nops.add(insn.address)
+        groups = set(insn.groups)
+        falls = insn.address
+        if capstone.CS_GRP_RET in groups or mnemonic in ("jmp", "ud2", "int3", "hlt"):
+            falls = None
+        if capstone.CS_GRP_JUMP in groups:
+            target = _immediate_target(insn)
+            if target is None:
+                indirect += 1
+            else:
+                preds.setdefault(target, []).append(insn.address)
+    return Flow(
+        tuple(boundaries),
+        {k: tuple(v) for k, v in preds.items()},
+        frozenset(nops),
+        indirect,
+        texts,
+    )

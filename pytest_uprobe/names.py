@@ -139,3 +139,17 @@ def crate_of(path: str) -> str | None:
     `<zoo::Sq as zoo::Shape>::area` -> `zoo`); None when it is not plain (`*::fib`)."""
     found = _FIRST_CRATE.match(path)
     return found.group(1) if found else None
+
+
+_PATH_STARTS = re.compile(r"(?:\A|[<\s&(,\[])([A-Za-z_][A-Za-z0-9_]*)::")
+
+
+def crates_of(path: str) -> list[str]:
+    """Every crate a probe name or path spells, first one first: `crate_of`'s, then those
+    named inside it (`<* as geo::Shape>::area` -> ['geo']). Inlined copies of what it
+    matches can only sit in these crates' compile units."""
+    found = [crate] if (crate := crate_of(path)) is not None else []
+    for match in _PATH_STARTS.finditer(path):
+        if match.group(1) not in found:
+            found.append(match.group(1))
+    return found

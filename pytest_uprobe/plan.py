@@ -30,7 +30,7 @@ from .decode import (
 )
 from .decode import Copy as DataCopy
 from .dwarf import frames, index, locations
-from .dwarf.closures import LEGACY_CLOSURE, closure_aliases
+from .dwarf.closures import closure_aliases
 from .dwarf.inlined import InlinedSite, inlined_sites
 from .dwarf.locations import Cfa, Indirect, Location, Piece
 from .dwarf.types import SCALARS, RustType
@@ -188,7 +188,7 @@ def build_plan(
         for copy in sites.inlined:
             if copy.entry in copies_attached:
                 continue
-            copies_attached.add(copy.entry)
+            copies_attached.update(copy.entries or (copy.entry,))
             _plan_inlined(plan, probe, copy)
     binary.save_caches()  # what was resolved, for the next process (see diskcache)
     return plan
@@ -237,14 +237,16 @@ def resolve(
     found: dict[int, Symbol] = {}
     data_kind: str | None = None
     for symbol in binary.symbols:
-        if not (aliases or spelled(symbol.name)):
+        if not (spelled(symbol.name) or symbol.address in aliases):
             continue
-        alias = aliases.get(symbol.address) if aliases and LEGACY_CLOSURE in symbol.path else None
+        alias = aliases.get(symbol.address) if aliases else None
         if not (matches(symbol.path) or (alias is not None and matches(alias))):
             continue
         if symbol.kind != "function":
             data_kind = data_kind or symbol.kind
         elif symbol.size > 0:
+            if alias is not None:  # DWARF's name: `{closure#1}`, `largest::<u8>`
+                symbol = Symbol(symbol.name, alias, symbol.address, symbol.size, symbol.kind)
             found.setdefault(symbol.address, symbol)
     if not found:
         if data_kind is not None:
@@ -266,10 +268,8 @@ def resolve(
 
 
 def _closure_aliases(binary: ElfBinary, probe: str) -> dict[int, str]:
-    """For a name with a numbered closure (`zoo::main::{closure#0}`): the numbered paths of
-    the binary's legacy-mangled `{{closure}}` symbols, by address, taken from DWARF."""
-    if "{closure#" not in probe:
-        return {}
+    """The paths DWARF gives the binary's legacy-mangled closures and generic instances
+    (`zoo::main::{closure#0}`, `zoo::ident::<u8>`), by address."""
     crate = crate_of(probe)
     return closure_aliases(binary, crate) if crate is not None else {}
 
@@ -408,42 +408,52 @@ def _plan_function(plan: ProbePlan, probe: str, symbol: Symbol, ret_sites_only: 
 
 
 def _plan_inlined(plan: ProbePlan, probe: str, copy: InlinedSite) -> None:
-    """One INLINED site at the copy's entry, reading its parameters where DWARF puts them
-    there (the caller's frame base; the CFA from .eh_frame when the frame base needs it)."""
-    host = plan.binary.function_containing(copy.entry)
-    if host is None:
+    """An INLINED site wherever an execution of the copy begins (several for a copy that a
+    loop unrolled), each reading the parameters where DWARF puts them there (the caller's
+    frame base; the CFA from .eh_frame when the frame base needs it)."""
+    if copy.doubt is not None:
         raise UnreadableFunction(
             probe,
             plan.binary.path,
-            f"its copy inlined into {copy.describe()} lies outside every function symbol",
+            f"its copy inlined into {copy.describe()} cannot be counted exactly: {copy.doubt}",
             "probe the function it was inlined into instead",
         )
-    where = f"the copy inlined into {copy.describe()}"
-    entry, cfa = _probe_point(
-        plan.binary, shape_of(plan.binary, host, probe), copy.entry, probe, where
-    )
-    located = [(p.name, p.type, _locate(p, entry, copy.frame_base, cfa)) for p in copy.params]
-    params, pieces, derefs = _site_values(located, plan.caps)
-    returns = Value(
-        "return",
-        RustType("?", "unsupported", 0),
-        Unavailable(f"inlined into {copy.caller}: an inlined copy has no return to probe"),
-    )
-    symbol = Symbol("", copy.path, copy.entry, 0, "inlined")
     number = len(plan.functions)
-    plan.functions.append(
-        PlannedFunction(
-            probe,
-            symbol,
-            tuple(params),
-            returns,
-            ReturnMode.INLINED,
-            None,
-            arguments_known=copy.params_known,
-            inlined=copy,
+    sites: list[Site] = []
+    for address in copy.entries or (copy.entry,):
+        host = plan.binary.function_containing(address)
+        if host is None:
+            raise UnreadableFunction(
+                probe,
+                plan.binary.path,
+                f"its copy inlined into {copy.describe()} lies outside every function symbol",
+                "probe the function it was inlined into instead",
+            )
+        where = f"the copy inlined into {copy.describe()}"
+        entry, cfa = _probe_point(
+            plan.binary, shape_of(plan.binary, host, probe), address, probe, where
         )
-    )
-    plan.sites.append(Site(SiteKind.INLINED, entry, number, cfa, pieces, derefs=derefs))
+        located = [(p.name, p.type, _locate(p, entry, copy.frame_base, cfa)) for p in copy.params]
+        site_params, pieces, derefs = _site_values(located, plan.caps)
+        # One PlannedFunction per site: each site places the values in its own pieces.
+        sites.append(Site(SiteKind.INLINED, entry, number + len(sites), cfa, pieces, derefs=derefs))
+        plan.functions.append(
+            PlannedFunction(
+                probe,
+                Symbol("", copy.path, copy.entry, 0, "inlined"),
+                tuple(site_params),
+                Value(
+                    "return",
+                    RustType("?", "unsupported", 0),
+                    Unavailable(f"inlined into {copy.caller}: an inlined copy has no return to probe"),
+                ),
+                ReturnMode.INLINED,
+                None,
+                arguments_known=copy.params_known,
+                inlined=copy,
+            )
+        )
+    plan.sites.extend(sites)
 
 
 def _entry_point(info: index.FunctionInfo | None, shape: code.CodeShape) -> int:

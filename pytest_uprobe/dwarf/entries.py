@@ -1,0 +1,228 @@
+"""Where an inlined copy starts to run, once per execution, from DWARF and the code's flow.
+
+A `DW_TAG_inlined_subroutine` is one call site in the source, but not one stretch of code:
+a loop the optimizer unrolls four times puts four executions of the copy under one DIE
+(four ranges, or even several executions inside one range), while scheduling can split
+one execution over several ranges, and a range may begin with alignment padding that
+nothing runs. Neither "the lowest address" nor "every range start" counts executions.
+
+What does: the copy's first statement. Every instruction of the copy gets the source
+line of the copy it belongs to (the call line of a copy nested inside it, else the line
+table's line), and the smallest of these lines is the statement the body runs first.
+Each execution of the copy runs that statement once, so a probe goes at every place where
+control enters a run of that statement's instructions from elsewhere (from outside the
+copy, or from the copy's later statements, as in an unrolled loop). Padding (`nop`s) is
+transparent: a run is entered through it. A run that the copy's own code jumps back to
+(a loop inside the copy around its first statement) would count each iteration: such a
+copy is reported, not guessed.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .. import code
+from ..elf import ElfBinary
+
+Ranges = tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class CopyEntries:
+    """The probe addresses of one inlined copy: one hit of any of them is one execution."""
+
+    addresses: tuple[int, ...]
+    doubt: str | None = None  # why these addresses may count some executions twice
+
+
+def die_ranges(binary: ElfBinary, cu: Any, die: Any) -> Ranges:
+    """The [low, high) address ranges of a DIE, from low_pc/high_pc or DW_AT_ranges."""
+    attrs = die.attributes
+    low = attrs.get("DW_AT_low_pc")
+    high = attrs.get("DW_AT_high_pc")
+    if low is not None and high is not None and low.form == "DW_FORM_addr":
+        end = high.value if high.form == "DW_FORM_addr" else low.value + high.value
+        return ((int(low.value), int(end)),)
+    ranges_attr = attrs.get("DW_AT_ranges")
+    if ranges_attr is None:
+        return ()
+    base = cu.get_top_DIE().attributes.get("DW_AT_low_pc")
+    base_address = int(base.value) if base is not None else 0
+    found: list[tuple[int, int]] = []
+    for entry in binary.dwarf.range_lists().get_range_list_at_offset(ranges_attr.value, cu=cu):
+        if hasattr(entry, "base_address"):
+            base_address = entry.base_address
+        elif entry.begin_offset != entry.end_offset:
+            absolute = getattr(entry, "is_absolute", False)
+            shift = 0 if absolute else base_address
+            found.append((int(entry.begin_offset + shift), int(entry.end_offset + shift)))
+    return tuple(sorted(found))
+
+
+def copy_entries(binary: ElfBinary, cu: Any, die: Any, ranges: Ranges) -> CopyEntries:
+    """Where to probe the inlined copy `die` (of compile unit `cu`) covering `ranges`."""
+    live = tuple((lo, hi) for lo, hi in ranges if 0 < lo < _TOMBSTONE)
+    if not live:
+        return CopyEntries(())
+    nested = list(_nested_copies(binary, cu, die))
+    rows = _line_rows(binary, cu)
+    flows = [f for f in (_flow_of(binary, lo) for lo, _ in live) if f is not None]
+    if not flows:
+        return CopyEntries(tuple(lo for lo, _ in live[:1]))
+
+    def inside(address: int) -> bool:
+        return any(lo <= address < hi for lo, hi in live)
+
+    def line_of(address: int) -> int | None:
+        for nested_ranges, call_line in nested:
+            if any(lo <= address < hi for lo, hi in nested_ranges):
+                return call_line
+        i = bisect.bisect_right(rows[0], address) - 1
+        return rows[1][i] if i >= 0 else None
+
+    lines: dict[int, int | None] = {}
+    owner: dict[int, tuple[int, code.Flow]] = {}
+    for start, flow in flows:
+        for address in flow.boundaries:
+            if inside(address) and address not in flow.nops:
+                lines[address] = line_of(address)
+                owner[address] = (start, flow)
+    known = [line for line in lines.values() if line]
+    if not known:
+        return _range_starts(live, lines, owner, inside)
+    first = min(known)
+    entries: list[int] = []
+    doubts: list[int] = []
+    run_head: str | None = None  # the text of the first instruction of the current run
+    for address in sorted(lines):
+        if lines[address] != first:
+            continue
+        start, flow = owner[address]
+        preds = _preds(flow, address, start)
+        text = flow.texts.get(address)
+        if run_head is not None and text == run_head and preds and all(
+            p is not None and inside(p) and lines.get(p) == first for p in preds
+        ):
+            # The run repeats its first instruction (`lock inc [COUNTER]` three times in a
+            # row): the optimizer put the first statements of several executions side by
+            # side (a vectorized loop), so each repetition starts one.
+            entries.append(address)
+            continue
+        if not preds:
+            if flow.indirect_jumps:  # perhaps a jump table's target: an entry
+                entries.append(address)
+            continue  # nothing reaches it: dead code
+        if any(p is None or not (inside(p) and lines.get(p) == first) for p in preds):
+            entries.append(address)
+            run_head = text
+            if any(p is not None and inside(p) and p >= address for p in preds):
+                doubts.append(address)
+    doubt = None
+    if doubts:
+        doubt = (
+            f"the copy's own code jumps back to its first statement at {doubts[0]:#x} "
+            "(a loop inside the copy), so a probe there would count its iterations"
+        )
+    return CopyEntries(tuple(entries), doubt)
+
+
+_TOMBSTONE = 0xFFFF_FFFF_FFFF_FFF0
+
+
+def _range_starts(
+    live: Ranges,
+    lines: dict[int, int | None],
+    owner: dict[int, tuple[int, code.Flow]],
+    inside: Any,
+) -> CopyEntries:
+    """Without line information: the first instruction of each range that is reached from
+    outside the copy (ranges reached only from the copy's other ranges continue it)."""
+    entries: list[int] = []
+    for lo, hi in live:
+        first = next((a for a in sorted(lines) if lo <= a < hi), None)
+        if first is None:
+            continue
+        start, flow = owner[first]
+        preds = _preds(flow, first, start)
+        if not preds or any(p is None or not inside(p) for p in preds):
+            entries.append(first)
+    return CopyEntries(tuple(entries))
+
+
+def _preds(flow: code.Flow, address: int, start: int) -> list[int | None]:
+    """What reaches `address`, through any padding before it; None: the function's callers."""
+    found: list[int | None] = []
+    seen: set[int] = set()
+    stack = [address]
+    while stack:
+        at = stack.pop()
+        if at in seen:
+            continue
+        seen.add(at)
+        if at == start:
+            found.append(None)
+        for pred in flow.preds.get(at, ()):
+            if pred in flow.nops:
+                stack.append(pred)
+            else:
+                found.append(pred)
+    return found
+
+
+def _nested_copies(binary: ElfBinary, cu: Any, die: Any) -> Iterator[tuple[Ranges, int]]:
+    """The copies inlined directly into `die` (inside its lexical blocks too), with the line
+    of `die`'s body that calls each."""
+    stack = list(die.iter_children())
+    while stack:
+        child = stack.pop()
+        if child.tag == "DW_TAG_inlined_subroutine":
+            line = child.attributes.get("DW_AT_call_line")
+            if line is not None and line.value:
+                yield die_ranges(binary, cu, child), int(line.value)
+        elif child.tag == "DW_TAG_lexical_block":
+            stack.extend(child.iter_children())
+
+
+_rows: dict[tuple[object, int], tuple[list[int], list[int | None]]] = {}
+
+
+def _line_rows(binary: ElfBinary, cu: Any) -> tuple[list[int], list[int | None]]:
+    """The unit's line table as sorted (addresses, lines); None after a sequence ends."""
+    key = (binary.identity, cu.cu_offset)
+    found = _rows.get(key)
+    if found is not None:
+        return found
+    disk = binary.cache("main")
+    stored = disk.get(("line_rows", cu.cu_offset))
+    if stored is None:
+        pairs: list[tuple[int, int | None]] = []
+        program = binary.dwarf.line_program_for_CU(cu)
+        if program is not None:
+            for entry in program.get_entries():
+                state = entry.state
+                if state is None:
+                    continue
+                pairs.append((state.address, None if state.end_sequence else state.line))
+        pairs.sort(key=lambda p: p[0])
+        stored = ([p[0] for p in pairs], [p[1] for p in pairs])
+        disk.put(("line_rows", cu.cu_offset), stored)
+    _rows[key] = stored
+    return stored
+
+
+_flows: dict[tuple[object, int], tuple[int, code.Flow] | None] = {}
+
+
+def _flow_of(binary: ElfBinary, address: int) -> tuple[int, code.Flow] | None:
+    """The control flow of the function symbol holding `address`, and that function's start."""
+    host = binary.function_containing(address)
+    if host is None:
+        return None
+    key = (binary.identity, host.address)
+    if key not in _flows:
+        raw = binary.code(host.address, host.size)
+        _flows[key] = (host.address, code.flow(raw, host.address)) if raw is not None else None
+    return _flows[key]
