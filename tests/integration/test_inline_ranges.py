@@ -6,8 +6,13 @@ and closures. Every expected count comes from the program's own counters (`calls
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 import pytest
+
+from pytest_uprobe import Unavailable
+from pytest_uprobe.cli import symbol_rows
+from pytest_uprobe.elf import ElfBinary
 
 CRATE = "example_crates/inline_ranges"
 # One codegen unit per crate (release) and sixteen (release-cgu): copies whose abstract
@@ -19,7 +24,6 @@ def counted(stdout: str, name: str) -> int:
     return int(re.search(rf"^calls {name} (\d+)$", stdout, re.M).group(1))
 
 
-@pytest.mark.uprobe
 @pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("n", [3, 13])
 def test_every_execution_of_every_copy_counts_once(uprobe_trace, cargo_bin, profile, n):
@@ -39,7 +43,6 @@ def test_every_execution_of_every_copy_counts_once(uprobe_trace, cargo_bin, prof
     assert seen == expected
 
 
-@pytest.mark.uprobe
 @pytest.mark.parametrize("profile", PROFILES)
 def test_impl_globs_agree_with_each_other(uprobe_trace, cargo_bin, profile):
     exe = cargo_bin(CRATE, profile=profile)
@@ -54,7 +57,6 @@ def test_impl_globs_agree_with_each_other(uprobe_trace, cargo_bin, profile):
     assert sum(by_impl[g].call_count for g in globs) == total
 
 
-@pytest.mark.uprobe
 @pytest.mark.parametrize("profile", PROFILES)
 def test_the_unrolled_copy_reads_each_command(uprobe_trace, cargo_bin, profile):
     n = 21
@@ -66,3 +68,44 @@ def test_the_unrolled_copy_reads_each_command(uprobe_trace, cargo_bin, profile):
     assert sorted(c.kwargs["cmd"] for c in trace["inline_ranges::execute"].calls) == [
         n, n + 1, n + 2, n + 3
     ]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_generic_instances_by_dwarf_names_with_their_parameters(uprobe_trace, cargo_bin, profile):
+    exe = cargo_bin(CRATE, profile=profile)
+    probes = ["inline_ranges::largest::<u8>", "inline_ranges::largest::<u32>"]
+    trace = uprobe_trace.run([exe, "5"], probes=probes)
+    # main calls each instance once (largest_u8, largest_u32); the counter sums both.
+    assert [trace[p].call_count for p in probes] == [1, 1]
+    assert counted(trace.stdout, "largest") == 2
+    printed = {"u8": [3, 9, 4], "u32": [30, 90, 40, 7]}
+    for probe in probes:
+        (call,) = trace[probe].calls
+        # DWARF lists `items` for every copy: never `()`; a part it cannot give is Unavailable.
+        assert list(call.kwargs) == ["items"]
+        items = call.kwargs["items"]
+        if not isinstance(items, Unavailable):
+            assert list(items) == printed[probe.rsplit("<", 1)[1].rstrip(">")]
+
+
+def test_symbols_lists_each_generic_instance_and_numbered_closure_under_legacy_mangling(
+    cargo_bin,
+):
+    binary = ElfBinary.open(cargo_bin("example_crates/zoo", profile="release"))
+    assert any(s.name.startswith("_ZN") for s in binary.functions)  # legacy mangling
+    paths = [row.path for row in symbol_rows(binary, "zoo::*")]
+    assert {"zoo::ident::<u8>", "zoo::ident::<i32>", "zoo::ident::<u64>"} <= set(paths)
+    assert {"zoo::main::{closure#0}", "zoo::main::{closure#1}"} <= set(paths)
+    assert not [p for p in paths if "{{closure}}" in p]
+
+
+@pytest.mark.parametrize("profile", ["dev", "release"])
+def test_the_call_log_names_closures_as_dwarf_numbers_them(uprobe_trace, cargo_bin, profile):
+    exe = cargo_bin("example_crates/zoo", profile=profile)
+    trace = uprobe_trace.run([exe, "3"], probes=["zoo::main::*"])
+    paths = Counter(c.path for c in trace["zoo::main::*"].calls)
+    for number in (0, 1):
+        name = f"zoo::main::{{closure#{number}}}"
+        assert paths[name] == counted(trace.stdout, re.escape(name))
+    assert not [p for p in paths if "{{closure}}" in p]
+    assert "{{closure}}" not in trace.log()
