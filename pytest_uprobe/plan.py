@@ -420,6 +420,7 @@ def _plan_inlined(plan: ProbePlan, probe: str, copy: InlinedSite) -> None:
         )
     number = len(plan.functions)
     sites: list[Site] = []
+    no_return = f"inlined into {copy.caller}: an inlined copy has no return to probe"
     for address in copy.entries or (copy.entry,):
         host = plan.binary.function_containing(address)
         if host is None:
@@ -442,11 +443,7 @@ def _plan_inlined(plan: ProbePlan, probe: str, copy: InlinedSite) -> None:
                 probe,
                 Symbol("", copy.path, copy.entry, 0, "inlined"),
                 tuple(site_params),
-                Value(
-                    "return",
-                    RustType("?", "unsupported", 0),
-                    Unavailable(f"inlined into {copy.caller}: an inlined copy has no return to probe"),
-                ),
+                Value("return", RustType("?", "unsupported", 0), Unavailable(no_return)),
                 ReturnMode.INLINED,
                 None,
                 arguments_known=copy.params_known,

@@ -11,7 +11,6 @@ inlined copies the same way.
 
 from __future__ import annotations
 
-
 from ..elf import ElfBinary
 from ..names import crate_of
 from .index import unit_index, unit_offset_at

@@ -103,8 +103,11 @@ def copy_entries(binary: ElfBinary, cu: Any, die: Any, ranges: Ranges) -> CopyEn
         start, flow = owner[address]
         preds = _preds(flow, address, start)
         text = flow.texts.get(address)
-        if run_head is not None and text == run_head and preds and all(
-            p is not None and inside(p) and lines.get(p) == first for p in preds
+        if (
+            run_head is not None
+            and text == run_head
+            and preds
+            and all(p is not None and inside(p) and lines.get(p) == first for p in preds)
         ):
             # The run repeats its first instruction (`lock inc [COUNTER]` three times in a
             # row): the optimizer put the first statements of several executions side by

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..elf import ElfBinary
-from ..names import crate_of, crates_of, demangle, may_match
+from ..names import crates_of, demangle, may_match
 from .closures import indexed_segments, with_dwarf_names
 from .entries import copy_entries, die_ranges
 from .index import Parameter, crate_unit_offsets, origin_holder, parameters_of, unit_index
@@ -70,7 +70,16 @@ def inlined_sites(
 # One copy as plain data: (path, caller, entries, call file, call line, unit offset,
 # copy DIE offset, abstract origin offset, caller DIE offset, described, doubt).
 CopyRow = tuple[
-    str, str, tuple[int, ...], "str | None", "int | None", int, int, int, "int | None", bool,
+    str,
+    str,
+    tuple[int, ...],
+    "str | None",
+    "int | None",
+    int,
+    int,
+    int,
+    "int | None",
+    bool,
     "str | None",
 ]
 
@@ -98,7 +107,7 @@ def _find_copies(
     for unit_offset in units:
         unit = unit_index(binary, unit_offset)
         cu = None
-        for offset, origin, entry, ranges, call_file, call_line, caller in unit.inlined:
+        for offset, origin, entry, _, call_file, call_line, caller in unit.inlined:
             if origin not in abstract:
                 continue
             if entry is not None and (entry == 0 or entry >= _TOMBSTONE):

@@ -66,7 +66,10 @@ def test_the_unrolled_copy_reads_each_command(uprobe_trace, cargo_bin, profile):
     printed = int(re.search(r"^run_commands = (\d+)$", trace.stdout, re.M).group(1))
     assert printed == sum(3 * c + 1 for c in range(n, n + 4))
     assert sorted(c.kwargs["cmd"] for c in trace["inline_ranges::execute"].calls) == [
-        n, n + 1, n + 2, n + 3
+        n,
+        n + 1,
+        n + 2,
+        n + 3,
     ]
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-
 ZOO = "example_crates/zoo"
 V0 = "-C symbol-mangling-version=v0"
 ARG = "4"  # the zoo scales most of its call counts by this
