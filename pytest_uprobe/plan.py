@@ -127,6 +127,7 @@ class Site:
     derefs: tuple[Deref, ...] = ()  # copies from behind pointers, in order (a big event)
     save_reg: int | None = None  # ENTRY: the register to save for this frame's return site
     load_word: int | None = None  # RETURN: the word to fill with the register saved at entry
+    calls: int = 1  # INLINED: the executions one hit stands for (entries moved onto one probe)
 
 
 @dataclass
@@ -418,9 +419,9 @@ def _plan_inlined(plan: ProbePlan, probe: str, copy: InlinedSite) -> None:
             f"its copy inlined into {copy.describe()} cannot be counted exactly: {copy.doubt}",
             "probe the function it was inlined into instead",
         )
-    number = len(plan.functions)
-    sites: list[Site] = []
-    no_return = f"inlined into {copy.caller}: an inlined copy has no return to probe"
+    # Entries on instructions a uprobe refuses (`lock inc`) move to the next one that takes
+    # a probe; several entries of a vectorized loop can land on the same instruction.
+    moved: dict[int, tuple[Cfa, int]] = {}
     for address in copy.entries or (copy.entry,):
         host = plan.binary.function_containing(address)
         if host is None:
@@ -434,10 +435,25 @@ def _plan_inlined(plan: ProbePlan, probe: str, copy: InlinedSite) -> None:
         entry, cfa = _probe_point(
             plan.binary, shape_of(plan.binary, host, probe), address, probe, where
         )
-        located = [(p.name, p.type, _locate(p, entry, copy.frame_base, cfa)) for p in copy.params]
+        moved[entry] = (cfa, moved[entry][1] + 1 if entry in moved else 1)
+    no_return = f"inlined into {copy.caller}: an inlined copy has no return to probe"
+    for entry, (cfa, calls) in moved.items():
+        if calls == 1:
+            located = [
+                (p.name, p.type, _locate(p, entry, copy.frame_base, cfa)) for p in copy.params
+            ]
+        else:
+            why = Unavailable(
+                f"{calls} executions of this copy share one probe point at {entry:#x} "
+                "(the instructions that start them cannot take a uprobe)"
+            )
+            located = [(p.name, p.type, why) for p in copy.params]
         site_params, pieces, derefs = _site_values(located, plan.caps)
         # One PlannedFunction per site: each site places the values in its own pieces.
-        sites.append(Site(SiteKind.INLINED, entry, number + len(sites), cfa, pieces, derefs=derefs))
+        number = len(plan.functions)
+        plan.sites.append(
+            Site(SiteKind.INLINED, entry, number, cfa, pieces, derefs=derefs, calls=calls)
+        )
         plan.functions.append(
             PlannedFunction(
                 probe,
@@ -450,7 +466,6 @@ def _plan_inlined(plan: ProbePlan, probe: str, copy: InlinedSite) -> None:
                 inlined=copy,
             )
         )
-    plan.sites.extend(sites)
 
 
 def _entry_point(info: index.FunctionInfo | None, shape: code.CodeShape) -> int:

@@ -118,11 +118,21 @@ def copy_entries(binary: ElfBinary, cu: Any, die: Any, ranges: Ranges) -> CopyEn
             if flow.indirect_jumps:  # perhaps a jump table's target: an entry
                 entries.append(address)
             continue  # nothing reaches it: dead code
-        if any(p is None or not (inside(p) and lines.get(p) == first) for p in preds):
+        if not any(p is None or not (inside(p) and lines.get(p) == first) for p in preds):
+            continue  # inside a run of the first statement
+        run_head = text
+        if _closes_a_loop(flow, address, inside, lambda a: lines.get(a) == first):
+            continue  # a rotated loop's latch inside the copy: one more iteration
+        if not any(p is not None and inside(p) and p >= address for p in preds):
             entries.append(address)
-            run_head = text
-            if any(p is not None and inside(p) and p >= address for p in preds):
-                doubts.append(address)
+            continue
+        # A loop inside the copy jumps back to its first statement: count the ways in from
+        # outside instead, where each is an instruction that always goes on to it.
+        ways_in = [p for p in preds if p is None or not inside(p)]
+        if ways_in and all(_always_into(flow, p, address) for p in ways_in):
+            entries.extend(p for p in ways_in if p is not None)
+        else:
+            doubts.append(address)
     doubt = None
     if doubts:
         doubt = (
@@ -153,6 +163,40 @@ def _range_starts(
         if not preds or any(p is None or not inside(p) for p in preds):
             entries.append(first)
     return CopyEntries(tuple(entries))
+
+
+def _closes_a_loop(flow: code.Flow, address: int, inside: Any, in_run: Any) -> bool:
+    """The run of first-statement instructions from `address` jumps back into the copy, to
+    `address` or before: it is the test at the bottom of a loop inside the copy."""
+    at: int | None = address
+    while at is not None and inside(at) and (at == address or in_run(at) or at in flow.nops):
+        target = flow.jumps.get(at)
+        if target is not None and inside(target) and target <= address:
+            return True
+        if at not in flow.falls:
+            return False
+        at = flow.next_of(at)
+    return False
+
+
+def _always_into(flow: code.Flow, pred: int | None, address: int) -> bool:
+    """`pred` runs exactly as often as control goes from it to `address`: an instruction
+    that falls through to it and jumps nowhere, or an unconditional jump to it. Not one a
+    uprobe refuses (LOCK-prefixed): the probe would move onto `address` itself."""
+    if pred is None or flow.texts.get(pred, "").startswith("lock"):
+        return False
+    target = flow.jumps.get(pred)
+    if target is None:
+        return pred in flow.falls and _lands_on(flow, pred, address)
+    return target == address and pred not in flow.falls
+
+
+def _lands_on(flow: code.Flow, pred: int, address: int) -> bool:
+    """Falling from `pred` reaches `address`, through padding only."""
+    at = flow.next_of(pred)
+    while at is not None and at != address and at in flow.nops:
+        at = flow.next_of(at)
+    return at == address
 
 
 def _preds(flow: code.Flow, address: int, start: int) -> list[int | None]:

@@ -34,6 +34,8 @@ def test_every_execution_of_every_copy_counts_once(uprobe_trace, cargo_bin, prof
         "inline_ranges::count_small::{closure#0}": "filter",  # a closure only inlined
         "inline_ranges::mapped::{closure#0}": "map",
         "inline_ranges::largest": "largest",
+        "inline_ranges::sum_to": "sum_to",  # a loop inside the copy
+        "inline_ranges::count_down": "count_down",  # a loop that is the copy's first statement
         "inline_ranges::geo::total_area": "total_area",  # another module, inlined into main
         "<* as inline_ranges::geo::Shape>::area": "area",  # a glob over trait impls
     }

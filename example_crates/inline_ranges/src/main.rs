@@ -14,6 +14,38 @@ static HELPER_CALLS: AtomicU64 = AtomicU64::new(0);
 static FILTER_CALLS: AtomicU64 = AtomicU64::new(0);
 static LARGEST_CALLS: AtomicU64 = AtomicU64::new(0);
 static MAP_CALLS: AtomicU64 = AtomicU64::new(0);
+static SUM_TO_CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// A loop inside the copy, around a statement that is not its first.
+#[inline(always)]
+fn sum_to(n: u64) -> u64 {
+    SUM_TO_CALLS.fetch_add(1, Ordering::Relaxed);
+    let mut s = 0u64;
+    for i in 0..black_box(n) {
+        s = s.wrapping_add(black_box(i));
+    }
+    s
+}
+
+/// A loop inside the copy whose first statement is the loop itself.
+#[inline(always)]
+fn count_down(mut n: u64) -> u64 {
+    let mut steps = 0;
+    while black_box(n) > 0 {
+        n /= 2;
+        steps += 1;
+    }
+    steps
+}
+
+#[inline(never)]
+fn loops_inside(n: u64) -> u64 {
+    let mut acc = sum_to(n);
+    for i in 0..n {
+        acc = acc.wrapping_add(sum_to(i)).wrapping_add(count_down(i));
+    }
+    acc.wrapping_add(count_down(acc))
+}
 
 #[inline(always)]
 fn execute(cmd: u64) -> u64 {
@@ -113,6 +145,7 @@ fn main() {
     let words = black_box([30u32, 90, 40, 7]);
     println!("largest_u32 = {}", largest_u32(&words));
     println!("mapped = {}", mapped(&values));
+    println!("loops_inside({n}) = {}", loops_inside(n));
 
     let rects = black_box(vec![Rect { w: 2, h: 3 }, Rect { w: 4, h: n }, Rect { w: 1, h: 1 }]);
     println!("total_area = {}", geo::total_area(&rects));
@@ -130,6 +163,9 @@ fn main() {
     println!("calls filter {}", FILTER_CALLS.load(Ordering::Relaxed));
     println!("calls largest {}", LARGEST_CALLS.load(Ordering::Relaxed));
     println!("calls map {}", MAP_CALLS.load(Ordering::Relaxed));
+    println!("calls sum_to {}", SUM_TO_CALLS.load(Ordering::Relaxed));
+    // count_down has no counter: it runs once per loop iteration plus once after.
+    println!("calls count_down {}", n + 1);
     println!("calls area {}", geo::AREA_CALLS.load(Ordering::Relaxed));
     println!("calls total_area {}", geo::TOTAL_CALLS.load(Ordering::Relaxed));
 }
