@@ -35,7 +35,7 @@ def test_refused_instructions(hex_bytes, refused):
 
 
 def test_a_refused_instruction_is_unprobeable_in_the_shape():
-    code = bytes.fromhex("c5fa6f07" "c5f970c1ee" "c3")
+    code = bytes.fromhex("c5fa6f07c5f970c1eec3")
     shape = analyze(code, 0x1000)
     assert shape.unprobeable == {0x1000}
     assert shape.probe_point(0x1000) == 0x1004
