@@ -263,6 +263,8 @@ class Flow:
     # texts do the same thing (`lock inc qword ptr [0x57910]`).
     texts: dict[int, str] = field(default_factory=dict)
     jumps: dict[int, int] = field(default_factory=dict)  # direct jump -> its target
+    indirect_sources: tuple[int, ...] = ()  # the jumps through a register or memory
+    calls: frozenset[int] = frozenset()  # call instructions
     falls: frozenset[int] = frozenset()  # instructions that may go on to the next one
 
     def next_of(self, address: int) -> int | None:
@@ -295,6 +297,8 @@ def flow(code: bytes, start: int) -> Flow:
     texts: dict[int, str] = {}
     jumps: dict[int, int] = {}
     falling: set[int] = set()
+    sources: list[int] = []
+    call_sites: set[int] = set()
     for insn in cs.disasm(code, start):
         boundaries.append(insn.address)
         texts[insn.address] = _text(insn)
@@ -309,10 +313,13 @@ def flow(code: bytes, start: int) -> Flow:
             falls = None
         else:
             falling.add(insn.address)
+        if capstone.CS_GRP_CALL in groups:
+            call_sites.add(insn.address)
         if capstone.CS_GRP_JUMP in groups:
             target = _immediate_target(insn)
             if target is None:
                 indirect += 1
+                sources.append(insn.address)
             else:
                 preds.setdefault(target, []).append(insn.address)
                 jumps[insn.address] = target
@@ -323,5 +330,7 @@ def flow(code: bytes, start: int) -> Flow:
         indirect,
         texts,
         jumps,
-        frozenset(falling),
+        indirect_sources=tuple(sources),
+        falls=frozenset(falling),
+        calls=frozenset(call_sites),
     )

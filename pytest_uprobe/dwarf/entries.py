@@ -94,35 +94,35 @@ def copy_entries(binary: ElfBinary, cu: Any, die: Any, ranges: Ranges) -> CopyEn
     if not known:
         return _range_starts(live, lines, owner, inside)
     first = min(known)
+
+    def is_first(address: int) -> bool:
+        return lines.get(address) == first
+
     entries: list[int] = []
     doubts: list[int] = []
-    run_head: str | None = None  # the text of the first instruction of the current run
+    heads: set[str] = set()  # the instructions that began the runs counted so far
     for address in sorted(lines):
         if lines[address] != first:
             continue
         start, flow = owner[address]
-        preds = _preds(flow, address, start)
-        text = flow.texts.get(address)
-        if (
-            run_head is not None
-            and text == run_head
-            and preds
-            and all(p is not None and inside(p) and lines.get(p) == first for p in preds)
-        ):
-            # The run repeats its first instruction (`lock inc [COUNTER]` three times in a
-            # row): the optimizer put the first statements of several executions side by
-            # side (a vectorized loop), so each repetition starts one.
-            entries.append(address)
-            continue
-        if not preds:
-            if flow.indirect_jumps:  # perhaps a jump table's target: an entry
-                entries.append(address)
+        origins = _origins(flow, start, address, inside, is_first)
+        text = flow.texts.get(address, "")
+        if not origins:
             continue  # nothing reaches it: dead code
-        if not any(p is None or not (inside(p) and lines.get(p) == first) for p in preds):
-            continue  # inside a run of the first statement
-        run_head = text
-        if _closes_a_loop(flow, address, inside, lambda a: lines.get(a) == first):
+        if _CONTINUES in origins and (_FRESH not in origins or text in heads):
+            if text in heads:
+                # The statement's first instruction again, straight after the statement
+                # (`lock inc [COUNTER]` three times: a vectorized loop put the first
+                # statements of several executions side by side): one more execution.
+                entries.append(address)
+            continue  # the same statement goes on (after caller code scheduled into it)
+        if _CONTINUES in origins:
+            doubts.append(address)  # reached both while the statement runs and afresh
+            continue
+        heads.add(text)
+        if _closes_a_loop(flow, address, inside, is_first):
             continue  # a rotated loop's latch inside the copy: one more iteration
+        preds = _preds(flow, address, start)
         if not any(p is not None and inside(p) and p >= address for p in preds):
             entries.append(address)
             continue
@@ -163,6 +163,45 @@ def _range_starts(
         if not preds or any(p is None or not inside(p) for p in preds):
             entries.append(first)
     return CopyEntries(tuple(entries))
+
+
+_FRESH, _CONTINUES = "fresh", "continues"
+
+
+def _origins(flow: code.Flow, start: int, address: int, inside: Any, is_first: Any) -> set[str]:
+    """How control can arrive at `address`, a first-statement instruction of the copy,
+    looking back through the caller's code in between (and padding) to the copy's own
+    instruction it comes from: `_FRESH` from the function's callers, from a later statement
+    of the copy (the next body of an unrolled loop), or around a loop (a backward jump on
+    the way); `_CONTINUES` straight on from a first-statement instruction (the statement
+    resumes after caller code the scheduler put in between, or through a jump table)."""
+    found: set[str] = set()
+    seen: set[tuple[int, bool]] = set()
+    stack = [(address, False)]
+    while stack:
+        at, looped = stack.pop()
+        if at == start:
+            found.add(_FRESH)
+        preds = flow.preds.get(at)
+        if not preds and at != start:
+            preds = flow.indirect_sources  # a jump table's target, perhaps
+        if preds and len(preds) > 1:
+            # A block that is jumped to and also follows a call: the call is most likely
+            # one that never returns (a panic), placed before the block by the layout.
+            jumped = [p for p in preds if p not in flow.calls]
+            preds = tuple(jumped) if jumped else preds
+        for pred in preds or ():
+            back = looped or pred >= at
+            if (pred, back) in seen:
+                continue
+            seen.add((pred, back))
+            if pred in flow.nops or not inside(pred):
+                stack.append((pred, back))
+            elif is_first(pred) and not back:
+                found.add(_CONTINUES)
+            else:
+                found.add(_FRESH)
+    return found
 
 
 def _closes_a_loop(flow: code.Flow, address: int, inside: Any, in_run: Any) -> bool:

@@ -114,3 +114,30 @@ def test_the_call_log_names_closures_as_dwarf_numbers_them(uprobe_trace, cargo_b
         assert paths[name] == counted(trace.stdout, re.escape(name))
     assert not [p for p in paths if "{{closure}}" in p]
     assert "{{closure}}" not in trace.log()
+
+
+@pytest.mark.parametrize("profile", ["release", "dev"])
+@pytest.mark.parametrize("mangling", ["legacy", "v0"])
+def test_async_bodies_by_either_name(uprobe_trace, cargo_bin, profile, mangling):
+    rustflags = "-C symbol-mangling-version=v0" if mangling == "v0" else None
+    exe = cargo_bin(CRATE, profile=profile, rustflags=rustflags)
+    # DWARF names an async fn's body `{async_fn#0}` and an async block `{async_block#2}`
+    # (closures, async fns and async blocks share one counter); v0 symbols spell both
+    # `{closure#N}`. Either spelling names the same function, in either mangling.
+    probes = [
+        "inline_ranges::fetch_double::{async_fn#0}",
+        "inline_ranges::fetch_double::{closure#0}",
+        "inline_ranges::main::{async_block#2}",
+        "inline_ranges::main::{closure#2}",
+    ]
+    # One run per spelling: two probes on one function in one run is issue 13's class 1.
+    traces = [uprobe_trace.run([exe, "6"], probes=[p]) for p in probes]
+    stdout = traces[0].stdout
+    # Each future is ready at its first poll: the body of fetch_double runs once per call
+    # (three printed calls, and one inside the async block), the async block once.
+    direct = len(re.findall(r"^fetch_double\(\d+\) = \d+$", stdout, re.M))
+    blocks = len(re.findall(r"^async block = \d+$", stdout, re.M))
+    assert (direct, blocks) == (3, 1)
+    counts = [trace[p].call_count for trace, p in zip(traces, probes)]
+    assert counts == [direct + blocks, direct + blocks, blocks, blocks]
+    assert all("{{closure}}" not in trace.log() for trace in traces)

@@ -4,8 +4,12 @@
 mod geo;
 
 use std::env;
+use std::future::Future;
 use std::hint::black_box;
+use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 
 use geo::{Rect, Shape, Square};
 
@@ -133,6 +137,31 @@ fn mapped(values: &[u64]) -> u64 {
         .sum()
 }
 
+/// An async fn: its body is a closure-like state machine, `{async_fn_env#0}` in DWARF.
+#[inline(never)]
+async fn fetch_double(x: u64) -> u64 {
+    black_box(x) * 2
+}
+
+struct Noop;
+
+impl Wake for Noop {
+    fn wake(self: Arc<Self>) {}
+}
+
+/// A minimal executor: polls a future that never waits until it is ready.
+#[inline(never)]
+fn block_on<F: Future>(future: F) -> F::Output {
+    let waker = Waker::from(Arc::new(Noop));
+    let mut context = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(value) = future.as_mut().poll(&mut context) {
+            return value;
+        }
+    }
+}
+
 fn main() {
     let n: u64 = env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(13);
     let cmds = black_box([n, n + 1, n + 2, n + 3]);
@@ -146,6 +175,11 @@ fn main() {
     println!("largest_u32 = {}", largest_u32(&words));
     println!("mapped = {}", mapped(&values));
     println!("loops_inside({n}) = {}", loops_inside(n));
+    for i in 0..3 {
+        println!("fetch_double({}) = {}", n + i, block_on(fetch_double(n + i)));
+    }
+    let doubled = block_on(async { fetch_double(n).await + 1 });
+    println!("async block = {doubled}");
 
     let rects = black_box(vec![Rect { w: 2, h: 3 }, Rect { w: 4, h: n }, Rect { w: 1, h: 1 }]);
     println!("total_area = {}", geo::total_area(&rects));
