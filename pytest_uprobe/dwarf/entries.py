@@ -39,20 +39,26 @@ class CopyEntries:
 
 
 def die_ranges(binary: ElfBinary, cu: Any, die: Any) -> Ranges:
-    """The [low, high) address ranges of a DIE, from low_pc/high_pc or DW_AT_ranges."""
+    """The [low, high) address ranges of a DIE, from low_pc/high_pc or DW_AT_ranges, in
+    DWARF 4 (addresses and .debug_ranges offsets) or DWARF 5 (indexes into .debug_addr
+    and .debug_rnglists as well) forms."""
     attrs = die.attributes
     low = attrs.get("DW_AT_low_pc")
     high = attrs.get("DW_AT_high_pc")
-    if low is not None and high is not None and low.form == "DW_FORM_addr":
-        end = high.value if high.form == "DW_FORM_addr" else low.value + high.value
-        return ((int(low.value), int(end)),)
+    if low is not None and high is not None:
+        start = _address(binary, cu, low)
+        if start is not None:
+            end = _address(binary, cu, high) if high.form in _ADDRESS_FORMS else None
+            return ((start, end if end is not None else start + int(high.value)),)
     ranges_attr = attrs.get("DW_AT_ranges")
-    if ranges_attr is None:
+    lists = binary.dwarf.range_lists()
+    if ranges_attr is None or lists is None:
         return ()
+    offset = int(ranges_attr.value)  # pyelftools resolves DW_FORM_rnglistx to an offset
     base = cu.get_top_DIE().attributes.get("DW_AT_low_pc")
-    base_address = int(base.value) if base is not None else 0
+    base_address = (_address(binary, cu, base) or 0) if base is not None else 0
     found: list[tuple[int, int]] = []
-    for entry in binary.dwarf.range_lists().get_range_list_at_offset(ranges_attr.value, cu=cu):
+    for entry in lists.get_range_list_at_offset(offset, cu=cu):
         if hasattr(entry, "base_address"):
             base_address = entry.base_address
         elif entry.begin_offset != entry.end_offset:
@@ -60,6 +66,24 @@ def die_ranges(binary: ElfBinary, cu: Any, die: Any) -> Ranges:
             shift = 0 if absolute else base_address
             found.append((int(entry.begin_offset + shift), int(entry.end_offset + shift)))
     return tuple(sorted(found))
+
+
+_ADDRESS_FORMS = frozenset(
+    {
+        "DW_FORM_addr",
+        "DW_FORM_addrx",
+        "DW_FORM_addrx1",
+        "DW_FORM_addrx2",
+        "DW_FORM_addrx3",
+        "DW_FORM_addrx4",
+        "DW_FORM_GNU_addr_index",
+    }
+)
+
+
+def _address(binary: ElfBinary, cu: Any, attr: Any) -> int | None:
+    """An address attribute's value (pyelftools resolves DW_FORM_addrx through .debug_addr)."""
+    return int(attr.value) if attr.form in _ADDRESS_FORMS else None
 
 
 def copy_entries(binary: ElfBinary, cu: Any, die: Any, ranges: Ranges) -> CopyEntries:
