@@ -93,6 +93,12 @@ def copy_entries(binary: ElfBinary, cu: Any, die: Any, ranges: Ranges) -> CopyEn
         return CopyEntries(())
     nested = list(_nested_copies(binary, cu, die))
     rows = _line_rows(binary, cu)
+    # Rows of other files belong to functions inlined deeper whose DIEs do not cover
+    # them (the optimizer moved the code): their line says nothing about the copy's own.
+    own = _decl_file(binary, die)
+    own_numbers = {
+        number for number in set(rows[2]) if own is None or file_name(binary, cu, number) == own
+    }
     flows = [f for f in (_flow_of(binary, lo) for lo, _ in live) if f is not None]
     if not flows:
         return CopyEntries(tuple(lo for lo, _ in live[:1]))
@@ -105,7 +111,8 @@ def copy_entries(binary: ElfBinary, cu: Any, die: Any, ranges: Ranges) -> CopyEn
             if any(lo <= address < hi for lo, hi in nested_ranges):
                 return call_line
         i = bisect.bisect_right(rows[0], address) - 1
-        return rows[1][i] if i >= 0 else None
+        # Line 0: code the compiler made up (no source line of its own).
+        return (rows[1][i] or None) if i >= 0 and rows[2][i] in own_numbers else None
 
     lines: dict[int, int | None] = {}
     owner: dict[int, tuple[int, code.Flow]] = {}
@@ -122,6 +129,9 @@ def copy_entries(binary: ElfBinary, cu: Any, die: Any, ranges: Ranges) -> CopyEn
     def is_first(address: int) -> bool:
         return lines.get(address) == first
 
+    def unplaced(address: int) -> bool:
+        return lines.get(address, 0) is None
+
     entries: list[int] = []
     doubts: list[int] = []
     heads: set[str] = set()  # the instructions that began the runs counted so far
@@ -129,10 +139,10 @@ def copy_entries(binary: ElfBinary, cu: Any, die: Any, ranges: Ranges) -> CopyEn
         if lines[address] != first:
             continue
         start, flow = owner[address]
-        origins = _origins(flow, start, address, inside, is_first)
+        origins = _origins(flow, start, address, inside, is_first, unplaced)
         text = flow.texts.get(address, "")
-        if not origins:
-            continue  # nothing reaches it: dead code
+        if not origins - {_LOOPS}:
+            continue  # nothing reaches it but a loop of its own: dead code
         if _CONTINUES in origins and (_FRESH not in origins or text in heads):
             if text in heads:
                 # The statement's first instruction again, straight after the statement
@@ -146,10 +156,10 @@ def copy_entries(binary: ElfBinary, cu: Any, die: Any, ranges: Ranges) -> CopyEn
         heads.add(text)
         if _closes_a_loop(flow, address, inside, is_first):
             continue  # a rotated loop's latch inside the copy: one more iteration
-        preds = _preds(flow, address, start)
-        if not any(p is not None and inside(p) and p >= address for p in preds):
+        if _LOOPS not in origins:
             entries.append(address)
             continue
+        preds = _preds(flow, address, start)
         # A loop inside the copy jumps back to its first statement: count the ways in from
         # outside instead, where each is an instruction that always goes on to it.
         ways_in = [p for p in preds if p is None or not inside(p)]
@@ -189,16 +199,19 @@ def _range_starts(
     return CopyEntries(tuple(entries))
 
 
-_FRESH, _CONTINUES = "fresh", "continues"
+_FRESH, _CONTINUES, _LOOPS = "fresh", "continues", "loops"
 
 
-def _origins(flow: code.Flow, start: int, address: int, inside: Any, is_first: Any) -> set[str]:
+def _origins(
+    flow: code.Flow, start: int, address: int, inside: Any, is_first: Any, unplaced: Any
+) -> set[str]:
     """How control can arrive at `address`, a first-statement instruction of the copy,
     looking back through the caller's code in between (and padding) to the copy's own
     instruction it comes from: `_FRESH` from the function's callers, from a later statement
-    of the copy (the next body of an unrolled loop), or around a loop (a backward jump on
-    the way); `_CONTINUES` straight on from a first-statement instruction (the statement
-    resumes after caller code the scheduler put in between, or through a jump table)."""
+    of the copy (the next body of an unrolled loop), or around a loop of the caller (a
+    backward jump on the way); `_CONTINUES` straight on from a first-statement instruction
+    (the statement resumes after caller code the scheduler put in between, or through a
+    jump table); `_LOOPS` by a jump back from the copy's own code (a loop inside it)."""
     found: set[str] = set()
     seen: set[tuple[int, bool]] = set()
     stack = [(address, False)]
@@ -215,12 +228,15 @@ def _origins(flow: code.Flow, start: int, address: int, inside: Any, is_first: A
             jumped = [p for p in preds if p not in flow.calls]
             preds = tuple(jumped) if jumped else preds
         for pred in preds or ():
+            if at == address and pred >= at and inside(pred) and pred not in flow.nops:
+                found.add(_LOOPS)
+                continue
             back = looped or pred >= at
             if (pred, back) in seen:
                 continue
             seen.add((pred, back))
-            if pred in flow.nops or not inside(pred):
-                stack.append((pred, back))
+            if pred in flow.nops or not inside(pred) or unplaced(pred):
+                stack.append((pred, back))  # caller code, padding, or code of no known line
             elif is_first(pred) and not back:
                 found.add(_CONTINUES)
             else:
@@ -282,6 +298,16 @@ def _preds(flow: code.Flow, address: int, start: int) -> list[int | None]:
     return found
 
 
+def _decl_file(binary: ElfBinary, die: Any) -> str | None:
+    """The file the copy's function is declared in, by its abstract origin."""
+    origin_attr = die.attributes.get("DW_AT_abstract_origin")
+    if origin_attr is None:
+        return None
+    origin = die.get_DIE_from_attribute("DW_AT_abstract_origin")
+    number = origin.attributes.get("DW_AT_decl_file")
+    return file_name(binary, origin.cu, number.value) if number is not None else None
+
+
 def _nested_copies(binary: ElfBinary, cu: Any, die: Any) -> Iterator[tuple[Ranges, int]]:
     """The copies inlined directly into `die` (inside its lexical blocks too), with the line
     of `die`'s body that calls each."""
@@ -296,29 +322,31 @@ def _nested_copies(binary: ElfBinary, cu: Any, die: Any) -> Iterator[tuple[Range
             stack.extend(child.iter_children())
 
 
-_rows: dict[tuple[object, int], tuple[list[int], list[int | None]]] = {}
+_rows: dict[tuple[object, int], tuple[list[int], list[int | None], list[int]]] = {}
 
 
-def _line_rows(binary: ElfBinary, cu: Any) -> tuple[list[int], list[int | None]]:
-    """The unit's line table as sorted (addresses, lines); None after a sequence ends."""
+def _line_rows(binary: ElfBinary, cu: Any) -> tuple[list[int], list[int | None], list[int]]:
+    """The unit's line table as sorted (addresses, lines, file numbers); None after a
+    sequence ends."""
     key = (binary.identity, cu.cu_offset)
     found = _rows.get(key)
     if found is not None:
         return found
     disk = binary.cache("main")
-    stored = disk.get(("line_rows", cu.cu_offset))
+    stored = disk.get(("line_rows", 2, cu.cu_offset))
     if stored is None:
-        pairs: list[tuple[int, int | None]] = []
+        rows: list[tuple[int, int | None, int]] = []
         program = binary.dwarf.line_program_for_CU(cu)
         if program is not None:
             for entry in program.get_entries():
                 state = entry.state
                 if state is None:
                     continue
-                pairs.append((state.address, None if state.end_sequence else state.line))
-        pairs.sort(key=lambda p: p[0])
-        stored = ([p[0] for p in pairs], [p[1] for p in pairs])
-        disk.put(("line_rows", cu.cu_offset), stored)
+                line = None if state.end_sequence else state.line
+                rows.append((state.address, line, state.file))
+        rows.sort(key=lambda r: r[0])
+        stored = ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+        disk.put(("line_rows", 2, cu.cu_offset), stored)
     _rows[key] = stored
     return stored
 
@@ -336,3 +364,42 @@ def _flow_of(binary: ElfBinary, address: int) -> tuple[int, code.Flow] | None:
         raw = binary.code(host.address, host.size)
         _flows[key] = (host.address, code.flow(raw, host.address)) if raw is not None else None
     return _flows[key]
+
+
+_file_tables: dict[tuple[object, int], tuple[bool, list[str]]] = {}
+
+
+def file_name(binary: ElfBinary, cu: Any, index: int | None) -> str | None:
+    """The path of file number `index` of `cu`'s line table (DW_AT_decl_file, call_file)."""
+    if index is None:
+        return None
+    key = (binary.identity, cu.cu_offset)
+    files = _file_tables.get(key)
+    if files is None:
+        files = _file_table(binary, cu)
+        _file_tables[key] = files
+    v5, names = files
+    position = index if v5 else index - 1
+    return names[position] if 0 <= position < len(names) else None
+
+
+def _file_table(binary: ElfBinary, cu: Any) -> tuple[bool, list[str]]:
+    """Whether file numbers count from 0 (DWARF 5), and the unit's files by number."""
+    program = binary.dwarf.line_program_for_CU(cu)
+    if program is None:
+        return False, []
+    directories = program.header.include_directory
+    v5 = program.header.version >= 5
+    files: list[str] = []
+    for entry in program.header.file_entry:
+        name = _text(entry.name)
+        directory = entry.dir_index if v5 else entry.dir_index - 1
+        if name.startswith("/") or not 0 <= directory < len(directories):
+            files.append(name)
+        else:
+            files.append(f"{_text(directories[directory])}/{name}")
+    return v5, files
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

@@ -14,6 +14,7 @@ from ..elf import ElfBinary
 from ..names import crates_of, demangle, may_match
 from .closures import indexed_segments, with_dwarf_names
 from .entries import copy_entries, die_ranges
+from .entries import file_name as _call_file
 from .index import Parameter, crate_unit_offsets, origin_holder, parameters_of, unit_index
 from .scan import UnitIndex
 
@@ -237,40 +238,6 @@ def _abstract_path(die: Any, crate: str) -> str | None:
         segments.append(_text(parent.attributes["DW_AT_name"].value))
         parent = parent.get_parent()
     return _path_of(segments, crate)
-
-
-_file_tables: dict[tuple[object, int], tuple[bool, list[str]]] = {}
-
-
-def _call_file(binary: ElfBinary, cu: Any, index: int | None) -> str | None:
-    if index is None:
-        return None
-    key = (binary.identity, cu.cu_offset)
-    files = _file_tables.get(key)
-    if files is None:
-        files = _file_table(binary, cu)
-        _file_tables[key] = files
-    v5, names = files
-    position = index if v5 else index - 1
-    return names[position] if 0 <= position < len(names) else None
-
-
-def _file_table(binary: ElfBinary, cu: Any) -> tuple[bool, list[str]]:
-    """Whether file numbers count from 0 (DWARF 5), and the unit's files by number."""
-    program = binary.dwarf.line_program_for_CU(cu)
-    if program is None:
-        return False, []
-    directories = program.header.include_directory
-    v5 = program.header.version >= 5
-    files: list[str] = []
-    for entry in program.header.file_entry:
-        name = _text(entry.name)
-        directory = entry.dir_index if v5 else entry.dir_index - 1
-        if name.startswith("/") or not 0 <= directory < len(directories):
-            files.append(name)
-        else:
-            files.append(f"{_text(directories[directory])}/{name}")
-    return v5, files
 
 
 def _text(value: Any) -> str:

@@ -52,6 +52,11 @@ def test_every_execution_of_every_copy_counts_once(uprobe_trace, cargo_bin, prof
     seen = {probe: trace[probe].call_count for probe in probes}
     expected = {probe: counted(trace.stdout, name) for probe, name in probes.items()}
     assert seen == expected
+    # main's closures: the argument parser runs once (one argument given), the map over
+    # 0..5 five times.
+    closures = ["inline_ranges::main::{closure#0}", "inline_ranges::main::{closure#1}"]
+    trace = uprobe_trace.run([exe, str(n)], probes=closures)
+    assert [trace[c].call_count for c in closures] == [1, 5]
 
 
 @pytest.mark.parametrize("profile", PROFILES)
