@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-FORMAT = 2  # bump when what is cached changes shape
+FORMAT = 3  # bump when what is cached changes shape
 SUBDIR = "resolution"
 DISABLE_ENV = "PYTEST_UPROBE_NO_DISK_CACHE"
 
