@@ -26,6 +26,7 @@ from typing import Any
 
 from .. import code
 from ..elf import ElfBinary
+from .scan import section_bytes
 
 Ranges = tuple[tuple[int, int], ...]
 
@@ -338,17 +339,98 @@ def _line_rows(binary: ElfBinary, cu: Any) -> tuple[list[int], list[int | None],
         rows: list[tuple[int, int | None, int]] = []
         program = binary.dwarf.line_program_for_CU(cu)
         if program is not None:
-            for entry in program.get_entries():
-                state = entry.state
-                if state is None:
-                    continue
-                line = None if state.end_sequence else state.line
-                rows.append((state.address, line, state.file))
+            data = _line_section(binary)
+            rows = decode_line_rows(
+                data, program.program_start_offset, program.program_end_offset, program.header
+            )
         rows.sort(key=lambda r: r[0])
         stored = ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
         disk.put(("line_rows", 2, cu.cu_offset), stored)
     _rows[key] = stored
     return stored
+
+
+_line_sections: dict[object, bytes] = {}
+
+
+def _line_section(binary: ElfBinary) -> bytes:
+    found = _line_sections.get(binary.identity)
+    if found is None:
+        found = section_bytes(binary.dwarf.debug_line_sec)
+        _line_sections.clear()
+        _line_sections[binary.identity] = found
+    return found
+
+
+def decode_line_rows(
+    data: bytes, start: int, end: int, header: Any
+) -> list[tuple[int, int | None, int]]:
+    """The rows (address, line, file number) of one line program, `data[start:end]`, decoded
+    in one pass over its bytes (pyelftools builds an object per row: seconds for std's large
+    units). A row of None ends a sequence."""
+    unit = header["minimum_instruction_length"]
+    line_base = header["line_base"]
+    line_range = header["line_range"]
+    opcode_base = header["opcode_base"]
+    lengths = header["standard_opcode_lengths"]
+    rows: list[tuple[int, int | None, int]] = []
+    address, line, file = 0, 1, 1
+    pos = start
+    while pos < end:
+        op = data[pos]
+        pos += 1
+        if op >= opcode_base:
+            step = op - opcode_base
+            address += (step // line_range) * unit
+            line += line_base + step % line_range
+            rows.append((address, line, file))
+        elif op == 0:  # extended: length, sub-opcode, operands
+            length, pos = _uleb(data, pos)
+            sub = data[pos] if length else 0
+            if sub == 1:  # end_sequence
+                rows.append((address, None, file))
+                address, line, file = 0, 1, 1
+            elif sub == 2:  # set_address
+                address = int.from_bytes(data[pos + 1 : pos + length], "little")
+            pos += length
+        elif op == 1:  # copy
+            rows.append((address, line, file))
+        elif op == 2:  # advance_pc
+            step, pos = _uleb(data, pos)
+            address += step * unit
+        elif op == 3:  # advance_line
+            step, pos = _sleb(data, pos)
+            line += step
+        elif op == 4:  # set_file
+            file, pos = _uleb(data, pos)
+        elif op == 8:  # const_add_pc
+            address += ((255 - opcode_base) // line_range) * unit
+        elif op == 9:  # fixed_advance_pc
+            address += int.from_bytes(data[pos : pos + 2], "little")
+            pos += 2
+        else:  # set_column, negate_stmt, basic_block, prologue_end, ...: operands skipped
+            for _ in range(lengths[op - 1]):
+                _, pos = _uleb(data, pos)
+    return rows
+
+
+def _uleb(data: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return result, pos
+
+
+def _sleb(data: bytes, pos: int) -> tuple[int, int]:
+    result, end = _uleb(data, pos)
+    bits = 7 * (end - pos)
+    if result & (1 << (bits - 1)):
+        result -= 1 << bits
+    return result, end
 
 
 _flows: dict[tuple[object, int], tuple[int, code.Flow] | None] = {}
