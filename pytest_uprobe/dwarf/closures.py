@@ -82,9 +82,9 @@ def with_dwarf_names(path: str, dwarf: list[str]) -> str:
     """`path` (a legacy symbol's) with DWARF's numbered closure names and, for a generic
     instance, its arguments: `m::f::{{closure}}` -> `m::f::{closure#1}`, `m::largest` ->
     `m::largest::<u8>` when DWARF names it `largest<u8>`."""
-    if not dwarf:
+    if not dwarf or (LEGACY_CLOSURE not in path and "<" not in dwarf[-1]):
         return path
-    named = _number_closures(path, dwarf)
+    named = _number_closures(path, dwarf) if LEGACY_CLOSURE in path else path
     last = dwarf[-1]
     cut = last.find("<")
     if cut > 0 and "::<" not in named and named.endswith("::" + last[:cut]):

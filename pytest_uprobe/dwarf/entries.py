@@ -96,16 +96,21 @@ def copy_entries(binary: ElfBinary, cu: Any, die: Any, ranges: Ranges) -> CopyEn
     rows = _line_rows(binary, cu)
     # Rows of other files belong to functions inlined deeper whose DIEs do not cover
     # them (the optimizer moved the code): their line says nothing about the copy's own.
-    own = _decl_file(binary, die)
-    own_numbers = {
-        number for number in set(rows[2]) if own is None or file_name(binary, cu, number) == own
-    }
-    flows = [f for f in (_flow_of(binary, lo) for lo, _ in live) if f is not None]
+    own_numbers = _own_files(binary, cu, _decl_file(binary, die), rows[2])
+    hosts = {f[0]: f for f in (_flow_of(binary, lo) for lo, _ in live) if f is not None}
+    flows = list(hosts.values())
     if not flows:
         return CopyEntries(tuple(lo for lo, _ in live[:1]))
 
+    covered: set[int] = set()
+    for lo, hi in live:
+        for _, flow in flows:
+            first_at = bisect.bisect_left(flow.boundaries, lo)
+            last_at = bisect.bisect_left(flow.boundaries, hi)
+            covered.update(flow.boundaries[first_at:last_at])
+
     def inside(address: int) -> bool:
-        return any(lo <= address < hi for lo, hi in live)
+        return address in covered
 
     def line_of(address: int) -> int | None:
         for nested_ranges, call_line in nested:
@@ -119,7 +124,7 @@ def copy_entries(binary: ElfBinary, cu: Any, die: Any, ranges: Ranges) -> CopyEn
     owner: dict[int, tuple[int, code.Flow]] = {}
     for start, flow in flows:
         for address in flow.boundaries:
-            if inside(address) and address not in flow.nops:
+            if address in covered and address not in flow.nops:
                 lines[address] = line_of(address)
                 owner[address] = (start, flow)
     known = [line for line in lines.values() if line]
@@ -296,6 +301,19 @@ def _preds(flow: code.Flow, address: int, start: int) -> list[int | None]:
                 stack.append(pred)
             else:
                 found.append(pred)
+    return found
+
+
+_own_numbers: dict[tuple[object, int, str | None], frozenset[int]] = {}
+
+
+def _own_files(binary: ElfBinary, cu: Any, own: str | None, numbers: list[int]) -> frozenset[int]:
+    """The file numbers of `cu`'s line table that name the file `own` (all without it)."""
+    key = (binary.identity, cu.cu_offset, own)
+    found = _own_numbers.get(key)
+    if found is None:
+        found = frozenset(n for n in set(numbers) if own is None or file_name(binary, cu, n) == own)
+        _own_numbers[key] = found
     return found
 
 
