@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, TextIO
 
 from . import code
-from .dwarf.closures import LEGACY_CLOSURE, closure_aliases
+from .dwarf.closures import closure_aliases
 from .dwarf.inlined import inlined_sites
 from .elf import ElfBinary, Symbol
 from .errors import TraceTimeout, UprobeError, UsageError
@@ -170,7 +170,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 @dataclass(frozen=True)
 class Row:
-    path: str  # demangled; a legacy `{{closure}}` shown with its DWARF number when known
+    path: str  # demangled; legacy closures and generic instances named as DWARF names them
     symbol: str  # as stored in .symtab
     address: int
     size: int
@@ -231,10 +231,8 @@ def symbol_rows(binary: ElfBinary, glob: str | None = None, *, inlined: bool = F
     crate = crate_of(glob) if glob is not None else None
     aliases = closure_aliases(binary, crate) if crate is not None else {}
 
-    def shown(symbol: Symbol) -> str:
-        if LEGACY_CLOSURE in symbol.path:
-            return aliases.get(symbol.address, symbol.path)
-        return symbol.path
+    def shown(symbol: Symbol) -> str:  # DWARF's name for a legacy closure or generic instance
+        return aliases.get(symbol.address, symbol.path)
 
     instances = Counter(strip_generics(shown(s)) for s in functions)
     # Every name of each chosen address: merged functions keep one address, several names.

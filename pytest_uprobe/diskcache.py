@@ -23,7 +23,7 @@ from typing import Any
 
 from .errors import PrerequisiteError
 
-FORMAT = 1  # bump when what is cached changes shape
+FORMAT = 4  # bump when what is cached changes shape
 SUBDIR = "resolution"
 DISABLE_ENV = "PYTEST_UPROBE_NO_DISK_CACHE"
 

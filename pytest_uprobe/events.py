@@ -65,12 +65,13 @@ def build_calls(plan: ProbePlan, events: Iterable[RawEvent], *, exited: bool) ->
         if site.kind is SiteKind.INLINED:
             # No frame of its own: nothing to pair, and no return to wait for.
             copy = function.inlined
-            call = _call(function, event)
-            _set_caller(call, thread)
-            call.retval = _decode(function.returns, event) if function.returns else None
-            call.inlined = True
-            call.inlined_into = copy.describe() if copy is not None else None
-            calls.append(call)
+            for _ in range(site.calls):  # entries that share this probe point
+                call = _call(function, event)
+                _set_caller(call, thread)
+                call.retval = _decode(function.returns, event) if function.returns else None
+                call.inlined = True
+                call.inlined_into = copy.describe() if copy is not None else None
+                calls.append(call)
             continue
         if site.kind is SiteKind.ENTRY and function.marker is not None:
             _mark(thread, function.marker, event.cfa)
@@ -188,5 +189,5 @@ def entry_counts(plan: ProbePlan, site_counts: Sequence[int]) -> dict[str, int]:
     for site, count in zip(plan.sites, site_counts):
         if site.kind.starts_a_call:
             for probe in plan.function(site.function).probes:
-                totals[probe] += count
+                totals[probe] += count * site.calls
     return totals

@@ -93,12 +93,32 @@ def is_glob(name: str) -> bool:
     return any(ch in _GLOB_CHARS for ch in name)
 
 
+# rustc numbers closures, async fn bodies and async blocks of one function with one counter:
+# v0 symbols spell each `{closure#N}`, DWARF `{closure#N}`, `{async_fn#N}` or
+# `{async_block#N}` (and their state types `{async_fn_env#N}`, `{async_block_env#N}`).
+_NUMBERED = re.compile(
+    r"\{(?:closure|async_fn|async_block|async_fn_env|async_block_env|coroutine)#(\d+)\}"
+)
+
+
+def same_closures(path: str) -> str:
+    """`path` with every numbered closure-like segment spelled `{closure#N}`."""
+    return _NUMBERED.sub(r"{closure#\1}", path) if "#" in path else path
+
+
 def matcher(name: str) -> Callable[[str], bool]:
     """A predicate over demangled paths for one probe name.
 
     An exact path matches itself and all its generic instances (`zoo::ident` matches
     `zoo::ident::<u8>`); `*` matches any run of characters, `::` included, and `?` one.
+    A numbered closure matches whichever way it is spelled (`{async_fn#0}` as DWARF
+    names an async fn's body, `{closure#0}` as its v0 symbol does).
     """
+    plain = _matcher(same_closures(name))
+    return lambda path: plain(same_closures(path))
+
+
+def _matcher(name: str) -> Callable[[str], bool]:
     if is_glob(name):
         pattern = re.compile(
             "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in name) + r"\Z"
@@ -139,3 +159,17 @@ def crate_of(path: str) -> str | None:
     `<zoo::Sq as zoo::Shape>::area` -> `zoo`); None when it is not plain (`*::fib`)."""
     found = _FIRST_CRATE.match(path)
     return found.group(1) if found else None
+
+
+_PATH_STARTS = re.compile(r"(?:\A|[<\s&(,\[])([A-Za-z_][A-Za-z0-9_]*)::")
+
+
+def crates_of(path: str) -> list[str]:
+    """Every crate a probe name or path spells, first one first: `crate_of`'s, then those
+    named inside it (`<* as geo::Shape>::area` -> ['geo']). Inlined copies of what it
+    matches can only sit in these crates' compile units."""
+    found = [crate] if (crate := crate_of(path)) is not None else []
+    for match in _PATH_STARTS.finditer(path):
+        if match.group(1) not in found:
+            found.append(match.group(1))
+    return found

@@ -32,7 +32,7 @@ from .decode import (
 )
 from .decode import Copy as DataCopy
 from .dwarf import frames, index, locations
-from .dwarf.closures import LEGACY_CLOSURE, closure_aliases
+from .dwarf.closures import closure_aliases
 from .dwarf.inlined import InlinedSite, inlined_sites
 from .dwarf.locations import Cfa, Indirect, Location, Piece
 from .dwarf.types import SCALARS, RustType
@@ -133,6 +133,7 @@ class Site:
     save_reg: int | None = None  # ENTRY: the register to save for this frame's return site
     load_word: int | None = None  # RETURN: the word to fill with the register saved at entry
     semaphore: int | None = None  # USDT: the file offset of its semaphore, if it has one
+    calls: int = 1  # INLINED: the executions one hit stands for (entries moved onto one probe)
 
 
 @dataclass
@@ -205,6 +206,11 @@ class ProbePlan:
             return self.functions[index]
         return self.markers[index - len(self.functions)]
 
+    @property
+    def probe_sites(self) -> list[Site]:
+        """The sites of the probes asked for (the markers' left out)."""
+        return [s for s in self.sites if s.function < len(self.functions)]
+
     def functions_of(self, probe: str) -> list[int]:
         return [i for i, f in enumerate(self.functions) if probe in f.probes]
 
@@ -237,8 +243,8 @@ def build_plan(
     plan = ProbePlan(binary, tuple(probes), caps=(max_string, max_elements))
     # A site belongs to every probe that names its function: attached once (the kernel
     # counts per site), its calls given to each of those names.
-    planned: dict[int, int] = {}  # out-of-line address -> index into plan.functions
-    copies_planned: dict[int, int] = {}  # inlined copy's entry -> index
+    planned: dict[int, list[int]] = {}  # out-of-line address -> indexes into plan.functions
+    copies_planned: dict[int, list[int]] = {}  # inlined copy's first entry -> indexes
     left_out: dict[int, LeftOut] = {}  # by the address of the function or copy
     refused: dict[str, UnprobeableSite] = {}  # the first refusal of each probe, for errors
     for probe in probes:
@@ -264,13 +270,14 @@ def build_plan(
                 coverage.left_out.append(refusal.left_out)
                 refused.setdefault(probe, refusal)
                 continue
-            planned[key] = len(plan.functions) - 1
+            planned[key] = [len(plan.functions) - 1]
         for copy in sites.inlined:
             key = copy.entry
             if _known(plan, probe, key, copies_planned, left_out):
                 if key in left_out:  # an earlier probe's refusal, said for this one
                     refused.setdefault(probe, UnprobeableSite(probe, binary, left_out[key]))
                 continue
+            first = len(plan.functions)
             try:
                 _plan_inlined(plan, probe, copy)
             except UnprobeableSite as refusal:
@@ -278,7 +285,7 @@ def build_plan(
                 coverage.left_out.append(refusal.left_out)
                 refused.setdefault(probe, refusal)
                 continue
-            copies_planned[key] = len(plan.functions) - 1
+            copies_planned[key] = list(range(first, len(plan.functions)))  # one per entry
     for probe in probes:
         if not plan.functions_of(probe) and probe in refused:
             raise refused[probe]  # nothing of it can be probed: fail before the run
@@ -291,15 +298,16 @@ def _known(
     plan: ProbePlan,
     probe: str,
     key: int,
-    planned: dict[int, int],
+    planned: dict[int, list[int]],
     left_out: dict[int, LeftOut],
 ) -> bool:
     """Whether an earlier probe planned (or left out) the function or copy at `key`: if so,
     `probe` shares it."""
     if key in planned:
-        function = plan.functions[planned[key]]
-        if probe not in function.probes:
-            function.also.append(probe)
+        for number in planned[key]:
+            function = plan.functions[number]
+            if probe not in function.probes:
+                function.also.append(probe)
         return True
     if key in left_out:
         coverage = plan.coverage_of(probe)
@@ -409,14 +417,16 @@ def resolve(
     found: dict[int, Symbol] = {}
     data_kind: str | None = None
     for symbol in binary.symbols:
-        if not (aliases or spelled(symbol.name)):
+        if not (spelled(symbol.name) or symbol.address in aliases):
             continue
-        alias = aliases.get(symbol.address) if aliases and LEGACY_CLOSURE in symbol.path else None
+        alias = aliases.get(symbol.address) if aliases else None
         if not (matches(symbol.path) or (alias is not None and matches(alias))):
             continue
         if symbol.kind != "function":
             data_kind = data_kind or symbol.kind
         elif symbol.size > 0:
+            if alias is not None:  # DWARF's name: `{closure#1}`, `largest::<u8>`
+                symbol = Symbol(symbol.name, alias, symbol.address, symbol.size, symbol.kind)
             found.setdefault(symbol.address, symbol)
     if not found:
         if data_kind is not None:
@@ -479,10 +489,8 @@ def _text(attribute: Any) -> str:
 
 
 def _closure_aliases(binary: ElfBinary, probe: str) -> dict[int, str]:
-    """For a name with a numbered closure (`zoo::main::{closure#0}`): the numbered paths of
-    the binary's legacy-mangled `{{closure}}` symbols, by address, taken from DWARF."""
-    if "{closure#" not in probe:
-        return {}
+    """The paths DWARF gives the binary's legacy-mangled closures and generic instances
+    (`zoo::main::{closure#0}`, `zoo::ident::<u8>`), by address."""
     crate = crate_of(probe)
     return closure_aliases(binary, crate) if crate is not None else {}
 
@@ -634,42 +642,55 @@ def _plan_function(plan: ProbePlan, probe: str, symbol: Symbol, ret_sites_only: 
 
 
 def _plan_inlined(plan: ProbePlan, probe: str, copy: InlinedSite) -> None:
-    """One INLINED site at the copy's entry, reading its parameters where DWARF puts them
-    there (the caller's frame base; the CFA from .eh_frame when the frame base needs it)."""
-    host = plan.binary.function_containing(copy.entry)
-    if host is None:
-        raise UnreadableFunction(
-            probe,
-            plan.binary.path,
-            f"its copy inlined into {copy.describe()} lies outside every function symbol",
-            "probe the function it was inlined into instead",
-        )
+    """An INLINED site wherever an execution of the copy begins (several for a copy that a
+    loop unrolled), each reading the parameters where DWARF puts them there (the caller's
+    frame base; the CFA from .eh_frame when the frame base needs it)."""
     where = f"the copy inlined into {copy.describe()}"
-    entry, cfa = _probe_point(
-        plan.binary, shape_of(plan.binary, host, probe), copy.entry, probe, where
-    )
-    located = [(p.name, p.type, _locate(p, entry, copy.frame_base, cfa)) for p in copy.params]
-    params, pieces, derefs = _site_values(located, plan.caps)
-    returns = Value(
-        "return",
-        RustType("?", "unsupported", 0),
-        Unavailable(f"inlined into {copy.caller}: an inlined copy has no return to probe"),
-    )
-    symbol = Symbol("", copy.path, copy.entry, 0, "inlined")
-    number = len(plan.functions)
-    plan.functions.append(
-        PlannedFunction(
-            probe,
-            symbol,
-            tuple(params),
-            returns,
-            ReturnMode.INLINED,
-            None,
-            arguments_known=copy.params_known,
-            inlined=copy,
+    if copy.doubt is not None:
+        reason = f"cannot be counted exactly: {copy.doubt}"
+        raise UnprobeableSite(probe, plan.binary, LeftOut(where, copy.entry, reason))
+    # Entries on instructions a uprobe refuses (`lock inc`) move to the next one that takes
+    # a probe; several entries of a vectorized loop can land on the same instruction.
+    moved: dict[int, tuple[Cfa, int]] = {}
+    for address in copy.entries or (copy.entry,):
+        host = plan.binary.function_containing(address)
+        if host is None:
+            outside = "lies outside every function symbol"
+            raise UnprobeableSite(probe, plan.binary, LeftOut(where, address, outside))
+        entry, cfa = _probe_point(
+            plan.binary, shape_of(plan.binary, host, probe), address, probe, where
         )
-    )
-    plan.sites.append(Site(SiteKind.INLINED, entry, number, cfa, pieces, derefs=derefs))
+        moved[entry] = (cfa, moved[entry][1] + 1 if entry in moved else 1)
+    no_return = f"inlined into {copy.caller}: an inlined copy has no return to probe"
+    for entry, (cfa, calls) in moved.items():
+        if calls == 1:
+            located = [
+                (p.name, p.type, _locate(p, entry, copy.frame_base, cfa)) for p in copy.params
+            ]
+        else:
+            why = Unavailable(
+                f"{calls} executions of this copy share one probe point at {entry:#x} "
+                "(the instructions that start them cannot take a uprobe)"
+            )
+            located = [(p.name, p.type, why) for p in copy.params]
+        site_params, pieces, derefs = _site_values(located, plan.caps)
+        # One PlannedFunction per site: each site places the values in its own pieces.
+        number = len(plan.functions)
+        plan.sites.append(
+            Site(SiteKind.INLINED, entry, number, cfa, pieces, derefs=derefs, calls=calls)
+        )
+        plan.functions.append(
+            PlannedFunction(
+                probe,
+                Symbol("", copy.path, copy.entry, 0, "inlined"),
+                tuple(site_params),
+                Value("return", RustType("?", "unsupported", 0), Unavailable(no_return)),
+                ReturnMode.INLINED,
+                None,
+                arguments_known=copy.params_known,
+                inlined=copy,
+            )
+        )
 
 
 def _entry_point(info: index.FunctionInfo | None, shape: code.CodeShape) -> int:

@@ -1,75 +1,95 @@
-"""Closure names for legacy-mangled binaries.
+"""DWARF's names for what legacy mangling cannot name: closures and generic instances.
 
-The legacy scheme (`_ZN...17h<hash>E`) names every closure `{{closure}}`, so the closures
-of one function cannot be told apart by their symbols. rustc's DWARF keeps the numbered
-name (`{closure#0}`, as v0 symbols spell it) on the closure's subprogram; this module
-maps the address of each such closure to the path with its number.
+The legacy scheme (`_ZN...17h<hash>E`) names every closure and async body `{{closure}}`,
+and every instance of a generic function by the generic's path alone, so neither the
+closures of one function nor the instances of one generic can be told apart by their
+symbols. rustc's DWARF keeps the numbered name (`{closure#0}`, `{async_fn_env#0}`, as v0
+symbols spell them) and the instance's arguments (`largest<u8>`) on the subprogram; this
+module maps each such function's address to its path with DWARF's names, and names
+inlined copies the same way.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..elf import ElfBinary
-from .index import compile_unit_at, origin_holder, walk
+from ..names import crate_of
+from .index import unit_index, unit_offset_at
+from .scan import UnitIndex
 
 LEGACY_CLOSURE = "{{closure}}"
 
 _aliases: dict[tuple[object, str], dict[int, str]] = {}
+_by_low_pc: dict[tuple[object, int], dict[int, int]] = {}
 
 
 def closure_aliases(binary: ElfBinary, crate: str) -> dict[int, str]:
-    """Address -> numbered path (`zoo::main::{closure#0}`) for the closures of `crate` whose
-    symbols demangle to `{{closure}}`; empty without DWARF or without such symbols."""
+    """Address -> path with DWARF's names (`zoo::main::{closure#0}`, `zoo::ident::<u8>`) for
+    the legacy-mangled functions of `crate` whose symbol path lacks what DWARF adds; empty
+    without DWARF."""
     key = (binary.identity, crate)
     cached = _aliases.get(key)
     if cached is not None:
         return cached
     found: dict[int, str] = {}
-    legacy = {
-        s.address: s.path
-        for s in binary.functions
-        if LEGACY_CLOSURE in s.path and s.path.startswith((crate + "::", "<" + crate + "::"))
-    }
-    if legacy and binary.has_dwarf:
-        # Through .debug_aranges to the units that hold the closures: dev builds name their
-        # units by hash only, so the crate's units cannot be told by name.
-        units: dict[int, Any] = {}
-        for address in legacy:
-            cu = compile_unit_at(binary, address)
-            if cu is not None:
-                units[cu.cu_offset] = cu
-        for cu in units.values():
-            for die in walk(cu.get_top_DIE()):
-                if die.tag != "DW_TAG_subprogram":
+    if binary.has_dwarf:
+        disk = binary.cache("main")
+        stored = disk.get(("dwarf_aliases", crate))
+        if isinstance(stored, dict):
+            found = stored
+        else:
+            for symbol in binary.functions:
+                if not symbol.name.startswith("_ZN") or crate_of(symbol.path) != crate:
                     continue
-                low = die.attributes.get("DW_AT_low_pc")
-                if low is None or low.value not in legacy:
+                offset = unit_offset_at(binary, symbol.address)
+                if offset is None:
                     continue
-                dwarf_path = _dwarf_segments(die)
-                if dwarf_path:
-                    found[low.value] = _number_closures(legacy[low.value], dwarf_path)
+                unit = unit_index(binary, offset)
+                lows = _by_low_pc.get((binary.identity, offset))
+                if lows is None:
+                    lows = unit.by_low_pc()
+                    _by_low_pc[(binary.identity, offset)] = lows
+                die = lows.get(symbol.address)
+                if die is None:
+                    continue
+                named = with_dwarf_names(symbol.path, indexed_segments(unit, die))
+                if named != symbol.path:
+                    found[symbol.address] = named
+            disk.put(("dwarf_aliases", crate), found)
     _aliases[key] = found
     return found
 
 
-def _dwarf_segments(die: Any) -> list[str]:
-    """The namespace path DWARF gives a subprogram, generic arguments dropped."""
-    named = origin_holder(die, "DW_AT_name")
-    if named is None:
-        return []
-    segments = [_without_generics(named.attributes["DW_AT_name"].value.decode())]
-    parent = named.get_parent()
-    while parent is not None and parent.tag == "DW_TAG_namespace":
-        name = parent.attributes.get("DW_AT_name")
-        segments.append(name.value.decode() if name is not None else "")
-        parent = parent.get_parent()
-    return segments[::-1]
+def indexed_segments(unit: UnitIndex, offset: int) -> list[str]:
+    """The namespace path DWARF gives the subprogram at `offset` (following its abstract
+    origin or specification to the DIE that names it), outermost first."""
+    at: int | None = offset
+    for _ in range(4):
+        entry = unit.subprograms.get(at) if at is not None else None
+        if entry is None:
+            return []
+        if entry[4] is not None:
+            segments = [str(entry[4])]
+            parent = entry[0]
+            while parent is not None and parent in unit.namespaces:
+                parent, name = unit.namespaces[parent]
+                segments.append(name)
+            return segments[::-1]
+        at = entry[5]
+    return []
 
 
-def _without_generics(name: str) -> str:
-    cut = name.find("<")
-    return name if cut <= 0 else name[:cut]
+def with_dwarf_names(path: str, dwarf: list[str]) -> str:
+    """`path` (a legacy symbol's) with DWARF's numbered closure names and, for a generic
+    instance, its arguments: `m::f::{{closure}}` -> `m::f::{closure#1}`, `m::largest` ->
+    `m::largest::<u8>` when DWARF names it `largest<u8>`."""
+    if not dwarf or (LEGACY_CLOSURE not in path and "<" not in dwarf[-1]):
+        return path
+    named = _number_closures(path, dwarf) if LEGACY_CLOSURE in path else path
+    last = dwarf[-1]
+    cut = last.find("<")
+    if cut > 0 and "::<" not in named and named.endswith("::" + last[:cut]):
+        named = f"{named}::{last[cut:]}"
+    return named
 
 
 def split_path(path: str) -> list[str]:
@@ -94,13 +114,19 @@ def split_path(path: str) -> list[str]:
 
 
 def _number_closures(path: str, dwarf: list[str]) -> str:
-    """Replace the `{{closure}}` segments of `path`, from the end, by DWARF's numbered ones,
-    as long as the two paths agree segment by segment."""
+    """Replace the `{{closure}}` segments of `path`, from the end, by DWARF's numbered ones
+    (`{closure#0}`, `{async_fn_env#0}`, `{async_block#1}`), as long as the two paths agree
+    segment by segment (generic arguments aside)."""
     segments = split_path(path)
     for back in range(1, min(len(segments), len(dwarf)) + 1):
-        mine, theirs = segments[-back], dwarf[-back]
-        if mine == LEGACY_CLOSURE and theirs.startswith("{closure#"):
+        mine, theirs = segments[-back], _without_generics(dwarf[-back])
+        if mine == LEGACY_CLOSURE and theirs.startswith("{") and "#" in theirs:
             segments[-back] = theirs
         elif mine != theirs:
             break
     return "::".join(segments)
+
+
+def _without_generics(name: str) -> str:
+    cut = name.find("<")
+    return name if cut <= 0 else name[:cut]

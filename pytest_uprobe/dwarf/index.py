@@ -208,6 +208,8 @@ def parameters_of(die: Any, origin: Any = None) -> tuple[Parameter, ...]:
     params: list[Parameter] = []
     for child in declared.iter_children():
         if child.tag != "DW_TAG_formal_parameter":
+            if child.tag in _BEFORE_PARAMETERS:
+                continue  # a generic's `T` comes before its parameters
             if origin is not None and _parameter_as_variable(child, declared):
                 pass  # LLVM sometimes turns an inlined function's parameter into a variable
             elif origin is not None:
@@ -223,6 +225,9 @@ def parameters_of(die: Any, origin: Any = None) -> tuple[Parameter, ...]:
             )
         )
     return tuple(params)
+
+
+_BEFORE_PARAMETERS = frozenset({"DW_TAG_template_type_param", "DW_TAG_template_value_param"})
 
 
 def _parameter_as_variable(child: Any, function: Any) -> bool:

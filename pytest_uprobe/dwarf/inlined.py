@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..elf import ElfBinary
-from ..names import crate_of, demangle, may_match
+from ..names import crates_of, demangle, may_match
+from .closures import indexed_segments, with_dwarf_names
+from .entries import copy_entries, die_ranges
+from .entries import file_name as _call_file
 from .index import Parameter, crate_unit_offsets, origin_holder, parameters_of, unit_index
 from .scan import UnitIndex
 
@@ -29,6 +32,10 @@ class InlinedSite:
     frame_base: Any = field(default=None, repr=False, compare=False)  # the caller's
     params_known: bool = field(default=True, repr=False)  # False with line tables only
     origin: Any = field(default=None, repr=False, compare=False)  # the abstract subprogram DIE
+    # Every address where an execution of the copy begins (see dwarf.entries); `entry`
+    # is the first. A loop unrolled four times around one call site gives four.
+    entries: tuple[int, ...] = ()
+    doubt: str | None = field(default=None, compare=False)  # why the count may be wrong
 
     def describe(self) -> str:
         where = f"{self.call_file}:{self.call_line}" if self.call_file else f"{self.entry:#x}"
@@ -44,20 +51,39 @@ def inlined_sites(
     memory and on disk, as plain data; only the DIEs of the copies' parameters are read
     again (through pyelftools) to build the sites.
     """
-    crate = crate_of(path)
-    if crate is None or not binary.has_dwarf:
+    crates = crates_of(path)
+    if not crates or not binary.has_dwarf:
         return []
     main = binary.cache("main")
-    rows = main.get(("inlined", path))
+    rows = main.get(("inlined-entries", path))
     if rows is None:
-        rows = _find_copies(binary, crate, path, matches)
-        main.put(("inlined", path), rows)  # written by binary.save_caches() (build_plan)
+        rows = []
+        seen: set[int] = set()
+        for crate in crates:
+            for row in _find_copies(binary, crate, path, matches):
+                if row[6] not in seen:  # one copy DIE once, whichever crate found it
+                    seen.add(row[6])
+                    rows.append(row)
+        rows.sort(key=lambda r: r[2])
+        main.put(("inlined-entries", path), rows)  # written by binary.save_caches() (build_plan)
     return [_site(binary, row) for row in rows]
 
 
-# One copy as plain data: (path, caller, entry, call file, call line, unit offset,
-# copy DIE offset, abstract origin offset, caller DIE offset, described).
-CopyRow = tuple[str, str, int, "str | None", "int | None", int, int, int, "int | None", bool]
+# One copy as plain data: (path, caller, entries, call file, call line, unit offset,
+# copy DIE offset, abstract origin offset, caller DIE offset, described, doubt).
+CopyRow = tuple[
+    str,
+    str,
+    tuple[int, ...],
+    "str | None",
+    "int | None",
+    int,
+    int,
+    int,
+    "int | None",
+    bool,
+    "str | None",
+]
 
 
 def _find_copies(
@@ -65,9 +91,12 @@ def _find_copies(
 ) -> list[CopyRow]:
     spelled = may_match(path)
     rows: list[CopyRow] = []
-    for unit_offset in crate_unit_offsets(binary, crate):
+    units = crate_unit_offsets(binary, crate)
+    # By .debug_info offset, over all the crate's units: with several codegen units a copy's
+    # abstract origin may sit in another unit than the copy.
+    abstract: dict[int, tuple[str, bool]] = {}
+    for unit_offset in units:
         unit = unit_index(binary, unit_offset)
-        abstract: dict[int, tuple[str, bool]] = {}
         for offset, (_, _, inline, linkage, _, _, described) in unit.subprograms.items():
             if not inline or (linkage is not None and not spelled(linkage)):
                 continue
@@ -75,24 +104,28 @@ def _find_copies(
             if abstract_path is not None and matches(abstract_path):
                 # Line-tables-only DWARF keeps no declaration and no parameters.
                 abstract[offset] = (abstract_path, described)
-        if not abstract:
-            continue
+    if not abstract:
+        return rows
+    for unit_offset in units:
+        unit = unit_index(binary, unit_offset)
         cu = None
-        for offset, origin, entry, ranges, call_file, call_line, caller in unit.inlined:
+        for offset, origin, entry, _, call_file, call_line, caller in unit.inlined:
             if origin not in abstract:
                 continue
+            if entry is not None and (entry == 0 or entry >= _TOMBSTONE):
+                continue  # code the linker dropped keeps its DWARF at address 0 (or -1)
             if cu is None:
                 cu = binary.dwarf.get_CU_at(unit_offset)
-            if entry is None and ranges is not None:
-                entry = _entry(binary, cu, cu.get_DIE_from_refaddr(offset))
-            if entry is None or entry == 0 or entry >= _TOMBSTONE:
-                continue  # code the linker dropped keeps its DWARF at address 0 (or -1)
+            die = cu.get_DIE_from_refaddr(offset)
+            found = copy_entries(binary, cu, die, die_ranges(binary, cu, die))
+            if not found.addresses:
+                continue  # no code (dropped by the linker), or none that ever runs
             abstract_path, described = abstract[origin]
             rows.append(
                 (
                     abstract_path,
                     _caller_path(binary, unit, caller, crate) or "?",
-                    int(entry),
+                    found.addresses,
                     _call_file(binary, cu, call_file),
                     int(call_line) if call_line else None,
                     unit_offset,
@@ -100,6 +133,7 @@ def _find_copies(
                     origin,
                     caller,
                     described,
+                    found.doubt,
                 )
             )
     rows.sort(key=lambda r: r[2])
@@ -113,7 +147,7 @@ def _site(binary: ElfBinary, row: CopyRow) -> InlinedSite:
     (
         path,
         caller_path,
-        entry,
+        entries,
         call_file,
         call_line,
         unit_offset,
@@ -121,15 +155,18 @@ def _site(binary: ElfBinary, row: CopyRow) -> InlinedSite:
         origin,
         caller,
         described,
+        doubt,
     ) = row
     cu = binary.dwarf.get_CU_at(unit_offset)
     die = cu.get_DIE_from_refaddr(offset)
-    origin_die = cu.get_DIE_from_refaddr(origin)
+    origin_die = binary.dwarf.get_DIE_from_refaddr(origin)  # maybe in another unit
     caller_die = binary.dwarf.get_DIE_from_refaddr(caller) if caller is not None else None
     return InlinedSite(
         path=path,
         caller=caller_path,
-        entry=entry,
+        entry=entries[0],
+        entries=tuple(entries),
+        doubt=doubt,
         call_file=call_file,
         call_line=call_line,
         params=parameters_of(die, origin_die),
@@ -152,7 +189,7 @@ def _indexed_path(unit: UnitIndex, offset: int, crate: str) -> str | None:
                 break
             if entry[wanted] is not None:
                 if wanted == 3:
-                    return demangle(entry[3])
+                    return with_dwarf_names(demangle(entry[3]), indexed_segments(unit, offset))
                 return _namespaced(unit, entry[0], entry[4], crate)
             at = entry[5]
     return None
@@ -204,59 +241,6 @@ def _abstract_path(die: Any, crate: str) -> str | None:
         segments.append(_text(parent.attributes["DW_AT_name"].value))
         parent = parent.get_parent()
     return _path_of(segments, crate)
-
-
-def _entry(binary: ElfBinary, cu: Any, die: Any) -> int | None:
-    for name in ("DW_AT_entry_pc", "DW_AT_low_pc"):
-        found = die.attributes.get(name)
-        if found is not None and found.form == "DW_FORM_addr":
-            return int(found.value)
-    ranges_attr = die.attributes.get("DW_AT_ranges")
-    if ranges_attr is None:
-        return None
-    base = cu.get_top_DIE().attributes.get("DW_AT_low_pc")
-    base_address = int(base.value) if base is not None else 0
-    for entry in binary.dwarf.range_lists().get_range_list_at_offset(ranges_attr.value, cu=cu):
-        if hasattr(entry, "base_address"):
-            base_address = entry.base_address
-        elif entry.begin_offset != entry.end_offset:
-            absolute = getattr(entry, "is_absolute", False)
-            return int(entry.begin_offset if absolute else base_address + entry.begin_offset)
-    return None
-
-
-_file_tables: dict[tuple[object, int], tuple[bool, list[str]]] = {}
-
-
-def _call_file(binary: ElfBinary, cu: Any, index: int | None) -> str | None:
-    if index is None:
-        return None
-    key = (binary.identity, cu.cu_offset)
-    files = _file_tables.get(key)
-    if files is None:
-        files = _file_table(binary, cu)
-        _file_tables[key] = files
-    v5, names = files
-    position = index if v5 else index - 1
-    return names[position] if 0 <= position < len(names) else None
-
-
-def _file_table(binary: ElfBinary, cu: Any) -> tuple[bool, list[str]]:
-    """Whether file numbers count from 0 (DWARF 5), and the unit's files by number."""
-    program = binary.dwarf.line_program_for_CU(cu)
-    if program is None:
-        return False, []
-    directories = program.header.include_directory
-    v5 = program.header.version >= 5
-    files: list[str] = []
-    for entry in program.header.file_entry:
-        name = _text(entry.name)
-        directory = entry.dir_index if v5 else entry.dir_index - 1
-        if name.startswith("/") or not 0 <= directory < len(directories):
-            files.append(name)
-        else:
-            files.append(f"{_text(directories[directory])}/{name}")
-    return v5, files
 
 
 def _text(value: Any) -> str:

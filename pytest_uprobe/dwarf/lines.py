@@ -286,14 +286,14 @@ def entry_points(binary: ElfBinary, path: str, line: int) -> list[LineEntry]:
     return sorted(found, key=lambda e: e.address)
 
 
-_flows_by_host: dict[tuple[object, int], list[code.Flow] | None] = {}
+_flows_by_host: dict[tuple[object, int], list[code.Step] | None] = {}
 
 
-def _flows(binary: ElfBinary, host: Symbol) -> list[code.Flow] | None:
+def _flows(binary: ElfBinary, host: Symbol) -> list[code.Step] | None:
     key = (binary.identity, host.address)
     if key not in _flows_by_host:
         raw = binary.code(host.address, host.size)
-        _flows_by_host[key] = code.flows(raw, host.address) if raw is not None else None
+        _flows_by_host[key] = code.steps(raw, host.address) if raw is not None else None
     return _flows_by_host[key]
 
 
@@ -320,7 +320,7 @@ def _within(ranges: list[tuple[int, int]], address: int) -> bool:
 
 def _host_entries(
     host: Symbol,
-    flows: list[code.Flow],
+    flows: list[code.Step],
     ranges: list[tuple[int, int]],
     unattributed: list[tuple[int, int]],
     statements: set[int],
@@ -330,7 +330,7 @@ def _host_entries(
     indirect = any(f.indirect for f in flows)
     live = _reachable(host, flows) if not indirect else {f.address for f in flows}
     preds: dict[int, list[int]] = {f.address: [] for f in flows}
-    previous: code.Flow | None = None
+    previous: code.Step | None = None
     for flow in flows:
         # Padding after a jump (a `nop` before a loop head) never runs: it is no predecessor.
         if previous is not None and previous.falls_through and previous.address in live:
@@ -353,7 +353,7 @@ def _host_entries(
     addresses = [f.address for f in flows]
     entries: list[LineEntry] = []
     run: list[int] = []
-    for n, flow in enumerate(flows + [code.Flow(host.end, 0, False, None)]):
+    for n, flow in enumerate(flows + [code.Step(host.end, 0, False, None)]):
         if flow.address in member and (not run or addresses[n - 1] == run[-1]):
             run.append(flow.address)
             continue
@@ -365,7 +365,7 @@ def _host_entries(
     return entries
 
 
-def _reachable(host: Symbol, flows: list[code.Flow]) -> set[int]:
+def _reachable(host: Symbol, flows: list[code.Step]) -> set[int]:
     """The instructions control can reach from the function's entry (direct jumps only)."""
     after = {a.address: b.address for a, b in zip(flows, flows[1:])}
     by_address = {f.address: f for f in flows}
@@ -386,7 +386,7 @@ def _reachable(host: Symbol, flows: list[code.Flow]) -> set[int]:
 
 def _run_entries(
     host: Symbol,
-    flows: list[code.Flow],
+    flows: list[code.Step],
     addresses: list[int],
     run: list[int],
     preds: dict[int, list[int]],
@@ -424,7 +424,7 @@ def _previous(addresses: list[int], address: int) -> int | None:
 
 
 def _straight(
-    flows: list[code.Flow], addresses: list[int], start: int, stop: int, targets: set[int]
+    flows: list[code.Step], addresses: list[int], start: int, stop: int, targets: set[int]
 ) -> bool:
     """Control entering at `start` always reaches `stop` (calls return; no jump leaves, none
     lands in between)."""

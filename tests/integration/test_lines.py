@@ -99,7 +99,7 @@ def test_the_counts_of_a_line_split_over_several_ranges_match_bpftrace_free_arit
     assert trace[body].call_count == n
     assert trace[square].call_count == n
     plan = uprobe_trace.plan(exe, [body, square])
-    assert len(plan.sites) == 2
+    assert len(plan.probe_sites) == 2
 
 
 def test_a_line_without_code_names_the_nearest_lines_with_code(uprobe_trace, cargo_bin):
@@ -230,7 +230,7 @@ def test_the_semaphore_is_set_while_attached_only_in_the_traced_process_and_clea
 
     exe = cargo_bin(CRATE)
     plan = Tracer().plan(exe, ["usdt:lines:work"])
-    assert len(plan.sites) == 2 and all(site.semaphore for site in plan.sites)
+    assert len(plan.probe_sites) == 2 and all(site.semaphore for site in plan.probe_sites)
     if links == "perf":  # as on a kernel before 6.6
 
         def load_each(self, count):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_uprobe.code import Flow
+from pytest_uprobe.code import Step
 from pytest_uprobe.dwarf.lines import _host_entries
 from pytest_uprobe.dwarf.locations import Piece
 from pytest_uprobe.elf import Symbol
@@ -97,12 +97,12 @@ def _entries(flows, ranges, zero=(), statements=None):
 
 
 def straight(*addresses):
-    return [Flow(a, 4, True, None) for a in addresses]
+    return [Step(a, 4, True, None) for a in addresses]
 
 
 def test_a_line_entered_once_and_interrupted_by_its_own_inlined_call_is_one_entry():
     # 0x100-0x108 the previous line, 0x108-0x118 the line (its inlined callee merged in).
-    flows = straight(0x100, 0x104, 0x108, 0x10C, 0x110, 0x114) + [Flow(0x118, 1, False, None)]
+    flows = straight(0x100, 0x104, 0x108, 0x10C, 0x110, 0x114) + [Step(0x118, 1, False, None)]
     assert _entries(flows, [(0x108, 0x118)]) == [(0x108, False)]
 
 
@@ -110,13 +110,13 @@ def test_code_of_no_line_reached_only_from_the_line_joins_it():
     # line: 0x100-0x108 (ends jmp 0x110); an unrelated line at 0x108-0x110 ends with a ret;
     # line 0 at 0x110 falls into the line again at 0x114.
     flows = [
-        Flow(0x100, 4, True, None),
-        Flow(0x104, 4, False, 0x110),
-        Flow(0x108, 4, True, None),
-        Flow(0x10C, 4, False, None),
-        Flow(0x110, 4, True, None),
-        Flow(0x114, 4, True, None),
-        Flow(0x118, 4, False, None),
+        Step(0x100, 4, True, None),
+        Step(0x104, 4, False, 0x110),
+        Step(0x108, 4, True, None),
+        Step(0x10C, 4, False, None),
+        Step(0x110, 4, True, None),
+        Step(0x114, 4, True, None),
+        Step(0x118, 4, False, None),
     ]
     line = [(0x100, 0x108), (0x114, 0x11C)]
     assert _entries(flows, line, zero=[(0x110, 0x114)]) == [(0x100, False)]
@@ -128,12 +128,12 @@ def test_a_run_that_only_jumps_on_is_not_an_execution():
     # the `if` line 0x100-0x108 branches to 0x10c; both branches end with a jump attributed
     # to the `if` line (0x108 and 0x110), to the join at 0x114.
     flows = [
-        Flow(0x100, 4, True, None),
-        Flow(0x104, 4, True, 0x10C),
-        Flow(0x108, 4, False, 0x114),
-        Flow(0x10C, 4, True, None),
-        Flow(0x110, 4, False, 0x114),
-        Flow(0x114, 4, False, None),
+        Step(0x100, 4, True, None),
+        Step(0x104, 4, True, 0x10C),
+        Step(0x108, 4, False, 0x114),
+        Step(0x10C, 4, True, None),
+        Step(0x110, 4, False, 0x114),
+        Step(0x114, 4, False, None),
     ]
     line = [(0x100, 0x10C), (0x110, 0x114)]
     assert _entries(flows, line) == [(0x100, False)]
@@ -142,11 +142,11 @@ def test_a_run_that_only_jumps_on_is_not_an_execution():
 def test_a_part_reached_only_from_inside_the_line_is_not_an_entry():
     # 0x100 the line, jo to 0x110 (a panic block of the same line) else falls on.
     flows = [
-        Flow(0x100, 4, True, None),
-        Flow(0x104, 4, True, 0x110),
-        Flow(0x108, 4, True, None),
-        Flow(0x10C, 4, False, None),
-        Flow(0x110, 4, False, None),
+        Step(0x100, 4, True, None),
+        Step(0x104, 4, True, 0x110),
+        Step(0x108, 4, True, None),
+        Step(0x10C, 4, False, None),
+        Step(0x110, 4, False, None),
     ]
     assert _entries(flows, [(0x100, 0x108), (0x110, 0x114)]) == [(0x100, False)]
 
@@ -155,14 +155,14 @@ def test_a_loop_head_entered_from_outside_and_from_the_line_itself_is_marked():
     # the line 0x104-0x10c: its head 0x104 is reached by fallthrough from outside and by a
     # jump back from 0x108 (a loop written on one line).
     flows = [
-        Flow(0x100, 4, True, None),
-        Flow(0x104, 4, True, None),
-        Flow(0x108, 4, True, 0x104),
-        Flow(0x10C, 4, False, None),
+        Step(0x100, 4, True, None),
+        Step(0x104, 4, True, None),
+        Step(0x108, 4, True, 0x104),
+        Step(0x10C, 4, False, None),
     ]
     assert _entries(flows, [(0x104, 0x10C)]) == [(0x104, True)]
 
 
 def test_a_run_without_a_statement_row_is_left_out():
-    flows = straight(0x100, 0x104, 0x108) + [Flow(0x10C, 1, False, None)]
+    flows = straight(0x100, 0x104, 0x108) + [Step(0x10C, 1, False, None)]
     assert _entries(flows, [(0x104, 0x108)], statements=set()) == []
