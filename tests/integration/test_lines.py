@@ -344,7 +344,7 @@ def test_a_function_and_two_lines_sharing_one_address_each_count(uprobe_trace, c
     )
     probes = ["lines::first_caller", f"src/main.rs:{call}", f"src/main.rs:{scale}"]
     plan = uprobe_trace.plan(exe, probes)
-    starts = [s for s in plan.sites if s.kind.starts_a_call]
+    starts = [s for s in plan.probe_sites if s.kind.starts_a_call]
     assert [plan.functions[s.function].probe for s in starts] == [*probes, probes[2]]
     assert starts[0].address == starts[1].address == starts[2].address != starts[3].address
     trace = uprobe_trace.run([exe, "5", "6", "8"], probes=probes)
