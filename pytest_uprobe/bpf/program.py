@@ -102,6 +102,13 @@ struct follow_config {
 BPF_ARRAY(follow, struct follow_config, 1);
 BPF_HASH(tgids, u32, u8, 16384);
 
+/* The run in progress: a hit counts only while its gate is open, and only in the run's
+ * process (ANY_PROCESS: in a process of `tgids`, for follow_children). Closed (0) when the
+ * run ends, so the links of a finished run, which close in the background, count nothing
+ * even if the kernel gives the dead process's pid to another one. */
+#define ANY_PROCESS 0xffffffff
+BPF_ARRAY(gate, u32, 1);
+
 static __always_inline struct follow_config *following(void) {
     u32 zero = 0;
     struct follow_config *config = follow.lookup(&zero);
@@ -209,10 +216,16 @@ static __always_inline void copy_behind(struct big_event *b, struct site *s) {
 }
 
 static __always_inline int on_hit(struct pt_regs *ctx, u32 index) {
-    if (following()) {
-        u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    u32 zero = 0;
+    u32 *open = gate.lookup(&zero);
+    if (!open || *open == 0)
+        return 0;
+    u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    if (*open == ANY_PROCESS) {
         if (!tgids.lookup(&tgid))
             return 0;
+    } else if (*open != tgid) {
+        return 0;
     }
     u64 *count = counts.lookup(&index);
     if (count)
@@ -300,6 +313,7 @@ _WRAPPER = "int site_{0}(struct pt_regs *ctx) {{ return on_hit(ctx, {0}); }}\n"
 ANY_SITE = "site_any"  # the function uprobe_multi links attach
 FOLLOW_FORK, FOLLOW_FREE = "follow_fork", "follow_free"  # raw tracepoint programs
 STOP_AT_ENTRY = "stop_at_entry"  # see session.Session.started
+GATE_CLOSED, ANY_PROCESS = 0, 0xFFFFFFFF  # the `gate` map's value (else: the run's pid)
 
 
 def capacity(sites: int) -> int:

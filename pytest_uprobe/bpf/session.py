@@ -24,7 +24,7 @@ from ..plan import ProbePlan, Site, SiteKind
 from . import btf, headers, program
 from .bcc import load_bcc
 
-POLL_MS = 10  # how long `finish` may wait for the poller to notice it should stop
+POLL_MS = 2  # how long `finish` may wait for the poller to notice it should stop
 
 
 
@@ -247,10 +247,15 @@ class _Loaded:
         if fd < 0:
             raise OSError(ct.get_errno(), f"uprobe with a USDT semaphore at {site.address:#x}")
         bpf._add_uprobe_fd(event, fd)
+    def set_gate(self, value: int) -> None:
+        """Open the gate for process `value` (program.ANY_PROCESS: the followed tree), or
+        close it (program.GATE_CLOSED): see `gate` in the program's text."""
+        self.bpf[b"gate"][ct.c_int(0)] = ct.c_uint32(value)
 
     def reset(self, plan: ProbePlan, record: bool) -> None:
         """Make the program what a fresh one for `plan` would be: zero counters, this plan's
         sites (every other slot empty) and an empty ring buffer."""
+        self.set_gate(program.GATE_CLOSED)
         self.sink = None
         self.bpf.ring_buffer_consume()  # anything a previous run left is dropped
         counts, lost, table = self.bpf[b"counts"], self.bpf[b"lost"], self.bpf[b"sites"]
@@ -279,6 +284,17 @@ class _Loaded:
             table[ct.c_int(number)] = entry
         self.follow(None)  # a run that follows children turns it on in `attach`
 
+    def detach_later(self, pid: int) -> None:
+        """Close this run's links in the background (each close waits ~50 ms for an RCU
+        grace period). Only once the gate is closed and process `pid` is reaped: its links
+        then count nothing; `join_detaches` waits for them."""
+        links, self.links = self.links, []
+        if links:
+            closer = threading.Thread(target=_close_all, args=(links,), name="uprobe-detach")
+            closer.start()
+            with _pending_lock:
+                _pending.append((pid, closer))
+
     def detach(self) -> None:
         """Close every link and perf fd this program is attached through.
 
@@ -287,15 +303,7 @@ class _Loaded:
         BCC's own detach also writes to tracefs' uprobe_events, which perf-PMU probes never
         used (and which may not be mounted): closing the perf fd is what detaches them."""
         links, self.links = self.links, []
-        closers = [threading.Thread(target=os.close, args=(fd,)) for fd in links[1:]]
-        for closer in closers:
-            closer.start()
-        try:
-            if links:
-                os.close(links[0])
-        finally:
-            for closer in closers:
-                closer.join()
+        _close_all(links)
         for name, fd in list(self.bpf.uprobe_fds.items()):
             self.bcc.lib.bpf_close_perf_event_fd(fd)
             self.bpf._del_uprobe_fd(name)
@@ -313,6 +321,35 @@ class _Loaded:
         finally:
             self.bpf = None
             bpf.cleanup()
+
+
+def _close_all(links: list[int]) -> None:
+    """Close link fds side by side: each close waits for the kernel's grace periods."""
+    closers = [threading.Thread(target=os.close, args=(fd,)) for fd in links[1:]]
+    for closer in closers:
+        closer.start()
+    try:
+        if links:
+            os.close(links[0])
+    finally:
+        for closer in closers:
+            closer.join()
+
+
+# Links of finished runs still closing in the background: (the run's pid, its closer).
+_pending: list[tuple[int, threading.Thread]] = []
+_pending_lock = threading.Lock()
+
+
+def join_detaches(pid: int | None = None) -> None:
+    """Wait until the links of finished runs are closed: those of process `pid` (before a
+    new run attaches for a pid the kernel reused), or all of them (None)."""
+    with _pending_lock:
+        chosen = [(p, t) for p, t in _pending if pid is None or p == pid]
+        for entry in chosen:
+            _pending.remove(entry)
+    for _, closer in chosen:
+        closer.join()
 
 
 _string_at = ct.string_at
@@ -443,6 +480,7 @@ def _give_back(loaded: _Loaded) -> None:
 
 def release_programs() -> None:
     """Unload every cached program (at interpreter exit, and for tests)."""
+    join_detaches()
     with _idle_lock:
         programs = [p for idle in _idle.values() for p in idle]
         _idle.clear()
@@ -507,6 +545,7 @@ class Session:
         self._stop = threading.Event()
         self._closed = False
         self._deferred: tuple[int, str | None] | None = None  # see attach(before_exec=True)
+        self.pid = 0  # the process attached for
         bcc = load_bcc()
         _set_kernel_source()
         capacity = program.capacity(len(plan.sites))
@@ -539,6 +578,8 @@ class Session:
         through `path` if given (see _Loaded.attach). `before_exec`: the process has not
         exec'd the binary yet; then call `started` once it is released."""
         assert self._program is not None
+        join_detaches(pid)  # a finished run's links for this very pid must not count too
+        self.pid = pid
         if self.follow_children:
             self._program.follow(pid)
         # The kernel places a USDT semaphore (a uprobe's reference counter) in the first
@@ -565,6 +606,7 @@ class Session:
                 f"attaching in {self.plan.binary.path} failed: {exc}",
                 "run `pytest-uprobe doctor`; check that the binary is on a local filesystem",
             ) from None
+        self._program.set_gate(program.ANY_PROCESS if self.follow_children else pid)
         if self.record:
             self._poller = threading.Thread(target=self._poll, name="uprobe-events", daemon=True)
             self._poller.start()
@@ -611,12 +653,19 @@ class Session:
             self._poller = None
 
     def finish(self) -> None:
-        """Detach, stop polling and take every event still in the ring buffer. Called once the
-        process is gone; detaching first (while the poller notices it should stop) waits out
-        any handler still running, so the last drain sees every event."""
+        """Close the gate, stop polling and take every event still in the ring buffer.
+        Called once the process is reaped: its handlers ran in its own context, so every
+        event it made is in the ring buffer by then. The links of one process (uprobe_multi)
+        close in the background; with follow_children other processes may still be dying
+        in a handler, so detaching first waits them out."""
         self._stop.set()
-        if self._program is not None:
-            self._program.detach()
+        loaded = self._program
+        if loaded is not None:
+            loaded.set_gate(program.GATE_CLOSED)
+            if self.follow_children or not loaded.multi:
+                loaded.detach()
+            else:
+                loaded.detach_later(self.pid)
         self._join_poller()
         if self._bpf is not None and self.record:
             self._bpf.ring_buffer_consume()
@@ -643,6 +692,7 @@ class Session:
         if loaded is None:
             return
         try:
+            loaded.set_gate(program.GATE_CLOSED)
             loaded.detach()
             loaded.follow(None)  # detach the fork tracepoints of a run that followed
         except BaseException:
