@@ -14,11 +14,17 @@ import pytest
 
 import pytest_uprobe.code  # noqa: F401  (imported here, not first inside pytester's inner runs)
 import pytest_uprobe.tracer  # noqa: F401  (whose module snapshot would drop and re-import them)
+from pytest_uprobe.bpf import session
 from pytest_uprobe.errors import NoMatchingFunction, TraceTimeout, UsageError
-from tests.conftest import attached_uprobes, processes_running, uprobe_events
+from tests.conftest import attached_uprobes, processes_running, uprobe_events, uprobe_multi_links
 
 
 def assert_clean(exe) -> None:
+    # A finished run's uprobe_multi links close in the background (each close waits for an
+    # RCU grace period); they can count nothing meanwhile (tests/integration/
+    # test_background_detach.py). Once they are closed, none of this process may be left.
+    session.join_detaches()
+    assert uprobe_multi_links() == []
     # BCC attaches through /proc/<pid>/root/<path>: match the path's end, and this process.
     mine = [
         p
