@@ -270,7 +270,7 @@ def trace_json(trace: Any) -> dict[str, Any]:
         {
             "function": c.function,
             "path": c.path,
-            "args": list(c.args),
+            "args": c.args if isinstance(c.args, Unavailable) else list(c.args),
             "kwargs": c.kwargs,
             "retval": c.retval,
             "returned": c.returned,

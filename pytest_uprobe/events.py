@@ -93,11 +93,14 @@ def _decode(value: Value, event: RawEvent) -> Any:
 
 def _call(function: PlannedFunction, event: RawEvent) -> Call:
     values = [_decode(v, event) for v in function.params]
+    unknown = function.unknown_arguments  # never () for "the parameters are unknown"
     return Call(
         function=function.probe,
         path=function.symbol.path,
-        args=tuple(values),
-        kwargs={v.name: value for v, value in zip(function.params, values)},
+        args=tuple(values) if unknown is None else unknown,
+        kwargs={v.name: value for v, value in zip(function.params, values)}
+        if unknown is None
+        else unknown,
         tid=event.tid,
         ts_ns=event.ts,
     )

@@ -29,7 +29,7 @@ from .decode import (
     decode_value,
 )
 from .decode import Copy as DataCopy
-from .dwarf import frames, index, locations
+from .dwarf import detail, frames, index, locations
 from .dwarf.closures import LEGACY_CLOSURE, closure_aliases
 from .dwarf.inlined import InlinedSite, inlined_sites
 from .dwarf.locations import Cfa, Indirect, Location, Piece
@@ -139,6 +139,14 @@ class PlannedFunction:
     shape: code.CodeShape | None  # None for an inlined copy: it has no code range of its own
     arguments_known: bool  # False without DWARF: the parameter list itself is unknown
     inlined: InlinedSite | None = None
+    unknown_why: str = ""  # why the parameter list is unknown (when arguments_known is False)
+
+    @property
+    def unknown_arguments(self) -> Unavailable | None:
+        """What a call's `args` is when the parameter list itself is unknown."""
+        if self.arguments_known:
+            return None
+        return Unavailable(self.unknown_why or detail.LIMITED)
 
 
 @dataclass
@@ -334,6 +342,9 @@ def _plan_function(plan: ProbePlan, probe: str, symbol: Symbol, ret_sites_only: 
     binary = plan.binary
     shape = shape_of(binary, symbol, probe)
     info = index.function_at(binary, symbol.address)
+    unknown_why = _values_unknown(info)
+    if unknown_why:
+        info = None  # names only: nothing to locate or decode
     entry = _entry_point(info, shape)
     entry, cfa = _probe_point(binary, shape, entry, probe, f"the entry of {symbol.path}")
     located = (
@@ -342,7 +353,12 @@ def _plan_function(plan: ProbePlan, probe: str, symbol: Symbol, ret_sites_only: 
         else []
     )
     params, pieces, derefs = _site_values(located, plan.caps)
-    returns = _return_value(info.return_type, plan.caps) if info is not None else _unknown_return()
+    if info is None:
+        returns: Value | None = _unknown_return(unknown_why)
+    elif _abi_changed(info):
+        returns = _changed_return(info.return_type)
+    else:
+        returns = _return_value(info.return_type, plan.caps)
     save_reg = None
     if returns is not None and _hidden_pointer(returns):
         # The caller's buffer for the return value arrives in rdi; save it at the entry,
@@ -361,7 +377,16 @@ def _plan_function(plan: ProbePlan, probe: str, symbol: Symbol, ret_sites_only: 
     mode = ReturnMode.URETPROBE if leaf else ReturnMode.RET_SITES
     number = len(plan.functions)
     plan.functions.append(
-        PlannedFunction(probe, symbol, tuple(params), returns, mode, shape, info is not None)
+        PlannedFunction(
+            probe,
+            symbol,
+            tuple(params),
+            returns,
+            mode,
+            shape,
+            info is not None,
+            unknown_why=unknown_why,
+        )
     )
     plan.sites.append(
         Site(SiteKind.ENTRY, entry, number, cfa, pieces, derefs=derefs, save_reg=save_reg)
@@ -555,23 +580,24 @@ def _return_value(rust_type: RustType, caps: tuple[int, int]) -> Value | None:
             ),
         )
     location: Location
-    pair = rust_type.scalars() if rust_type.size <= 16 else None
-    if pair is not None and len(pair) == 2:
-        # rustc's ScalarPair: each scalar in a register of its own (rax, then rdx).
-        (first, first_type), (second, second_type) = pair
+    # rustc's Rust ABI on x86-64 (checked by tests/differential against what programs
+    # print): a Scalar in rax (an i128 in rax:rdx), a ScalarPair in rax and rdx, one scalar
+    # each; any other value of at most 8 bytes packed into rax; anything larger in the
+    # caller's buffer (a hidden pointer), even at 9..16 bytes.
+    parts = rust_type.scalars() if rust_type.size <= 16 else None
+    if parts is not None and len(parts) == 2:
+        (first, first_type), (second, second_type) = parts
         if "float" in (first_type.kind, second_type.kind):
             why = "part of it returns in an SSE register, which a uprobe's BPF program cannot read"
             return Value("return", rust_type, Unavailable(why))
-        if first != 0 or second > 8:
-            return Value("return", rust_type, Unavailable("an unexpected register layout"))
         location = (
             Piece(RAX, 0, second, memory=False),
-            Piece(RDX, 0, min(8, rust_type.size - second), memory=False),  # with padding
+            Piece(RDX, 0, rust_type.size - second, memory=False),  # with padding
         )
+    elif parts is not None and rust_type.size == 16:
+        location = (Piece(RAX, 0, 8, memory=False), Piece(RDX, 0, 8, memory=False))
     elif rust_type.size <= 8:
         location = (Piece(RAX, 0, rust_type.size, memory=False),)
-    elif rust_type.size <= 16:
-        location = (Piece(RAX, 0, 8, memory=False), Piece(RDX, 0, rust_type.size - 8, memory=False))
     else:
         # Returned through a hidden pointer: the caller's buffer, whose address arrives in
         # rdi. rax need not hold it at the return (optimized code does not keep it there),
@@ -598,6 +624,36 @@ def _returns_layout(
     return pieces, derefs
 
 
-def _unknown_return() -> Value:
-    why = "the binary has no debug info, so the return type is unknown"
+def _unknown_return(why: str) -> Value:
     return Value("return", RustType("?", "unsupported", 0), Unavailable(why))
+
+
+def _values_unknown(info: index.FunctionInfo | None) -> str:
+    """Why DWARF cannot tell this function's parameters and return type ("" if it can):
+    no entry for the function at all, or a unit built with names and lines only."""
+    if info is None:
+        return detail.NO_DEBUG_INFO
+    if not detail.describes_values(info.die.cu):
+        return detail.LIMITED
+    return ""
+
+
+DW_CC_NOCALL = 3
+
+
+def _abi_changed(info: index.FunctionInfo) -> bool:
+    """LLVM changed how this function is called (DW_CC_nocall): dead-argument elimination
+    dropped its return value (no caller uses it) or rewrote its parameters, so the
+    registers at its return hold nothing of the value DWARF's type describes."""
+    convention = info.die.attributes.get("DW_AT_calling_convention")
+    return convention is not None and convention.value == DW_CC_NOCALL
+
+
+def _changed_return(rust_type: RustType) -> Value | None:
+    if rust_type.kind == "unit":
+        return None
+    why = (
+        "the optimizer removed this function's return value (DWARF marks it DW_CC_nocall: "
+        "no caller uses the value, so it is never returned)"
+    )
+    return Value("return", rust_type, Unavailable(why))

@@ -10,7 +10,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .values import Struct, Truncated, Unavailable, Variant
+
 MAX_LISTED_CALLS = 50
+
+
+def _not_returned() -> Unavailable:
+    return Unavailable("the call did not return")
 
 
 @dataclass
@@ -19,11 +25,13 @@ class Call:
 
     function: str  # the probe name it was requested under
     path: str  # the demangled path of the instance that ran
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
+    # Unavailable(why) instead of a tuple/dict when the parameter list itself is unknown
+    # (no debug info, or names and lines only): never () for "unknown".
+    args: tuple[Any, ...] | Unavailable
+    kwargs: dict[str, Any] | Unavailable
     tid: int
     ts_ns: int  # kernel monotonic time at entry
-    retval: Any = None
+    retval: Any = field(default_factory=_not_returned)
     returned: bool = False
     unwound: bool = False
     tail_call: bool = False
@@ -40,7 +48,7 @@ class Call:
         return None if self.return_ts_ns is None else self.return_ts_ns - self.ts_ns
 
     def __repr__(self) -> str:
-        args = ", ".join(repr(a) for a in self.args)
+        args = _shown_args(self.args)
         if self.returned:
             outcome = f" -> {self.retval!r}"
         elif self.inlined:
@@ -205,7 +213,8 @@ class FunctionTrace:
         last = self.calls[-1]
         if not self._matches(last, args, kwargs):
             raise AssertionError(
-                f"expected call not found.\nExpected: {expected}\n  Actual: {last!r}{self._seen()}"
+                f"expected call not found.\nExpected: {expected}\n  Actual: {last!r}"
+                f"{self._why_unreadable([last])}{self._seen()}"
             )
 
     def assert_called_once_with(self, *args: Any, **kwargs: Any) -> None:
@@ -221,7 +230,10 @@ class FunctionTrace:
         __tracebackhide__ = True
         self._require_complete()
         if not any(self._matches(c, args, kwargs) for c in self.calls):
-            raise AssertionError(f"{self._describe(args, kwargs)} call not found{self._seen()}")
+            raise AssertionError(
+                f"{self._describe(args, kwargs)} call not found"
+                f"{self._why_unreadable(self.calls)}{self._seen()}"
+            )
 
     def assert_has_calls(self, calls: Sequence[tuple[Any, ...]], any_order: bool = False) -> None:
         """The argument tuples appear in this order (contiguously), or in any order."""
@@ -237,15 +249,23 @@ class FunctionTrace:
                 else:
                     missing.append(c)
             if missing:
-                raise AssertionError(f"{missing!r} not all found in call list{self._seen()}")
+                raise AssertionError(
+                    f"{missing!r} not all found in call list"
+                    f"{self._why_unreadable(self.calls)}{self._seen()}"
+                )
             return
         n = len(wanted)
         if not any(seen[i : i + n] == wanted for i in range(len(seen) - n + 1)):
-            raise AssertionError(f"Calls not found.\nExpected: {wanted!r}{self._seen()}")
+            raise AssertionError(
+                f"Calls not found.\nExpected: {wanted!r}"
+                f"{self._why_unreadable(self.calls)}{self._seen()}"
+            )
 
     # -- helpers --------------------------------------------------------------------------
 
     def _matches(self, call: Call, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bool:
+        if isinstance(call.args, Unavailable) or isinstance(call.kwargs, Unavailable):
+            return False  # unknown arguments match nothing; _why_unreadable says why
         if kwargs:
             merged = dict(zip(call.kwargs, args))
             merged.update(kwargs)
@@ -255,6 +275,28 @@ class FunctionTrace:
     def _describe(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
         parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
         return f"{self.name}({', '.join(parts)})"
+
+    def _why_unreadable(self, calls: Sequence[Call]) -> str:
+        """For a failed comparison: the values that could not be read, with the reasons, so
+        the failure says "unknown" rather than only "different"."""
+        unknown = next((c.args for c in calls if isinstance(c.args, Unavailable)), None)
+        if isinstance(unknown, Unavailable):
+            return (
+                f"\nThe arguments of {self.name!r} are unknown, so no call can match: "
+                f"{unknown.reason}"
+            )
+        parts: list[str] = []
+        for call in calls:
+            assert not isinstance(call.kwargs, Unavailable)
+            for name, value in call.kwargs.items():
+                parts += unreadable(value, name)
+        if not parts:
+            return ""
+        shown = list(dict.fromkeys(parts))[:10]
+        return (
+            "\nSome argument values could not be read (Unavailable equals nothing), so they "
+            "cannot match:\n  " + "\n  ".join(shown)
+        )
 
     def _require_all_calls(self) -> None:
         __tracebackhide__ = True
@@ -266,12 +308,6 @@ class FunctionTrace:
     def _require_complete(self) -> None:
         __tracebackhide__ = True
         self._require_all_calls()
-        if not self.arguments_known:
-            raise AssertionError(
-                f"the arguments of {self.name!r} are unknown: the binary has no debug info.\n"
-                "  fix: build with debug info (the dev profile has it; for release set "
-                "`debug = true` under [profile.release])"
-            )
 
     def _seen(self) -> str:
         if not self.calls:
@@ -403,8 +439,32 @@ class Trace:
         return "\n".join(lines)
 
 
+def _shown_args(args: tuple[Any, ...] | Unavailable) -> str:
+    if isinstance(args, Unavailable):
+        return f"<arguments unknown: {args.reason.split('; fix:')[0]}>"
+    return ", ".join(repr(a) for a in args)
+
+
+def unreadable(value: Any, where: str) -> list[str]:
+    """Every Unavailable inside a decoded value, as "where: reason"."""
+    if isinstance(value, Unavailable):
+        return [f"{where}: {value.reason}"]
+    found: list[str] = []
+    if isinstance(value, (tuple, list)):
+        for i, item in enumerate(value):
+            found += unreadable(item, f"{where}[{i}]")
+    elif isinstance(value, Struct):
+        for name, item in value.fields.items():
+            found += unreadable(item, f"{where}.{name}")
+    elif isinstance(value, Variant):
+        found += unreadable(value.value, f"{where}::{value.name}")
+    elif isinstance(value, Truncated):
+        found += unreadable(value.prefix, where)
+    return found
+
+
 def _log_line(call: Call, start_ns: int) -> str:
-    args = ", ".join(repr(a) for a in call.args)
+    args = _shown_args(call.args)
     if call.returned:
         outcome = f" -> {call.retval!r}"
     elif call.inlined:
