@@ -16,6 +16,7 @@ from typing import Any
 from . import code
 from .decode import (
     AREA,
+    CONSTANT_SEGMENT,
     MAX_DEREFS,
     MAX_PIECES,
     NO_READER,
@@ -107,7 +108,9 @@ class Value:
                 return raw
             return decode_value(self.type, raw, reader, self.root)
         raw = b"".join(
-            words[self.first_piece + i].to_bytes(8, "little")[: piece.size]
+            piece.value
+            if piece.value is not None  # a part DWARF gives as a constant
+            else words[self.first_piece + i].to_bytes(8, "little")[: piece.size]
             for i, piece in enumerate(location)
         )
         if self.type.kind in SCALARS:
@@ -348,7 +351,10 @@ def _plan_function(plan: ProbePlan, probe: str, symbol: Symbol, ret_sites_only: 
     entry = _entry_point(info, shape)
     entry, cfa = _probe_point(binary, shape, entry, probe, f"the entry of {symbol.path}")
     located = (
-        [(p.name, p.type, _locate(p, entry, info.frame_base, cfa)) for p in info.params]
+        [
+            (p.name, p.type, _argument_slot(_locate(p, entry, info.frame_base, cfa), p, cfa))
+            for p in info.params
+        ]
         if info is not None
         else []
     )
@@ -513,6 +519,28 @@ def _locate(param: index.Parameter, at: int, frame_base: Any, cfa: Cfa) -> Locat
     return locations.locate(location, param.die, at, param.type.size, frame_base, cfa)
 
 
+DW_LANG_RUST = 0x1C
+BY_REFERENCE = 16  # bytes: larger Rust-ABI arguments travel as a pointer to the value
+
+
+def _argument_slot(where: Location, param: index.Parameter, cfa: Cfa) -> Location:
+    """A Rust argument passed by reference (larger than 16 bytes) whose pointer arrived in
+    the caller's stack area (the 7th argument register onwards): LLVM places the value at
+    the stack slot itself, without the DW_OP_deref that would follow the pointer there (the
+    slot holds the pointer; the Rust ABI never copies a value onto the stack). Read the
+    pointer, then the value behind it."""
+    if not isinstance(where, tuple) or not where or param.type.size <= BY_REFERENCE:
+        return where
+    first = where[0]
+    in_caller_frame = all(p.memory and p.reg == cfa.reg for p in where) and (
+        first.offset >= cfa.offset
+    )
+    language = param.die.cu.get_top_DIE().attributes.get("DW_AT_language")
+    if not in_caller_frame or language is None or language.value != DW_LANG_RUST:
+        return where
+    return Indirect(Piece(first.reg, first.offset, 8, memory=True))
+
+
 def _site_values(
     located: Sequence[tuple[str, RustType, Location]], caps: tuple[int, int], root: Any = None
 ) -> tuple[list[Value], tuple[Piece, ...], tuple[Deref, ...]]:
@@ -543,7 +571,14 @@ def _site_values(
                 roots.append((rust_type, ((top.dst, rust_type.size),), path))
         elif rust_type.kind not in SCALARS:
             roots.append(
-                (rust_type, tuple((8 * (first + i), p.size) for i, p in enumerate(where)), path)
+                (
+                    rust_type,
+                    tuple(
+                        (8 * (first + i) if p.value is None else CONSTANT_SEGMENT, p.size)
+                        for i, p in enumerate(where)
+                    ),
+                    path,
+                )
             )
         values.append(Value(name, rust_type, where, first, path, layout.copies, top))
     layout.follow(roots)

@@ -125,13 +125,24 @@ class Ty:
     def copy(self) -> bool:
         return False
 
+    @property
+    def zero_sized(self) -> bool:
+        """rustc gives a function returning a zero-sized value no DWARF return type, so
+        pytest-uprobe shows such a return value as None, like ()."""
+        if isinstance(self, Unit):
+            return True
+        if isinstance(self, StructTy):
+            return all(t.zero_sized for _, t in self.fields)
+        if isinstance(self, Seq) and self.kind == "array":
+            return self.count == 0 or self.element.zero_sized
+        if isinstance(self, Tuple):
+            return all(t.zero_sized for t in self.items)
+        return False
+
     def check(self, decoded: Any, expected: Any, result: Result, where: str) -> None:
         """Compare, after the cases every type shares: Unavailable, Truncated."""
         if isinstance(decoded, Unavailable):
             result.unavailable.append(f"{where}: {decoded.reason}")
-            return
-        if isinstance(decoded, Truncated) and not isinstance(self, Collection):
-            result.wrong.append(f"{where}: Truncated {decoded!r} for a {self.rust}")
             return
         self.compare(decoded, expected, result, where)
 
