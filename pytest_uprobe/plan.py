@@ -352,7 +352,7 @@ def _plan_function(plan: ProbePlan, probe: str, symbol: Symbol, ret_sites_only: 
     entry, cfa = _probe_point(binary, shape, entry, probe, f"the entry of {symbol.path}")
     located = (
         [
-            (p.name, p.type, _argument_slot(_locate(p, entry, info.frame_base, cfa), p, cfa))
+            (p.name, p.type, _argument_slot(_locate(p, entry, info.frame_base, cfa), p, entry, cfa))
             for p in info.params
         ]
         if info is not None
@@ -364,7 +364,7 @@ def _plan_function(plan: ProbePlan, probe: str, symbol: Symbol, ret_sites_only: 
     elif _abi_changed(info):
         returns = _changed_return(info.return_type)
     else:
-        returns = _return_value(info.return_type, plan.caps)
+        returns = _return_value(info.return_type, plan.caps, detail.language(info.die.cu))
     save_reg = None
     if returns is not None and _hidden_pointer(returns):
         # The caller's buffer for the return value arrives in rdi; save it at the entry,
@@ -480,18 +480,26 @@ def _plan_inlined(plan: ProbePlan, probe: str, copy: InlinedSite) -> None:
 def _entry_point(info: index.FunctionInfo | None, shape: code.CodeShape) -> int:
     """Where to read the arguments: the first instruction, or after the prologue when the
     DWARF locations (single stack slots, as in debug builds) hold only from there on."""
-    if info is None or not info.params or info.prologue_end is None:
+    if info is None or not info.params:
         return shape.start
-    if info.prologue_end == shape.start or info.prologue_end in shape.jump_targets:
+    prologue_end = info.prologue_end
+    if prologue_end is None and detail.language(info.die.cu) != detail.DW_LANG_RUST:
+        # gcc marks no prologue_end: the body starts at the line table's second row.
+        prologue_end = detail.body_start(
+            info.die.cu.dwarfinfo, info.die.cu, shape.start, info.high_pc
+        )
+    if prologue_end is None:
+        return shape.start
+    if prologue_end == shape.start or prologue_end in shape.jump_targets:
         return shape.start
     needs_prologue = any(
         (p.die.attributes.get("DW_AT_location") is not None)
         and p.die.attributes["DW_AT_location"].form == "DW_FORM_exprloc"
         for p in info.params
-    ) or any(_located_only_after(p, shape.start, info.prologue_end) for p in info.params)
+    ) or any(_located_only_after(p, shape.start, prologue_end) for p in info.params)
     if not needs_prologue:
         return shape.start
-    return info.prologue_end
+    return prologue_end
 
 
 def _located_only_after(param: index.Parameter, start: int, prologue_end: int) -> bool:
@@ -519,24 +527,29 @@ def _locate(param: index.Parameter, at: int, frame_base: Any, cfa: Cfa) -> Locat
     return locations.locate(location, param.die, at, param.type.size, frame_base, cfa)
 
 
-DW_LANG_RUST = 0x1C
-BY_REFERENCE = 16  # bytes: larger Rust-ABI arguments travel as a pointer to the value
-
-
-def _argument_slot(where: Location, param: index.Parameter, cfa: Cfa) -> Location:
-    """A Rust argument passed by reference (larger than 16 bytes) whose pointer arrived in
-    the caller's stack area (the 7th argument register onwards): LLVM places the value at
-    the stack slot itself, without the DW_OP_deref that would follow the pointer there (the
-    slot holds the pointer; the Rust ABI never copies a value onto the stack). Read the
-    pointer, then the value behind it."""
-    if not isinstance(where, tuple) or not where or param.type.size <= BY_REFERENCE:
+def _argument_slot(where: Location, param: index.Parameter, at: int, cfa: Cfa) -> Location:
+    """A Rust argument passed by reference whose pointer arrived in the caller's stack area
+    (after the argument registers ran out): LLVM places the value at that stack slot itself,
+    without the DW_OP_deref that would follow the pointer there. The slot holds the pointer:
+    the Rust ABI never copies a value larger than 8 bytes (other than a bare 16-byte
+    integer) into the stack area whole, and a pair of scalars arrives as two pieces. So a
+    plain DW_OP_fbreg/DW_OP_breg location there, for such a value, is the pointer's slot
+    (tests/differential found 16-byte structs, a newtype around u128 among them, passed so)."""
+    if not isinstance(where, tuple) or not where or param.type.size <= 8:
         return where
     first = where[0]
     in_caller_frame = all(p.memory and p.reg == cfa.reg for p in where) and (
         first.offset >= cfa.offset
     )
-    language = param.die.cu.get_top_DIE().attributes.get("DW_AT_language")
-    if not in_caller_frame or language is None or language.value != DW_LANG_RUST:
+    if not in_caller_frame or detail.language(param.die.cu) != detail.DW_LANG_RUST:
+        return where
+    if param.type.kind == "int":
+        return where  # an i128: its value, in two slots
+    location = param.die.attributes.get("DW_AT_location")
+    ops = locations.expression_at(location, param.die, at) if location is not None else None
+    if not isinstance(ops, list) or len(ops) != 1:
+        return where  # pieces: each part where DWARF says
+    if not ops[0].op_name.startswith(("DW_OP_fbreg", "DW_OP_breg")):
         return where
     return Indirect(Piece(first.reg, first.offset, 8, memory=True))
 
@@ -600,7 +613,9 @@ def _as_block(where: Location) -> Location:
     return Indirect(Piece(first.reg, 0, 8, memory=False), first.offset)
 
 
-def _return_value(rust_type: RustType, caps: tuple[int, int]) -> Value | None:
+def _return_value(
+    rust_type: RustType, caps: tuple[int, int], language: int | None = detail.DW_LANG_RUST
+) -> Value | None:
     if rust_type.kind == "unit" or (rust_type.size == 0 and rust_type.kind != "unsupported"):
         return None if rust_type.kind == "unit" else Value("return", rust_type, b"")
     if rust_type.kind == "unsupported":
@@ -615,6 +630,11 @@ def _return_value(rust_type: RustType, caps: tuple[int, int]) -> Value | None:
             ),
         )
     location: Location
+    if language in detail.C_LANGUAGES:
+        return _c_return_value(rust_type)
+    if language != detail.DW_LANG_RUST and rust_type.kind not in SCALARS:
+        why = "a compound value returned by a function in a language other than Rust and C"
+        return Value("return", rust_type, Unavailable(why))
     # rustc's Rust ABI on x86-64 (checked by tests/differential against what programs
     # print): a Scalar in rax (an i128 in rax:rdx), a ScalarPair in rax and rdx, one scalar
     # each; any other value of at most 8 bytes packed into rax; anything larger in the
@@ -639,6 +659,51 @@ def _return_value(rust_type: RustType, caps: tuple[int, int]) -> Value | None:
         # so the entry saves rdi for the frame and the return site reads it back.
         location = Indirect(Piece(SAVED_POINTER, 0, 8, memory=False))
     return Value("return", rust_type, location, root=("return",))
+
+
+def _c_return_value(rust_type: RustType) -> Value:
+    """The System V x86-64 C ABI: up to 16 bytes come back in registers, each eightbyte
+    classified alone (integers in rax then rdx, floats in SSE registers, which a uprobe
+    cannot read); anything larger in the caller's buffer (a hidden pointer)."""
+    if rust_type.size > 16:
+        return Value("return", rust_type, Indirect(Piece(SAVED_POINTER, 0, 8, memory=False)),
+                     root=("return",))  # fmt: skip
+    leaves = _c_leaves(rust_type, 0)
+    if leaves is None:
+        why = f"the C ABI's return of {rust_type.name} is not decoded"
+        return Value("return", rust_type, Unavailable(why))
+    if any(kind == "float" for _, kind in leaves):
+        why = "part of it returns in an SSE register, which a uprobe's BPF program cannot read"
+        return Value("return", rust_type, Unavailable(why))
+    location: tuple[Piece, ...] = (Piece(RAX, 0, min(8, rust_type.size), memory=False),)
+    if rust_type.size > 8:
+        location += (Piece(RDX, 0, rust_type.size - 8, memory=False),)
+    return Value("return", rust_type, location, root=("return",))
+
+
+def _c_leaves(rust_type: RustType, offset: int) -> list[tuple[int, str]] | None:
+    """The scalars inside a C value (offset, kind); None for what C's ABI rules here do not
+    cover (unions, bit fields we cannot see)."""
+    kind = rust_type.kind
+    if kind in SCALARS or kind == "c_enum":
+        return [(offset, kind)]
+    if kind == "struct" or kind == "tuple":
+        found: list[tuple[int, str]] = []
+        for f in rust_type.fields:
+            inner = _c_leaves(f.type, offset + f.offset)
+            if inner is None:
+                return None
+            found += inner
+        return found
+    if kind == "array" and rust_type.element is not None:
+        found = []
+        for i in range(rust_type.count):
+            inner = _c_leaves(rust_type.element, offset + i * rust_type.element.size)
+            if inner is None:
+                return None
+            found += inner
+        return found
+    return None
 
 
 def _hidden_pointer(returns: Value) -> bool:

@@ -9,6 +9,7 @@ whose table has no parameter and no type tag describes no values at all.
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
 FIX = (
@@ -45,3 +46,36 @@ def describes_values(cu: Any) -> bool:
         known = any(decl["tag"] in _VALUE_TAGS for decl in table._abbrev_map.values())
         _known[key] = known
     return known
+
+
+DW_LANG_RUST = 0x1C
+C_LANGUAGES = frozenset({0x01, 0x02, 0x0C, 0x1D, 0x2C})  # C89, C, C99, C11, C17
+
+
+def language(cu: Any) -> int | None:
+    """The unit's DW_AT_language (DW_LANG_*), if given."""
+    attr = cu.get_top_DIE().attributes.get("DW_AT_language")
+    return int(attr.value) if attr is not None and isinstance(attr.value, int) else None
+
+
+_rows: dict[tuple[int, int], list[int]] = {}
+
+
+def body_start(dwarf: Any, cu: Any, low: int, high: int) -> int | None:
+    """The address of the second line-table row in [low, high): where a compiler that marks
+    no prologue_end (gcc) starts the body, after the prologue stored the arguments in their
+    stack slots. This is how debuggers place a breakpoint on such a function."""
+    key = (id(dwarf), cu.cu_offset)
+    rows = _rows.get(key)
+    if rows is None:
+        rows = []
+        program = dwarf.line_program_for_CU(cu)
+        if program is not None:
+            for entry in program.get_entries():
+                state = entry.state
+                if state is not None and state.is_stmt and not state.end_sequence:
+                    rows.append(state.address)
+        rows.sort()
+        _rows[key] = rows
+    i = bisect.bisect_right(rows, low)
+    return rows[i] if i < len(rows) and rows[i] < high else None

@@ -108,7 +108,7 @@ class RustType:
             return _abi_shape([(f.offset, f.type) for f in self.fields], self.size)
         if kind in ("struct", "tuple"):
             return _abi_shape(_flat_scalars(self.fields), self.size)
-        if kind == "enum" and self.discr is not None:
+        if kind == "enum" and self.discr is not None and not is_coroutine(self.name):
             tag = (self.discr.offset, self.discr.type)
             if any(v.discr is None for v in self.variants):  # niche: the dataful variant's
                 dataful = [v for v in self.variants if any(f.type.size for f in v.fields)]
@@ -155,6 +155,12 @@ class RustType:
         if self.kind == "float":
             return struct.unpack("<d" if self.size == 8 else "<f", raw)[0]
         raise AssertionError(self.kind)
+
+
+def is_coroutine(name: str) -> bool:
+    """The state of an async fn, async block or coroutine (`{async_fn_env#0}`): rustc lays
+    it out in memory whatever its size (never a Scalar or ScalarPair)."""
+    return name.startswith("{") and "_env#" in name and not name.startswith("{closure_env#")
 
 
 def _flat_scalars(fields: tuple[Field, ...]) -> list[tuple[int, RustType]] | None:
@@ -333,7 +339,12 @@ def _enum(die: Any, name: str, size: int, part: Any) -> RustType:
         if tuple_like:
             fields = tuple(_renamed(fields))
         discr_value = _int_value(value) if value is not None else None
-        variants.append(EnumVariant(_name(member), discr_value, fields, tuple_like))
+        label = _name(member)
+        if label.isdigit() and payload is not None and is_coroutine(name):
+            # A coroutine's states are members "0", "1", ... of types named for the state:
+            # `...::{async_fn_env#0}::Unresumed`, `Returned`, `Panicked`, `Suspend0`.
+            label = _name(payload).rsplit("::", 1)[-1] or label
+        variants.append(EnumVariant(label, discr_value, fields, tuple_like))
     return RustType(name, "enum", size, variants=tuple(variants), discr=discr)
 
 

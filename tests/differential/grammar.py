@@ -137,6 +137,8 @@ class Ty:
             return self.count == 0 or self.element.zero_sized
         if isinstance(self, Tuple):
             return all(t.zero_sized for t in self.items)
+        if isinstance(self, EnumTy):
+            return len(self.variants) == 1 and all(t.zero_sized for _, t in self.variants[0][1])
         return False
 
     def check(self, decoded: Any, expected: Any, result: Result, where: str) -> None:

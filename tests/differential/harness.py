@@ -212,12 +212,19 @@ def compare_run(program: Program, profile: str, trace: Any) -> list[Outcome]:
             continue
         for call, (args, ret) in zip(calls, expected):
             decoded_args = call.args
+            if not isinstance(decoded_args, (tuple, Unavailable)) or (
+                isinstance(decoded_args, tuple) and len(decoded_args) != len(f.params)
+            ):
+                shown = ", ".join(type(a).__name__ for a in decoded_args)
+                outcomes.append(Outcome(profile, f.name, "args", "parameter lists", WRONG,
+                                        [f"{len(decoded_args)} values ({shown}) for "
+                                         f"{len(f.params)} parameters ({', '.join(t.rust for t in f.params)})"
+                                         + (" [inlined copy]" if call.inlined else "")]))  # fmt: skip
+                continue
             for i, (t, e) in enumerate(zip(f.params, args)):
                 result = Result()
                 if isinstance(decoded_args, Unavailable):
                     result.unavailable.append(f"args: {decoded_args.reason}")
-                elif not isinstance(decoded_args, tuple) or len(decoded_args) != len(f.params):
-                    result.wrong.append(f"args {decoded_args!r} for {len(f.params)} parameters")
                 else:
                     t.check(decoded_args[i], e, result, f"a{i}")
                 outcomes.append(Outcome(profile, f.name, f"arg {i}", t.family, result.status,
@@ -261,7 +268,8 @@ def run_seed(seed: int, count: int, profiles: tuple[str, ...] = PROFILES, *, ver
         if verbose:
             for o in found:
                 if o.status == WRONG:
-                    print(f"WRONG seed {seed} {profile} {o.function} {o.position}: {o.details}", file=sys.stderr)
+                    detail = "; ".join(o.details)
+                    print(f"WRONG seed {seed} {profile} {o.function} {o.position}: {detail[:300]}", file=sys.stderr)
         outcomes += found
     return outcomes
 
