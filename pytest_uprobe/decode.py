@@ -386,5 +386,9 @@ def _enum(value: RustType, raw: bytes, reader: Reader, path: Path) -> Any:
     else:
         payload = None
     if value.name.startswith("Option<") and {v.name for v in value.variants} == {"None", "Some"}:
-        return None if chosen.name == "None" else payload
+        if chosen.name == "None":
+            return None
+        # The payload itself, unless it reads as None too (Some(()), Some(None), Some(&None)):
+        # then Variant("Some", None), which no one can mistake for None.
+        return Variant("Some", None, value.name) if payload is None else payload
     return Variant(chosen.name, payload, value.name)

@@ -528,13 +528,12 @@ def _locate(param: index.Parameter, at: int, frame_base: Any, cfa: Cfa) -> Locat
 
 
 def _argument_slot(where: Location, param: index.Parameter, at: int, cfa: Cfa) -> Location:
-    """A Rust argument passed by reference whose pointer arrived in the caller's stack area
-    (after the argument registers ran out): LLVM places the value at that stack slot itself,
-    without the DW_OP_deref that would follow the pointer there. The slot holds the pointer:
-    the Rust ABI never copies a value larger than 8 bytes (other than a bare 16-byte
-    integer) into the stack area whole, and a pair of scalars arrives as two pieces. So a
-    plain DW_OP_fbreg/DW_OP_breg location there, for such a value, is the pointer's slot
-    (tests/differential found 16-byte structs, a newtype around u128 among them, passed so)."""
+    """A Rust argument of more than 8 bytes that arrived in the caller's stack area (after
+    the argument registers ran out), where DWARF gives a plain DW_OP_fbreg/DW_OP_breg
+    location: the slot holds either the value (a newtype around u128, say) or a pointer to
+    it (a struct passed by reference, where LLVM drops the DW_OP_deref that would follow
+    it; tests/differential found both), and nothing in DWARF tells which. Unavailable,
+    rather than a guess that could be wrong."""
     if not isinstance(where, tuple) or not where or param.type.size <= 8:
         return where
     first = where[0]
@@ -551,7 +550,10 @@ def _argument_slot(where: Location, param: index.Parameter, at: int, cfa: Cfa) -
         return where  # pieces: each part where DWARF says
     if not ops[0].op_name.startswith(("DW_OP_fbreg", "DW_OP_breg")):
         return where
-    return Indirect(Piece(first.reg, first.offset, 8, memory=True))
+    return Unavailable(
+        "passed on the stack, where DWARF does not say whether the slot holds the value or a "
+        "pointer to it (LLVM drops the DW_OP_deref of by-reference arguments there)"
+    )
 
 
 def _site_values(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..elf import ElfBinary
@@ -206,15 +206,22 @@ def parameters_of(die: Any, origin: Any = None) -> tuple[Parameter, ...]:
             if "DW_AT_abstract_origin" in child.attributes:
                 concrete[child.get_DIE_from_attribute("DW_AT_abstract_origin").offset] = child
     params: list[Parameter] = []
+    unnamed: Any = None  # the last parameter DIE without a name (a zero-sized one)
     for child in declared.iter_children():
         if child.tag != "DW_TAG_formal_parameter":
             if origin is not None and _parameter_as_variable(child, declared):
+                if unnamed is not None and _same_type(unnamed, child):
+                    # rustc names a zero-sized parameter by a variable after it: one parameter
+                    params[-1] = replace(params[-1], name=attr(child, "DW_AT_name").value.decode())
+                    unnamed = None
+                    continue
                 pass  # LLVM sometimes turns an inlined function's parameter into a variable
             elif origin is not None:
                 break  # parameters come first; the body's variables follow
             else:
                 continue
         name = attr(child, "DW_AT_name")
+        unnamed = child if name is None and child.tag == "DW_TAG_formal_parameter" else None
         params.append(
             Parameter(
                 name.value.decode() if name else f"arg{len(params)}",
@@ -223,6 +230,11 @@ def parameters_of(die: Any, origin: Any = None) -> tuple[Parameter, ...]:
             )
         )
     return tuple(params)
+
+
+def _same_type(a: Any, b: Any) -> bool:
+    ta, tb = a.attributes.get("DW_AT_type"), b.attributes.get("DW_AT_type")
+    return ta is not None and tb is not None and ta.value == tb.value and ta.form == tb.form
 
 
 def _parameter_as_variable(child: Any, function: Any) -> bool:

@@ -661,6 +661,8 @@ class OptionTy(Ty):
         if decoded is None:
             mismatch(result, where, decoded, expected)
             return
+        if isinstance(decoded, Variant) and decoded.name == "Some" and decoded.value is None:
+            decoded = None  # Some(x) where x itself reads as None (documented form)
         self.inner.check(decoded, expected[1], result, f"{where}?")
 
 
@@ -829,8 +831,8 @@ class Grammar:
             if special < 0.35:
                 return OptionTy(Bool())
             if special < 0.55:
-                return OptionTy(Ref(self.not_optional(inner)))
-            return OptionTy(self.not_optional(inner))
+                return OptionTy(Ref(self.any(inner)))
+            return OptionTy(self.any(inner) if rng.random() < 0.3 else self.not_optional(inner))
         if choice == "result":
             return ResultTy(self.any(inner), self.any(inner))
         if choice == "box":
