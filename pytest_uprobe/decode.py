@@ -356,6 +356,22 @@ def _cut_utf8(data: bytes) -> bool:
     return False
 
 
+def _payload_may_be_none(some: Any) -> bool:
+    sized = [f for f in some.fields]
+    if len(sized) != 1:
+        return False
+    target = sized[0].type
+    for _ in range(MAX_DEPTH + 1):
+        if target.kind != "pointer":
+            break
+        target = target.target
+    return target.kind == "unit" or (
+        target.kind == "enum"
+        and target.name.startswith("Option<")
+        and {v.name for v in target.variants} == {"None", "Some"}
+    )
+
+
 def _enum(value: RustType, raw: bytes, reader: Reader, path: Path) -> Any:
     chosen = None
     if value.discr is None:
@@ -388,7 +404,8 @@ def _enum(value: RustType, raw: bytes, reader: Reader, path: Path) -> Any:
     if value.name.startswith("Option<") and {v.name for v in value.variants} == {"None", "Some"}:
         if chosen.name == "None":
             return None
-        # The payload itself, unless it reads as None too (Some(()), Some(None), Some(&None)):
-        # then Variant("Some", None), which no one can mistake for None.
-        return Variant("Some", None, value.name) if payload is None else payload
+        # The payload itself, unless its type can read as None too (Option<()>,
+        # Option<Option<T>>, Option<&Option<T>>): then always Variant("Some", payload), so
+        # Some(None) never looks like None, nor Some(Some(())) like Some(None).
+        return Variant("Some", payload, value.name) if _payload_may_be_none(chosen) else payload
     return Variant(chosen.name, payload, value.name)

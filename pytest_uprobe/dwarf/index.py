@@ -206,14 +206,16 @@ def parameters_of(die: Any, origin: Any = None) -> tuple[Parameter, ...]:
             if "DW_AT_abstract_origin" in child.attributes:
                 concrete[child.get_DIE_from_attribute("DW_AT_abstract_origin").offset] = child
     params: list[Parameter] = []
-    unnamed: Any = None  # the last parameter DIE without a name (a zero-sized one)
+    unnamed: list[tuple[int, Any]] = []  # parameters without a name (zero-sized ones)
     for child in declared.iter_children():
         if child.tag != "DW_TAG_formal_parameter":
             if origin is not None and _parameter_as_variable(child, declared):
-                if unnamed is not None and _same_type(unnamed, child):
-                    # rustc names a zero-sized parameter by a variable after it: one parameter
-                    params[-1] = replace(params[-1], name=attr(child, "DW_AT_name").value.decode())
-                    unnamed = None
+                same = next((u for u in unnamed if _same_type(u[1], child)), None)
+                if same is not None:
+                    # rustc names a zero-sized parameter by a variable after the parameters
+                    unnamed.remove(same)
+                    name = attr(child, "DW_AT_name").value.decode()
+                    params[same[0]] = replace(params[same[0]], name=name)
                     continue
                 pass  # LLVM sometimes turns an inlined function's parameter into a variable
             elif origin is not None:
@@ -221,7 +223,8 @@ def parameters_of(die: Any, origin: Any = None) -> tuple[Parameter, ...]:
             else:
                 continue
         name = attr(child, "DW_AT_name")
-        unnamed = child if name is None and child.tag == "DW_TAG_formal_parameter" else None
+        if name is None and child.tag == "DW_TAG_formal_parameter":
+            unnamed.append((len(params), child))
         params.append(
             Parameter(
                 name.value.decode() if name else f"arg{len(params)}",

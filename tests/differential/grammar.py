@@ -661,8 +661,15 @@ class OptionTy(Ty):
         if decoded is None:
             mismatch(result, where, decoded, expected)
             return
-        if isinstance(decoded, Variant) and decoded.name == "Some" and decoded.value is None:
-            decoded = None  # Some(x) where x itself reads as None (documented form)
+        inner = self.inner
+        while isinstance(inner, (Ref, BoxTy)):
+            inner = inner.inner
+        if isinstance(inner, (Unit, OptionTy)):
+            # The documented form where the payload's type can read as None itself.
+            if not isinstance(decoded, Variant) or decoded.name != "Some":
+                mismatch(result, where, decoded, expected)
+                return
+            decoded = decoded.value
         self.inner.check(decoded, expected[1], result, f"{where}?")
 
 

@@ -176,6 +176,13 @@ def test_some_of_a_none_payload_is_not_none():
     assert decode_value(inner, b"\x00", NO_READER, ()) is None
     some = decode_value(inner, b"\x01", NO_READER, ())
     assert some == Variant("Some", None) and some is not None
+    nested = RustType("Option<Option<()>>", "enum", 1,
+                      variants=(EnumVariant("None", 2, (), False),
+                                EnumVariant("Some", None, (Field("0", 0, inner),), True)),
+                      discr=Field("<discriminant>", 0, U8))  # fmt: skip
+    assert decode_value(nested, b"\x02", NO_READER, ()) is None
+    assert decode_value(nested, b"\x00", NO_READER, ()) == Variant("Some", None)
+    assert decode_value(nested, b"\x01", NO_READER, ()) == Variant("Some", Variant("Some", None))
 
 
 # -- unknown parameter lists ----------------------------------------------------------------------
