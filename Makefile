@@ -6,13 +6,20 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := python3-bpfcc linux-headers-amd64 bpftool bpftrace rustfilt binutils
 SUDO_HINT = sudo make $@
 
-.PHONY: demo test lint bench bootstrap system-packages venv clean
+.PHONY: demo test lint bench bootstrap system-packages venv clean differential
 
 demo: bootstrap
 	$(PY) -m pytest --uprobe -p no:cacheprovider -v examples/
 
 test: bootstrap
 	$(PY) -m pytest --uprobe tests examples -q -rs
+
+# A longer differential campaign (tests/differential): N generated functions per crate, built
+# in dev, release and release with debug = 1; SEED one or more seeds (default: 3 random ones).
+N ?= 100
+SEED ?=
+differential: bootstrap
+	$(PY) -m tests.differential.harness --functions $(N) $(if $(SEED),$(foreach s,$(SEED),--seed $(s)),--seeds 3)
 
 lint: venv
 	$(VENV)/bin/ruff check pytest_uprobe tests examples benchmarks
@@ -45,4 +52,4 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 clean:
-	rm -rf $(VENV) example_crates/*/target benchmarks/*/target
+	rm -rf $(VENV) example_crates/*/target benchmarks/*/target tests/differential/target

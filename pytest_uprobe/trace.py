@@ -123,7 +123,8 @@ class FunctionTrace:
         return self.call_count > 0
 
     @property
-    def call_args_list(self) -> list[tuple[Any, ...]]:
+    def call_args_list(self) -> list[tuple[Any, ...] | Unavailable]:
+        """Each call's arguments; Unavailable(why) where the parameter list is unknown."""
         self._require_complete()
         return [c.args for c in self.calls]
 
@@ -135,7 +136,7 @@ class FunctionTrace:
         return [c.retval for c in self.calls]
 
     @property
-    def call_args(self) -> tuple[Any, ...] | None:
+    def call_args(self) -> tuple[Any, ...] | Unavailable | None:
         self._require_complete()
         return self.calls[-1].args if self.calls else None
 

@@ -18,7 +18,7 @@ FIX = (
 )
 LIMITED = (
     "the debug info of its compile unit has no parameters or types (built with "
-    "`debug = 1` / \"limited\" or \"line-tables-only\", as Rust's standard library ships); "
+    '`debug = 1` / "limited" or "line-tables-only", as Rust\'s standard library ships); '
     "fix: " + FIX
 )
 NO_DEBUG_INFO = (

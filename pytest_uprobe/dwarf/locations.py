@@ -126,7 +126,8 @@ def _frame_base(ops: list[Any], die: Any, cfa: Cfa | None) -> Location:
             return (Piece(cfa.reg, cfa.offset, 8, memory=False),)
         # A large frame's base: CFA plus a constant (DW_OP_consts -4192; DW_OP_plus).
         names = [op.op_name for op in ops[1:]]
-        if len(ops) == 3 and names[1] == "DW_OP_plus" and names[0] in ("DW_OP_consts", "DW_OP_constu"):
+        constant = names[0] in ("DW_OP_consts", "DW_OP_constu")
+        if len(ops) == 3 and names[1] == "DW_OP_plus" and constant:
             return (Piece(cfa.reg, cfa.offset + int(ops[1].args[0]), 8, memory=False),)
         if len(ops) == 2 and names[0] == "DW_OP_plus_uconst":
             return (Piece(cfa.reg, cfa.offset + int(ops[1].args[0]), 8, memory=False),)

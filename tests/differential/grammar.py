@@ -58,13 +58,15 @@ class Reader:
     def expect(self, token: str) -> None:
         self.space()
         if not self.text.startswith(token, self.at):
-            raise ValueError(f"expected {token!r} at {self.text[self.at:self.at + 40]!r}")
+            raise ValueError(f"expected {token!r} at {self.text[self.at : self.at + 40]!r}")
         self.at += len(token)
 
     def word(self) -> str:
         self.space()
         start = self.at
-        while self.at < len(self.text) and (self.text[self.at].isalnum() or self.text[self.at] in "_.-+"):
+        while self.at < len(self.text) and (
+            self.text[self.at].isalnum() or self.text[self.at] in "_.-+"
+        ):
             self.at += 1
         return self.text[start : self.at]
 
@@ -397,7 +399,9 @@ class Seq(Collection):
     def make(self) -> str:
         if self.kind == "array":
             return f"std::array::from_fn::<_, {self.count}, _>(|_| {self.element.make()})"
-        vec = f"(0..pick_len()).map(|_| {self.element.make()}).collect::<Vec<{self.element.rust}>>()"
+        vec = (
+            f"(0..pick_len()).map(|_| {self.element.make()}).collect::<Vec<{self.element.rust}>>()"
+        )
         if self.kind == "vec":
             return vec
         return f"(&*Box::leak({vec}.into_boxed_slice()))"
@@ -476,7 +480,11 @@ class StructTy(Ty):
         if not self.fields:
             self.family = "unit/zero-sized"
         else:
-            self.family = {"": "structs", "C": "#[repr(C)] structs", "packed": "#[repr(packed)] structs"}[self.repr]
+            self.family = {
+                "": "structs",
+                "C": "#[repr(C)] structs",
+                "packed": "#[repr(packed)] structs",
+            }[self.repr]
 
     @property
     def rust(self) -> str:
@@ -708,7 +716,9 @@ class ResultTy(Ty):
         if not isinstance(decoded, Variant) or decoded.name != name:
             mismatch(result, where, decoded, expected)
             return
-        (self.ok if name == "Ok" else self.err).check(decoded.value, value, result, f"{where}::{name}")
+        (self.ok if name == "Ok" else self.err).check(
+            decoded.value, value, result, f"{where}::{name}"
+        )
 
 
 @dataclass(eq=False)
@@ -739,7 +749,6 @@ class BoxTy(Ty):
             result.unavailable.append(f"{where}: {decoded.reason}")
         else:
             self.inner.check(decoded, expected, result, f"*{where}")
-
 
 
 @dataclass(eq=False)

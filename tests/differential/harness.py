@@ -24,13 +24,17 @@ from pytest_uprobe import Tracer, Unavailable
 from pytest_uprobe.cargo import cargo_bin
 from pytest_uprobe.errors import UnreadableFunction
 
-from .grammar import OK, UNAVAILABLE, WRONG, CHARS, STRINGS, Grammar, Reader, Result, Ty
+from .grammar import CHARS, OK, STRINGS, UNAVAILABLE, WRONG, Grammar, Reader, Result, Ty
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "target"  # generated crates and their builds (cached between runs)
 CRATE = "diffcrate"
 PROFILES = ("dev", "release", "limited")  # limited: release with `debug = 1`
-PROFILE_LABELS = {"dev": "dev", "release": "release (debug = true)", "limited": "release (debug = 1)"}
+PROFILE_LABELS = {
+    "dev": "dev",
+    "release": "release (debug = true)",
+    "limited": "release (debug = 1)",
+}
 LINE = re.compile(r"^(ARG|RET) (f\d+)(?: (\d+))? = (.*)$")
 
 
@@ -83,7 +87,8 @@ static STATE: AtomicU64 = AtomicU64::new(SEED);
 #[inline(never)]
 fn rnd() -> u64 {
     // splitmix64
-    let mut z = STATE.fetch_add(0x9E3779B97F4A7C15, Ordering::Relaxed).wrapping_add(0x9E3779B97F4A7C15);
+    let step = 0x9E3779B97F4A7C15;
+    let mut z = STATE.fetch_add(step, Ordering::Relaxed).wrapping_add(step);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
     z ^ (z >> 31)
@@ -118,7 +123,11 @@ def rust_source(program: Program) -> str:
         body.append(f"    let ret: {f.returns.rust} = {f.returns.make()};")
         body.append(f'    println!("RET {f.name} = {{:?}}", ret);')
         body.append("    ret")
-        out.append(f"{inline}\npub fn {f.name}({params}) -> {f.returns.rust} {{\n" + "\n".join(body) + "\n}")
+        out.append(
+            f"{inline}\npub fn {f.name}({params}) -> {f.returns.rust} {{\n"
+            + "\n".join(body)
+            + "\n}"
+        )
     for d, calls in enumerate(program.drivers):
         lines = []
         for i, _ in calls:
@@ -149,7 +158,10 @@ def write_crate(program: Program, count: int) -> Path:
     """The crate's directory, rewritten only where its text changed (cargo's cache holds)."""
     crate = WORK / f"seed{program.seed}-n{count}"
     (crate / "src").mkdir(parents=True, exist_ok=True)
-    for path, text in ((crate / "Cargo.toml", CARGO_TOML), (crate / "src" / "main.rs", rust_source(program))):
+    for path, text in (
+        (crate / "Cargo.toml", CARGO_TOML),
+        (crate / "src" / "main.rs", rust_source(program)),
+    ):
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
     return crate
@@ -186,7 +198,7 @@ def printed_calls(program: Program, stdout: str) -> dict[str, list[tuple[list[An
         value = t.read(reader)
         reader.space()
         if reader.at != len(text):
-            raise ValueError(f"unparsed Debug text of {name}: {text[reader.at:]!r}")
+            raise ValueError(f"unparsed Debug text of {name}: {text[reader.at :]!r}")
         if kind == "ARG":
             args.append(value)
         else:
@@ -206,9 +218,15 @@ def compare_run(program: Program, profile: str, trace: Any) -> list[Outcome]:
         calls = seen.calls
         if seen.call_count != len(expected) or len(calls) != len(expected):
             outcomes.append(
-                Outcome(profile, f.name, "count", "call counts", WRONG,
-                        [f"counted {seen.call_count}, recorded {len(calls)}, printed {len(expected)}"])
-            )  # fmt: skip
+                Outcome(
+                    profile,
+                    f.name,
+                    "count",
+                    "call counts",
+                    WRONG,
+                    [f"counted {seen.call_count}, recorded {len(calls)}, printed {len(expected)}"],
+                )
+            )
             continue
         for call, (args, ret) in zip(calls, expected):
             decoded_args = call.args
@@ -216,10 +234,20 @@ def compare_run(program: Program, profile: str, trace: Any) -> list[Outcome]:
                 isinstance(decoded_args, tuple) and len(decoded_args) != len(f.params)
             ):
                 shown = ", ".join(type(a).__name__ for a in decoded_args)
-                outcomes.append(Outcome(profile, f.name, "args", "parameter lists", WRONG,
-                                        [f"{len(decoded_args)} values ({shown}) for "
-                                         f"{len(f.params)} parameters ({', '.join(t.rust for t in f.params)})"
-                                         + (" [inlined copy]" if call.inlined else "")]))  # fmt: skip
+                outcomes.append(
+                    Outcome(
+                        profile,
+                        f.name,
+                        "args",
+                        "parameter lists",
+                        WRONG,
+                        [
+                            f"{len(decoded_args)} values ({shown}) for "
+                            f"{len(f.params)} parameters ({', '.join(t.rust for t in f.params)})"
+                            + (" [inlined copy]" if call.inlined else "")
+                        ],
+                    )
+                )
                 continue
             for i, (t, e) in enumerate(zip(f.params, args)):
                 result = Result()
@@ -227,8 +255,16 @@ def compare_run(program: Program, profile: str, trace: Any) -> list[Outcome]:
                     result.unavailable.append(f"args: {decoded_args.reason}")
                 else:
                     t.check(decoded_args[i], e, result, f"a{i}")
-                outcomes.append(Outcome(profile, f.name, f"arg {i}", t.family, result.status,
-                                        result.wrong or result.unavailable))  # fmt: skip
+                outcomes.append(
+                    Outcome(
+                        profile,
+                        f.name,
+                        f"arg {i}",
+                        t.family,
+                        result.status,
+                        result.wrong or result.unavailable,
+                    )
+                )
             result = Result()
             if call.inlined or not call.returned:
                 if not isinstance(call.retval, Unavailable):
@@ -239,12 +275,22 @@ def compare_run(program: Program, profile: str, trace: Any) -> list[Outcome]:
                 pass  # no DWARF return type: shown as None (see Ty.zero_sized)
             else:
                 f.returns.check(call.retval, ret, result, "return")
-            outcomes.append(Outcome(profile, f.name, "return", f.returns.family, result.status,
-                                    result.wrong or result.unavailable))  # fmt: skip
+            outcomes.append(
+                Outcome(
+                    profile,
+                    f.name,
+                    "return",
+                    f.returns.family,
+                    result.status,
+                    result.wrong or result.unavailable,
+                )
+            )
     return outcomes
 
 
-def run_seed(seed: int, count: int, profiles: tuple[str, ...] = PROFILES, *, verbose: bool = False) -> list[Outcome]:
+def run_seed(
+    seed: int, count: int, profiles: tuple[str, ...] = PROFILES, *, verbose: bool = False
+) -> list[Outcome]:
     program = generate(seed, count)
     crate = write_crate(program, count)
     probes = [f"{CRATE}::{f.name}" for f in program.functions]
@@ -259,7 +305,9 @@ def run_seed(seed: int, count: int, profiles: tuple[str, ...] = PROFILES, *, ver
                 break
             except UnreadableFunction as exc:  # a site no uprobe can take: not a value question
                 wanted.remove(exc.name)
-                outcomes.append(Outcome(profile, exc.name, "probe", "unprobe-able", UNAVAILABLE, [str(exc)]))
+                outcomes.append(
+                    Outcome(profile, exc.name, "probe", "unprobe-able", UNAVAILABLE, [str(exc)])
+                )
         if trace.returncode != 0:
             raise RuntimeError(f"{exe} exited with {trace.returncode}: {trace.stderr[-2000:]}")
         if trace.lost_events:
@@ -269,7 +317,10 @@ def run_seed(seed: int, count: int, profiles: tuple[str, ...] = PROFILES, *, ver
             for o in found:
                 if o.status == WRONG:
                     detail = "; ".join(o.details)
-                    print(f"WRONG seed {seed} {profile} {o.function} {o.position}: {detail[:300]}", file=sys.stderr)
+                    print(
+                        f"WRONG seed {seed} {profile} {o.function} {o.position}: {detail[:300]}",
+                        file=sys.stderr,
+                    )
         outcomes += found
     return outcomes
 
@@ -319,7 +370,9 @@ def reasons(outcomes: list[Outcome], limit: int = 15) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--functions", "-n", type=int, default=40)
     parser.add_argument("--seed", type=int, action="append", help="repeatable; default: 1")
     parser.add_argument("--seeds", type=int, default=0, help="also run this many random seeds")

@@ -13,8 +13,8 @@ from .harness import rate_table, run_seed
 
 # Chosen to finish in about two minutes on a 2-core machine from a cold cargo cache (builds
 # are cached under tests/differential/target), and to cover every family of the grammar.
-SEEDS = (3, 11)
-FUNCTIONS = 30
+SEEDS = (3, 11, 20)
+FUNCTIONS = 40
 
 
 @pytest.mark.uprobe
@@ -22,10 +22,14 @@ FUNCTIONS = 30
 def test_no_decoded_value_differs_from_what_the_program_printed(seed):
     outcomes = run_seed(seed, FUNCTIONS)
     wrong = [o for o in outcomes if o.status == WRONG]
-    assert not wrong, "\n".join(
-        f"{o.profile} {o.function} {o.position} ({o.family}): {'; '.join(o.details)[:400]}"
-        for o in wrong
-    ) + "\n\n" + rate_table(outcomes)
+    assert not wrong, (
+        "\n".join(
+            f"{o.profile} {o.function} {o.position} ({o.family}): {'; '.join(o.details)[:400]}"
+            for o in wrong
+        )
+        + "\n\n"
+        + rate_table(outcomes)
+    )
     # The harness compared real values in every profile, not only Unavailable ones.
     decoded = {o.profile for o in outcomes if o.status == "ok"}
     assert {"dev", "release"} <= decoded

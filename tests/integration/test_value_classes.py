@@ -95,7 +95,9 @@ def test_a_return_value_no_caller_uses_is_unavailable(uprobe_trace, cargo_bin):
 def test_arguments_on_the_stack_are_right_or_unavailable(uprobe_trace, cargo_bin, profile):
     exe = cargo_bin(CRATE, profile=profile)
     trace = run(uprobe_trace, exe, ["stacked"])
-    assert f"ARG stacked {N} {N + 1} {N + 2} {N + 3} {N + 4} {N + 5} Wide({1000 * N})" in trace.stdout
+    assert (
+        f"ARG stacked {N} {N + 1} {N + 2} {N + 3} {N + 4} {N + 5} Wide({1000 * N})" in trace.stdout
+    )
     (call,) = trace["values::stacked"].calls
     assert call.args[:6] == tuple(range(N, N + 6))
     wide = call.kwargs["g"]

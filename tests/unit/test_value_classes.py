@@ -39,10 +39,15 @@ def ops(*spec: str | tuple[str, int]) -> list[Op]:
 def option_u32() -> RustType:
     tag = Field("<discriminant>", 0, U32)
     return RustType(
-        "Option<u32>", "enum", 8,
-        variants=(EnumVariant("None", 0, (), False), EnumVariant("Some", 1, (Field("0", 4, U32),), True)),
+        "Option<u32>",
+        "enum",
+        8,
+        variants=(
+            EnumVariant("None", 0, (), False),
+            EnumVariant("Some", 1, (Field("0", 4, U32),), True),
+        ),
         discr=tag,
-    )  # fmt: skip
+    )
 
 
 def tuple_of(*types: RustType) -> RustType:
@@ -61,21 +66,36 @@ def tuple_of(*types: RustType) -> RustType:
 def test_two_constant_pieces_are_both_constants():
     # The inlined Book::new's `Option<u32>` argument: DW_OP_lit1; DW_OP_piece 4;
     # DW_OP_constu 42; DW_OP_piece 4 used to decode as Some(0).
-    where = evaluate(ops("DW_OP_lit1", ("DW_OP_piece", 4), ("DW_OP_constu", 42), ("DW_OP_piece", 4)),
-                     None, 8, None, None)  # fmt: skip
+    where = evaluate(
+        ops("DW_OP_lit1", ("DW_OP_piece", 4), ("DW_OP_constu", 42), ("DW_OP_piece", 4)),
+        None,
+        8,
+        None,
+        None,
+    )
     assert where == (1).to_bytes(4, "little") + (42).to_bytes(4, "little")
     assert decode_value(option_u32(), where, NO_READER, (0,)) == 42
     stack_value_form = evaluate(
-        ops("DW_OP_lit1", "DW_OP_stack_value", ("DW_OP_piece", 4),
-            ("DW_OP_constu", 42), "DW_OP_stack_value", ("DW_OP_piece", 4)),
-        None, 8, None, None,
-    )  # fmt: skip
+        ops(
+            "DW_OP_lit1",
+            "DW_OP_stack_value",
+            ("DW_OP_piece", 4),
+            ("DW_OP_constu", 42),
+            "DW_OP_stack_value",
+            ("DW_OP_piece", 4),
+        ),
+        None,
+        8,
+        None,
+        None,
+    )
     assert stack_value_form == where
 
 
 def test_a_constant_piece_beside_a_register_piece():
-    where = evaluate(ops("DW_OP_lit1", ("DW_OP_piece", 4), "DW_OP_reg5", ("DW_OP_piece", 4)),
-                     None, 8, None, None)  # fmt: skip
+    where = evaluate(
+        ops("DW_OP_lit1", ("DW_OP_piece", 4), "DW_OP_reg5", ("DW_OP_piece", 4)), None, 8, None, None
+    )
     assert where == (
         Piece(CONSTANT_REG, 0, 4, False, b"\x01\0\0\0"),
         Piece(5, 0, 4, memory=False),
@@ -84,10 +104,19 @@ def test_a_constant_piece_beside_a_register_piece():
 
 def test_an_empty_str_given_as_constants_is_empty_not_beyond_max_elements():
     where = evaluate(
-        ops("DW_OP_lit1", "DW_OP_stack_value", ("DW_OP_piece", 8),
-            "DW_OP_lit0", "DW_OP_stack_value", ("DW_OP_piece", 8)),
-        None, 16, None, None,
-    )  # fmt: skip
+        ops(
+            "DW_OP_lit1",
+            "DW_OP_stack_value",
+            ("DW_OP_piece", 8),
+            "DW_OP_lit0",
+            "DW_OP_stack_value",
+            ("DW_OP_piece", 8),
+        ),
+        None,
+        16,
+        None,
+        None,
+    )
     assert decode_value(STR, where, NO_READER, (0,)) == ""
     four = (1).to_bytes(8, "little") + (4).to_bytes(8, "little")
     text = decode_value(STR, four, NO_READER, (0,))
@@ -95,16 +124,22 @@ def test_an_empty_str_given_as_constants_is_empty_not_beyond_max_elements():
 
 
 def test_a_piece_left_out_makes_the_value_unavailable():
-    where = evaluate(ops(("DW_OP_piece", 8), "DW_OP_lit4", "DW_OP_stack_value", ("DW_OP_piece", 8)),
-                     None, 16, None, None)  # fmt: skip
+    where = evaluate(
+        ops(("DW_OP_piece", 8), "DW_OP_lit4", "DW_OP_stack_value", ("DW_OP_piece", 8)),
+        None,
+        16,
+        None,
+        None,
+    )
     assert isinstance(where, Unavailable) and "optimized out" in where.reason
 
 
 def test_a_large_frames_base_is_the_cfa_plus_a_constant():
     from pytest_uprobe.dwarf.locations import _frame_base
 
-    base = _frame_base(ops("DW_OP_call_frame_cfa", ("DW_OP_consts", -4192), "DW_OP_plus"),
-                       None, Cfa(7, 16))  # fmt: skip
+    base = _frame_base(
+        ops("DW_OP_call_frame_cfa", ("DW_OP_consts", -4192), "DW_OP_plus"), None, Cfa(7, 16)
+    )
     assert base == (Piece(7, 16 - 4192, 8, memory=False),)
 
 
@@ -126,8 +161,12 @@ def test_a_12_byte_tuple_returns_through_the_hidden_pointer():
 
 def test_small_aggregates_pack_into_rax_and_pairs_split():
     # rustc lays (u16, u8, u16, u8) out in 6 bytes: u16 u16 u8 u8
-    six = RustType("(u16, u8, u16, u8)", "tuple", 6,
-                   fields=(Field("0", 0, U16), Field("1", 4, U8), Field("2", 2, U16), Field("3", 5, U8)))  # fmt: skip
+    six = RustType(
+        "(u16, u8, u16, u8)",
+        "tuple",
+        6,
+        fields=(Field("0", 0, U16), Field("1", 4, U8), Field("2", 2, U16), Field("3", 5, U8)),
+    )
     assert where_returned(six) == (Piece(RAX, 0, 6, False),)
     assert where_returned(option_u32()) == (Piece(RAX, 0, 4, False), Piece(RDX, 0, 4, False))
     array = RustType("[u64; 2]", "array", 16, element=U64, count=2)
@@ -150,16 +189,21 @@ def test_a_coroutine_state_is_laid_out_in_memory():
     # An async fn's future `{async_fn_env#0}` (x: u32, state byte at 4) returns its 8 bytes
     # in rax; read as a (u32, u8) pair it showed the state from rdx's junk.
     unresumed = EnumVariant("Unresumed", 0, (Field("x", 0, U32),), False)
-    future = RustType("{async_fn_env#0}", "enum", 8, variants=(unresumed,),
-                      discr=Field("<discriminant>", 4, U8))  # fmt: skip
+    future = RustType(
+        "{async_fn_env#0}", "enum", 8, variants=(unresumed,), discr=Field("<discriminant>", 4, U8)
+    )
     assert future.scalars() is None
     assert where_returned(future) == (Piece(RAX, 0, 8, False),)
     raw = (20).to_bytes(4, "little") + b"\0\0\0\0"
-    assert decode_value(future, raw, NO_READER, ()) == Variant("Unresumed", Struct("Unresumed", {"x": 20}))
+    assert decode_value(future, raw, NO_READER, ()) == Variant(
+        "Unresumed", Struct("Unresumed", {"x": 20})
+    )
 
 
 def test_c_returns_pack_integer_eightbytes_into_rax_and_rdx():
-    trio = RustType("trio", "struct", 12, fields=(Field("x", 0, U32), Field("y", 4, U32), Field("z", 8, U32)))
+    trio = RustType(
+        "trio", "struct", 12, fields=(Field("x", 0, U32), Field("y", 4, U32), Field("z", 8, U32))
+    )
     assert _c_return_value(trio).location == (Piece(RAX, 0, 8, False), Piece(RDX, 0, 4, False))
     mixed = RustType("mixed", "struct", 16, fields=(Field("d", 0, F32), Field("i", 8, U32)))
     assert isinstance(_c_return_value(mixed).location, Unavailable)
@@ -169,17 +213,29 @@ def test_c_returns_pack_integer_eightbytes_into_rax_and_rdx():
 
 
 def test_some_of_a_none_payload_is_not_none():
-    inner = RustType("Option<()>", "enum", 1,
-                     variants=(EnumVariant("None", 0, (), False),
-                               EnumVariant("Some", 1, (Field("0", 0, RustType("()", "unit", 0)),), True)),
-                     discr=Field("<discriminant>", 0, U8))  # fmt: skip
+    inner = RustType(
+        "Option<()>",
+        "enum",
+        1,
+        variants=(
+            EnumVariant("None", 0, (), False),
+            EnumVariant("Some", 1, (Field("0", 0, RustType("()", "unit", 0)),), True),
+        ),
+        discr=Field("<discriminant>", 0, U8),
+    )
     assert decode_value(inner, b"\x00", NO_READER, ()) is None
     some = decode_value(inner, b"\x01", NO_READER, ())
     assert some == Variant("Some", None) and some is not None
-    nested = RustType("Option<Option<()>>", "enum", 1,
-                      variants=(EnumVariant("None", 2, (), False),
-                                EnumVariant("Some", None, (Field("0", 0, inner),), True)),
-                      discr=Field("<discriminant>", 0, U8))  # fmt: skip
+    nested = RustType(
+        "Option<Option<()>>",
+        "enum",
+        1,
+        variants=(
+            EnumVariant("None", 2, (), False),
+            EnumVariant("Some", None, (Field("0", 0, inner),), True),
+        ),
+        discr=Field("<discriminant>", 0, U8),
+    )
     assert decode_value(nested, b"\x02", NO_READER, ()) is None
     assert decode_value(nested, b"\x00", NO_READER, ()) == Variant("Some", None)
     assert decode_value(nested, b"\x01", NO_READER, ()) == Variant("Some", Variant("Some", None))
@@ -189,10 +245,13 @@ def test_some_of_a_none_payload_is_not_none():
 
 
 def unknown_call() -> Call:
-    why = Unavailable("the debug info of its compile unit has no parameters or types (built "
-                      "with `debug = 1`); fix: set `debug = true`")  # fmt: skip
-    return Call("m::scale", "m::scale", why, why, tid=1, ts_ns=0, retval=Unavailable("same"),
-                returned=True)  # fmt: skip
+    why = Unavailable(
+        "the debug info of its compile unit has no parameters or types (built "
+        "with `debug = 1`); fix: set `debug = true`"
+    )
+    return Call(
+        "m::scale", "m::scale", why, why, tid=1, ts_ns=0, retval=Unavailable("same"), returned=True
+    )
 
 
 def test_unknown_arguments_are_never_an_empty_tuple():
@@ -203,7 +262,9 @@ def test_unknown_arguments_are_never_an_empty_tuple():
     assert "<arguments unknown" in repr(trace.calls[0])
 
 
-@pytest.mark.parametrize("assertion", ["assert_called_with", "assert_any_call", "assert_called_once_with"])
+@pytest.mark.parametrize(
+    "assertion", ["assert_called_with", "assert_any_call", "assert_called_once_with"]
+)
 def test_comparing_unknown_arguments_fails_with_the_reason(assertion):
     trace = FunctionTrace("m::scale", [unknown_call()], arguments_known=False)
     with pytest.raises(AssertionError) as info:
@@ -213,8 +274,14 @@ def test_comparing_unknown_arguments_fails_with_the_reason(assertion):
 
 
 def test_a_comparison_that_meets_an_unavailable_value_says_why():
-    call = Call("m::f", "m::f", (1, Unavailable("optimized out")), {"a": 1, "b": Unavailable("optimized out")},
-                tid=1, ts_ns=0)  # fmt: skip
+    call = Call(
+        "m::f",
+        "m::f",
+        (1, Unavailable("optimized out")),
+        {"a": 1, "b": Unavailable("optimized out")},
+        tid=1,
+        ts_ns=0,
+    )
     trace = FunctionTrace("m::f", [call])
     with pytest.raises(AssertionError, match=r"could not be read.*\n  b: optimized out"):
         trace.assert_called_with(1, 2)
