@@ -361,10 +361,10 @@ def _plan_function(plan: ProbePlan, probe: str, symbol: Symbol, ret_sites_only: 
     params, pieces, derefs = _site_values(located, plan.caps)
     if info is None:
         returns: Value | None = _unknown_return(unknown_why)
-    elif _abi_changed(info):
-        returns = _changed_return(info.return_type)
     else:
         returns = _return_value(info.return_type, plan.caps, detail.language(info.die.cu))
+        if _abi_changed(info) and not _still_returned(binary, shape, returns):
+            returns = _changed_return(info.return_type)
     save_reg = None
     if returns is not None and _hidden_pointer(returns):
         # The caller's buffer for the return value arrives in rdi; save it at the entry,
@@ -749,6 +749,25 @@ def _abi_changed(info: index.FunctionInfo) -> bool:
     registers at its return hold nothing of the value DWARF's type describes."""
     convention = info.die.attributes.get("DW_AT_calling_convention")
     return convention is not None and convention.value == DW_CC_NOCALL
+
+
+_RAX_NAMES = frozenset({"rax", "eax", "ax", "al", "ah"})
+
+
+def _still_returned(binary: ElfBinary, shape: code.CodeShape, returns: Value | None) -> bool:
+    """In a function whose calling convention LLVM changed (DW_CC_nocall), the registers a
+    return value travels in are written before every `ret` (after the last call): the value
+    is still returned. A dropped return value leaves rax as the last callee set it."""
+    if returns is None or not isinstance(returns.location, tuple):
+        return returns is None or isinstance(returns.location, (bytes, Unavailable))
+    first = returns.location[0]
+    if first.memory or first.reg != RAX:
+        return False
+    # rax only: a path that returns None of an Option<u64> pair leaves rdx alone.
+    raw = binary.code(shape.start, shape.end - shape.start)
+    return raw is not None and code.written_before_returns(
+        raw, shape.start, shape, (_RAX_NAMES,)
+    )
 
 
 def _changed_return(rust_type: RustType) -> Value | None:
