@@ -108,6 +108,9 @@ class RustType:
             return _abi_shape([(f.offset, f.type) for f in self.fields], self.size)
         if kind in ("struct", "tuple"):
             return _abi_shape(_flat_scalars(self.fields), self.size)
+        if kind == "enum" and self.discr is None and len(self.variants) == 1:
+            # One variant, no tag: laid out as a struct of its fields.
+            return _abi_shape(_flat_scalars(self.variants[0].fields), self.size)
         if kind == "enum" and self.discr is not None and not is_coroutine(self.name):
             tag = (self.discr.offset, self.discr.type)
             if any(v.discr is None for v in self.variants):  # niche: the dataful variant's

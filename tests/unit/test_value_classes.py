@@ -174,6 +174,14 @@ def test_small_aggregates_pack_into_rax_and_pairs_split():
     assert where_returned(U128) == (Piece(RAX, 0, 8, False), Piece(RDX, 0, 8, False))
 
 
+def test_a_one_variant_enum_returns_like_its_fields():
+    # enum E { V0(&'static str) } came back in rax:rdx, but was read through a hidden
+    # pointer that was never passed.
+    only = EnumVariant("V0", None, (Field("0", 0, STR),), True)
+    one = RustType("E", "enum", 16, variants=(only,))
+    assert where_returned(one) == (Piece(RAX, 0, 8, False), Piece(RDX, 0, 8, False))
+
+
 def test_a_packed_pair_is_no_scalar_pair():
     packed = RustType("P", "struct", 5, fields=(Field("a", 0, U8), Field("b", 1, U32)))
     assert packed.scalars() is None
