@@ -15,10 +15,6 @@ from .values import Struct, Truncated, Unavailable, Variant
 MAX_LISTED_CALLS = 50
 
 
-def _not_returned() -> Unavailable:
-    return Unavailable("the call did not return")
-
-
 @dataclass
 class Call:
     """One call of a probed function."""
@@ -31,7 +27,7 @@ class Call:
     kwargs: dict[str, Any] | Unavailable
     tid: int
     ts_ns: int  # kernel monotonic time at entry
-    retval: Any = field(default_factory=_not_returned)
+    retval: Any = None  # None also for a call that did not return: see `returned`
     returned: bool = False
     unwound: bool = False
     tail_call: bool = False

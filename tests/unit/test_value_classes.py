@@ -295,8 +295,3 @@ def test_a_comparison_that_meets_an_unavailable_value_says_why():
         trace.assert_called_with(1, 2)
     with pytest.raises(AssertionError, match="b: optimized out"):
         trace.assert_has_calls([(1, 2)])
-
-
-def test_a_call_that_did_not_return_has_no_none_return_value():
-    call = Call("m::f", "m::f", (1,), {"a": 1}, tid=1, ts_ns=0)
-    assert isinstance(call.retval, Unavailable)
