@@ -46,7 +46,7 @@ class Call:
     def __repr__(self) -> str:
         args = _shown_args(self.args)
         if self.returned:
-            outcome = f" -> {self.retval!r}"
+            outcome = f" -> {_shown_retval(self)}"
         elif self.inlined:
             outcome = f" (inlined into {self.inlined_into})"
         elif self.unwound:
@@ -442,6 +442,19 @@ def _shown_args(args: tuple[Any, ...] | Unavailable) -> str:
     return ", ".join(repr(a) for a in args)
 
 
+def _shown_retval(call: Call) -> str:
+    """The return value as the log shows it: shortened where it is unknown for the reason
+    the arguments already gave."""
+    unknown = call.args
+    if (
+        isinstance(unknown, Unavailable)
+        and isinstance(call.retval, Unavailable)
+        and call.retval.reason == unknown.reason
+    ):
+        return "<unknown>"
+    return repr(call.retval)
+
+
 def unreadable(value: Any, where: str) -> list[str]:
     """Every Unavailable inside a decoded value, as "where: reason"."""
     if isinstance(value, Unavailable):
@@ -463,7 +476,7 @@ def unreadable(value: Any, where: str) -> list[str]:
 def _log_line(call: Call, start_ns: int) -> str:
     args = _shown_args(call.args)
     if call.returned:
-        outcome = f" -> {call.retval!r}"
+        outcome = f" -> {_shown_retval(call)}"
     elif call.inlined:
         outcome = ""
     elif call.unwound:
