@@ -68,6 +68,7 @@ class RustType:
     tuple_like: bool = False  # struct: a tuple struct (fields 0, 1, ...)
     target_die: Any = field(default=None, repr=False)  # pointer: the pointee's DIE
     why: str = ""  # unsupported: the reason
+    align: int = 0  # struct, tuple: DW_AT_alignment where DWARF gives it (packed: 1)
 
     @property
     def target(self) -> RustType:
@@ -107,7 +108,10 @@ class RustType:
         if kind in ("str", "slice"):
             return _abi_shape([(f.offset, f.type) for f in self.fields], self.size)
         if kind in ("struct", "tuple"):
-            return _abi_shape(_flat_scalars(self.fields), self.size)
+            found = _flat_scalars(self.fields)
+            if found and self.align and self.align < max(_scalar_align(t) for _, t in found):
+                return None  # packed: rustc passes it as memory, never as scalars
+            return _abi_shape(found, self.size)
         if kind == "enum" and self.discr is None and len(self.variants) == 1:
             # One variant, no tag: laid out as a struct of its fields.
             return _abi_shape(_flat_scalars(self.variants[0].fields), self.size)
@@ -297,11 +301,15 @@ def _structure(die: Any, name: str, size: int) -> RustType:
             length = next(f for f in fields if f.name == "len")
             ptr = Field("ptr", pointer, RustType("*const T", "address", 8))
             return RustType(name, "vec", size, fields=(ptr, length), element=item)
+    given = die.attributes.get("DW_AT_alignment")
+    align = int(given.value) if given is not None and isinstance(given.value, int) else 0
     if name.startswith("(") and all(n == f"__{i}" for i, n in enumerate(names)):
-        return RustType(name, "tuple", size, fields=tuple(_renamed(fields)))
+        return RustType(name, "tuple", size, fields=tuple(_renamed(fields)), align=align)
     if names and all(n == f"__{i}" for i, n in enumerate(names)):
-        return RustType(name, "struct", size, fields=tuple(_renamed(fields)), tuple_like=True)
-    return RustType(name, "struct", size, fields=fields)
+        return RustType(
+            name, "struct", size, fields=tuple(_renamed(fields)), tuple_like=True, align=align
+        )
+    return RustType(name, "struct", size, fields=fields, align=align)
 
 
 def _fat(fields: tuple[Field, ...]) -> tuple[Field, ...]:

@@ -188,6 +188,14 @@ def test_a_packed_pair_is_no_scalar_pair():
     assert where_returned(packed) == (Piece(RAX, 0, 5, False),)
 
 
+def test_a_packed_struct_of_two_words_returns_through_the_hidden_pointer():
+    # #[repr(packed)] struct { f0: usize, f1: u64 }: offsets and size of a pair, alignment 1.
+    packed = RustType("S", "struct", 16, fields=(Field("f0", 0, U64), Field("f1", 8, U64)), align=1)
+    assert where_returned(packed) == Indirect(Piece(SAVED_POINTER, 0, 8, False))
+    inner = RustType("S316", "struct", 4, fields=(Field("f0", 0, U32),), align=1)
+    assert where_returned(tuple_of(inner, U64)) == Indirect(Piece(SAVED_POINTER, 0, 8, False))
+
+
 def test_a_pair_with_a_float_is_unavailable_with_the_reason():
     where = where_returned(tuple_of(F32, U32))
     assert isinstance(where, Unavailable) and "SSE" in where.reason
