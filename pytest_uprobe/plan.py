@@ -637,30 +637,44 @@ def _return_value(
     if language != detail.DW_LANG_RUST and rust_type.kind not in SCALARS:
         why = "a compound value returned by a function in a language other than Rust and C"
         return Value("return", rust_type, Unavailable(why))
-    # rustc's Rust ABI on x86-64 (checked by tests/differential against what programs
-    # print): a Scalar in rax (an i128 in rax:rdx), a ScalarPair in rax and rdx, one scalar
-    # each; any other value of at most 8 bytes packed into rax; anything larger in the
-    # caller's buffer (a hidden pointer), even at 9..16 bytes.
-    parts = rust_type.scalars() if rust_type.size <= 16 else None
+    location = _rust_return(rust_type, newtypes=True)
+    if isinstance(location, Unavailable):
+        return Value("return", rust_type, location)
+    other = _rust_return(rust_type, newtypes=False)
+    if isinstance(other, Unavailable) or other != location:
+        why = (
+            "how rustc returns it depends on whether a one-field struct inside it is "
+            "#[repr(C)], which DWARF does not record"
+        )
+        return Value("return", rust_type, Unavailable(why))
+    return Value("return", rust_type, location, root=("return",))
+
+
+def _rust_return(rust_type: RustType, newtypes: bool) -> Location:
+    """Where rustc's Rust ABI on x86-64 returns a value (checked by tests/differential
+    against what programs print): a Scalar in rax (an i128 in rax:rdx), a ScalarPair in rax
+    and rdx, one scalar each; any other value of at most 8 bytes packed into rax; anything
+    larger in the caller's buffer (a hidden pointer), even at 9..16 bytes. `newtypes`:
+    whether one-field structs count as their field (not under #[repr(C)])."""
+    parts = rust_type.scalars(newtypes) if rust_type.size <= 16 else None
     if parts is not None and len(parts) == 2:
         (first, first_type), (second, second_type) = parts
         if "float" in (first_type.kind, second_type.kind):
-            why = "part of it returns in an SSE register, which a uprobe's BPF program cannot read"
-            return Value("return", rust_type, Unavailable(why))
-        location = (
+            return Unavailable(
+                "part of it returns in an SSE register, which a uprobe's BPF program cannot read"
+            )
+        return (
             Piece(RAX, 0, second, memory=False),
             Piece(RDX, 0, rust_type.size - second, memory=False),  # with padding
         )
-    elif parts is not None and rust_type.size == 16:
-        location = (Piece(RAX, 0, 8, memory=False), Piece(RDX, 0, 8, memory=False))
-    elif rust_type.size <= 8:
-        location = (Piece(RAX, 0, rust_type.size, memory=False),)
-    else:
-        # Returned through a hidden pointer: the caller's buffer, whose address arrives in
-        # rdi. rax need not hold it at the return (optimized code does not keep it there),
-        # so the entry saves rdi for the frame and the return site reads it back.
-        location = Indirect(Piece(SAVED_POINTER, 0, 8, memory=False))
-    return Value("return", rust_type, location, root=("return",))
+    if parts is not None and rust_type.size == 16:
+        return (Piece(RAX, 0, 8, memory=False), Piece(RDX, 0, 8, memory=False))
+    if rust_type.size <= 8:
+        return (Piece(RAX, 0, rust_type.size, memory=False),)
+    # Returned through a hidden pointer: the caller's buffer, whose address arrives in
+    # rdi. rax need not hold it at the return (optimized code does not keep it there),
+    # so the entry saves rdi for the frame and the return site reads it back.
+    return Indirect(Piece(SAVED_POINTER, 0, 8, memory=False))
 
 
 def _c_return_value(rust_type: RustType) -> Value:

@@ -94,7 +94,7 @@ class RustType:
             and (sized[0].type.size == self.size and sized[0].type.float_return)
         )
 
-    def scalars(self) -> list[tuple[int, RustType]] | None:
+    def scalars(self, newtypes: bool = True) -> list[tuple[int, RustType]] | None:
         """rustc's Scalar or ScalarPair ABI: the one or two scalars (offset, type) the value
         travels as, in registers of their own; None for an aggregate (its bytes travel
         packed into integer registers, or in memory). Follows rustc's layout rules: newtypes
@@ -108,20 +108,25 @@ class RustType:
         if kind in ("str", "slice"):
             return _abi_shape([(f.offset, f.type) for f in self.fields], self.size)
         if kind in ("struct", "tuple"):
-            found = _flat_scalars(self.fields)
+            sized = [f for f in self.fields if f.type.size]
+            if not newtypes and kind == "struct" and len(sized) == 1:
+                inner = sized[0].type.scalars(newtypes)
+                if inner is not None and len(inner) == 1:
+                    return None  # as #[repr(C)] makes it (DWARF does not record repr)
+            found = _flat_scalars(self.fields, newtypes)
             if found and self.align and self.align < max(_scalar_align(t) for _, t in found):
                 return None  # packed: rustc passes it as memory, never as scalars
             return _abi_shape(found, self.size)
         if kind == "enum" and self.discr is None and len(self.variants) == 1:
             # One variant, no tag: laid out as a struct of its fields.
-            return _abi_shape(_flat_scalars(self.variants[0].fields), self.size)
+            return _abi_shape(_flat_scalars(self.variants[0].fields, newtypes), self.size)
         if kind == "enum" and self.discr is not None and not is_coroutine(self.name):
             tag = (self.discr.offset, self.discr.type)
             if any(v.discr is None for v in self.variants):  # niche: the dataful variant's
                 dataful = [v for v in self.variants if any(f.type.size for f in v.fields)]
                 if len(dataful) != 1:
                     return None
-                return _abi_shape(_flat_scalars(dataful[0].fields), self.size)
+                return _abi_shape(_flat_scalars(dataful[0].fields, newtypes), self.size)
             common: tuple[int, int, bool] | None = None
             payload: tuple[int, RustType] | None = None
             for variant in self.variants:
@@ -130,7 +135,7 @@ class RustType:
                     continue
                 if len(sized) > 1:
                     return None
-                inner = sized[0].type.scalars()
+                inner = sized[0].type.scalars(newtypes)
                 if inner is None or len(inner) != 1:
                     return None
                 t = inner[0][1]
@@ -170,12 +175,14 @@ def is_coroutine(name: str) -> bool:
     return name.startswith("{") and "_env#" in name and not name.startswith("{closure_env#")
 
 
-def _flat_scalars(fields: tuple[Field, ...]) -> list[tuple[int, RustType]] | None:
+def _flat_scalars(
+    fields: tuple[Field, ...], newtypes: bool = True
+) -> list[tuple[int, RustType]] | None:
     found: list[tuple[int, RustType]] = []
     for f in fields:
         if f.type.size == 0:
             continue
-        inner = f.type.scalars()
+        inner = f.type.scalars(newtypes)
         if inner is None:
             return None
         found.extend((f.offset + offset, t) for offset, t in inner)

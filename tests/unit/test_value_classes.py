@@ -196,6 +196,17 @@ def test_a_packed_struct_of_two_words_returns_through_the_hidden_pointer():
     assert where_returned(tuple_of(inner, U64)) == Indirect(Piece(SAVED_POINTER, 0, 8, False))
 
 
+def test_a_one_field_struct_inside_a_pair_depends_on_repr_c():
+    # (S316, isize) with #[repr(C)] struct S316 { f0: (u32,) }: rustc makes no Scalar of a
+    # repr(C) newtype, so the tuple is no pair and returns through the hidden pointer; without
+    # repr(C) it is a pair in rax:rdx. DWARF does not record repr(C).
+    newtype = RustType("S316", "struct", 4, fields=(Field("f0", 0, U32),), align=4)
+    where = where_returned(tuple_of(newtype, U64))
+    assert isinstance(where, Unavailable) and "repr(C)" in where.reason
+    # Alone it returns in eax either way.
+    assert where_returned(newtype) == (Piece(RAX, 0, 4, False),)
+
+
 def test_a_pair_with_a_float_is_unavailable_with_the_reason():
     where = where_returned(tuple_of(F32, U32))
     assert isinstance(where, Unavailable) and "SSE" in where.reason
