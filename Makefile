@@ -9,7 +9,7 @@ SUDO_HINT = sudo make $@
 # An offline trace-event viewer from npm: tests/test_timeline.py opens timelines in it.
 SPEEDSCOPE := .tools/speedscope/package/dist/release/index.html
 
-.PHONY: demo test lint docs bench bootstrap system-packages venv clean
+.PHONY: demo test lint docs bench bootstrap system-packages venv clean differential
 
 demo: bootstrap
 	$(PY) -m pytest --uprobe -p no:cacheprovider -v examples/
@@ -20,6 +20,13 @@ test: bootstrap docs $(SPEEDSCOPE)
 # The documentation site (docs/ -> site/); --strict turns every warning into an error.
 docs: venv
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
+# A longer differential campaign (tests/differential): N generated functions per crate, built
+# in dev, release and release with debug = 1; SEED one or more seeds (default: 3 random ones).
+N ?= 100
+SEED ?=
+differential: bootstrap
+	$(PY) -m tests.differential.harness --functions $(N) $(if $(SEED),$(foreach s,$(SEED),--seed $(s)),--seeds 3)
 
 lint: venv
 	$(VENV)/bin/ruff check pytest_uprobe tests examples benchmarks
@@ -60,4 +67,4 @@ $(SPEEDSCOPE):
 	else echo "npm is missing: the speedscope timeline test will be skipped"; fi
 
 clean:
-	rm -rf $(VENV) site .tools example_crates/*/target benchmarks/*/target
+	rm -rf $(VENV) site .tools example_crates/*/target benchmarks/*/target tests/differential/target

@@ -374,7 +374,7 @@ def trace_json(trace: Any) -> dict[str, Any]:
             "function": c.function,
             "probes": list(c.probes),
             "path": c.path,
-            "args": list(c.args),
+            "args": c.args if isinstance(c.args, Unavailable) else list(c.args),
             "kwargs": c.kwargs,
             "retval": c.retval,
             "returned": c.returned,

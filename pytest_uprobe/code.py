@@ -366,3 +366,26 @@ def flow(code: bytes, start: int) -> Flow:
         falls=frozenset(falling),
         calls=frozenset(call_sites),
     )
+def written_before_returns(
+    code: bytes, start: int, shape: CodeShape, registers: tuple[frozenset[str], ...]
+) -> bool:
+    """Every `ret` of the function is preceded, in its own straight-line block and after its
+    last call, by instructions that write each of `registers` (each a set of names of one
+    register and its parts): the values there were computed for the return, not left over
+    from a callee."""
+    insns = list(_disassembler().disasm(code, start))
+    for i, insn in enumerate(insns):
+        if insn.address not in shape.returns:
+            continue
+        needed = list(registers)
+        for prev in reversed(insns[:i]):
+            if prev.address in shape.control:
+                break
+            _, written = prev.regs_access()
+            names = {prev.reg_name(r) for r in written}
+            needed = [r for r in needed if not (r & names)]
+            if not needed or prev.address in shape.jump_targets:
+                break
+        if needed:
+            return False
+    return True

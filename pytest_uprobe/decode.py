@@ -37,6 +37,7 @@ NO_SLOT = 0xFFFFFFFF
 
 Path = tuple[Any, ...]
 Segments = tuple[tuple[int, int], ...]  # (area offset, length) of a value's bytes, in order
+CONSTANT_SEGMENT = -1  # a segment DWARF gives as a constant: no area word holds it
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,10 @@ class Layout:
                 ptr_offset = 0 if pointer.kind == "pointer" else pointer.part("ptr").offset
                 addr_at = _area_offset(segments, offset + ptr_offset)
                 if addr_at is None:
-                    self.copies[behind] = Unavailable("the pointer is split across registers")
+                    self.copies[behind] = Unavailable(
+                        "the pointer is not in one register or stack slot (split across "
+                        "registers, or a constant), so what it points to is not copied"
+                    )
                     continue
                 if pointer.kind == "pointer":
                     target = pointer.target
@@ -152,7 +156,10 @@ class Layout:
                     continue
                 len_at = _area_offset(segments, offset + pointer.part("len").offset)
                 if len_at is None:
-                    self.copies[behind] = Unavailable("the length is split across registers")
+                    self.copies[behind] = Unavailable(
+                        "the length is not in one register or stack slot, so what the pointer "
+                        "points to is not copied"
+                    )
                     continue
                 element = U8 if pointer.kind in ("str", "string") else pointer.element
                 assert element is not None
@@ -181,7 +188,7 @@ def _area_offset(segments: Segments, offset: int) -> int | None:
     start = 0
     for where, length in segments:
         if start <= offset and offset + 8 <= start + length:
-            return where + offset - start
+            return where + offset - start if where != CONSTANT_SEGMENT else None
         start += length
     return None
 
@@ -250,7 +257,17 @@ class Reader:
         return chunk
 
 
-NO_READER = Reader(b"", 0, {})
+class _ConstantReader(Reader):
+    """For values DWARF gives as constants: nothing behind their pointers was copied."""
+
+    def fetch(self, path: Path, address: int, count: int | None = None) -> bytes | Unavailable:
+        return Unavailable(
+            f"DWARF gives this value as a constant; the memory at {address:#x} it points to "
+            "is not copied"
+        )
+
+
+NO_READER = _ConstantReader(b"", 0, {})
 
 
 def decode_value(value: RustType, raw: bytes, reader: Reader, path: Path) -> Any:
@@ -292,12 +309,16 @@ def decode_value(value: RustType, raw: bytes, reader: Reader, path: Path) -> Any
         target = value.target
         if target.kind == "unsupported":
             return target.decode(b"")
+        if target.size == 0:
+            return decode_value(target, b"", reader, path + ("*",))
         data = reader.fetch(path + ("*",), address)
         if isinstance(data, Unavailable):
             return data
         return decode_value(target, data, reader, path + ("*",))
     length = int.from_bytes(raw[value.part("len").offset :][:8], "little")
     address = int.from_bytes(raw[value.part("ptr").offset :][:8], "little")
+    if length == 0:  # nothing behind the pointer to copy (it may be dangling)
+        return "" if kind in ("str", "string") else []
     data = reader.fetch(path + ("*",), address, length)
     if isinstance(data, Unavailable):
         return data
@@ -335,6 +356,22 @@ def _cut_utf8(data: bytes) -> bool:
     return False
 
 
+def _payload_may_be_none(some: Any) -> bool:
+    sized = [f for f in some.fields]
+    if len(sized) != 1:
+        return False
+    target = sized[0].type
+    for _ in range(MAX_DEPTH + 1):
+        if target.kind != "pointer":
+            break
+        target = target.target
+    return target.kind == "unit" or (
+        target.kind == "enum"
+        and target.name.startswith("Option<")
+        and {v.name for v in target.variants} == {"None", "Some"}
+    )
+
+
 def _enum(value: RustType, raw: bytes, reader: Reader, path: Path) -> Any:
     chosen = None
     if value.discr is None:
@@ -365,5 +402,10 @@ def _enum(value: RustType, raw: bytes, reader: Reader, path: Path) -> Any:
     else:
         payload = None
     if value.name.startswith("Option<") and {v.name for v in value.variants} == {"None", "Some"}:
-        return None if chosen.name == "None" else payload
+        if chosen.name == "None":
+            return None
+        # The payload itself, unless its type can read as None too (Option<()>,
+        # Option<Option<T>>, Option<&Option<T>>): then always Variant("Some", payload), so
+        # Some(None) never looks like None, nor Some(Some(())) like Some(None).
+        return Variant("Some", payload, value.name) if _payload_may_be_none(chosen) else payload
     return Variant(chosen.name, payload, value.name)

@@ -58,7 +58,9 @@ def build_calls(plan: ProbePlan, events: Iterable[RawEvent], *, exited: bool) ->
             call = _call(function, event)
             _set_caller(call, thread)
             if site.kind is SiteKind.LINE:
-                call.locals = dict(call.kwargs)
+                call.locals = (
+                    call.kwargs if isinstance(call.kwargs, Unavailable) else dict(call.kwargs)
+                )
             call.at = function.point.describe() if function.point is not None else None
             calls.append(call)
             continue
@@ -144,12 +146,15 @@ def _decode(value: Value, event: RawEvent) -> Any:
 
 def _call(function: PlannedFunction, event: RawEvent) -> Call:
     values = [_decode(v, event) for v in function.params]
+    unknown = function.unknown_arguments  # never () for "the parameters are unknown"
     return Call(
         function=function.probe,
         path=function.symbol.path,
         probes=function.probes,
-        args=tuple(values),
-        kwargs={v.name: value for v, value in zip(function.params, values)},
+        args=tuple(values) if unknown is None else unknown,
+        kwargs={v.name: value for v, value in zip(function.params, values)}
+        if unknown is None
+        else unknown,
         tid=event.tid,
         ts_ns=event.ts,
     )

@@ -18,6 +18,7 @@ from typing import Any
 from . import code, points
 from .decode import (
     AREA,
+    CONSTANT_SEGMENT,
     MAX_DEREFS,
     MAX_PIECES,
     NO_READER,
@@ -31,7 +32,7 @@ from .decode import (
     decode_value,
 )
 from .decode import Copy as DataCopy
-from .dwarf import frames, index, locations
+from .dwarf import detail, frames, index, locations
 from .dwarf.closures import closure_aliases
 from .dwarf.inlined import InlinedSite, inlined_sites
 from .dwarf.locations import Cfa, Indirect, Location, Piece
@@ -112,7 +113,9 @@ class Value:
                 return raw
             return decode_value(self.type, raw, reader, self.root)
         raw = b"".join(
-            words[self.first_piece + i].to_bytes(8, "little")[: piece.size]
+            piece.value
+            if piece.value is not None  # a part DWARF gives as a constant
+            else words[self.first_piece + i].to_bytes(8, "little")[: piece.size]
             for i, piece in enumerate(location)
         )
         if self.type.kind in SCALARS:
@@ -153,6 +156,7 @@ class PlannedFunction:
     # "abort": the process ends in it; "panic": a panic starts in it). None: not watched.
     marker: str | None = None
     point: Any = None  # a LINE or USDT site's description (points.LinePoint, points.UsdtPoint)
+    unknown_why: str = ""  # why the parameter list is unknown (when arguments_known is False)
 
     @property
     def probes(self) -> tuple[str, ...]:
@@ -160,6 +164,13 @@ class PlannedFunction:
         if self.marker is not None and not self.probe:
             return tuple(self.also)
         return (self.probe, *self.also)
+
+    @property
+    def unknown_arguments(self) -> Unavailable | None:
+        """What a call's `args` is when the parameter list itself is unknown."""
+        if self.arguments_known:
+            return None
+        return Unavailable(self.unknown_why or detail.LIMITED)
 
 
 @dataclass(frozen=True)
@@ -568,15 +579,26 @@ def _plan_function(plan: ProbePlan, probe: str, symbol: Symbol, ret_sites_only: 
     binary = plan.binary
     shape = shape_of(binary, symbol, probe)
     info = index.function_at(binary, symbol.address)
+    unknown_why = _values_unknown(info)
+    if unknown_why:
+        info = None  # names only: nothing to locate or decode
     entry = _entry_point(info, shape)
     entry, cfa = _probe_point(binary, shape, entry, probe, f"the entry of {symbol.path}")
     located = (
-        [(p.name, p.type, _locate(p, entry, info.frame_base, cfa)) for p in info.params]
+        [
+            (p.name, p.type, _argument_slot(_locate(p, entry, info.frame_base, cfa), p, entry, cfa))
+            for p in info.params
+        ]
         if info is not None
         else []
     )
     params, pieces, derefs = _site_values(located, plan.caps)
-    returns = _return_value(info.return_type, plan.caps) if info is not None else _unknown_return()
+    if info is None:
+        returns: Value | None = _unknown_return(unknown_why)
+    else:
+        returns = _return_value(info.return_type, plan.caps, detail.language(info.die.cu))
+        if _abi_changed(info) and not _still_returned(binary, shape, returns):
+            returns = _changed_return(info.return_type)
     save_reg = None
     if returns is not None and _hidden_pointer(returns):
         # The caller's buffer for the return value arrives in rdi; save it at the entry,
@@ -595,7 +617,16 @@ def _plan_function(plan: ProbePlan, probe: str, symbol: Symbol, ret_sites_only: 
     mode = ReturnMode.URETPROBE if leaf else ReturnMode.RET_SITES
     number = len(plan.functions)
     plan.functions.append(
-        PlannedFunction(probe, symbol, tuple(params), returns, mode, shape, info is not None)
+        PlannedFunction(
+            probe,
+            symbol,
+            tuple(params),
+            returns,
+            mode,
+            shape,
+            info is not None,
+            unknown_why=unknown_why,
+        )
     )
     plan.sites.append(
         Site(SiteKind.ENTRY, entry, number, cfa, pieces, derefs=derefs, save_reg=save_reg)
@@ -696,18 +727,26 @@ def _plan_inlined(plan: ProbePlan, probe: str, copy: InlinedSite) -> None:
 def _entry_point(info: index.FunctionInfo | None, shape: code.CodeShape) -> int:
     """Where to read the arguments: the first instruction, or after the prologue when the
     DWARF locations (single stack slots, as in debug builds) hold only from there on."""
-    if info is None or not info.params or info.prologue_end is None:
+    if info is None or not info.params:
         return shape.start
-    if info.prologue_end == shape.start or info.prologue_end in shape.jump_targets:
+    prologue_end = info.prologue_end
+    if prologue_end is None and detail.language(info.die.cu) != detail.DW_LANG_RUST:
+        # gcc marks no prologue_end: the body starts at the line table's second row.
+        prologue_end = detail.body_start(
+            info.die.cu.dwarfinfo, info.die.cu, shape.start, info.high_pc
+        )
+    if prologue_end is None:
+        return shape.start
+    if prologue_end == shape.start or prologue_end in shape.jump_targets:
         return shape.start
     needs_prologue = any(
         (p.die.attributes.get("DW_AT_location") is not None)
         and p.die.attributes["DW_AT_location"].form == "DW_FORM_exprloc"
         for p in info.params
-    ) or any(_located_only_after(p, shape.start, info.prologue_end) for p in info.params)
+    ) or any(_located_only_after(p, shape.start, prologue_end) for p in info.params)
     if not needs_prologue:
         return shape.start
-    return info.prologue_end
+    return prologue_end
 
 
 def _located_only_after(param: index.Parameter, start: int, prologue_end: int) -> bool:
@@ -733,6 +772,35 @@ def _locate(param: index.Parameter, at: int, frame_base: Any, cfa: Cfa) -> Locat
     if location is None:
         return Unavailable("optimized out")
     return locations.locate(location, param.die, at, param.type.size, frame_base, cfa)
+
+
+def _argument_slot(where: Location, param: index.Parameter, at: int, cfa: Cfa) -> Location:
+    """A Rust argument of more than 8 bytes that arrived in the caller's stack area (after
+    the argument registers ran out), where DWARF gives a plain DW_OP_fbreg/DW_OP_breg
+    location: the slot holds either the value (a newtype around u128, say) or a pointer to
+    it (a struct passed by reference, where LLVM drops the DW_OP_deref that would follow
+    it; tests/differential found both), and nothing in DWARF tells which. Unavailable,
+    rather than a guess that could be wrong."""
+    if not isinstance(where, tuple) or not where or param.type.size <= 8:
+        return where
+    first = where[0]
+    in_caller_frame = all(p.memory and p.reg == cfa.reg for p in where) and (
+        first.offset >= cfa.offset
+    )
+    if not in_caller_frame or detail.language(param.die.cu) != detail.DW_LANG_RUST:
+        return where
+    if param.type.kind == "int":
+        return where  # an i128: its value, in two slots
+    location = param.die.attributes.get("DW_AT_location")
+    ops = locations.expression_at(location, param.die, at) if location is not None else None
+    if not isinstance(ops, list) or len(ops) != 1:
+        return where  # pieces: each part where DWARF says
+    if not ops[0].op_name.startswith(("DW_OP_fbreg", "DW_OP_breg")):
+        return where
+    return Unavailable(
+        "passed on the stack, where DWARF does not say whether the slot holds the value or a "
+        "pointer to it (LLVM drops the DW_OP_deref of by-reference arguments there)"
+    )
 
 
 def _site_values(
@@ -765,7 +833,14 @@ def _site_values(
                 roots.append((rust_type, ((top.dst, rust_type.size),), path))
         elif rust_type.kind not in SCALARS:
             roots.append(
-                (rust_type, tuple((8 * (first + i), p.size) for i, p in enumerate(where)), path)
+                (
+                    rust_type,
+                    tuple(
+                        (8 * (first + i) if p.value is None else CONSTANT_SEGMENT, p.size)
+                        for i, p in enumerate(where)
+                    ),
+                    path,
+                )
             )
         values.append(Value(name, rust_type, where, first, path, layout.copies, top))
     layout.follow(roots)
@@ -787,7 +862,9 @@ def _as_block(where: Location) -> Location:
     return Indirect(Piece(first.reg, 0, 8, memory=False), first.offset)
 
 
-def _return_value(rust_type: RustType, caps: tuple[int, int]) -> Value | None:
+def _return_value(
+    rust_type: RustType, caps: tuple[int, int], language: int | None = detail.DW_LANG_RUST
+) -> Value | None:
     if rust_type.kind == "unit" or (rust_type.size == 0 and rust_type.kind != "unsupported"):
         return None if rust_type.kind == "unit" else Value("return", rust_type, b"")
     if rust_type.kind == "unsupported":
@@ -802,29 +879,94 @@ def _return_value(rust_type: RustType, caps: tuple[int, int]) -> Value | None:
             ),
         )
     location: Location
-    pair = rust_type.scalars() if rust_type.size <= 16 else None
-    if pair is not None and len(pair) == 2:
-        # rustc's ScalarPair: each scalar in a register of its own (rax, then rdx).
-        (first, first_type), (second, second_type) = pair
-        if "float" in (first_type.kind, second_type.kind):
-            why = "part of it returns in an SSE register, which a uprobe's BPF program cannot read"
-            return Value("return", rust_type, Unavailable(why))
-        if first != 0 or second > 8:
-            return Value("return", rust_type, Unavailable("an unexpected register layout"))
-        location = (
-            Piece(RAX, 0, second, memory=False),
-            Piece(RDX, 0, min(8, rust_type.size - second), memory=False),  # with padding
+    if language in detail.C_LANGUAGES:
+        return _c_return_value(rust_type)
+    if language != detail.DW_LANG_RUST and rust_type.kind not in SCALARS:
+        why = "a compound value returned by a function in a language other than Rust and C"
+        return Value("return", rust_type, Unavailable(why))
+    location = _rust_return(rust_type, newtypes=True)
+    if isinstance(location, Unavailable):
+        return Value("return", rust_type, location)
+    other = _rust_return(rust_type, newtypes=False)
+    if isinstance(other, Unavailable) or other != location:
+        why = (
+            "how rustc returns it depends on whether a one-field struct inside it is "
+            "#[repr(C)], which DWARF does not record"
         )
-    elif rust_type.size <= 8:
-        location = (Piece(RAX, 0, rust_type.size, memory=False),)
-    elif rust_type.size <= 16:
-        location = (Piece(RAX, 0, 8, memory=False), Piece(RDX, 0, rust_type.size - 8, memory=False))
-    else:
-        # Returned through a hidden pointer: the caller's buffer, whose address arrives in
-        # rdi. rax need not hold it at the return (optimized code does not keep it there),
-        # so the entry saves rdi for the frame and the return site reads it back.
-        location = Indirect(Piece(SAVED_POINTER, 0, 8, memory=False))
+        return Value("return", rust_type, Unavailable(why))
     return Value("return", rust_type, location, root=("return",))
+
+
+def _rust_return(rust_type: RustType, newtypes: bool) -> Location:
+    """Where rustc's Rust ABI on x86-64 returns a value (checked by tests/differential
+    against what programs print): a Scalar in rax (an i128 in rax:rdx), a ScalarPair in rax
+    and rdx, one scalar each; any other value of at most 8 bytes packed into rax; anything
+    larger in the caller's buffer (a hidden pointer), even at 9..16 bytes. `newtypes`:
+    whether one-field structs count as their field (not under #[repr(C)])."""
+    parts = rust_type.scalars(newtypes) if rust_type.size <= 16 else None
+    if parts is not None and len(parts) == 2:
+        (first, first_type), (second, second_type) = parts
+        if "float" in (first_type.kind, second_type.kind):
+            return Unavailable(
+                "part of it returns in an SSE register, which a uprobe's BPF program cannot read"
+            )
+        return (
+            Piece(RAX, 0, second, memory=False),
+            Piece(RDX, 0, rust_type.size - second, memory=False),  # with padding
+        )
+    if parts is not None and rust_type.size == 16:
+        return (Piece(RAX, 0, 8, memory=False), Piece(RDX, 0, 8, memory=False))
+    if rust_type.size <= 8:
+        return (Piece(RAX, 0, rust_type.size, memory=False),)
+    # Returned through a hidden pointer: the caller's buffer, whose address arrives in
+    # rdi. rax need not hold it at the return (optimized code does not keep it there),
+    # so the entry saves rdi for the frame and the return site reads it back.
+    return Indirect(Piece(SAVED_POINTER, 0, 8, memory=False))
+
+
+def _c_return_value(rust_type: RustType) -> Value:
+    """The System V x86-64 C ABI: up to 16 bytes come back in registers, each eightbyte
+    classified alone (integers in rax then rdx, floats in SSE registers, which a uprobe
+    cannot read); anything larger in the caller's buffer (a hidden pointer)."""
+    if rust_type.size > 16:
+        return Value("return", rust_type, Indirect(Piece(SAVED_POINTER, 0, 8, memory=False)),
+                     root=("return",))  # fmt: skip
+    leaves = _c_leaves(rust_type, 0)
+    if leaves is None:
+        why = f"the C ABI's return of {rust_type.name} is not decoded"
+        return Value("return", rust_type, Unavailable(why))
+    if any(kind == "float" for _, kind in leaves):
+        why = "part of it returns in an SSE register, which a uprobe's BPF program cannot read"
+        return Value("return", rust_type, Unavailable(why))
+    location: tuple[Piece, ...] = (Piece(RAX, 0, min(8, rust_type.size), memory=False),)
+    if rust_type.size > 8:
+        location += (Piece(RDX, 0, rust_type.size - 8, memory=False),)
+    return Value("return", rust_type, location, root=("return",))
+
+
+def _c_leaves(rust_type: RustType, offset: int) -> list[tuple[int, str]] | None:
+    """The scalars inside a C value (offset, kind); None for what C's ABI rules here do not
+    cover (unions, bit fields we cannot see)."""
+    kind = rust_type.kind
+    if kind in SCALARS or kind == "c_enum":
+        return [(offset, kind)]
+    if kind == "struct" or kind == "tuple":
+        found: list[tuple[int, str]] = []
+        for f in rust_type.fields:
+            inner = _c_leaves(f.type, offset + f.offset)
+            if inner is None:
+                return None
+            found += inner
+        return found
+    if kind == "array" and rust_type.element is not None:
+        found = []
+        for i in range(rust_type.count):
+            inner = _c_leaves(rust_type.element, offset + i * rust_type.element.size)
+            if inner is None:
+                return None
+            found += inner
+        return found
+    return None
 
 
 def _hidden_pointer(returns: Value) -> bool:
@@ -845,6 +987,55 @@ def _returns_layout(
     return pieces, derefs
 
 
-def _unknown_return() -> Value:
-    why = "the binary has no debug info, so the return type is unknown"
+def _unknown_return(why: str) -> Value:
     return Value("return", RustType("?", "unsupported", 0), Unavailable(why))
+
+
+def _values_unknown(info: index.FunctionInfo | None) -> str:
+    """Why DWARF cannot tell this function's parameters and return type ("" if it can):
+    no entry for the function at all, or a unit built with names and lines only."""
+    if info is None:
+        return detail.NO_DEBUG_INFO
+    if not detail.describes_values(info.die.cu):
+        return detail.LIMITED
+    return ""
+
+
+DW_CC_NOCALL = 3
+
+
+def _abi_changed(info: index.FunctionInfo) -> bool:
+    """LLVM changed how this function is called (DW_CC_nocall): dead-argument elimination
+    dropped its return value (no caller uses it) or rewrote its parameters, so the
+    registers at its return hold nothing of the value DWARF's type describes."""
+    convention = info.die.attributes.get("DW_AT_calling_convention")
+    return convention is not None and convention.value == DW_CC_NOCALL
+
+
+_RAX_NAMES = frozenset({"rax", "eax", "ax", "al", "ah"})
+
+
+def _still_returned(binary: ElfBinary, shape: code.CodeShape, returns: Value | None) -> bool:
+    """In a function whose calling convention LLVM changed (DW_CC_nocall), the registers a
+    return value travels in are written before every `ret` (after the last call): the value
+    is still returned. A dropped return value leaves rax as the last callee set it."""
+    if returns is None or not isinstance(returns.location, tuple):
+        return returns is None or isinstance(returns.location, (bytes, Unavailable))
+    first = returns.location[0]
+    if first.memory or first.reg != RAX:
+        return False
+    # rax only: a path that returns None of an Option<u64> pair leaves rdx alone.
+    raw = binary.code(shape.start, shape.end - shape.start)
+    return raw is not None and code.written_before_returns(
+        raw, shape.start, shape, (_RAX_NAMES,)
+    )
+
+
+def _changed_return(rust_type: RustType) -> Value | None:
+    if rust_type.kind == "unit":
+        return None
+    why = (
+        "the optimizer removed this function's return value (DWARF marks it DW_CC_nocall: "
+        "no caller uses the value, so it is never returned)"
+    )
+    return Value("return", rust_type, Unavailable(why))

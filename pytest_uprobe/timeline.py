@@ -50,6 +50,8 @@ def value_text(value: Any) -> str:
 
 def call_text(call: Call) -> str:
     """`path(a, b) -> r`, with what happened instead of a return when there was none."""
+    if isinstance(call.args, Unavailable):
+        return f"{call.path}({value_text(call.args)}){_outcome_suffix(call)}"
     args = ", ".join(value_text(a) for a in call.args)
     return f"{call.path}({args}){_outcome_suffix(call)}"
 
@@ -216,7 +218,10 @@ def chrome_trace(trace: Trace) -> dict[str, Any]:
 
 
 def _call_args(call: Call) -> dict[str, Any]:
-    if call.kwargs and len(call.kwargs) == len(call.args):
+    arguments: dict[str, Any]
+    if isinstance(call.args, Unavailable) or isinstance(call.kwargs, Unavailable):
+        arguments = {"arguments": value_text(call.args)}  # the parameter list is unknown
+    elif call.kwargs and len(call.kwargs) == len(call.args):
         arguments = {name: value_text(v) for name, v in call.kwargs.items()}
     else:
         arguments = {str(i): value_text(v) for i, v in enumerate(call.args)}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .bounds import CallCount, InexactCount
+from .values import Struct, Truncated, Unavailable, Variant
 
 MAX_LISTED_CALLS = 50
 
@@ -27,11 +28,13 @@ class Call:
 
     function: str  # the first probe name that names it (see `probes`)
     path: str  # the demangled path of the instance that ran
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
+    # Unavailable(why) instead of a tuple/dict when the parameter list itself is unknown
+    # (no debug info, or names and lines only): never () for "unknown".
+    args: tuple[Any, ...] | Unavailable
+    kwargs: dict[str, Any] | Unavailable
     tid: int
     ts_ns: int  # kernel monotonic time at entry
-    retval: Any = None
+    retval: Any = None  # None also for a call that did not return: see `returned`
     returned: bool = False
     unwound: bool = False  # proven gone without returning: a panic unwound it
     # Did not return, and why, when the process ended with it running: "the process
@@ -45,7 +48,7 @@ class Call:
     # A source-line or USDT hit (not a call): where it was ("main.rs:33 in crate::f"), and
     # for a line the variables in scope there by name (also its kwargs).
     at: str | None = None
-    locals: dict[str, Any] = field(default_factory=dict)
+    locals: dict[str, Any] | Unavailable = field(default_factory=dict)
     # The nearest traced caller on the same thread (from entry/return nesting; None if no
     # traced function was running there), and how many traced frames were below this one.
     caller: Call | None = field(default=None, repr=False, compare=False)
@@ -64,18 +67,10 @@ class Call:
         return name in self.probes or name == self.path
 
     def __repr__(self) -> str:
-        args = ", ".join(repr(a) for a in self.args)
         if self.at is not None:
-            shown = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items()) or args
-            return f"{self.function}({shown}) at {self.at} [tid {self.tid}]"
-        if self.returned:
-            outcome = f" -> {self.retval!r}"
-        elif self.inlined:
-            outcome = f" (inlined into {self.inlined_into})"
-        else:
-            outcome = _no_return(self)
-        tail = " via tail call" if self.tail_call else ""
-        return f"{self.path}({args}){outcome}{tail} [tid {self.tid}]"
+            return f"{describe(self)} at {self.at} [tid {self.tid}]"
+        inlined = f" (inlined into {self.inlined_into})" if self.inlined else ""
+        return f"{describe(self)}{inlined} [tid {self.tid}]"
 
 
 def _no_return(call: Call) -> str:
@@ -173,7 +168,8 @@ class FunctionTrace:
         return self.call_count > 0
 
     @property
-    def call_args_list(self) -> list[tuple[Any, ...]]:
+    def call_args_list(self) -> list[tuple[Any, ...] | Unavailable]:
+        """Each call's arguments; Unavailable(why) where the parameter list is unknown."""
         self._require_complete()
         return [c.args for c in self.calls]
 
@@ -185,7 +181,7 @@ class FunctionTrace:
         return [c.retval for c in self.calls]
 
     @property
-    def call_args(self) -> tuple[Any, ...] | None:
+    def call_args(self) -> tuple[Any, ...] | Unavailable | None:
         self._require_complete()
         return self.calls[-1].args if self.calls else None
 
@@ -265,7 +261,8 @@ class FunctionTrace:
         last = self.calls[-1]
         if not self._matches(last, args, kwargs):
             raise AssertionError(
-                f"expected call not found.\nExpected: {expected}\n  Actual: {last!r}{self._seen()}"
+                f"expected call not found.\nExpected: {expected}\n  Actual: {last!r}"
+                f"{self._why_unreadable([last])}{self._seen()}"
             )
 
     def assert_called_once_with(self, *args: Any, **kwargs: Any) -> None:
@@ -281,7 +278,10 @@ class FunctionTrace:
         __tracebackhide__ = True
         self._require_complete()
         if not any(self._matches(c, args, kwargs) for c in self.calls):
-            raise AssertionError(f"{self._describe(args, kwargs)} call not found{self._seen()}")
+            raise AssertionError(
+                f"{self._describe(args, kwargs)} call not found"
+                f"{self._why_unreadable(self.calls)}{self._seen()}"
+            )
 
     def assert_has_calls(self, calls: Sequence[tuple[Any, ...]], any_order: bool = False) -> None:
         """The argument tuples appear in this order (contiguously), or in any order."""
@@ -297,15 +297,23 @@ class FunctionTrace:
                 else:
                     missing.append(c)
             if missing:
-                raise AssertionError(f"{missing!r} not all found in call list{self._seen()}")
+                raise AssertionError(
+                    f"{missing!r} not all found in call list"
+                    f"{self._why_unreadable(self.calls)}{self._seen()}"
+                )
             return
         n = len(wanted)
         if not any(seen[i : i + n] == wanted for i in range(len(seen) - n + 1)):
-            raise AssertionError(f"Calls not found.\nExpected: {wanted!r}{self._seen()}")
+            raise AssertionError(
+                f"Calls not found.\nExpected: {wanted!r}"
+                f"{self._why_unreadable(self.calls)}{self._seen()}"
+            )
 
     # -- helpers --------------------------------------------------------------------------
 
     def _matches(self, call: Call, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bool:
+        if isinstance(call.args, Unavailable) or isinstance(call.kwargs, Unavailable):
+            return False  # unknown arguments match nothing; _why_unreadable says why
         if kwargs:
             merged = dict(zip(call.kwargs, args))
             merged.update(kwargs)
@@ -315,6 +323,28 @@ class FunctionTrace:
     def _describe(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
         parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
         return f"{self.name}({', '.join(parts)})"
+
+    def _why_unreadable(self, calls: Sequence[Call]) -> str:
+        """For a failed comparison: the values that could not be read, with the reasons, so
+        the failure says "unknown" rather than only "different"."""
+        unknown = next((c.args for c in calls if isinstance(c.args, Unavailable)), None)
+        if isinstance(unknown, Unavailable):
+            return (
+                f"\nThe arguments of {self.name!r} are unknown, so no call can match: "
+                f"{unknown.reason}"
+            )
+        parts: list[str] = []
+        for call in calls:
+            assert not isinstance(call.kwargs, Unavailable)
+            for name, value in call.kwargs.items():
+                parts += unreadable(value, name)
+        if not parts:
+            return ""
+        shown = list(dict.fromkeys(parts))[:10]
+        return (
+            "\nSome argument values could not be read (Unavailable equals nothing), so they "
+            "cannot match:\n  " + "\n  ".join(shown)
+        )
 
     def _require_all_calls(self) -> None:
         __tracebackhide__ = True
@@ -334,12 +364,6 @@ class FunctionTrace:
                 f"names, so assertions on their list cannot be trusted.{reasons}\n"
                 "  fix: probe only names whose sites can all be attached and that share no "
                 "address with other functions (`pytest-uprobe symbols` shows shared addresses)"
-            )
-        if not self.arguments_known:
-            raise AssertionError(
-                f"the arguments of {self.name!r} are unknown: the binary has no debug info.\n"
-                "  fix: build with debug info (the dev profile has it; for release set "
-                "`debug = true` under [profile.release])"
             )
 
     def _seen(self) -> str:
@@ -492,30 +516,73 @@ def _shown(names: frozenset[str], order: Sequence[str]) -> str:
     return "|".join(n for n in order if n in names)
 
 
-def _log_line(call: Call, start_ns: int) -> str:
-    args = ", ".join(repr(a) for a in call.args)
-    if call.at is not None:  # a source-line or USDT hit
+def _shown_args(args: tuple[Any, ...] | Unavailable) -> str:
+    if isinstance(args, Unavailable):
+        return f"<arguments unknown: {args.reason.split('; fix:')[0]}>"
+    return ", ".join(repr(a) for a in args)
+
+
+def _shown_retval(call: Call) -> str:
+    """The return value as the log shows it: shortened where it is unknown for the reason
+    the arguments already gave."""
+    unknown = call.args
+    if (
+        isinstance(unknown, Unavailable)
+        and isinstance(call.retval, Unavailable)
+        and call.retval.reason == unknown.reason
+    ):
+        return "<unknown>"
+    return repr(call.retval)
+
+
+def unreadable(value: Any, where: str) -> list[str]:
+    """Every Unavailable inside a decoded value, as "where: reason"."""
+    if isinstance(value, Unavailable):
+        return [f"{where}: {value.reason}"]
+    found: list[str] = []
+    if isinstance(value, (tuple, list)):
+        for i, item in enumerate(value):
+            found += unreadable(item, f"{where}[{i}]")
+    elif isinstance(value, Struct):
+        for name, item in value.fields.items():
+            found += unreadable(item, f"{where}.{name}")
+    elif isinstance(value, Variant):
+        found += unreadable(value.value, f"{where}::{value.name}")
+    elif isinstance(value, Truncated):
+        found += unreadable(value.prefix, where)
+    return found
+
+
+def describe(call: Call) -> str:
+    """One call as the log and `repr` show it: `path(args) -> retval`, or how it ended
+    (a source-line or USDT hit: its name and locals)."""
+    args = _shown_args(call.args)
+    if call.at is not None:
+        if isinstance(call.locals, Unavailable):
+            return f"{call.function}({_shown_args(call.locals)})"
         shown = ", ".join(f"{k}={v!r}" for k, v in call.locals.items()) or args
-        return (
-            f"{(call.ts_ns - start_ns) / 1e6:10.3f} ms  tid {call.tid:<7} "
-            f"{'  ' * call.depth}{call.function}({shown})  [at {call.at}]"
-        )
+        return f"{call.function}({shown})"
     if call.returned:
-        outcome = f" -> {call.retval!r}"
+        outcome = f" -> {_shown_retval(call)}"
     elif call.inlined:
         outcome = ""
     else:
         outcome = _no_return(call)
     if call.tail_call:
         outcome += " via tail call"
-    if call.inlined:
+    return f"{call.path}({args}){outcome}"
+
+
+def _log_line(call: Call, start_ns: int) -> str:
+    if call.at is not None:
+        where = f"at {call.at}"
+    elif call.inlined:
         where = f"inlined into {call.inlined_into}" if call.inlined_into else "inlined"
     elif call.duration_ns is not None:
         where = f"out-of-line, {call.duration_ns / 1e3:.1f} us"
     else:
         where = "out-of-line"
-    indent = "  " * call.depth
     return (
         f"{(call.ts_ns - start_ns) / 1e6:10.3f} ms  tid {call.tid:<7} "
-        f"{indent}{call.path}({args}){outcome}  [{where}]"
+        f"{'  ' * call.depth}{describe(call)}  [{where}]"
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..elf import ElfBinary
@@ -206,17 +206,27 @@ def parameters_of(die: Any, origin: Any = None) -> tuple[Parameter, ...]:
             if "DW_AT_abstract_origin" in child.attributes:
                 concrete[child.get_DIE_from_attribute("DW_AT_abstract_origin").offset] = child
     params: list[Parameter] = []
+    unnamed: list[tuple[int, Any]] = []  # parameters without a name (zero-sized ones)
     for child in declared.iter_children():
         if child.tag != "DW_TAG_formal_parameter":
             if child.tag in _BEFORE_PARAMETERS:
                 continue  # a generic's `T` comes before its parameters
             if origin is not None and _parameter_as_variable(child, declared):
+                same = next((u for u in unnamed if _same_type(u[1], child)), None)
+                if same is not None:
+                    # rustc names a zero-sized parameter by a variable after the parameters
+                    unnamed.remove(same)
+                    name = attr(child, "DW_AT_name").value.decode()
+                    params[same[0]] = replace(params[same[0]], name=name)
+                    continue
                 pass  # LLVM sometimes turns an inlined function's parameter into a variable
             elif origin is not None:
                 break  # parameters come first; the body's variables follow
             else:
                 continue
         name = attr(child, "DW_AT_name")
+        if name is None and child.tag == "DW_TAG_formal_parameter":
+            unnamed.append((len(params), child))
         params.append(
             Parameter(
                 name.value.decode() if name else f"arg{len(params)}",
@@ -228,6 +238,9 @@ def parameters_of(die: Any, origin: Any = None) -> tuple[Parameter, ...]:
 
 
 _BEFORE_PARAMETERS = frozenset({"DW_TAG_template_type_param", "DW_TAG_template_value_param"})
+def _same_type(a: Any, b: Any) -> bool:
+    ta, tb = a.attributes.get("DW_AT_type"), b.attributes.get("DW_AT_type")
+    return ta is not None and tb is not None and ta.value == tb.value and ta.form == tb.form
 
 
 def _parameter_as_variable(child: Any, function: Any) -> bool:

@@ -23,14 +23,19 @@ RSP = 7
 MAX_PIECE = 8  # the BPF side copies at most one machine word per piece
 
 
+CONSTANT_REG = 0x1001  # not a register: the BPF side reads 0; the decoder uses `value`
+
+
 @dataclass(frozen=True)
 class Piece:
-    """`size` bytes: at memory `reg + offset` if `memory`, else the low bytes of `reg`."""
+    """`size` bytes: at memory `reg + offset` if `memory`, else the low bytes of `reg`; or,
+    for a piece DWARF gives as a constant (`value` set, `reg` CONSTANT_REG), those bytes."""
 
     reg: int
     offset: int
     size: int
     memory: bool
+    value: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -114,17 +119,29 @@ def _parse_ops(raw: list[int], die: Any) -> list[Any]:
 
 
 def _frame_base(ops: list[Any], die: Any, cfa: Cfa | None) -> Location:
-    if len(ops) == 1 and ops[0].op_name == "DW_OP_call_frame_cfa":
+    if ops and ops[0].op_name == "DW_OP_call_frame_cfa":
         if cfa is None:
             return Unavailable("the frame base is the CFA, which is unknown here")
-        return (Piece(cfa.reg, cfa.offset, 8, memory=False),)
+        if len(ops) == 1:
+            return (Piece(cfa.reg, cfa.offset, 8, memory=False),)
+        # A large frame's base: CFA plus a constant (DW_OP_consts -4192; DW_OP_plus).
+        names = [op.op_name for op in ops[1:]]
+        constant = names[0] in ("DW_OP_consts", "DW_OP_constu")
+        if len(ops) == 3 and names[1] == "DW_OP_plus" and constant:
+            return (Piece(cfa.reg, cfa.offset + int(ops[1].args[0]), 8, memory=False),)
+        if len(ops) == 2 and names[0] == "DW_OP_plus_uconst":
+            return (Piece(cfa.reg, cfa.offset + int(ops[1].args[0]), 8, memory=False),)
+        return Unavailable(f"the frame base uses {', '.join(names)}, not supported yet")
     return evaluate(ops, die, 8, None, cfa)
 
 
 def evaluate(
     ops: list[Any], die: Any, size: int, frame_base: Location | None, cfa: Cfa | None
 ) -> Location:
-    """Evaluate the subset of DWARF expressions compilers use for variables."""
+    """Evaluate the subset of DWARF expressions compilers use for variables: one place (a
+    register, memory at a register plus an offset, a constant), a run-time address to
+    follow (DW_OP_deref), or a composite of DW_OP_piece parts mixing registers, memory and
+    constants. A value made of constants only comes back as its bytes."""
     pieces: list[Piece] = []
     pending: tuple[int, int, bool] | None = None  # reg, offset, memory
     literal: int | None = None
@@ -152,11 +169,16 @@ def evaluate(
         elif name == "DW_OP_stack_value":
             # The expression computed the value itself, not where it lives.
             if literal is not None:
-                return _literal_bytes(literal, size)
+                continue  # a constant: taken at the next DW_OP_piece or at the end
             if pending is not None and pending[2] and pending[1] == 0:
                 pending = (pending[0], 0, False)  # breg<N> 0: the register's value
                 continue
             return Unavailable("its value is computed by an expression not supported yet")
+        elif name == "DW_OP_plus_uconst" and pending is not None and pending[2]:
+            pending = (pending[0], pending[1] + int(op.args[0]), True)
+        elif name == "DW_OP_plus" and literal is not None and pending is not None and pending[2]:
+            pending = (pending[0], pending[1] + literal, True)
+            literal = None
         elif name.startswith("DW_OP_reg") and name != "DW_OP_regx":
             pending = (int(name[len("DW_OP_reg") :]), 0, False)
         elif name == "DW_OP_regx":
@@ -181,17 +203,26 @@ def evaluate(
                 return Unavailable("the location is relative to the CFA, which is unknown here")
             pending = (cfa.reg, cfa.offset, True)
         elif name == "DW_OP_piece":
-            if pending is None:
-                return Unavailable(f"part of the value ({op.args[0]} bytes) is optimized out")
-            built = _pieces(*pending, op.args[0])
-            if isinstance(built, Unavailable):
-                return built
-            pieces.extend(built)
+            length = int(op.args[0])
+            if literal is not None:
+                # A constant part (LLVM writes `DW_OP_lit1; DW_OP_piece 4` and the
+                # DW_OP_stack_value form alike).
+                pieces.append(Piece(CONSTANT_REG, 0, length, False, _masked(literal, length)))
+            elif pending is not None:
+                built = _pieces(*pending, length)
+                if isinstance(built, Unavailable):
+                    return built
+                pieces.extend(built)
+            else:
+                return Unavailable(f"part of the value ({length} bytes) is optimized out")
             pending = None
+            literal = None
         else:
             return Unavailable(f"its location uses {name}, which is not supported yet")
     if indirect is not None:
         return indirect
+    if literal is not None and not pieces:
+        return _literal_bytes(literal, size)
     if pending is not None:
         built = _pieces(*pending, size)
         if isinstance(built, Unavailable):
@@ -199,7 +230,18 @@ def evaluate(
         pieces.extend(built)
     if not pieces:
         return Unavailable("optimized out")
+    if sum(p.size for p in pieces) < size:
+        return Unavailable(
+            f"only {sum(p.size for p in pieces)} of its {size} bytes are described (the rest "
+            "is optimized out)"
+        )
+    if all(p.value is not None for p in pieces):
+        return b"".join(p.value for p in pieces if p.value is not None)
     return tuple(pieces)
+
+
+def _masked(value: int, size: int) -> bytes:
+    return (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
 
 
 def _literal_bytes(value: int, size: int) -> bytes | Unavailable:

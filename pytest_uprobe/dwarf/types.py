@@ -68,6 +68,7 @@ class RustType:
     tuple_like: bool = False  # struct: a tuple struct (fields 0, 1, ...)
     target_die: Any = field(default=None, repr=False)  # pointer: the pointee's DIE
     why: str = ""  # unsupported: the reason
+    align: int = 0  # struct, tuple: DW_AT_alignment where DWARF gives it (packed: 1)
 
     @property
     def target(self) -> RustType:
@@ -93,46 +94,58 @@ class RustType:
             and (sized[0].type.size == self.size and sized[0].type.float_return)
         )
 
-    def scalars(self) -> list[tuple[int, RustType]] | None:
+    def scalars(self, newtypes: bool = True) -> list[tuple[int, RustType]] | None:
         """rustc's Scalar or ScalarPair ABI: the one or two scalars (offset, type) the value
         travels as, in registers of their own; None for an aggregate (its bytes travel
-        packed into integer registers, or in memory)."""
+        packed into integer registers, or in memory). Follows rustc's layout rules: newtypes
+        unwrap, two non-zero-sized scalar fields make a pair only where their offsets, the
+        alignment and the size are those of the pair itself (never in a packed struct), and
+        a tagged enum is a pair when every variant holds at most one scalar, all at one
+        offset, of one size and class (integers of either sign and pointers mix)."""
         kind = self.kind
         if kind in SCALARS or kind == "c_enum" or kind == "pointer":
             return [(0, self)]
         if kind in ("str", "slice"):
-            return [(f.offset, f.type) for f in self.fields]
+            return _abi_shape([(f.offset, f.type) for f in self.fields], self.size)
         if kind in ("struct", "tuple"):
-            found: list[tuple[int, RustType]] = []
-            for f in self.fields:
-                if f.type.size == 0:
-                    continue
-                inner = f.type.scalars()
-                if inner is None:
-                    return None
-                found.extend((f.offset + offset, t) for offset, t in inner)
-            return sorted(found, key=lambda p: p[0]) if 0 < len(found) <= 2 else None
-        if kind == "enum" and self.discr is not None:
+            sized = [f for f in self.fields if f.type.size]
+            if not newtypes and kind == "struct" and len(sized) == 1:
+                inner = sized[0].type.scalars(newtypes)
+                if inner is not None and len(inner) == 1:
+                    return None  # as #[repr(C)] makes it (DWARF does not record repr)
+            found = _flat_scalars(self.fields, newtypes)
+            if found and self.align and self.align < max(_scalar_align(t) for _, t in found):
+                return None  # packed: rustc passes it as memory, never as scalars
+            return _abi_shape(found, self.size)
+        if kind == "enum" and self.discr is None and len(self.variants) == 1:
+            # One variant, no tag: laid out as a struct of its fields.
+            return _abi_shape(_flat_scalars(self.variants[0].fields, newtypes), self.size)
+        if kind == "enum" and self.discr is not None and not is_coroutine(self.name):
             tag = (self.discr.offset, self.discr.type)
             if any(v.discr is None for v in self.variants):  # niche: the dataful variant's
-                dataful = [v for v in self.variants if v.fields]
+                dataful = [v for v in self.variants if any(f.type.size for f in v.fields)]
                 if len(dataful) != 1:
                     return None
-                return RustType("", "struct", self.size, fields=dataful[0].fields).scalars()
-            common: tuple[int, int, str, bool] | None = None
+                return _abi_shape(_flat_scalars(dataful[0].fields, newtypes), self.size)
+            common: tuple[int, int, bool] | None = None
             payload: tuple[int, RustType] | None = None
             for variant in self.variants:
-                inner = RustType("", "struct", self.size, fields=variant.fields).scalars()
-                if not variant.fields or not [f for f in variant.fields if f.type.size]:
+                sized = [f for f in variant.fields if f.type.size]
+                if not sized:
                     continue
+                if len(sized) > 1:
+                    return None
+                inner = sized[0].type.scalars(newtypes)
                 if inner is None or len(inner) != 1:
                     return None
-                offset, t = inner[0]
-                key = (offset, t.size, "float" if t.kind == "float" else "int", t.signed)
+                t = inner[0][1]
+                key = (sized[0].offset + inner[0][0], t.size, t.kind == "float")
                 if common is not None and key != common:
                     return None
-                common, payload = key, (offset, t)
-            return [tag] if payload is None else sorted([tag, payload], key=lambda p: p[0])
+                common, payload = key, (key[0], t)
+            if payload is None:
+                return _abi_shape([tag], self.size)
+            return _abi_shape(sorted([tag, payload], key=lambda p: p[0]), self.size)
         return None
 
     def decode(self, raw: bytes) -> Any:
@@ -154,6 +167,52 @@ class RustType:
         if self.kind == "float":
             return struct.unpack("<d" if self.size == 8 else "<f", raw)[0]
         raise AssertionError(self.kind)
+
+
+def is_coroutine(name: str) -> bool:
+    """The state of an async fn, async block or coroutine (`{async_fn_env#0}`): rustc lays
+    it out in memory whatever its size (never a Scalar or ScalarPair)."""
+    return name.startswith("{") and "_env#" in name and not name.startswith("{closure_env#")
+
+
+def _flat_scalars(
+    fields: tuple[Field, ...], newtypes: bool = True
+) -> list[tuple[int, RustType]] | None:
+    found: list[tuple[int, RustType]] = []
+    for f in fields:
+        if f.type.size == 0:
+            continue
+        inner = f.type.scalars(newtypes)
+        if inner is None:
+            return None
+        found.extend((f.offset + offset, t) for offset, t in inner)
+        if len(found) > 2:
+            return None
+    return sorted(found, key=lambda p: p[0])
+
+
+def _scalar_align(scalar: RustType) -> int:
+    return min(scalar.size, 16) if scalar.kind not in ("pointer", "address") else 8
+
+
+def _abi_shape(
+    found: list[tuple[int, RustType]] | None, size: int
+) -> list[tuple[int, RustType]] | None:
+    """`found` if rustc gives a value of `size` bytes made of these scalars the Scalar or
+    ScalarPair ABI: a scalar fills the value; a pair sits where a pair of them would."""
+    if not found:
+        return None
+    if len(found) == 1:
+        (offset, only), = found
+        return found if offset == 0 and only.size == size else None
+    if len(found) != 2:
+        return None
+    (a_off, a), (b_off, b) = found
+    a_align, b_align = _scalar_align(a), _scalar_align(b)
+    b_at = -(-a.size // b_align) * b_align
+    align = max(a_align, b_align)
+    whole = -(-(b_at + b.size) // align) * align
+    return found if a_off == 0 and b_off == b_at and size == whole else None
 
 
 UNIT = RustType("()", "unit", 0)
@@ -249,11 +308,15 @@ def _structure(die: Any, name: str, size: int) -> RustType:
             length = next(f for f in fields if f.name == "len")
             ptr = Field("ptr", pointer, RustType("*const T", "address", 8))
             return RustType(name, "vec", size, fields=(ptr, length), element=item)
+    given = die.attributes.get("DW_AT_alignment")
+    align = int(given.value) if given is not None and isinstance(given.value, int) else 0
     if name.startswith("(") and all(n == f"__{i}" for i, n in enumerate(names)):
-        return RustType(name, "tuple", size, fields=tuple(_renamed(fields)))
+        return RustType(name, "tuple", size, fields=tuple(_renamed(fields)), align=align)
     if names and all(n == f"__{i}" for i, n in enumerate(names)):
-        return RustType(name, "struct", size, fields=tuple(_renamed(fields)), tuple_like=True)
-    return RustType(name, "struct", size, fields=fields)
+        return RustType(
+            name, "struct", size, fields=tuple(_renamed(fields)), tuple_like=True, align=align
+        )
+    return RustType(name, "struct", size, fields=fields, align=align)
 
 
 def _fat(fields: tuple[Field, ...]) -> tuple[Field, ...]:
@@ -293,9 +356,21 @@ def _enum(die: Any, name: str, size: int, part: Any) -> RustType:
         tuple_like = bool(fields) and all(f.name == f"__{i}" for i, f in enumerate(fields))
         if tuple_like:
             fields = tuple(_renamed(fields))
-        discr_value = int(value.value) if value is not None else None
-        variants.append(EnumVariant(_name(member), discr_value, fields, tuple_like))
+        discr_value = _int_value(value) if value is not None else None
+        label = _name(member)
+        if label.isdigit() and payload is not None and is_coroutine(name):
+            # A coroutine's states are members "0", "1", ... of types named for the state:
+            # `...::{async_fn_env#0}::Unresumed`, `Returned`, `Panicked`, `Suspend0`.
+            label = _name(payload).rsplit("::", 1)[-1] or label
+        variants.append(EnumVariant(label, discr_value, fields, tuple_like))
     return RustType(name, "enum", size, variants=tuple(variants), discr=discr)
+
+
+def _int_value(attr: Any) -> int:
+    """An integer attribute; a block form (a u128 discriminant, say) holds little-endian bytes."""
+    if isinstance(attr.value, int):
+        return attr.value
+    return int.from_bytes(bytes(attr.value), "little")
 
 
 def _members(children: list[Any]) -> list[Field]:
