@@ -39,9 +39,11 @@ from .errors import (
     DataSymbolOnly,
     GlobMatchesNothing,
     InlinedFunction,
+    InternalError,
     NoMatchingFunction,
     TooManyMatches,
     UnreadableFunction,
+    UprobeError,
     UsageError,
 )
 from .names import closest, crate_of, is_glob, matcher, may_match
@@ -179,19 +181,52 @@ def build_plan(
     attached: set[int] = set()
     copies_attached: set[int] = set()
     for probe in probes:
-        sites = find_sites(binary, probe, max_functions=max_functions, inlined=inlined)
-        for symbol in sites.out_of_line:
-            if symbol.address in attached:
-                continue  # two names for one function: probe it once, under the first name
-            attached.add(symbol.address)
-            _plan_function(plan, probe, symbol, ret_sites_only)
-        for copy in sites.inlined:
-            if copy.entry in copies_attached:
-                continue
-            copies_attached.add(copy.entry)
-            _plan_inlined(plan, probe, copy)
+        with _Planning(binary, probe) as planning:
+            sites = find_sites(binary, probe, max_functions=max_functions, inlined=inlined)
+            for symbol in sites.out_of_line:
+                if symbol.address in attached:
+                    continue  # two names for one function: probe it once, under the first name
+                attached.add(symbol.address)
+                planning.reading(symbol.path, symbol.address)
+                _plan_function(plan, probe, symbol, ret_sites_only)
+            for copy in sites.inlined:
+                if copy.entry in copies_attached:
+                    continue
+                copies_attached.add(copy.entry)
+                planning.reading(f"the copy inlined into {copy.describe()}", None)
+                _plan_inlined(plan, probe, copy)
     binary.save_caches()  # what was resolved, for the next process (see diskcache)
     return plan
+
+
+class _Planning:
+    """Turns an exception no part of planning meant to raise (a bug of ours, say a DWARF
+    form nobody expected) into an InternalError naming the probe, the function being read
+    and the DIE: the one place where no internal exception gets past to a user."""
+
+    def __init__(self, binary: ElfBinary, probe: str) -> None:
+        self.binary = binary
+        self.probe = probe
+        self.function: str | None = None
+        self.address: int | None = None
+
+    def reading(self, function: str, address: int | None) -> None:
+        self.function, self.address = function, address
+
+    def __enter__(self) -> _Planning:
+        return self
+
+    def __exit__(self, kind: Any, error: Any, _traceback: Any) -> None:
+        if error is None or isinstance(error, UprobeError) or not isinstance(error, Exception):
+            return
+        die = getattr(error, "dwarf_die", None)
+        if die is None and self.address is not None:
+            try:
+                info = index.function_at(self.binary, self.address)
+                die = info.die.offset if info is not None else None
+            except Exception:
+                die = None  # the function's own DIE is what failed: name no DIE
+        raise InternalError(self.probe, self.binary.path, self.function, die, error) from error
 
 
 @dataclass(frozen=True)
