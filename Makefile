@@ -3,16 +3,22 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := python3-bpfcc linux-headers-amd64 bpftool bpftrace rustfilt binutils
+APT_PACKAGES := python3-bpfcc linux-headers-amd64 bpftool bpftrace rustfilt binutils dpkg-dev
 SUDO_HINT = sudo make $@
 
-.PHONY: demo test lint bench bootstrap system-packages venv clean
+.PHONY: demo test lint bench bootstrap system-packages venv clean realcrate
 
 demo: bootstrap
 	$(PY) -m pytest --uprobe -p no:cacheprovider -v examples/
 
-test: bootstrap
+test: bootstrap realcrate
 	$(PY) -m pytest --uprobe tests examples -q -rs
+
+# fd, a real crate built offline from Debian's fd-find source package against its
+# librust-*-dev crates (the script installs them with apt-get build-dep) for tests/realcrate.
+# Built once (2 to 5 minutes on 2 cores); later runs find it current in about a second.
+realcrate: system-packages
+	tests/realcrate/build-fd.sh tests/realcrate/build
 
 lint: venv
 	$(VENV)/bin/ruff check pytest_uprobe tests examples benchmarks
@@ -45,4 +51,4 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 clean:
-	rm -rf $(VENV) example_crates/*/target benchmarks/*/target
+	rm -rf $(VENV) example_crates/*/target benchmarks/*/target tests/realcrate/build

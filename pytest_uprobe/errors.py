@@ -214,7 +214,8 @@ class InternalError(ProbeNameError):
             name,
             binary,
             f"pytest-uprobe failed {where}: {detail}",
-            "this is a bug in pytest-uprobe: please report it with this message" + look
+            "this is a bug in pytest-uprobe: please report it with this message"
+            + look
             + "; meanwhile probe other functions (a narrower glob), or trace a dev build",
         )
 

@@ -428,13 +428,14 @@ def _offset(die: Any) -> int:
     attr = die.attributes.get("DW_AT_data_member_location")
     if attr is None:
         return 0
-    offset = _constant(attr)
-    if offset is not None:
-        return offset
-    if attr.form in _BLOCK_FORMS or attr.form == "DW_FORM_exprloc":
+    if attr.form in _BLOCK_FORMS or attr.form == "DW_FORM_exprloc":  # here, an expression
         ops = DWARFExprParser(die.cu.structs).parse_expr(list(attr.value))
         if len(ops) == 1 and ops[0].op_name in ("DW_OP_plus_uconst", "DW_OP_constu"):
             return int(ops[0].args[0])
+    else:
+        offset = _constant(attr)
+        if offset is not None:
+            return offset
     raise _Unreadable(
         f"the offset of member {_name(die) or '?'} (DWARF DIE {die.offset:#x}) is given in "
         f"the form {attr.form}, which is not decoded"
