@@ -20,6 +20,7 @@ from pytest_uprobe.dwarf.types import RustType
 from pytest_uprobe.elf import ElfBinary
 from pytest_uprobe.errors import InternalError, UprobeError
 from pytest_uprobe.tracer import Tracer
+from pytest_uprobe.values import Unavailable
 
 SWEEP_ENV = "PYTEST_UPROBE_SWEEP"
 
@@ -88,7 +89,7 @@ def _reaches_itself(root: RustType, limit: int = 10_000) -> bool:
 
 def test_types_that_reach_themselves_are_cut_not_recursed(fd_exe: Path) -> None:
     """regex_syntax's Ast reaches itself through Box and Vec (a RecursionError before):
-    its functions plan, and following its pointers stops at the planned depth, saying so."""
+    its functions plan, and following its pointers stops, saying where and why."""
     tracer = Tracer()
     binary = ElfBinary.open(fd_exe)
     names = sorted({f.path for f in binary.functions if f.path.startswith("<regex_syntax::ast::")})
@@ -102,10 +103,11 @@ def test_types_that_reach_themselves_are_cut_not_recursed(fd_exe: Path) -> None:
                 if not _reaches_itself(target):
                     continue
                 recursive += 1
-                reasons = [getattr(p, "reason", "") for p in value.copies.values()]
-                cut += any("behind more than" in r for r in reasons)
+                # Followed breadth first until the event's area or the pointer depth ends:
+                # the copies beyond are planned as Unavailable, with the reason.
+                cut += any(isinstance(p, Unavailable) for p in value.copies.values())
     assert recursive, f"no parameter of {len(names)} regex_syntax::ast functions reaches itself"
-    assert cut, "no value of a type that reaches itself was cut at the pointer depth"
+    assert cut == recursive, f"{recursive - cut} values of self-reaching types were not cut"
 
 
 @pytest.mark.uprobe
@@ -120,5 +122,7 @@ def test_trace_of_a_crate_wide_glob_prints_no_traceback(fd_exe: Path, tmp_path: 
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert "Traceback" not in run.stderr + run.stdout, run.stderr[-3000:]
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert "src/main.rs" in run.stdout
+    if run.returncode == 0:
+        assert "src/main.rs" in run.stdout
+    else:  # refused before the run (an unprobe-able site: issue 13, class 3), saying why
+        assert run.returncode == 2 and "\n  fix: " in run.stderr, run.stderr[-3000:]
