@@ -1,8 +1,8 @@
 #!/bin/bash
 # Builds fd (Debian's fd-find source package) in release with full debug info, offline, against
 # the crates Debian ships as librust-*-dev packages in /usr/share/cargo/registry: a real Rust
-# program nobody here wrote, for tests/realcrate. Idempotent: once built, a second run checks
-# the build dependencies without apt (dpkg-checkbuilddeps) and lets cargo find nothing to do.
+# program nobody here wrote, for tests/realcrate. Idempotent: once built, a second run finds
+# every crate in place (no apt) and lets cargo find nothing to do.
 #
 #   tests/realcrate/build-fd.sh [OUT_DIR]     (root the first time: it installs packages)
 #
@@ -58,11 +58,17 @@ EOF
     touch "$source_dir/.pytest-uprobe-prepared"
 fi
 
-# 2. Its build dependencies: the librust-*-dev crates (and Debian's own rustc and cargo).
-if ! (cd "$source_dir" && dpkg-checkbuilddeps >/dev/null 2>&1); then
-    has_deb_src || as_root apt-get update -qq
-    echo "build-fd.sh: installing the build dependencies of $package (apt-get build-dep)"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get build-dep -y -qq "$package" >/dev/null
+# 2. Its build dependencies: the librust-*-dev crates only. `apt-get build-dep` would also
+# install Debian's own rustc and cargo (1.63) into /usr/bin, where they could shadow the
+# toolchain the rest of the suite builds with; the crates alone depend on neither.
+cargo_offline=(--offline
+    --config 'source.crates-io.replace-with="debian"'
+    --config 'source.debian.directory="/usr/share/cargo/registry"')
+if ! (cd "$source_dir" && cargo generate-lockfile "${cargo_offline[@]}" >/dev/null 2>&1); then
+    crates=$(sed -n '/^Build-Depends:/,/^[A-Z][A-Za-z-]*:/p' "$source_dir/debian/control" |
+        grep -o 'librust-[a-z0-9.+-]*-dev' | sort -u)
+    echo "build-fd.sh: installing the crates $package builds with:" $crates
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $crates >/dev/null
 fi
 
 # 3. Release, full debug info, symbols kept; crates from Debian's registry only, offline.
@@ -71,10 +77,8 @@ start=$(date +%s)
     cd "$source_dir"
     CARGO_PROFILE_RELEASE_DEBUG=true CARGO_PROFILE_RELEASE_STRIP=false \
         CARGO_TARGET_DIR="$out/target" \
-        cargo build --release --offline --quiet \
-        --config 'source.crates-io.replace-with="debian"' \
-        --config 'source.debian.directory="/usr/share/cargo/registry"'
-)
+        cargo build --release "${cargo_offline[@]}" >"$out/cargo.log" 2>&1 || { cat "$out/cargo.log" >&2; exit 1; }
+)  # fd's own warnings (rustc is newer than its code) stay in cargo.log
 install -C -m 755 "$out/target/release/fd" "$out/fd"
 version=$(dpkg-parsechangelog -l "$source_dir/debian/changelog" -S Version)
 printf '%s %s\n%s\n' "$package" "$version" "$(cargo --version)" >"$out/fd.version"
