@@ -271,6 +271,7 @@ def resolve(
     spelled = may_match(probe)  # demangle only the symbols whose mangled name can match
     found: dict[int, Symbol] = {}
     data_kind: str | None = None
+    sizeless: Symbol | None = None
     for symbol in binary.symbols:
         if not (aliases or spelled(symbol.name)):
             continue
@@ -281,12 +282,22 @@ def resolve(
             data_kind = data_kind or symbol.kind
         elif symbol.size > 0:
             found.setdefault(symbol.address, symbol)
+        else:
+            sizeless = symbol
     if not found:
         if data_kind is not None:
             raise DataSymbolOnly(probe, binary.path, data_kind)
         copies = inlined_sites(binary, probe, matches)
         if copies:
             raise InlinedFunction(probe, binary.path, copies)
+        if sizeless is not None and not is_glob(probe):
+            raise UnreadableFunction(
+                probe,
+                binary.path,
+                f"{sizeless.path} is a function symbol without a size (C start-up code such "
+                "as crt1.o's), so where its code ends, and so its returns, are unknown",
+                "probe a function the compiler emitted with its size (any Rust function)",
+            )
         if is_glob(probe):
             raise GlobMatchesNothing(probe, binary.path)
         raise NoMatchingFunction(

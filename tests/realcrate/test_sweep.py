@@ -18,7 +18,7 @@ import pytest
 
 from pytest_uprobe.dwarf.types import RustType
 from pytest_uprobe.elf import ElfBinary
-from pytest_uprobe.errors import InternalError, UprobeError
+from pytest_uprobe.errors import InternalError, NoMatchingFunction, UprobeError
 from pytest_uprobe.tracer import Tracer
 from pytest_uprobe.values import Unavailable
 
@@ -49,6 +49,8 @@ def test_every_function_plans_or_fails_clearly(fd_exe: Path) -> None:
         except UprobeError as exc:
             first_line, _, fix = str(exc).partition("\n  fix: ")
             assert name in first_line and fix.strip(), f"unclear error for {name!r}: {exc}"
+            # Every name swept is in the symbol table: "no function of that name" is wrong.
+            assert not isinstance(exc, NoMatchingFunction), str(exc)
             outcomes[type(exc).__name__] += 1
         except Exception as exc:  # the very thing this test looks for
             internal.append(f"{name}: {type(exc).__name__}: {exc}")
