@@ -4,17 +4,17 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := python3-bpfcc linux-headers-amd64 bpftool bpftrace rustfilt binutils llvm chromium \
-	systemtap-sdt-dev gcc
+	systemtap-sdt-dev gcc dpkg-dev
 SUDO_HINT = sudo make $@
 # An offline trace-event viewer from npm: tests/test_timeline.py opens timelines in it.
 SPEEDSCOPE := .tools/speedscope/package/dist/release/index.html
 
-.PHONY: demo test lint docs bench bootstrap system-packages venv clean differential
+.PHONY: demo test lint docs bench bootstrap system-packages venv clean differential realcrate
 
 demo: bootstrap
 	$(PY) -m pytest --uprobe -p no:cacheprovider -v examples/
 
-test: bootstrap docs $(SPEEDSCOPE)
+test: bootstrap docs realcrate $(SPEEDSCOPE)
 	$(PY) -m pytest --uprobe tests examples -q -rs
 
 # The documentation site (docs/ -> site/); --strict turns every warning into an error.
@@ -27,6 +27,12 @@ N ?= 100
 SEED ?=
 differential: bootstrap
 	$(PY) -m tests.differential.harness --functions $(N) $(if $(SEED),$(foreach s,$(SEED),--seed $(s)),--seeds 3)
+
+# fd, a real crate built offline from Debian's fd-find source package against its
+# librust-*-dev crates (the script installs them) for tests/realcrate.
+# Built once (2 to 5 minutes on 2 cores); later runs find it current in about a second.
+realcrate: system-packages
+	tests/realcrate/build-fd.sh tests/realcrate/build
 
 lint: venv
 	$(VENV)/bin/ruff check pytest_uprobe tests examples benchmarks
@@ -67,4 +73,5 @@ $(SPEEDSCOPE):
 	else echo "npm is missing: the speedscope timeline test will be skipped"; fi
 
 clean:
-	rm -rf $(VENV) site .tools example_crates/*/target benchmarks/*/target tests/differential/target
+	rm -rf $(VENV) site .tools example_crates/*/target benchmarks/*/target tests/differential/target \
+	  tests/realcrate/build

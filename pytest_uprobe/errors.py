@@ -201,6 +201,39 @@ class UnreadableFunction(ProbeNameError):
     """The machine code of a function cannot be decoded into probe sites."""
 
 
+class InternalError(ProbeNameError):
+    """Planning a probe raised an exception pytest-uprobe did not expect: a bug of ours,
+    turned into an error that names the probe, the function and the DWARF DIE being read
+    (`.error` is the original exception, also chained as its cause)."""
+
+    def __init__(
+        self,
+        name: str,
+        binary: Path | str,
+        function: str | None,
+        die: int | None,
+        error: BaseException,
+    ) -> None:
+        self.function = function
+        self.die = die
+        self.error = error
+        where = f"reading {function}" if function else "resolving it"
+        if die is not None:
+            where += f" (DWARF DIE {die:#x})"
+        detail = f"{type(error).__name__}: {error}".strip()
+        if len(detail) > 300:
+            detail = detail[:300] + "..."
+        look = f" (`llvm-dwarfdump --debug-info={die:#x} {binary}` shows the DIE)" if die else ""
+        super().__init__(
+            name,
+            binary,
+            f"pytest-uprobe failed {where}: {detail}",
+            "this is a bug in pytest-uprobe: please report it with this message"
+            + look
+            + "; meanwhile probe other functions (a narrower glob), or trace a dev build",
+        )
+
+
 class UsageError(UprobeError, ValueError):
     """An argument to the public API has the wrong type or value."""
 

@@ -67,8 +67,11 @@ def may_match(probe: str) -> Callable[[str], bool]:
     return test
 
 
+@lru_cache(maxsize=1 << 16)  # matching a probe tests every inlined copy's path
 def strip_generics(path: str) -> str:
     """`zoo::ident::<u8>` -> `zoo::ident`: drop every `::<...>` generic argument list."""
+    if "::<" not in path:
+        return path
     out: list[str] = []
     depth = 0
     i = 0

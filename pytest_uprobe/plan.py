@@ -42,9 +42,11 @@ from .errors import (
     DataSymbolOnly,
     GlobMatchesNothing,
     InlinedFunction,
+    InternalError,
     NoMatchingFunction,
     TooManyMatches,
     UnreadableFunction,
+    UprobeError,
     UsageError,
 )
 from .names import closest, crate_of, is_glob, matcher, may_match, strip_generics
@@ -262,41 +264,44 @@ def build_plan(
         if points.is_point(probe):  # `src/main.rs:42` or `usdt:provider:name`
             points.plan_point(plan, probe)
             continue
-        sites = find_sites(binary, probe, max_functions=max_functions, inlined=inlined)
-        coverage = plan.coverage_of(probe)
-        matches = matcher(probe)
-        for symbol in sites.out_of_line:
-            for name in _other_names(binary, symbol, matches):
-                if name not in coverage.shares_address_with:
-                    coverage.shares_address_with.append(name)
-            key = symbol.address
-            if _known(plan, probe, key, planned, left_out):
-                if key in left_out:  # an earlier probe's refusal, said for this one
-                    refused.setdefault(probe, UnprobeableSite(probe, binary, left_out[key]))
-                continue
-            try:
-                _plan_function(plan, probe, symbol, ret_sites_only)
-            except UnprobeableSite as refusal:
-                left_out[key] = refusal.left_out
-                coverage.left_out.append(refusal.left_out)
-                refused.setdefault(probe, refusal)
-                continue
-            planned[key] = [len(plan.functions) - 1]
-        for copy in sites.inlined:
-            key = copy.entry
-            if _known(plan, probe, key, copies_planned, left_out):
-                if key in left_out:  # an earlier probe's refusal, said for this one
-                    refused.setdefault(probe, UnprobeableSite(probe, binary, left_out[key]))
-                continue
-            first = len(plan.functions)
-            try:
-                _plan_inlined(plan, probe, copy)
-            except UnprobeableSite as refusal:
-                left_out[key] = refusal.left_out
-                coverage.left_out.append(refusal.left_out)
-                refused.setdefault(probe, refusal)
-                continue
-            copies_planned[key] = list(range(first, len(plan.functions)))  # one per entry
+        with _Planning(binary, probe) as planning:
+            sites = find_sites(binary, probe, max_functions=max_functions, inlined=inlined)
+            coverage = plan.coverage_of(probe)
+            matches = matcher(probe)
+            for symbol in sites.out_of_line:
+                for name in _other_names(binary, symbol, matches):
+                    if name not in coverage.shares_address_with:
+                        coverage.shares_address_with.append(name)
+                key = symbol.address
+                if _known(plan, probe, key, planned, left_out):
+                    if key in left_out:  # an earlier probe's refusal, said for this one
+                        refused.setdefault(probe, UnprobeableSite(probe, binary, left_out[key]))
+                    continue
+                planning.reading(symbol.path, symbol.address)
+                try:
+                    _plan_function(plan, probe, symbol, ret_sites_only)
+                except UnprobeableSite as refusal:
+                    left_out[key] = refusal.left_out
+                    coverage.left_out.append(refusal.left_out)
+                    refused.setdefault(probe, refusal)
+                    continue
+                planned[key] = [len(plan.functions) - 1]
+            for copy in sites.inlined:
+                key = copy.entry
+                if _known(plan, probe, key, copies_planned, left_out):
+                    if key in left_out:  # an earlier probe's refusal, said for this one
+                        refused.setdefault(probe, UnprobeableSite(probe, binary, left_out[key]))
+                    continue
+                first = len(plan.functions)
+                planning.reading(f"the copy inlined into {copy.describe()}", None)
+                try:
+                    _plan_inlined(plan, probe, copy)
+                except UnprobeableSite as refusal:
+                    left_out[key] = refusal.left_out
+                    coverage.left_out.append(refusal.left_out)
+                    refused.setdefault(probe, refusal)
+                    continue
+                copies_planned[key] = list(range(first, len(plan.functions)))  # one per entry
     for probe in probes:
         if not plan.functions_of(probe) and probe in refused:
             raise refused[probe]  # nothing of it can be probed: fail before the run
@@ -385,6 +390,36 @@ def _plan_markers(plan: ProbePlan) -> None:
         plan.sites.append(Site(SiteKind.ENTRY, entry, number, cfa))
 
 
+class _Planning:
+    """Turns an exception no part of planning meant to raise (a bug of ours, say a DWARF
+    form nobody expected) into an InternalError naming the probe, the function being read
+    and the DIE: the one place where no internal exception gets past to a user."""
+
+    def __init__(self, binary: ElfBinary, probe: str) -> None:
+        self.binary = binary
+        self.probe = probe
+        self.function: str | None = None
+        self.address: int | None = None
+
+    def reading(self, function: str, address: int | None) -> None:
+        self.function, self.address = function, address
+
+    def __enter__(self) -> _Planning:
+        return self
+
+    def __exit__(self, kind: Any, error: Any, _traceback: Any) -> None:
+        if error is None or isinstance(error, UprobeError) or not isinstance(error, Exception):
+            return
+        die = getattr(error, "dwarf_die", None)
+        if die is None and self.address is not None:
+            try:
+                info = index.function_at(self.binary, self.address)
+                die = info.die.offset if info is not None else None
+            except Exception:
+                die = None  # the function's own DIE is what failed: name no DIE
+        raise InternalError(self.probe, self.binary.path, self.function, die, error) from error
+
+
 @dataclass(frozen=True)
 class FunctionSites:
     """Where a probe name's code runs: out-of-line instances and inlined copies."""
@@ -427,6 +462,7 @@ def resolve(
     spelled = may_match(probe)  # demangle only the symbols whose mangled name can match
     found: dict[int, Symbol] = {}
     data_kind: str | None = None
+    sizeless: Symbol | None = None
     for symbol in binary.symbols:
         if not (spelled(symbol.name) or symbol.address in aliases):
             continue
@@ -439,12 +475,22 @@ def resolve(
             if alias is not None:  # DWARF's name: `{closure#1}`, `largest::<u8>`
                 symbol = Symbol(symbol.name, alias, symbol.address, symbol.size, symbol.kind)
             found.setdefault(symbol.address, symbol)
+        else:
+            sizeless = symbol
     if not found:
         if data_kind is not None:
             raise DataSymbolOnly(probe, binary.path, data_kind)
         copies = inlined_sites(binary, probe, matches)
         if copies:
             raise InlinedFunction(probe, binary.path, copies)
+        if sizeless is not None and not is_glob(probe):
+            raise UnreadableFunction(
+                probe,
+                binary.path,
+                f"{sizeless.path} is a function symbol without a size (C start-up code such "
+                "as crt1.o's), so where its code ends, and so its returns, are unknown",
+                "probe a function the compiler emitted with its size (any Rust function)",
+            )
         if is_glob(probe):
             raise GlobMatchesNothing(probe, binary.path)
         raise NoMatchingFunction(

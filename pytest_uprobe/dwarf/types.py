@@ -3,9 +3,12 @@
 `type_of` reads a type DIE into a `RustType` tree: scalars, structs, tuples, arrays, enums
 (rustc's DW_TAG_variant_part with its discriminant member and DW_AT_discr_value per
 variant; the variant without a value is the one that holds the niche), C-like enums,
-references and Box (`pointer`, whose target is read lazily, so recursive types work), and
-the fat or owning pointers that need memory copied from behind them: `&str`, `String`,
-`&[T]` and `Vec<T>`. Decoding the parts behind pointers is `values.decode_value`'s job; this
+references and Box (`pointer`), and the fat or owning pointers that need memory copied
+from behind them: `&str`, `String`, `&[T]` and `Vec<T>`. What sits behind a pointer (a
+pointer's target, a slice's or Vec's element) is read on first use, so a type that reaches
+itself through pointers (`struct Ast { children: Vec<Ast> }`) stays finite; reading always
+terminates (see `type_of`), and every attribute form DWARF 4 and 5 allow for a constant is
+read (`_constant`). Decoding the parts behind pointers is `values.decode_value`'s job; this
 module decodes the scalars.
 """
 
@@ -14,6 +17,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 from typing import Any
+
+from elftools.dwarf.dwarf_expr import DWARFExprParser
 
 from ..values import Unavailable
 
@@ -60,13 +65,14 @@ class RustType:
     size: int
     signed: bool = False
     fields: tuple[Field, ...] = ()
-    element: RustType | None = None  # array, slice, vec
+    item: RustType | None = None  # array (and a slice or Vec whose element is known outright)
     count: int = 0  # array length
     variants: tuple[EnumVariant, ...] = ()
     discr: Field | None = None  # enum: where the discriminant lives
     enumerators: tuple[tuple[str, int], ...] = ()  # c_enum
     tuple_like: bool = False  # struct: a tuple struct (fields 0, 1, ...)
     target_die: Any = field(default=None, repr=False)  # pointer: the pointee's DIE
+    element_die: Any = field(default=None, repr=False)  # slice, vec, string: the element's DIE
     why: str = ""  # unsupported: the reason
     align: int = 0  # struct, tuple: DW_AT_alignment where DWARF gives it (packed: 1)
 
@@ -77,6 +83,18 @@ class RustType:
         if cached is None:
             cached = type_of(self.target_die) if self.target_die is not None else UNIT
             object.__setattr__(self, "_target", cached)
+        return cached
+
+    @property
+    def element(self) -> RustType | None:
+        """The element type of an array, slice, Vec or String; behind a pointer, it is read
+        on first use, like `target`."""
+        if self.item is not None or self.element_die is None:
+            return self.item
+        cached = self.__dict__.get("_element")
+        if cached is None:
+            cached = type_of(self.element_die)
+            object.__setattr__(self, "_element", cached)
         return cached
 
     def part(self, name: str) -> Field:
@@ -218,18 +236,51 @@ def _abi_shape(
 UNIT = RustType("()", "unit", 0)
 USIZE = RustType("usize", "int", 8)
 _cache: dict[tuple[int, int], RustType] = {}
+# Types read inline (fields, variants, array elements) nest at most this deep; real types
+# stay far below it (fd and ripgrep: 30), and it keeps reading far from Python's recursion
+# limit, which each level uses about five frames of.
+MAX_NESTING = 96
+_reading: dict[tuple[int, int], None] = {}  # the types being read, outermost first
 
 
 def type_of(die: Any) -> RustType:
-    """The RustType of a type DIE (None means no DW_AT_type: the unit type)."""
+    """The RustType of a type DIE (None means no DW_AT_type: the unit type).
+
+    Always terminates: what sits behind a pointer is read on first use, and a type that
+    would contain itself inline (only malformed DWARF can say so) or nests deeper than
+    MAX_NESTING reads as an unsupported type saying so. An unexpected exception leaves with
+    `dwarf_die` set to the offset of the innermost DIE being read, for the error message."""
     if die is None:
         return UNIT
     key = (id(die.cu.dwarfinfo), die.offset)
     known = _cache.get(key)
-    if known is None:
+    if known is not None:
+        return known
+    if key in _reading or len(_reading) >= MAX_NESTING:
+        name = _name(die)
+        why = (
+            f"the type {name or '?'} (DWARF DIE {die.offset:#x}) contains itself"
+            if key in _reading
+            else f"types nested more than {MAX_NESTING} deep are not decoded"
+        )
+        return _unsupported(name, _size_or_zero(die), why)  # not cached: depends on the path
+    _reading[key] = None
+    try:
         known = _read(die)
-        _cache[key] = known
+    except _Unreadable as unreadable:
+        known = _unsupported(_name(die), _size_or_zero(die), str(unreadable))
+    except Exception as exc:
+        if not hasattr(exc, "dwarf_die"):
+            exc.dwarf_die = die.offset  # type: ignore[attr-defined]
+        raise
+    finally:
+        del _reading[key]
+    _cache[key] = known
     return known
+
+
+class _Unreadable(Exception):
+    """A type DWARF describes in a way this reader does not decode (the reason)."""
 
 
 def _read(die: Any) -> RustType:
@@ -241,7 +292,7 @@ def _read(die: Any) -> RustType:
     if tag == "DW_TAG_base_type" and size == 0:
         return UNIT  # rustc describes () as a zero-sized base type
     if tag == "DW_TAG_base_type":
-        encoding = die.attributes["DW_AT_encoding"].value
+        encoding = _constant(die.attributes.get("DW_AT_encoding"))
         if encoding in (_ATE_SIGNED, _ATE_SIGNED_CHAR):
             return RustType(name, "int", size, signed=True)
         if encoding in (_ATE_UNSIGNED, _ATE_UNSIGNED_CHAR):
@@ -266,7 +317,7 @@ def _read(die: Any) -> RustType:
     if tag == "DW_TAG_enumeration_type":
         under = type_of(_type_die(die)) if _type_die(die) is not None else USIZE
         values = tuple(
-            (_name(c), int(c.attributes["DW_AT_const_value"].value))
+            (_name(c), _signed(_required(c, "DW_AT_const_value"), size, under.signed))
             for c in die.iter_children()
             if c.tag == "DW_TAG_enumerator"
         )
@@ -295,19 +346,23 @@ def _structure(die: Any, name: str, size: int) -> RustType:
         return RustType(name, "str", size, fields=_fat(fields))
     if name.startswith(("&[", "&mut [")) and names == ["data_ptr", "length"]:
         data_ptr = type_of(_type_die(_member_die(children, "data_ptr")))
-        return RustType(name, "slice", size, fields=_fat(fields), element=_pointee(data_ptr))
+        element = data_ptr.target_die
+        unknown = _unsupported("?", 0) if element is None else None
+        return RustType(name, "slice", size, fields=_fat(fields), item=unknown, element_die=element)
     if name == "String" and names == ["vec"]:
         vec = fields[0].type
         if vec.kind == "vec":
             shifted = tuple(Field(f.name, fields[0].offset + f.offset, f.type) for f in vec.fields)
-            return RustType(name, "string", size, fields=shifted, element=vec.element)
+            return RustType(
+                name, "string", size, fields=shifted, item=vec.item, element_die=vec.element_die
+            )
     if name.startswith("Vec<") and {"buf", "len"} <= set(names):
         item = _template_param(children, "T")
         pointer = _first_pointer(die.cu, _member_die(children, "buf"), 0)
         if item is not None and pointer is not None:
             length = next(f for f in fields if f.name == "len")
             ptr = Field("ptr", pointer, RustType("*const T", "address", 8))
-            return RustType(name, "vec", size, fields=(ptr, length), element=item)
+            return RustType(name, "vec", size, fields=(ptr, length), element_die=item)
     given = die.attributes.get("DW_AT_alignment")
     align = int(given.value) if given is not None and isinstance(given.value, int) else 0
     if name.startswith("(") and all(n == f"__{i}" for i, n in enumerate(names)):
@@ -322,12 +377,6 @@ def _structure(die: Any, name: str, size: int) -> RustType:
 def _fat(fields: tuple[Field, ...]) -> tuple[Field, ...]:
     ptr, length = fields
     return (Field("ptr", ptr.offset, ptr.type), Field("len", length.offset, length.type))
-
-
-def _pointee(pointer: RustType) -> RustType:
-    if pointer.target_die is None:
-        return _unsupported("?", 0)
-    return type_of(pointer.target_die)
 
 
 def _renamed(fields: tuple[Field, ...]) -> list[Field]:
@@ -356,7 +405,9 @@ def _enum(die: Any, name: str, size: int, part: Any) -> RustType:
         tuple_like = bool(fields) and all(f.name == f"__{i}" for i, f in enumerate(fields))
         if tuple_like:
             fields = tuple(_renamed(fields))
-        discr_value = _int_value(value) if value is not None else None
+        discr_value = _constant(value) if value is not None else None
+        if value is not None and discr_value is None:
+            raise _Unreadable(f"a discriminant of {name} is in the unexpected form {value.form}")
         label = _name(member)
         if label.isdigit() and payload is not None and is_coroutine(name):
             # A coroutine's states are members "0", "1", ... of types named for the state:
@@ -364,13 +415,6 @@ def _enum(die: Any, name: str, size: int, part: Any) -> RustType:
             label = _name(payload).rsplit("::", 1)[-1] or label
         variants.append(EnumVariant(label, discr_value, fields, tuple_like))
     return RustType(name, "enum", size, variants=tuple(variants), discr=discr)
-
-
-def _int_value(attr: Any) -> int:
-    """An integer attribute; a block form (a u128 discriminant, say) holds little-endian bytes."""
-    if isinstance(attr.value, int):
-        return attr.value
-    return int.from_bytes(bytes(attr.value), "little")
 
 
 def _members(children: list[Any]) -> list[Field]:
@@ -385,10 +429,11 @@ def _member_die(children: list[Any], name: str) -> Any:
     return next(c for c in children if c.tag == "DW_TAG_member" and _name(c) == name)
 
 
-def _template_param(children: list[Any], name: str) -> RustType | None:
+def _template_param(children: list[Any], name: str) -> Any:
+    """The DIE of the type a template parameter stands for (read lazily by the caller)."""
     for child in children:
         if child.tag == "DW_TAG_template_type_param" and _name(child) == name:
-            return type_of(_type_die(child))
+            return _type_die(child)
     return None
 
 
@@ -419,12 +464,14 @@ def _array(die: Any, name: str) -> RustType:
         if child.tag != "DW_TAG_subrange_type":
             continue
         if "DW_AT_count" in child.attributes:
-            count = int(child.attributes["DW_AT_count"].value)
+            count = _required(child, "DW_AT_count")
         elif "DW_AT_upper_bound" in child.attributes:
-            count = int(child.attributes["DW_AT_upper_bound"].value) + 1
+            lower = child.attributes.get("DW_AT_lower_bound")
+            first = _required(child, "DW_AT_lower_bound") if lower is not None else 0
+            count = _required(child, "DW_AT_upper_bound") - first + 1
         break
     label = name or f"[{element.name}; {count}]"
-    return RustType(label, "array", element.size * count, element=element, count=count)
+    return RustType(label, "array", element.size * count, item=element, count=count)
 
 
 def _type_die(die: Any) -> Any:
@@ -434,15 +481,84 @@ def _type_die(die: Any) -> Any:
 
 
 def _size(die: Any) -> int:
-    attr = die.attributes.get("DW_AT_byte_size")
-    return int(attr.value) if attr is not None else 0
+    return _required(die, "DW_AT_byte_size") if "DW_AT_byte_size" in die.attributes else 0
+
+
+def _size_or_zero(die: Any) -> int:
+    """The byte size when it is a constant, for messages about types that cannot be read."""
+    size = _constant(die.attributes.get("DW_AT_byte_size"))
+    return size if size is not None and size >= 0 else 0
 
 
 def _offset(die: Any) -> int:
+    """A member's offset: a constant, or (DWARF 2 style) an expression that adds one to
+    the structure's address."""
     attr = die.attributes.get("DW_AT_data_member_location")
-    return int(attr.value) if attr is not None and isinstance(attr.value, int) else 0
+    if attr is None:
+        return 0
+    if attr.form in _BLOCK_FORMS or attr.form == "DW_FORM_exprloc":  # here, an expression
+        ops = DWARFExprParser(die.cu.structs).parse_expr(list(attr.value))
+        if len(ops) == 1 and ops[0].op_name in ("DW_OP_plus_uconst", "DW_OP_constu"):
+            return int(ops[0].args[0])
+    else:
+        offset = _constant(attr)
+        if offset is not None:
+            return offset
+    raise _Unreadable(
+        f"the offset of member {_name(die) or '?'} (DWARF DIE {die.offset:#x}) is given in "
+        f"the form {attr.form}, which is not decoded"
+    )
 
 
 def _name(die: Any) -> str:
     attr = die.attributes.get("DW_AT_name")
-    return attr.value.decode("utf-8", "replace") if attr else ""
+    if attr is None:
+        return ""
+    if isinstance(attr.value, bytes):
+        return attr.value.decode("utf-8", "replace")
+    return attr.value if isinstance(attr.value, str) else ""
+
+
+# The forms of DWARF's constant class (DWARF 5, section 7.5.5); data16 and the blocks hold
+# the number's little-endian bytes (rustc writes 128-bit discriminants so).
+_INT_FORMS = frozenset(
+    {
+        "DW_FORM_data1", "DW_FORM_data2", "DW_FORM_data4", "DW_FORM_data8",
+        "DW_FORM_sdata", "DW_FORM_udata", "DW_FORM_implicit_const",
+    }
+)  # fmt: skip
+_BLOCK_FORMS = frozenset({"DW_FORM_block", "DW_FORM_block1", "DW_FORM_block2", "DW_FORM_block4"})
+
+
+def _constant(attr: Any) -> int | None:
+    """The integer an attribute of the constant class holds, in any form DWARF 4 or 5
+    allows for one; None for another class (a reference, an expression, a string)."""
+    if attr is None:
+        return None
+    value = attr.value
+    if attr.form in _INT_FORMS and isinstance(value, int):
+        return value
+    blocks = attr.form == "DW_FORM_data16" or attr.form in _BLOCK_FORMS
+    if blocks and isinstance(value, (bytes, list)) and len(value) <= 16:
+        return int.from_bytes(bytes(value), "little")
+    return None
+
+
+def _required(die: Any, name: str) -> int:
+    """An attribute that must be an integer constant for the type to be decoded."""
+    attr = die.attributes[name]
+    value = _constant(attr)
+    if value is None:
+        raise _Unreadable(
+            f"{name} of DWARF DIE {die.offset:#x} is given in the form {attr.form}, which is "
+            "not a constant (a length or size computed at run time is not decoded)"
+        )
+    return value
+
+
+def _signed(value: int, size: int, signed: bool) -> int:
+    """A constant read as unsigned bytes, as the signed type it belongs to sees it."""
+    bits = 8 * size
+    if signed and size and value >= 1 << (bits - 1) and value < 1 << bits:
+        return value - (1 << bits)
+    return value
