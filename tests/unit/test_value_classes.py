@@ -169,7 +169,7 @@ def test_small_aggregates_pack_into_rax_and_pairs_split():
     )
     assert where_returned(six) == (Piece(RAX, 0, 6, False),)
     assert where_returned(option_u32()) == (Piece(RAX, 0, 4, False), Piece(RDX, 0, 4, False))
-    array = RustType("[u64; 2]", "array", 16, element=U64, count=2)
+    array = RustType("[u64; 2]", "array", 16, item=U64, count=2)
     assert where_returned(array) == Indirect(Piece(SAVED_POINTER, 0, 8, False))
     assert where_returned(U128) == (Piece(RAX, 0, 8, False), Piece(RDX, 0, 8, False))
 
