@@ -47,8 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args, sys.stdout)
     except UprobeError as exc:
-        print(f"pytest-uprobe {args.command}: {exc}", file=sys.stderr)
-        return EXIT_TRACE_ERROR if args.command == "trace" else EXIT_ERROR
+        # `trace` has a positional `command` (the program) that shadows the subcommand's name.
+        name = "trace" if handler is _trace else args.command
+        print(f"pytest-uprobe {name}: {exc}", file=sys.stderr)
+        return EXIT_TRACE_ERROR if handler is _trace else EXIT_ERROR
     except BrokenPipeError:  # `pytest-uprobe symbols EXE | head`
         sys.stderr.close()
         return EXIT_OK
@@ -289,6 +291,12 @@ def _trace(args: argparse.Namespace, out: TextIO) -> int:
             except TraceTimeout as exc:
                 trace, timed_out = exc.trace, True
                 sys.stderr.write(f"pytest-uprobe trace: {exc}\n")
+    except _Terminated:
+        sys.stderr.write(
+            "pytest-uprobe trace: terminated (SIGTERM): the program and every process it "
+            "started were killed\n"
+        )
+        return 128 + signal.SIGTERM
     finally:
         signal.signal(signal.SIGTERM, previous)
     if args.json:
@@ -496,6 +504,24 @@ def doctor_checks() -> list[Check]:
                 "may lose ~/.cargo/bin)",
                 "curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh   "
                 "(or apt-get install cargo; under sudo: sudo -E env PATH=$PATH pytest --uprobe)",
+            )
+        )
+
+    from .launch import cgroup_root
+
+    root = cgroup_root()
+    if root.path is not None:
+        detail = f"a cgroup per run in {root.path}: whatever a traced program starts is killed"
+        checks.append(Check("containment", True, detail, required=False))
+    else:
+        checks.append(
+            Check(
+                "containment",
+                False,
+                f"process group only ({root.why_not}): a process a traced program starts "
+                "that leaves its process group (setsid) is not killed with it",
+                "mount cgroup2 read-write (e.g. a privileged container)",
+                required=False,
             )
         )
 

@@ -114,9 +114,11 @@ _WATCHDOG = (
 )
 
 _CGROUP_PREFIX = "pytest-uprobe-run-"
+CGROUP_SWITCH = "PYTEST_UPROBE_CGROUP"  # "0": contain runs by their process group only
 _READ_SIZE = 1 << 16
 _POLL_S = 0.01  # how often `children="wait"` looks whether the run's processes are gone
 _DRAIN_AFTER_KILL_S = 2.0  # at most this long for the pipes to close once all is killed
+_ARGV_LOOKS = 50  # 1 ms apart
 _DRAIN_GRACE_S = 0.05  # reading what is already in the pipes may take this much longer
 
 
@@ -144,12 +146,15 @@ class Finished:
 
 
 def _read_command(pid: int) -> str:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return "?"
-    if raw:
-        return raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
+    # A process in the middle of exec shows an empty argv for a moment: look again.
+    for _ in range(_ARGV_LOOKS):
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return "?"
+        if raw:
+            return raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
+        time.sleep(0.001)
     with contextlib.suppress(OSError):
         return "[" + Path(f"/proc/{pid}/comm").read_text().strip() + "]"
     return "?"
@@ -181,6 +186,9 @@ class _CgroupRoot:
             self.why_not = f"cgroup v2 unusable: {exc}"
 
     def _find(self) -> Path | None:
+        if os.environ.get(CGROUP_SWITCH, "1") == "0":
+            self.why_not = f"{CGROUP_SWITCH}=0 in the environment"
+            return None
         mount = None
         for line in Path("/proc/self/mountinfo").read_text().splitlines():
             left, _, right = line.partition(" - ")

@@ -120,6 +120,14 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if not option(config, "uprobe"):
+        return None
+    from .launch import containment
+
+    return f"uprobe: traced runs contained by {containment()}"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if option(config, "uprobe"):
         return

@@ -104,6 +104,7 @@ fn main() {
             };
             let mut command = std::process::Command::new(env::current_exe().expect("exe"));
             command.args(&child_args);
+            command.env("WORKLOAD_PARENT", std::process::id().to_string());
             if env::var_os("WORKLOAD_DETACH").is_some() {
                 use std::os::unix::process::CommandExt;
                 command.process_group(0);
@@ -120,9 +121,13 @@ fn main() {
                 }
             }
         }
-        // wait until the parent process has exited, then tick `count` times and print
+        // wait until the parent process (the `spawn` that started it) has exited, then
+        // tick `count` times and print
         "orphan" => {
-            let parent = std::os::unix::process::parent_id();
+            let parent: u32 = env::var("WORKLOAD_PARENT")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(std::os::unix::process::parent_id);
             while std::os::unix::process::parent_id() == parent {
                 thread::sleep(Duration::from_millis(1));
             }
