@@ -212,6 +212,7 @@ class _CgroupRoot:
         if not os.access(path, os.W_OK):
             self.why_not = f"{path} is not writable (a read-only /sys/fs/cgroup, or not root)"
             return None
+        _remove_stale(path)
         return path
 
     def make(self) -> Path | None:
@@ -233,6 +234,19 @@ class _CgroupRoot:
     def give_up(self, why: str) -> None:
         self.why_not = why
         self.path = None
+
+
+def _remove_stale(path: Path) -> None:
+    """Remove the empty run cgroups of processes that died before removing them (killed
+    between making one and starting the run; their watchdog removes all others)."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(path):
+            if not entry.name.startswith(_CGROUP_PREFIX):
+                continue
+            owner = entry.name[len(_CGROUP_PREFIX) :].split("-")[0]
+            if owner.isdigit() and not os.path.exists(f"/proc/{owner}"):
+                with contextlib.suppress(OSError):
+                    os.rmdir(entry.path)
 
 
 _cgroup_root: _CgroupRoot | None = None
