@@ -125,7 +125,7 @@ def pytest_report_header(config: pytest.Config) -> str | None:
         return None
     from .launch import containment
 
-    return f"uprobe: traced runs contained by {containment()}"
+    return f"pytest-uprobe: traced runs contained by {containment()}"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
