@@ -494,6 +494,8 @@ class HeldProcess:
         orphans: list[Process] = []
         held = False
         if exited:
+            # Reaped at once: a zombie leader still counts as a member of its process group.
+            self.popen.wait()
             pipes.pump(time.monotonic(), None, None)  # what is there already, without waiting
             held = pipes.open
             orphans = self._run.processes()
