@@ -42,8 +42,10 @@ _plans: dict[tuple[object, ...], ProbePlan] = {}
 
 
 class Tracer:
-    """Runs programs under uprobes. Every probe and process is gone when `run` returns,
-    and `close()` (or leaving the `with` block) ends anything an interrupted run left."""
+    """Runs programs under uprobes. Every probe and process is gone when `run` returns
+    (processes the program started too, unless children="leave"), `close()` (or leaving
+    the `with` block) ends anything an interrupted run left, and if this process dies, even
+    of SIGKILL, a watchdog kills its runs (see launch.py and docs/lifetime.md)."""
 
     def __init__(
         self,
