@@ -187,6 +187,41 @@ def test_killing_pytest_mid_run_without_cgroups_leaves_nothing_running(
     assert_nothing_left(mark, workload, targets)
 
 
+def test_ctrl_c_while_waiting_for_a_child_that_holds_stdout_leaves_nothing_running(
+    pytester, workload, mark, marked_env, monkeypatch, started
+):
+    """The program exited; with children="wait" the run waits for its looping child, which
+    holds its stdout. SIGINT: pytest stops, and the child is killed in teardown."""
+    use_tool_homes(monkeypatch)
+    pytester.makepyfile(
+        f"""
+        def test_traced(uprobe_trace):
+            uprobe_trace.run({[str(workload), "spawn", "1", "exit"]!r}, probes={TICK!r},
+                             timeout=600, children="wait")
+        """
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "--uprobe", "-p", "no:cacheprovider", "-q"],
+        cwd=pytester.path,
+        env=marked_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    started.append(child)
+
+    def only_the_child_runs() -> bool:
+        return [c.split()[1:2] for c in marked(mark, workload).values()] == [["hang"]]
+
+    wait_until(only_the_child_runs, "the program exited and its child loops")
+    targets = sorted(marked(mark, workload))
+    child.send_signal(signal.SIGINT)
+    out, _ = child.communicate(timeout=60)
+    assert child.returncode == 2, out  # pytest's "interrupted"
+    assert b"KeyboardInterrupt" in out
+    assert_nothing_left(mark, workload, targets)
+
+
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_killing_an_xdist_worker_mid_run_leaves_nothing_running(
     pytester, workload, mark, marked_env, monkeypatch, started, how
