@@ -253,11 +253,15 @@ _cgroup_root: _CgroupRoot | None = None
 _cgroup_root_pid = -1
 
 
+_setup_lock = threading.Lock()  # runs may start from several threads at once
+
+
 def cgroup_root() -> _CgroupRoot:
     global _cgroup_root, _cgroup_root_pid
-    if _cgroup_root is None or _cgroup_root_pid != os.getpid():
-        _cgroup_root, _cgroup_root_pid = _CgroupRoot(), os.getpid()
-    return _cgroup_root
+    with _setup_lock:
+        if _cgroup_root is None or _cgroup_root_pid != os.getpid():
+            _cgroup_root, _cgroup_root_pid = _CgroupRoot(), os.getpid()
+        return _cgroup_root
 
 
 def containment() -> str:
@@ -302,10 +306,11 @@ _watchdog: _Watchdog | None = None
 
 def watchdog() -> _Watchdog:
     global _watchdog
-    if _watchdog is None or _watchdog.pid != os.getpid():  # a forked child needs its own
-        _watchdog = _Watchdog()
-        atexit.register(_watchdog.stop)
-    return _watchdog
+    with _setup_lock:
+        if _watchdog is None or _watchdog.pid != os.getpid():  # a forked child needs its own
+            _watchdog = _Watchdog()
+            atexit.register(_watchdog.stop)
+        return _watchdog
 
 
 class _Run:
