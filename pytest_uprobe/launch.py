@@ -512,6 +512,7 @@ class HeldProcess:
         if children == "leave" and not timed_out:
             self._run.release()
             pipes.hand_over()
+            self.popen.stdout = self.popen.stderr = None  # the draining thread's now
         else:
             self._run.kill()
             pipes.pump(time.monotonic() + _DRAIN_AFTER_KILL_S, None, None)

@@ -6,6 +6,7 @@ outlive the program is the user's choice. See docs/lifetime.md."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -78,6 +79,13 @@ def wait_until(condition: Callable[[], object], what: str, seconds: float = 60) 
         if time.monotonic() > deadline:
             raise AssertionError(f"after {seconds} s still not: {what}")
         time.sleep(0.02)
+
+
+def spawned_pid(stdout: str) -> int:
+    """The pid `workload spawn` printed (its child may print lines of its own, before)."""
+    found = re.search(r"^spawned (\d+)$", stdout, re.MULTILINE)
+    assert found, f"no 'spawned PID' line in {stdout!r}"
+    return int(found[1])
 
 
 def running(pid: int) -> bool:
@@ -286,16 +294,18 @@ def descendants_of(pid: int) -> set[int]:
 
 
 def test_a_child_holding_stdout_does_not_keep_run_waiting(workload, mark, marked_env):
-    """`spawn` starts `workload hang 3` (which never exits) with its own stdout, ticks three
-    times and exits 0: run() returns, says who held the output, and kills it."""
+    """`spawn` starts `workload hang 100000` (which never exits, and prints nothing for
+    1,000 s) with its own stdout, ticks three times and exits 0: run() returns, says who held
+    the output, and kills it."""
+    argv = [workload, "spawn", "3", "exit", "hang", "100000"]
     with Tracer(timeout=600) as tracer:
-        trace = tracer.run([workload, "spawn", "3", "exit"], probes=TICK, env=marked_env)
-    spawned = int(trace.stdout.split()[1])
+        trace = tracer.run(argv, probes=TICK, env=marked_env)
+    spawned = spawned_pid(trace.stdout)
     assert trace.stdout == f"spawned {spawned}\n"
     assert trace.returncode == 0 and not trace.timed_out
     assert trace["workload::tick"].args_list == [(0,), (1,), (2,)]
     assert [p.pid for p in trace.orphans] == [spawned]
-    assert trace.orphans[0].command == f"{workload} hang 3"
+    assert trace.orphans[0].command == f"{workload} hang 100000"
     assert trace.orphans_held_output and trace.children == "kill"
     assert_nothing_left(mark, workload, [spawned])
 
@@ -308,7 +318,7 @@ def test_without_cgroups_a_child_holding_stdout_is_killed_with_the_process_group
     assert containment() == f"process group only: {CGROUP_SWITCH}=0 in the environment"
     with Tracer() as tracer:
         trace = tracer.run([workload, "spawn", "3", "exit"], probes=TICK, env=marked_env)
-    spawned = int(trace.stdout.split()[1])
+    spawned = spawned_pid(trace.stdout)
     assert [p.pid for p in trace.orphans] == [spawned] and trace.orphans_held_output
     assert_nothing_left(mark, workload, [spawned])
 
@@ -321,7 +331,7 @@ def test_a_child_in_its_own_process_group_is_killed_too(workload, mark, marked_e
     env = {**marked_env, "WORKLOAD_DETACH": "1"}
     with Tracer() as tracer:
         trace = tracer.run([workload, "spawn", "3", "exit"], probes=TICK, env=env)
-    spawned = int(trace.stdout.split()[1])
+    spawned = spawned_pid(trace.stdout)
     assert [p.pid for p in trace.orphans] == [spawned]
     assert_nothing_left(mark, workload, [spawned])
 
@@ -393,7 +403,7 @@ def test_children_wait_traces_them_until_they_exit(workload, mark, marked_env):
         trace = tracer.run(
             [workload, "spawn", "3", "exit", "orphan", "50"], probes=TICK, env=marked_env
         )
-    spawned = int(trace.stdout.split()[1])
+    spawned = spawned_pid(trace.stdout)
     assert trace.stdout == f"spawned {spawned}\norphan ticked 50\n"
     assert trace.returncode == 0 and trace.children == "wait"
     assert [p.pid for p in trace.orphans] == [spawned] and trace.orphans_held_output
@@ -408,7 +418,7 @@ def test_children_wait_times_out_naming_the_children_still_running(workload, mar
         tracer.run([workload, "spawn", "3", "exit"], probes=TICK, env=marked_env, timeout=1)
     error = info.value
     trace = error.trace
-    spawned = int(trace.stdout.split()[1])
+    spawned = spawned_pid(trace.stdout)
     assert error.program_exited and trace.returncode == 0 and trace.timed_out
     assert "ticked 3" in trace.stdout  # the child's output, collected while waiting
     assert [p.pid for p in trace.orphans] == [spawned]
@@ -419,21 +429,31 @@ def test_children_wait_times_out_naming_the_children_still_running(workload, mar
     assert_nothing_left(mark, workload, [spawned])
 
 
+def writes_of(pid: int) -> int:
+    """How many write calls process `pid` has made."""
+    io = Path(f"/proc/{pid}/io").read_text()
+    return int(io.split("syscw:")[1].split()[0])
+
+
 @pytest.mark.parametrize("where", ["Tracer", "run"])
 def test_children_leave_keeps_them_running_after_the_run(workload, mark, marked_env, where):
+    """`chatter` prints a line every 10 ms: after the run and the Tracer are over, it keeps
+    running and writing (to the stdout it inherited, drained while this process lives)."""
     tracer_kwargs = {"children": "leave"} if where == "Tracer" else {}
     run_kwargs = {"children": "leave"} if where == "run" else {}
+    argv = [workload, "spawn", "3", "exit", "chatter"]
     spawned = None
     try:
         with Tracer(follow_children=True, **tracer_kwargs) as tracer:
-            trace = tracer.run(
-                [workload, "spawn", "3", "exit"], probes=TICK, env=marked_env, **run_kwargs
-            )
-            spawned = int(trace.stdout.split()[1])
+            trace = tracer.run(argv, probes=TICK, env=marked_env, **run_kwargs)
+            spawned = spawned_pid(trace.stdout)
             assert trace.children == "leave" and [p.pid for p in trace.orphans] == [spawned]
             assert trace["workload::tick"].call_count >= 3  # its calls while the run lasted
-        # The Tracer is closed: the child still runs, out of the run's cgroup.
-        assert marked(mark, workload) == {spawned: f"{workload} hang 3 "}
+        # The Tracer is closed: the child still runs and writes, out of the run's cgroup.
+        written = writes_of(spawned)
+        wait_until(lambda: writes_of(spawned) >= written + 3, "the child writes 3 more lines")
+        assert running(spawned)
+        assert marked(mark, workload) == {spawned: f"{workload} chatter "}
         own = Path("/proc/self/cgroup").read_text()
         assert Path(f"/proc/{spawned}/cgroup").read_text() == own
         assert not [p for p in attached_uprobes() if p.get("pid") == spawned]

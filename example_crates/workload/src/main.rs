@@ -121,6 +121,15 @@ fn main() {
                 }
             }
         }
+        // tick and print a line 100 times a second, for ever
+        "chatter" => {
+            let mut i = 0;
+            loop {
+                println!("tick {}", tick(i));
+                i += 1;
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
         // wait until the parent process (the `spawn` that started it) has exited, then
         // tick `count` times and print
         "orphan" => {
