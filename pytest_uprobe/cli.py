@@ -3,20 +3,24 @@
 Each subcommand is a function `(args, out) -> exit status` registered in `_build_parser`:
 `symbols` lists what can be probed, `trace` prints the call log of one run of a program,
 `doctor` checks every prerequisite of tracing. Any UprobeError is printed to stderr (its
-message already says what to do) and exits with status 2.
+message already says what to do) and exits with status 2; `trace`, which passes the traced
+program's own exit status through, uses 125 for its own errors instead (as env(1) and
+timeout(1) do), and 124 for a timeout.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, TextIO
+from typing import Any, Callable, NoReturn, TextIO
 
 from . import code
+from .bpf import prerequisites
 from .dwarf.closures import closure_aliases
 from .dwarf.inlined import inlined_sites
 from .elf import ElfBinary, Symbol
@@ -38,11 +42,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args, sys.stdout)
     except UprobeError as exc:
-        print(f"pytest-uprobe {args.command}: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        # `trace` has a positional `command` (the program) that shadows the subcommand's name.
+        name = "trace" if handler is _trace else args.command
+        print(f"pytest-uprobe {name}: {exc}", file=sys.stderr)
+        return EXIT_TRACE_ERROR if handler is _trace else EXIT_ERROR
     except BrokenPipeError:  # `pytest-uprobe symbols EXE | head`
         sys.stderr.close()
         return EXIT_OK
+
+
+class _Parser(argparse.ArgumentParser):
+    """A subcommand's parser: a usage error exits with `usage_error_status`."""
+
+    usage_error_status = EXIT_ERROR
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(self.usage_error_status, f"{self.prog}: error: {message}\n")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -51,7 +67,9 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Inspect what pytest-uprobe can probe in a compiled Rust binary, "
         "trace one run of a program, or check the prerequisites of tracing.",
     )
-    commands = parser.add_subparsers(dest="command", title="commands", required=True)
+    commands = parser.add_subparsers(
+        dest="command", title="commands", required=True, parser_class=_Parser
+    )
 
     symbols = commands.add_parser(
         "symbols",
@@ -99,10 +117,13 @@ def _build_parser() -> argparse.ArgumentParser:
         "print one line per call, in time order: milliseconds since the first call, thread, "
         "the call (indented by its traced depth) with decoded arguments and return value, and "
         "whether it ran out of line (with its duration) or inlined. The program's own output "
-        "goes to stderr. Exit status: the program's (128+N if killed by signal N, 124 on "
-        "timeout, 2 for pytest-uprobe's own errors). Needs root, as tracing does.",
+        "goes to stderr. Exit status: the program's own (128+N if killed by signal N), 124 "
+        "if the timeout expired, 125 for pytest-uprobe's own errors (a bad option, a probe "
+        "name that matches nothing, missing privileges). If pytest-uprobe itself is killed, "
+        "even with SIGKILL, the program and everything it started are killed with it. "
+        "Needs root, as tracing does.",
         usage="%(prog)s -p NAME [-p NAME ...] [--json] [--timeout S] [--no-inlined] "
-        "[--follow-children] [--timeline FILE] "
+        "[--follow-children] [--children {kill,wait,leave}] [--timeline FILE] "
         "-- COMMAND [ARG ...]",
     )
     trace.add_argument(
@@ -118,7 +139,14 @@ def _build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print one JSON object (argv, returncode, stdout, stderr, counts, calls)",
     )
-    trace.add_argument("--timeout", type=float, metavar="S", help="kill the program after S s")
+    trace.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="kill the program and everything it started after S s, exit status 124 "
+        "(default: 60; 0: no timeout)",
+    )
     trace.add_argument(
         "--no-inlined", action="store_true", help="do not probe copies inlined into callers"
     )
@@ -126,6 +154,13 @@ def _build_parser() -> argparse.ArgumentParser:
         "--follow-children",
         action="store_true",
         help="also trace the processes the program forks and execs",
+    )
+    trace.add_argument(
+        "--children",
+        choices=["kill", "wait", "leave"],
+        default="kill",
+        help="what happens to processes the program started that still run when it exits: "
+        "kill them (default), wait for them (the timeout counts), or leave them running",
     )
     trace.add_argument(
         "--timeline",
@@ -137,6 +172,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "command", nargs=argparse.REMAINDER, help="the program and its arguments, after --"
     )
     trace.set_defaults(handler=_trace)
+    trace.usage_error_status = EXIT_TRACE_ERROR
 
     for name, what in (
         ("abi", "how each function is called: signature, where each argument lives at the "
@@ -315,6 +351,7 @@ def _snapshot(args: argparse.Namespace, out: TextIO) -> int:
 # -- trace ------------------------------------------------------------------------------
 
 EXIT_TIMEOUT = 124  # as timeout(1)
+EXIT_TRACE_ERROR = 125  # pytest-uprobe's own errors in `trace`, as env(1) and timeout(1)
 
 
 def _trace(args: argparse.Namespace, out: TextIO) -> int:
@@ -328,14 +365,33 @@ def _trace(args: argparse.Namespace, out: TextIO) -> int:
             "give the program to run after --, e.g. "
             "pytest-uprobe trace -p 'args::hello' -- ./target/debug/args 1 2"
         )
+    if not args.timeout >= 0:
+        raise UsageError(f"--timeout must be a number of seconds, 0 for none, got {args.timeout}")
     timed_out = False
-    with Tracer(
-        timeout=args.timeout, inlined=not args.no_inlined, follow_children=args.follow_children
-    ) as tracer:
-        try:
-            trace = tracer.run(command, probes=args.probe)
-        except TraceTimeout as exc:
-            trace, timed_out = exc.trace, True
+    # SIGTERM unwinds like Ctrl-C, so the program is killed and the probes detached before
+    # this process exits (after SIGKILL, the watchdog of launch.py does the killing).
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        with Tracer(
+            timeout=args.timeout or None,
+            inlined=not args.no_inlined,
+            follow_children=args.follow_children,
+            children=args.children,
+        ) as tracer:
+            tracer.timeout_option = "--timeout S (0: no timeout)"
+            try:
+                trace = tracer.run(command, probes=args.probe)
+            except TraceTimeout as exc:
+                trace, timed_out = exc.trace, True
+                sys.stderr.write(f"pytest-uprobe trace: {exc}\n")
+    except _Terminated:
+        sys.stderr.write(
+            "pytest-uprobe trace: terminated (SIGTERM): the program and every process it "
+            "started were killed\n"
+        )
+        return 128 + signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if args.timeline:
         written = trace.save_timeline(args.timeline)
         sys.stderr.write(f"pytest-uprobe trace: timeline written to {written}\n")
@@ -357,9 +413,24 @@ def _trace(args: argparse.Namespace, out: TextIO) -> int:
         status = "timed out" if timed_out else f"exit status {trace.returncode}"
         lost = f"; {trace.lost_events} events lost" if trace.lost_events else ""
         sys.stderr.write(f"pytest-uprobe trace: {status}; calls counted: {counts}{lost}\n")
+        if trace.orphans and not timed_out:
+            done = {"kill": "killed", "wait": "waited for", "leave": "left running"}
+            running = ", ".join(str(p) for p in trace.orphans)
+            sys.stderr.write(
+                f"pytest-uprobe trace: processes it started outlived it ({done[trace.children]}): "
+                f"{running}\n"
+            )
     if timed_out:
         return EXIT_TIMEOUT
     return trace.returncode if trace.returncode >= 0 else 128 - trace.returncode
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, unwinding as Ctrl-C does."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise _Terminated
 
 
 def trace_json(trace: Any) -> dict[str, Any]:
@@ -400,6 +471,9 @@ def trace_json(trace: Any) -> dict[str, Any]:
         "stdout": trace.stdout,
         "stderr": trace.stderr,
         "lost_events": trace.lost_events,
+        "orphans": [{"pid": p.pid, "command": p.command} for p in trace.orphans],
+        "children": trace.children,
+        "orphans_held_output": trace.orphans_held_output,
         "counts": {name: f.call_count for name, f in trace.functions.items()},
         "inexact": {  # the names whose count is a bound, and why
             name: {"left_out": list(f.left_out), "shares_address_with": list(f.shares_address_with)}
@@ -420,6 +494,25 @@ def _json_value(value: Any) -> Any:
 
 # -- doctor -----------------------------------------------------------------------------
 
+
+def _containment() -> prerequisites.Check:
+    """How traced runs are contained here: a cgroup each, or only their process group."""
+    from .bpf.prerequisites import Check
+    from .launch import cgroup_root
+
+    root = cgroup_root()
+    if root.path is not None:
+        detail = f"a cgroup per run in {root.path}: whatever a traced program starts is killed"
+        return Check("containment", True, detail, required=False)
+    return Check(
+        "containment",
+        False,
+        f"process group only ({root.why_not}): a process a traced program starts "
+        "that leaves its process group (setsid) is not killed with it",
+        "mount cgroup2 read-write (e.g. a privileged container)",
+        required=False,
+    )
+
 EXIT_MISSING = 1
 
 
@@ -427,6 +520,7 @@ def _doctor(args: argparse.Namespace, out: TextIO) -> int:
     from .bpf.prerequisites import EVERY_CHECK, run_checks
 
     checks = run_checks(EVERY_CHECK)
+    checks.insert(-1, _containment())  # before the optional bpftool
     width = max(len(c.name) for c in checks)
     for check in checks:
         if check.ok:

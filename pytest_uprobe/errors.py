@@ -249,15 +249,43 @@ class CargoBuildError(UprobeError):
 
 
 class TraceTimeout(UprobeError, subprocess.TimeoutExpired):
-    """The traced program ran longer than its timeout; `.trace` holds what was seen."""
+    """The traced run outlasted its timeout: either the program itself did not exit, or
+    (with children="wait") it exited but processes it started kept running. Everything
+    was killed; `.trace` holds what was seen, `.program_exited` says which case it was."""
 
-    def __init__(self, cmd: Any, timeout: float, trace: Trace) -> None:
+    def __init__(
+        self,
+        cmd: Any,
+        timeout: float,
+        trace: Trace,
+        *,
+        program_exited: bool = False,
+        option: str = "timeout=... (of Tracer or run(); None: no timeout)",
+    ) -> None:
         subprocess.TimeoutExpired.__init__(self, cmd, timeout, trace.stdout, trace.stderr)
         self.trace = trace
+        self.program_exited = program_exited
+        self.option = option
 
     def __str__(self) -> str:
-        return (
-            f"{self.cmd!r} did not finish within {self.timeout} s and was killed with its "
-            f"process group; {len(self.trace.calls)} calls were recorded before that "
-            "(see .trace)\n  fix: raise timeout=... (ini: uprobe_timeout), or find why it hangs"
-        )
+        calls = len(self.trace.calls)
+        running = ", ".join(str(p) for p in self.trace.orphans) or "none listed"
+        if self.program_exited:
+            what = (
+                f"{self.cmd!r} exited with status {self.trace.returncode}, but processes it "
+                f"started were still running {self.timeout} s after it began (children="
+                f"'wait' waits for them): {running}. They were killed; {calls} calls were "
+                "recorded (see .trace)\n  fix: raise the timeout with "
+                f"{self.option}, or let them be killed when the program exits "
+                "(children='kill', the default)"
+            )
+        else:
+            what = (
+                f"{self.cmd!r} did not finish within {self.timeout} s: the program did not "
+                f"exit, and was killed with every process it started; {calls} calls were "
+                "recorded before that (see .trace)"
+            )
+            if self.trace.orphans:
+                what += f"\n  it had started: {running}"
+            what += f"\n  fix: raise the timeout with {self.option}, or find why it hangs"
+        return what

@@ -22,9 +22,13 @@ SKIP_REASON = "uprobe tracing is off: run pytest with --uprobe (as root) to turn
 _OPTIONS: list[tuple[str, str, str, Any, str, dict[str, Any]]] = [
     ("--uprobe", "uprobe", "bool", False,
      "run the tests that use uprobe_trace or carry @pytest.mark.uprobe (needs root)", {}),
-    ("--uprobe-timeout", "uprobe_timeout", "string", None,
-     "default timeout in seconds for each traced run; on expiry the process group is "
-     "killed and TraceTimeout raised (default: none)", {"metavar": "S"}),
+    ("--uprobe-timeout", "uprobe_timeout", "string", "60",
+     "timeout in seconds for each traced run; on expiry the program and every process "
+     "it started are killed and TraceTimeout raised (default: 60; 0: none)", {"metavar": "S"}),
+    ("--uprobe-children", "uprobe_children", "string", "kill",
+     "what happens to processes a traced program started that still run when it exits: "
+     "kill them, wait for them (the timeout counts), or leave them running (default: kill)",
+     {"choices": ["kill", "wait", "leave"]}),
     ("--uprobe-profile", "uprobe_profile", "string", "dev",
      "default cargo profile for the cargo_bin fixture (default: dev)", {"metavar": "P"}),
     ("--uprobe-ret-sites-only", "uprobe_ret_sites_only", "bool", False,
@@ -81,14 +85,30 @@ def _positive_int(config: pytest.Config, name: str) -> int:
     return number
 
 
+TIMEOUT_OPTION = "--uprobe-timeout or ini uprobe_timeout (0: none), or timeout=... of run()"
+
+
 def _timeout(config: pytest.Config) -> float | None:
     value = option(config, "uprobe_timeout")
-    if value in (None, ""):
-        return None
     try:
-        return float(value)
-    except ValueError:
-        raise ValueError(f"uprobe_timeout must be a number of seconds, got {value!r}") from None
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not seconds >= 0 or seconds == float("inf"):
+        raise ValueError(
+            f"uprobe_timeout must be a number of seconds, got {value!r}: set "
+            "--uprobe-timeout or ini uprobe_timeout to seconds, or 0 for no timeout"
+        )
+    return seconds or None
+
+
+def _children_policy(config: pytest.Config) -> str:
+    value = str(option(config, "uprobe_children")).strip()
+    if value not in ("kill", "wait", "leave"):
+        raise ValueError(
+            f"uprobe_children (--uprobe-children) must be 'kill', 'wait' or 'leave', got {value!r}"
+        )
+    return value
 
 
 def _lost_events_policy(config: pytest.Config) -> str:
@@ -107,6 +127,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "uprobe: the test traces a binary with eBPF uprobes (runs only with --uprobe)"
     )
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if not option(config, "uprobe"):
+        return None
+    from .launch import containment
+
+    return f"pytest-uprobe: traced runs contained by {containment()}"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -146,8 +174,10 @@ def uprobe_trace(request: pytest.FixtureRequest) -> Iterator[Any]:
             max_elements=_positive_int(config, "uprobe_max_elements"),
             inlined=bool(option(config, "uprobe_inlined")),
             lost_events=_lost_events_policy(config),
+            children=_children_policy(config),
         )
         _timeline_on(config)  # a bad value fails here, before the test runs anything
+        tracer.timeout_option = TIMEOUT_OPTION
         tracer.check()
     except (PrerequisiteError, UsageError, ValueError) as exc:
         pytest.fail(str(exc), pytrace=False)
@@ -362,6 +392,14 @@ def trace_section(traces: Sequence[Any], timelines: Sequence[str] = ()) -> str:
             status += f" (killed by signal {-trace.returncode})"
         if trace.timed_out:
             status += " (timed out)"
+        if trace.orphans:
+            done = {"kill": "killed", "wait": "waited for", "leave": "left running"}
+            status += (
+                f"\nprocesses it started that outlived it ({done[trace.children]}): "
+                + ", ".join(str(p) for p in trace.orphans)
+            )
+            if trace.orphans_held_output:
+                status += "\n(they still held its stdout/stderr when it exited)"
         counts = ", ".join(f"{n}: {f.call_count}" for n, f in trace.functions.items())
         lines = [f"run {number}: {shlex.join(trace.argv)}", status, f"calls counted: {counts}"]
         if number <= len(timelines):

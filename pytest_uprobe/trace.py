@@ -415,6 +415,13 @@ class Trace:
     probes_attached: int = 0  # probe sites attached for this run
     compile_seconds: float = 0.0  # building and loading its BPF program
     pid: int | None = None  # the traced process (its main thread's tid)
+    # Processes the program started that still ran when it exited (launch.Process: pid and
+    # command), and what was done with them: `children` is "kill", "wait" or "leave".
+    orphans: list[Any] = field(default_factory=list)
+    children: str = "kill"
+    # When the program exited, some of them still held its stdout or stderr open: what they
+    # wrote after that is in stdout/stderr only with children="wait".
+    orphans_held_output: bool = False
 
     def __getitem__(self, name: str) -> FunctionTrace:
         try:

@@ -10,15 +10,16 @@ import os
 import shutil
 import warnings
 from collections.abc import Mapping, Sequence
+from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from .bpf import session as bpf
 from .bpf.prerequisites import check_prerequisites
 from .elf import ElfBinary, check_file
 from .errors import BinaryChanged, BinaryNotFound, TraceTimeout, UsageError
 from .events import build_calls, entry_counts
-from .launch import HeldProcess
+from .launch import CHILDREN_POLICIES, HeldProcess
 from .plan import DEFAULT_MAX_FUNCTIONS, FunctionSites, ProbePlan, build_plan, find_sites
 from .trace import FunctionTrace, LostEventsWarning, Trace
 
@@ -30,6 +31,15 @@ Argv = Sequence[str | os.PathLike[str]]
 DEFAULT_MAX_STRING = 256
 DEFAULT_MAX_ELEMENTS = 16
 LOST_EVENTS_POLICIES = ("fail", "warn")
+DEFAULT_TIMEOUT = 60.0  # seconds: a traced program that hangs must not hang the suite
+TIMEOUT_OPTION = "timeout=... (of Tracer or run(); None: no timeout)"
+
+
+class _Default(Enum):
+    TRACER = "the Tracer's"
+
+
+TRACER_DEFAULT: Final = _Default.TRACER
 
 # Plans are pure functions of the binary's identity and the options: a session that traces
 # the same probes in many tests resolves names and reads DWARF once.
@@ -37,13 +47,15 @@ _plans: dict[tuple[object, ...], ProbePlan] = {}
 
 
 class Tracer:
-    """Runs programs under uprobes. Every probe and process is gone when `run` returns,
-    and `close()` (or leaving the `with` block) ends anything an interrupted run left."""
+    """Runs programs under uprobes. Every probe and process is gone when `run` returns
+    (processes the program started too, unless children="leave"), `close()` (or leaving
+    the `with` block) ends anything an interrupted run left, and if this process dies, even
+    of SIGKILL, a watchdog kills its runs (see launch.py and docs/lifetime.md)."""
 
     def __init__(
         self,
         *,
-        timeout: float | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
         ret_sites_only: bool = False,
         max_functions: int = DEFAULT_MAX_FUNCTIONS,
         inlined: bool = True,
@@ -52,8 +64,15 @@ class Tracer:
         max_elements: int = DEFAULT_MAX_ELEMENTS,
         lost_events: str = "fail",
         follow_children: bool = False,
+        children: str = "kill",
     ) -> None:
+        # Seconds a run may take, counted from the program's first instruction; None: no
+        # limit. `timeout_option` is how TraceTimeout's message says to change it.
         self.timeout = _check_timeout(timeout)
+        self.timeout_option = TIMEOUT_OPTION
+        # What happens to processes the program started that still run when it exits:
+        # "kill" them, "wait" for them (the timeout counts), or "leave" them running.
+        self.children = _check_children(children)
         # Caps on what is copied from behind pointers: bytes of a str/String, elements of
         # a slice/Vec (longer values decode as values.Truncated).
         self.max_string = _check_cap("max_string", max_string)
@@ -159,16 +178,25 @@ class Tracer:
         argv: Argv,
         *,
         probes: Sequence[str],
-        timeout: float | None = None,
+        timeout: float | None | _Default = TRACER_DEFAULT,
         env: Mapping[str, str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
         input: str | bytes | None = None,
         follow_children: bool | None = None,
+        children: str | None = None,
     ) -> Trace:
-        """Run `argv` with every probe attached before its first instruction; return what ran.
-        `follow_children=True` also counts the processes it forks (default: the Tracer's)."""
+        """Run `argv` with every probe attached before its first instruction; return what ran
+        once the program exits. `timeout` (seconds, None: no limit), `follow_children` (also
+        count the processes it forks) and `children` (what happens to processes it started
+        that outlive it: "kill", "wait" or "leave") default to the Tracer's."""
         args = _check_argv(argv)
-        timeout = _check_timeout(timeout) if timeout is not None else self.timeout
+        option = self.timeout_option
+        if timeout is TRACER_DEFAULT:
+            timeout = self.timeout
+        else:
+            timeout = _check_timeout(timeout)
+            option = TIMEOUT_OPTION
+        policy = self.children if children is None else _check_children(children)
         _check_env(env)
         follow = self.follow_children
         if follow_children is not None:
@@ -197,8 +225,7 @@ class Tracer:
             session.attach(held.pid, path=pinned.path, before_exec=True)
             held.release()
             session.started()  # USDT semaphores: attached at the entry point
-            finished = held.wait(data, timeout)
-            held.kill()  # anything the target left running in its process group
+            finished = held.wait(data, timeout, policy)
             session.finish()
             counts = entry_counts(plan, session.counts())
             lost = session.lost()
@@ -220,6 +247,9 @@ class Tracer:
             probes_attached=sum(self.record or s.kind.starts_a_call for s in plan.sites),
             compile_seconds=compile_seconds,
             pid=held.pid,
+            orphans=finished.orphans,
+            children=policy,
+            orphans_held_output=finished.output_held,
         )
         for probe in plan.probes:
             indices = plan.functions_of(probe)
@@ -239,7 +269,7 @@ class Tracer:
             warnings.warn(LostEventsWarning(lost, args), stacklevel=2)
         if finished.timed_out:
             assert timeout is not None
-            raise TraceTimeout(args, timeout, trace)
+            raise TraceTimeout(args, timeout, trace, program_exited=finished.exited, option=option)
         return trace
 
 
@@ -315,12 +345,24 @@ def _check_cap(name: str, value: int) -> int:
     return value
 
 
-def _check_timeout(timeout: float | None) -> float | None:
+def _check_timeout(timeout: object) -> float | None:
     if timeout is None:
         return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise UsageError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise UsageError(
+            f"timeout must be a positive number of seconds, or None for no timeout, got {timeout!r}"
+        )
     return float(timeout)
+
+
+def _check_children(children: object) -> str:
+    if children not in CHILDREN_POLICIES:
+        raise UsageError(
+            f"children must be 'kill', 'wait' or 'leave', got {children!r}: what happens to "
+            "processes the program started that still run when it exits"
+        )
+    assert isinstance(children, str)
+    return children
 
 
 def _check_env(env: Mapping[str, str] | None) -> None:

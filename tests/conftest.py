@@ -6,10 +6,13 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from pytest_uprobe.plugin import option
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -117,3 +120,42 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "cargo_bin" in getattr(item, "fixturenames", ()):
             item.add_marker(skip)
+def leftovers(root: Path = ROOT) -> list[str]:
+    """Processes running a program built under `root` (example crates, benchmarks), and
+    probes attached in such programs: what a finished test suite must not leave behind."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            exe = os.readlink(proc / "exe")
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if exe.startswith(f"{root}/") and "/target/" in exe and state != "Z":
+            found.append(f"process {proc.name} runs {exe}")
+    if shutil.which("bpftool") is not None:
+        for probe in attached_uprobes():
+            name = str(probe.get("filename", ""))
+            if f"{root}/" in name:
+                found.append(f"a {probe['fd_type']} stays attached in {name}")
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """After the whole suite (in the controller, once every xdist worker is done): nothing
+    started by it runs and nothing stays attached, or the session fails saying what."""
+    config = session.config
+    if hasattr(config, "workerinput") or not option(config, "uprobe"):
+        return
+    left: list[str] = []
+    for _ in range(100):  # what was killed last may take a moment to go
+        left = leftovers()
+        if not left:
+            return
+        time.sleep(0.05)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_line("left behind by this test session (it fails):", red=True)
+        for line in left:
+            reporter.write_line(f"  {line}", red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

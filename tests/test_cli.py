@@ -216,14 +216,14 @@ def test_trace_timeout_exits_124_with_the_partial_log(cargo_bin, tmp_path):
 
 
 def test_trace_without_a_command_is_a_usage_error(capsys):
-    assert main(["trace", "-p", "args::hello", "--"]) == 2
+    assert main(["trace", "-p", "args::hello", "--"]) == 125  # not a status of the program
     assert "give the program to run after --" in capsys.readouterr().err
 
 
 def test_trace_needs_a_probe(capsys):
     with pytest.raises(SystemExit) as info:
         main(["trace", "--", "/bin/true"])
-    assert info.value.code == 2
+    assert info.value.code == 125
     assert "-p/--probe" in capsys.readouterr().err
 
 

@@ -213,7 +213,7 @@ def test_settings(uprobe_trace, cargo_bin, pytestconfig):
 @pytest.mark.parametrize(
     ("ini", "flags", "expected"),
     [
-        ("", [], "None False 1000 256 16 True fail debug"),
+        ("", [], "60.0 False 1000 256 16 True fail debug"),
         (
             "uprobe_timeout = 7.5\nuprobe_ret_sites_only = true\nuprobe_max_functions = 5\n"
             "uprobe_max_string = 64\nuprobe_max_elements = 4\nuprobe_inlined = false\n"

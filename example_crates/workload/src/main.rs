@@ -91,6 +91,60 @@ fn main() {
             }
             println!("tree {} processes {} ticks {}", depth, processes, ticks);
         }
+        // `spawn COUNT THEN CHILD...`: start a copy of itself running CHILD... (default:
+        // `hang COUNT`) with this process's stdout and stderr, print "spawned <pid>", tick
+        // COUNT times, then exit 0 (THEN = exit) or tick for ever (THEN = hang). With
+        // WORKLOAD_DETACH set, the child leads a process group of its own.
+        "spawn" => {
+            let then = args.get(3).map(String::as_str).unwrap_or("exit");
+            let child_args: Vec<String> = if args.len() > 4 {
+                args[4..].to_vec()
+            } else {
+                vec!["hang".to_string(), count.to_string()]
+            };
+            let mut command = std::process::Command::new(env::current_exe().expect("exe"));
+            command.args(&child_args);
+            command.env("WORKLOAD_PARENT", std::process::id().to_string());
+            if env::var_os("WORKLOAD_DETACH").is_some() {
+                use std::os::unix::process::CommandExt;
+                command.process_group(0);
+            }
+            let child = command.spawn().expect("spawn");
+            println!("spawned {}", child.id());
+            for i in 0..count {
+                tick(i);
+            }
+            if then == "hang" {
+                loop {
+                    tick(0);
+                    thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+        // tick and print a line 100 times a second, for ever
+        "chatter" => {
+            let mut i = 0;
+            loop {
+                println!("tick {}", tick(i));
+                i += 1;
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
+        // wait until the parent process (the `spawn` that started it) has exited, then
+        // tick `count` times and print
+        "orphan" => {
+            let parent: u32 = env::var("WORKLOAD_PARENT")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(std::os::unix::process::parent_id);
+            while std::os::unix::process::parent_id() == parent {
+                thread::sleep(Duration::from_millis(1));
+            }
+            for i in 0..count {
+                tick(i);
+            }
+            println!("orphan ticked {}", count);
+        }
         other => {
             eprintln!("unknown mode {}", other);
             std::process::exit(2);
