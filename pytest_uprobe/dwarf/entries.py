@@ -130,7 +130,12 @@ def copy_entries(binary: ElfBinary, cu: Any, die: Any, ranges: Ranges) -> CopyEn
     known = [line for line in lines.values() if line]
     if not known:
         return _range_starts(live, lines, owner, inside)
-    first = min(known)
+    # The signature's own line is no statement of the body: a dev build gives it to code
+    # that moves arguments or results about, anywhere in the copy. A body written on that
+    # same line (a one-line fn) has nothing after it, and keeps it.
+    declared = _decl_line(die)
+    body = [line for line in known if declared is None or line > declared]
+    first = min(body or known)
 
     def is_first(address: int) -> bool:
         return lines.get(address) == first
@@ -173,6 +178,8 @@ def copy_entries(binary: ElfBinary, cu: Any, die: Any, ranges: Ranges) -> CopyEn
             entries.extend(p for p in ways_in if p is not None)
         else:
             doubts.append(address)
+    if len(live) == 1 and len(entries) > 1:
+        entries = _forward_continuations_dropped(entries, owner, lines, live[0])
     doubt = None
     if doubts:
         doubt = (
@@ -183,6 +190,29 @@ def copy_entries(binary: ElfBinary, cu: Any, die: Any, ranges: Ranges) -> CopyEn
 
 
 _TOMBSTONE = 0xFFFF_FFFF_FFFF_FFF0
+
+
+def _forward_continuations_dropped(
+    entries: list[int],
+    owner: dict[int, tuple[int, code.Flow]],
+    lines: dict[int, int | None],
+    span: tuple[int, int],
+) -> list[int]:
+    """In one contiguous range, a later entry that only the copy's own earlier code reaches
+    (forward, as when a dev build splits the first statement around calls) continues the
+    execution that the earlier entry began; one reached by a jump back (a loop around the
+    copy), from the caller's code or from outside the range starts another."""
+    lo, hi = span
+    kept = [entries[0]]
+    for address in entries[1:]:
+        if address not in owner or not lo <= address < hi:
+            kept.append(address)  # a way into the copy from outside it
+            continue
+        _, flow = owner[address]
+        preds = flow.preds.get(address, ())
+        if not preds or any(not lo <= p < hi or p >= address or not lines.get(p) for p in preds):
+            kept.append(address)
+    return kept
 
 
 def _range_starts(
@@ -325,6 +355,15 @@ def _decl_file(binary: ElfBinary, die: Any) -> str | None:
     origin = die.get_DIE_from_attribute("DW_AT_abstract_origin")
     number = origin.attributes.get("DW_AT_decl_file")
     return file_name(binary, origin.cu, number.value) if number is not None else None
+
+
+def _decl_line(die: Any) -> int | None:
+    """The line the copy's function is declared on (its signature), by its abstract origin."""
+    if die.attributes.get("DW_AT_abstract_origin") is None:
+        return None
+    origin = die.get_DIE_from_attribute("DW_AT_abstract_origin")
+    line = origin.attributes.get("DW_AT_decl_line")
+    return int(line.value) if line is not None and isinstance(line.value, int) else None
 
 
 def _nested_copies(binary: ElfBinary, cu: Any, die: Any) -> Iterator[tuple[Ranges, int]]:
