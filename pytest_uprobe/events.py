@@ -3,7 +3,9 @@
 A return belongs to the pending entry of the same function on the same thread whose
 canonical frame address (CFA) it shares: nested and recursive calls have lower CFAs, so
 they never mix. An entry at the same or a higher CFA than a pending one proves that frame
-is gone without returning: it was unwound by a panic (or left by a longjmp-like exit).
+is gone without a return the probes saw: it was unwound by a panic when one started inside
+it, else it was left some other way (a tail call through a register, which no probe can
+tell from a jump table, say), and the call says so rather than claim a panic.
 
 A frame still pending when the process ended is "unwound" only when a panic started
 inside it (the entry of `rust_panic`, watched for that, below its CFA) and the process did
@@ -171,10 +173,21 @@ def _drop_frames(thread: _Thread, cfa: int) -> None:
     keep: list[_Frame] = []
     for frame in thread.frames:
         if frame.cfa <= cfa:
-            frame.call.unwound = True
+            _gone(frame)
         else:
             keep.append(frame)
     thread.frames = keep
+
+
+LEFT_UNSEEN = "its frame ended without a return the probes saw (a tail call through a register?)"
+
+
+def _gone(frame: _Frame) -> None:
+    """A frame proven gone without a return: unwound if a panic started inside it."""
+    if frame.panicked:
+        frame.call.unwound = True
+    else:
+        frame.call.ended = LEFT_UNSEEN
 
 
 def _pop_frame(thread: _Thread, cfa: int, function: int) -> _Frame | None:
@@ -182,7 +195,7 @@ def _pop_frame(thread: _Thread, cfa: int, function: int) -> _Frame | None:
         frame = thread.frames[i]
         if frame.cfa == cfa and frame.function == function:
             for inner in thread.frames[i + 1 :]:
-                inner.call.unwound = True
+                _gone(inner)
             del thread.frames[i:]
             return frame
     return None

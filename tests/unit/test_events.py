@@ -9,7 +9,7 @@ from pytest_uprobe.code import CodeShape, TailCall
 from pytest_uprobe.dwarf.locations import Cfa, Piece
 from pytest_uprobe.dwarf.types import RustType
 from pytest_uprobe.elf import Symbol
-from pytest_uprobe.events import build_calls
+from pytest_uprobe.events import LEFT_UNSEEN, build_calls
 from pytest_uprobe.plan import PlannedFunction, ProbePlan, ReturnMode, Site, SiteKind, Value
 
 I64 = RustType("i64", "int", 8, signed=True)
@@ -39,6 +39,16 @@ def make_plan() -> ProbePlan:
     return plan
 
 
+def panicking_plan() -> ProbePlan:
+    """make_plan watching rust_panic (where panics start) at 0x3000: site 5."""
+    plan = make_plan()
+    panic = function("", 0x3000)
+    panic.marker = "panic"
+    plan.markers.append(panic)
+    plan.sites.append(Site(SiteKind.ENTRY, 0x3000, 2, Cfa(7, 8)))
+    return plan
+
+
 def ev(site: int, cfa: int, word: int = 0, tid: int = 1, ts: int = 0) -> RawEvent:
     return RawEvent(ts, cfa, tid, site, (word,) + (0,) * 15)
 
@@ -62,17 +72,32 @@ def test_recursion_pairs_each_call_with_its_own_return():
 
 def test_an_unwound_frame_is_closed_by_the_next_entry_at_the_same_height():
     # f(1) panics (no return), is caught; f(2) then runs in the same frame height and returns.
-    events = [ev(0, 1000, 1), ev(0, 1000, 2), ev(1, 1000, 20)]
-    first, second = build_calls(make_plan(), events, exited=True)
+    events = [ev(0, 1000, 1), ev(5, 900), ev(0, 1000, 2), ev(1, 1000, 20)]
+    first, second = build_calls(panicking_plan(), events, exited=True)
     assert (first.returned, first.unwound, first.retval) == (False, True, None)
     assert (second.returned, second.unwound, second.retval) == (True, False, 20)
 
 
+def test_a_frame_left_without_a_panic_is_not_called_unwound():
+    # f(1) leaves by a jump through a register (no probe sees it); f(2) takes its height.
+    events = [ev(0, 1000, 1), ev(0, 1000, 2), ev(1, 1000, 20)]
+    first, second = build_calls(make_plan(), events, exited=True)
+    assert (first.returned, first.unwound, first.ended) == (False, False, LEFT_UNSEEN)
+    assert (second.returned, second.retval) == (True, 20)
+
+
 def test_a_return_above_pending_inner_frames_marks_them_unwound():
+    events = [ev(0, 1000, 1), ev(0, 900, 2), ev(5, 800), ev(1, 1000, 7)]
+    outer, inner = build_calls(panicking_plan(), events, exited=True)
+    assert (outer.returned, outer.retval) == (True, 7)
+    assert (inner.returned, inner.unwound) == (False, True)
+
+
+def test_a_return_above_an_inner_frame_left_without_a_panic_says_so():
     events = [ev(0, 1000, 1), ev(0, 900, 2), ev(1, 1000, 7)]
     outer, inner = build_calls(make_plan(), events, exited=True)
     assert (outer.returned, outer.retval) == (True, 7)
-    assert (inner.returned, inner.unwound) == (False, True)
+    assert (inner.returned, inner.unwound, inner.ended) == (False, False, LEFT_UNSEEN)
 
 
 def test_threads_are_paired_separately():

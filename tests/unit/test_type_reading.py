@@ -217,6 +217,8 @@ def test_a_type_that_contains_itself_inline_or_nests_too_deep_is_cut_with_the_re
 
 class Binary:
     path = "/bin/example"
+    functions: tuple[Symbol, ...] = ()  # no other symbols: no shared addresses, no markers
+    functions_by_address: dict[int, tuple[Symbol, ...]] = {}
 
     def save_caches(self) -> None:
         pass
