@@ -43,6 +43,10 @@ _OPTIONS: list[tuple[str, str, str, Any, str, dict[str, Any]]] = [
      "when the ring buffer drops events: fail (assertions that need every call raise "
      "LostEventsError) or warn (a LostEventsWarning; assertions use the calls recorded); "
      "default: fail", {"choices": ["fail", "warn"]}),
+    ("--uprobe-backend", "uprobe_backend", "string", "auto",
+     "the tracing engine: bpf (kernel uprobes, root), inprocess (Frida inside the traced "
+     "process: no root, cheaper per call) or auto (bpf where the machine allows it, else "
+     "inprocess); default: auto", {"choices": ["auto", "bpf", "inprocess"]}),
 ]  # fmt: skip
 
 
@@ -133,6 +137,7 @@ def uprobe_trace(request: pytest.FixtureRequest) -> Iterator[Any]:
             max_elements=_positive_int(config, "uprobe_max_elements"),
             inlined=bool(option(config, "uprobe_inlined")),
             lost_events=_lost_events_policy(config),
+            backend=str(option(config, "uprobe_backend")).strip(),
         )
         tracer.check()
     except (PrerequisiteError, UsageError, ValueError) as exc:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .bpf import session as bpf
 from .bpf.prerequisites import check_prerequisites
 from .elf import ElfBinary, check_file
-from .errors import BinaryChanged, BinaryNotFound, TraceTimeout, UsageError
+from .errors import BinaryChanged, BinaryNotFound, PrerequisiteError, TraceTimeout, UsageError
 from .events import build_calls, entry_counts
 from .launch import HeldProcess
 from .plan import DEFAULT_MAX_FUNCTIONS, FunctionSites, ProbePlan, build_plan, find_sites
@@ -52,7 +52,9 @@ class Tracer:
         max_elements: int = DEFAULT_MAX_ELEMENTS,
         lost_events: str = "fail",
         follow_children: bool = False,
+        backend: str = "auto",
     ) -> None:
+        self.backend = _check_backend(backend)  # "bpf", "inprocess" or "auto" (see check)
         self.timeout = _check_timeout(timeout)
         # Caps on what is copied from behind pointers: bytes of a str/String, elements of
         # a slice/Vec (longer values decode as values.Truncated).
@@ -73,6 +75,7 @@ class Tracer:
         self.traces: list[Trace] = []
         self._live: list[Any] = []  # sessions and processes of a run in progress
         self._checked = False
+        self.backend_used: str | None = None  # the engine `check` chose
 
     def __enter__(self) -> Tracer:
         self.check()
@@ -84,7 +87,7 @@ class Tracer:
     def check(self) -> None:
         """Raise PrerequisiteError if this machine cannot trace; cheap after the first call."""
         if not self._checked:
-            check_prerequisites()
+            self.backend_used = choose_backend(self.backend)
             self._checked = True
 
     def close(self) -> None:
@@ -183,22 +186,27 @@ class Tracer:
         self._live.append(pinned)
 
         try:
-            session = bpf.Session(plan, record=self.record, follow_children=follow)
-            self._live.append(session)
-            held = HeldProcess(
-                executable,
-                args,
-                env=env,
-                cwd=cwd,
-                stdin_data=data is not None,
-                executable_fd=pinned.fd,
-            )
-            self._live.append(held)
-            session.attach(held.pid, path=pinned.path)
-            held.release()
-            finished = held.wait(data, timeout)
-            held.kill()  # anything the target left running in its process group
-            session.finish()
+            if self.backend_used == "inprocess":
+                session, finished = self._run_inprocess(
+                    plan, pinned, args, env, cwd, data, timeout, follow
+                )
+            else:
+                session = bpf.Session(plan, record=self.record, follow_children=follow)
+                self._live.append(session)
+                held = HeldProcess(
+                    executable,
+                    args,
+                    env=env,
+                    cwd=cwd,
+                    stdin_data=data is not None,
+                    executable_fd=pinned.fd,
+                )
+                self._live.append(held)
+                session.attach(held.pid, path=pinned.path)
+                held.release()
+                finished = held.wait(data, timeout)
+                held.kill()  # anything the target left running in its process group
+                session.finish()
             counts = entry_counts(plan, session.counts())
             lost = session.lost()
             calls = build_calls(plan, session.events, exited=finished.returncode >= 0)
@@ -236,6 +244,65 @@ class Tracer:
             assert timeout is not None
             raise TraceTimeout(args, timeout, trace)
         return trace
+
+
+    def _run_inprocess(
+        self,
+        plan: ProbePlan,
+        pinned: _PinnedFile,
+        args: list[str],
+        env: Mapping[str, str] | None,
+        cwd: str | os.PathLike[str] | None,
+        data: bytes | None,
+        timeout: float | None,
+        follow: bool,
+    ) -> tuple[Any, Any]:
+        """The in-process engine's run (see pytest_uprobe/inprocess): Frida spawns the
+        target itself, suspended, so no held launcher is needed."""
+        from .inprocess.engine import InprocessRun
+
+        if follow:
+            raise UsageError(
+                "follow_children needs the BPF backend: the in-process engine sees only the "
+                "process it instrumented (an exec'd child runs uninstrumented code)"
+            )
+        engine = InprocessRun(plan, record=self.record)
+        self._live.append(engine)
+        # The very file the plan was made from, through a path the child can open.
+        path = f"/proc/{os.getpid()}/fd/{pinned.fd}"
+        finished = engine.run(path, args, env=env, cwd=cwd, input=data, timeout=timeout)
+        return engine, finished
+
+
+BACKENDS = ("auto", "bpf", "inprocess")
+
+
+def _check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise UsageError(f"backend must be 'auto', 'bpf' or 'inprocess', got {backend!r}")
+    return backend
+
+
+def choose_backend(backend: str) -> str:
+    """The engine a Tracer uses: "bpf" or "inprocess". "auto": the BPF engine when this
+    machine allows it (it covers every site kind and follow_children), else the in-process
+    one when frida is installed; raises the BPF engine's PrerequisiteError otherwise."""
+    if backend == "inprocess":
+        from .inprocess.engine import load_frida
+
+        load_frida()
+        return "inprocess"
+    try:
+        check_prerequisites()
+    except PrerequisiteError:
+        if backend == "bpf":
+            raise
+        from .inprocess.engine import available
+
+        if not available():
+            raise
+        return "inprocess"
+    return "bpf"
 
 
 _PIN_ATTEMPTS = 3
