@@ -32,6 +32,7 @@ from . import agent, placement
 _SHM = "/dev/shm"  # noqa: S108  (used through mkstemp only)
 RING_BYTES = 64 << 20  # a full ring makes the target wait for the drain, then drop
 DRAIN_SECONDS = 0.005
+OUTPUT_GRACE = 2.0  # seconds to wait, after the exit, for Frida to deliver the last output
 _EVENT_HEAD = 32  # ts, cfa, tid, site, failed, pad: then the words (and a big event's area)
 
 
@@ -189,10 +190,14 @@ class InprocessRun:
         frida = self._frida
         device = frida.get_local_device()
         output: dict[int, list[bytes]] = {1: [], 2: []}
+        closed: set[int] = set()
 
         def on_output(pid: int, fd: int, data: bytes) -> None:
-            if pid == self.pid and fd in output and data:
-                output[fd].append(data)
+            if pid == self.pid and fd in output:
+                if data:
+                    output[fd].append(data)
+                else:
+                    closed.add(fd)  # Frida sends b"" when the target closes the pipe
 
         device.on("output", on_output)
         started = time.perf_counter()
@@ -217,6 +222,9 @@ class InprocessRun:
             if input:
                 device.input(self.pid, input)
             status, timed_out = self._wait(timeout)
+            deadline = time.monotonic() + OUTPUT_GRACE
+            while len(closed) < 2 and time.monotonic() < deadline:
+                time.sleep(0.001)  # the last output is still on its way from Frida
         finally:
             with contextlib.suppress(Exception):
                 device.off("output", on_output)
@@ -265,6 +273,7 @@ class InprocessRun:
         pid = self.pid
 
         def wait() -> None:
+            ready.set()
             try:
                 result = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
             except ChildProcessError:
@@ -274,7 +283,10 @@ class InprocessRun:
 
         self._exited = threading.Event()
         self._status = None
+        ready = threading.Event()
         threading.Thread(target=wait, name="uprobe-inprocess-wait", daemon=True).start()
+        ready.wait()
+        time.sleep(0.001)  # let it enter waitid before the target can run (see docs)
 
     def _wait(self, timeout: float | None) -> tuple[int, bool]:
         timed_out = not self._exited.wait(timeout)
@@ -288,8 +300,9 @@ class InprocessRun:
         if result is None:
             raise PrerequisiteError(
                 "the exit status of the traced process",
-                "another waiter reaped it first",
-                "report this to pytest-uprobe",
+                "Frida's own child watch reaped the process before this side read its status "
+                "(a known race of the in-process engine, see docs/inprocess.md)",
+                "run the test again, or use --uprobe-backend=bpf",
             )
         if result.si_code == os.CLD_EXITED:
             return result.si_status << 8, timed_out

@@ -1,0 +1,114 @@
+"""The in-process engine (Frida) against the BPF engine and against what the program
+printed: same calls, same arguments, same return values, same counts. Needs frida."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_uprobe import Tracer
+
+pytest.importorskip("frida")
+pytestmark = pytest.mark.uprobe
+
+ROOT = Path(__file__).resolve().parents[2]
+HELLO = re.compile(r"Hello, world! (-?\d+) in (\d+)")
+RETURN = re.compile(r"return value: (-?\d+)")
+
+
+@pytest.mark.parametrize("argv", [["1", "2", "3", "4"], ["-7", "2147483640", "x"]])
+def test_both_engines_see_what_the_program_printed(cargo_bin, argv):
+    exe = cargo_bin("example_crates/args")
+    seen = {}
+    for backend in ("bpf", "inprocess"):
+        with Tracer(backend=backend) as tracer:
+            assert tracer.backend_used == backend
+            trace = tracer.run([exe, *argv], probes=["args::hello"])
+        hello = trace["args::hello"]
+        printed_args = [(int(i), int(n)) for i, n in HELLO.findall(trace.stdout)]
+        assert hello.args_list == printed_args
+        assert [c.retval for c in hello.calls] == [int(r) for r in RETURN.findall(trace.stdout)]
+        assert hello.call_count == len(printed_args)
+        seen[backend] = (trace.returncode, trace.stdout, hello.args_list, hello.call_count)
+    assert seen["bpf"] == seen["inprocess"]
+
+
+def test_count_only_mode_counts_exactly(cargo_bin):
+    exe = cargo_bin("example_crates/args")
+    with Tracer(backend="inprocess", record=False) as tracer:
+        trace = tracer.run([exe, "5", "6", "7"], probes=["args::hello"])
+    assert trace["args::hello"].call_count == len(HELLO.findall(trace.stdout)) == 3
+
+
+def test_an_unhookable_return_is_an_error_naming_the_backend_to_use(cargo_bin):
+    """helloworld's hello ends in `xor eax, eax; ret`: too short for Frida's patch."""
+    from pytest_uprobe.errors import UnreadableFunction
+
+    exe = cargo_bin("example_crates/helloworld")
+    with Tracer(backend="inprocess") as tracer, pytest.raises(UnreadableFunction) as error:
+        tracer.run([exe], probes=["helloworld::hello"])
+    assert "--uprobe-backend=bpf" in str(error.value)
+
+
+def test_nothing_is_left_running_or_in_dev_shm(cargo_bin):
+    exe = cargo_bin("example_crates/args")
+    before = set(os.listdir("/dev/shm"))
+    with Tracer(backend="inprocess") as tracer:
+        trace = tracer.run([exe, "1"], probes=["args::hello"])
+    assert trace.returncode == 0
+    assert {n for n in os.listdir("/dev/shm") if n.startswith("pytest-uprobe-")} <= before
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root")
+def test_pytest_uprobe_runs_as_an_unprivileged_user(cargo_bin, tmp_path):
+    """nobody runs `pytest --uprobe --uprobe-backend=inprocess` on the args crate through
+    this interpreter (its site-packages must be readable by others)."""
+    exe = cargo_bin("example_crates/args")
+    work = tmp_path / "nobody"
+    work.mkdir()
+    shutil.copy(exe, work / "args")
+    (work / "test_it.py").write_text(
+        "def test_it(uprobe_trace):\n"
+        "    trace = uprobe_trace.run(['./args', '3', '4'], probes=['args::hello'])\n"
+        "    assert trace['args::hello'].args_list == [(3, 3), (4, 3)]\n"
+        "    assert [c.retval for c in trace['args::hello'].calls] == [6, 7]\n"
+    )
+    os.chmod(tmp_path, 0o755)
+    os.chmod(work, 0o777)
+    for parent in tmp_path.parents:
+        if parent == Path("/tmp") or parent == Path("/"):
+            break
+        os.chmod(parent, os.stat(parent).st_mode | 0o005)
+    result = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            sys.executable,
+            "-m",
+            "pytest",
+            "--uprobe",
+            "--uprobe-backend=inprocess",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(work),
+            str(work / "test_it.py"),
+        ],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HOME": str(work), "XDG_CACHE_HOME": str(work / ".cache")},
+    )
+    if "Permission denied" in result.stdout + result.stderr and "venv" in result.stderr:
+        pytest.skip("this interpreter's environment is not readable by nobody")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
