@@ -37,7 +37,12 @@ class Header(ct.Structure):
         ("stalled", ct.c_uint32),  # the ring stayed full past the wait: drop, do not wait
         ("attached", ct.c_uint32),  # set by the agent once every site is attached
         ("in_flight", ct.c_uint64),  # recording hits started minus finished
+        ("exit_code", ct.c_uint32),  # the argument of _exit, when exit_how is EXITED
+        ("exit_how", ct.c_uint32),  # NOT_YET, EXITED (_exit called) or ABORTING (abort called)
     ]
+
+
+NOT_YET, EXITED, ABORTING = 0, 1, 2
 
 
 class CSite(ct.Structure):
@@ -99,6 +104,7 @@ struct header {
     u64 magic; volatile u64 head; volatile u64 tail; u64 lost; u64 capacity;
     u64 ring_offset; u64 sites_offset; u64 counts_offset;
     u32 nsites; volatile u32 lock; u32 stalled; u32 attached; volatile u64 in_flight;
+    volatile u32 exit_code; volatile u32 exit_how;
 };
 struct event { u64 ts; u64 cfa; u32 tid; u32 site; u32 failed; u32 pad; u64 words[MAX_PIECES]; };
 struct saved_slot { u64 cfa; u64 tid; u64 value; u64 used; };
@@ -128,6 +134,20 @@ void attach_buffer(void *base) {
 }
 
 void after_fork_child(void) { off = 1; }
+
+/* How the process ends, for the Python side when Frida's child watch reaps it first. */
+void on_exit_call(GumInvocationContext *ic) {
+    if (off || !hdr)
+        return;
+    hdr->exit_code = (u32)(gsize)gum_invocation_context_get_nth_argument(ic, 0) & 0xff;
+    hdr->exit_how = 1;
+}
+
+void on_abort_call(GumInvocationContext *ic) {
+    if (off || !hdr)
+        return;
+    hdr->exit_how = 2;
+}
 
 static inline void add_one(volatile u64 *at) {
     __asm__ __volatile__("lock incq %0" : "+m"(*at) : : "memory");
@@ -359,6 +379,9 @@ rpc.exports = {
         failed.push([index, e.message]);
       }
     }
+    // How the process ends (see on_exit_call): _exit is where exit() and a return from main end.
+    for (const [name, callback] of [['_exit', cm.on_exit_call], ['abort', cm.on_abort_call]])
+      listeners.push(Interceptor.attach(Module.getGlobalExportByName(name), { onEnter: callback }));
     Interceptor.flush();
     return failed;
   },

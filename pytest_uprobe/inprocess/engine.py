@@ -172,6 +172,7 @@ class InprocessRun:
         self._buffer = SharedBuffer(plan, record)
         self._session: Any = None
         self._reaped = False
+        self._killed = False
         self._stop = threading.Event()
         self._drainer: threading.Thread | None = None
         self._status: Any = None
@@ -298,15 +299,28 @@ class InprocessRun:
         self._reaped = True
         result = self._status
         if result is None:
-            raise PrerequisiteError(
-                "the exit status of the traced process",
-                "Frida's own child watch reaped the process before this side read its status "
-                "(a known race of the in-process engine, see docs/inprocess.md)",
-                "run the test again, or use --uprobe-backend=bpf",
-            )
+            return self._status_from_agent(timed_out), timed_out
         if result.si_code == os.CLD_EXITED:
             return result.si_status << 8, timed_out
         return result.si_status, timed_out  # killed or dumped: the signal number
+
+    def _status_from_agent(self, timed_out: bool) -> int:
+        """The wait status when Frida's child watch reaped the target first: the agent saw
+        the `_exit` (exit(), a return from main) or the `abort` call that ended it, or this
+        side killed it (a timeout)."""
+        header = self._buffer.header
+        if header.exit_how == agent.EXITED:
+            return int(header.exit_code) << 8
+        if header.exit_how == agent.ABORTING:
+            return signal.SIGABRT
+        if timed_out or self._killed:
+            return signal.SIGKILL
+        raise PrerequisiteError(
+            "the exit status of the traced process",
+            "Frida's own child watch reaped the process before this side read its status, "
+            "and it ended by a signal the agent cannot see (see docs/inprocess.md)",
+            "run the test again, or use --uprobe-backend=bpf",
+        )
 
     def _drain(self) -> None:
         while not self._stop.is_set():
@@ -335,6 +349,7 @@ class InprocessRun:
 
     def kill(self) -> None:
         if self.pid is not None and not self._reaped:
+            self._killed = True
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(self.pid, signal.SIGKILL)
 

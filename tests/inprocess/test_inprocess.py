@@ -112,3 +112,69 @@ def test_pytest_uprobe_runs_as_an_unprivileged_user(cargo_bin, tmp_path):
         pytest.skip("this interpreter's environment is not readable by nobody")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
+
+
+def _tick_calls(trace):
+    tick = trace["workload::tick"]
+    return tick.call_count, [c.args[0] for c in tick.calls], [c.retval for c in tick.calls]
+
+
+@pytest.mark.parametrize(
+    ("mode", "returncode"), [("loop", 0), ("abort", -6), ("segv", -11)], ids=str
+)
+def test_counts_are_exact_however_the_process_ends(cargo_bin, mode, returncode):
+    """exit(), abort() and a fatal signal: the counters live in memory shared with pytest,
+    so nothing needs flushing; every recorded tick is there with its value."""
+    exe = cargo_bin("example_crates/workload")
+    with Tracer(backend="inprocess") as tracer:
+        trace = tracer.run([exe, mode, "5"], probes=["workload::tick"])
+    assert trace.returncode == returncode
+    assert _tick_calls(trace) == (5, list(range(5)), [2 * i + 1 for i in range(5)])
+
+
+def test_a_timeout_kills_the_target_and_keeps_what_it_counted(cargo_bin):
+    from pytest_uprobe.errors import TraceTimeout
+
+    exe = cargo_bin("example_crates/workload")
+    with Tracer(backend="inprocess") as tracer, pytest.raises(TraceTimeout) as error:
+        tracer.run([exe, "hang", "3"], probes=["workload::tick"], timeout=1.0)
+    trace = error.value.trace
+    assert trace.returncode == -9
+    count, args, _ = _tick_calls(trace)
+    assert count >= 3 and args == list(range(count))
+
+
+def test_threads_are_recorded_each_on_its_own_tid(cargo_bin):
+    exe = cargo_bin("example_crates/workload")
+    with Tracer(backend="inprocess") as tracer:
+        trace = tracer.run([exe, "threads", "4"], probes=["workload::tick"])
+    assert "threads 4 ticks 4000" in trace.stdout
+    tick = trace["workload::tick"]
+    assert tick.call_count == 4000
+    assert sorted(c.args[0] for c in tick.calls) == list(range(4000))
+    assert all(c.retval == 2 * c.args[0] + 1 for c in tick.calls)
+    by_tid = {}
+    for call in tick.calls:
+        by_tid.setdefault(call.tid, set()).add(call.args[0] // 1000)
+    assert len(by_tid) == 4 and all(len(blocks) == 1 for blocks in by_tid.values())
+
+
+def test_a_program_that_spawns_copies_of_itself_still_behaves(cargo_bin):
+    """`tree` forks and execs itself: the children run (uninstrumented) and report back;
+    only the traced process's own calls are counted."""
+    exe = cargo_bin("example_crates/workload")
+    untraced = subprocess.run([exe, "tree", "3", "1"], capture_output=True, text=True)
+    with Tracer(backend="inprocess") as tracer:
+        trace = tracer.run([exe, "tree", "3", "1"], probes=["workload::tick"])
+    assert (trace.returncode, trace.stdout) == (untraced.returncode, untraced.stdout)
+    assert "tree 1 processes 3 ticks 9" in trace.stdout
+    assert trace["workload::tick"].call_count == 3
+
+
+def test_follow_children_is_refused_with_the_reason(cargo_bin):
+    from pytest_uprobe.errors import UsageError
+
+    exe = cargo_bin("example_crates/workload")
+    with Tracer(backend="inprocess", follow_children=True) as tracer:
+        with pytest.raises(UsageError, match="follow_children needs the BPF backend"):
+            tracer.run([exe, "loop", "1"], probes=["workload::tick"])
