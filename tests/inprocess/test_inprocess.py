@@ -175,6 +175,6 @@ def test_follow_children_is_refused_with_the_reason(cargo_bin):
     from pytest_uprobe.errors import UsageError
 
     exe = cargo_bin("example_crates/workload")
-    with Tracer(backend="inprocess", follow_children=True) as tracer:
-        with pytest.raises(UsageError, match="follow_children needs the BPF backend"):
-            tracer.run([exe, "loop", "1"], probes=["workload::tick"])
+    refused = pytest.raises(UsageError, match="follow_children needs the BPF backend")
+    with Tracer(backend="inprocess", follow_children=True) as tracer, refused:
+        tracer.run([exe, "loop", "1"], probes=["workload::tick"])
