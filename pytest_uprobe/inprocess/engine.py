@@ -23,7 +23,7 @@ from types import ModuleType
 from typing import Any
 
 from ..bpf.session import RawEvent
-from ..dwarf.locations import Cfa
+from ..dwarf.locations import Cfa, Piece
 from ..errors import PrerequisiteError, UnreadableFunction
 from ..launch import Finished
 from ..plan import AREA, WORDS, ProbePlan
@@ -115,6 +115,15 @@ class SharedBuffer:
         entry = agent.CSite.from_buffer(self.map, self.sites_offset + site * ct.sizeof(agent.CSite))
         entry.cfa_reg = cfa.reg
         entry.cfa_offset = cfa.offset
+        del entry
+
+    def set_pieces(self, site: int, pieces: tuple[Piece, ...]) -> None:
+        entry = agent.CSite.from_buffer(self.map, self.sites_offset + site * ct.sizeof(agent.CSite))
+        for i, piece in enumerate(pieces):
+            entry.pieces[i].reg = piece.reg
+            entry.pieces[i].offset = piece.offset
+            entry.pieces[i].size = piece.size
+            entry.pieces[i].memory = int(piece.memory)
         del entry
 
     def counts(self) -> list[int]:
@@ -251,6 +260,8 @@ class InprocessRun:
             for hook in planned:
                 if hook.cfa is not None:
                     self._buffer.set_cfa(hook.site, hook.cfa)
+                if hook.pieces is not None:
+                    self._buffer.set_pieces(hook.site, hook.pieces)
             wanted = [[h.site, h.address, h.kind] for h in planned]
             failed = script.exports_sync.setup(self._buffer.path, self._buffer.size, wanted, pie)
             number, why = failed[0] if failed else (None, "")

@@ -15,13 +15,14 @@ as the plan says: on a function a panic unwinds through, it turns the panic into
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import capstone
 
 from ..code import _disassembler
 from ..dwarf import frames
-from ..dwarf.locations import Cfa
-from ..plan import ProbePlan, Site, SiteKind
+from ..dwarf.locations import Cfa, Piece
+from ..plan import RSP, ProbePlan, Site, SiteKind, shape_of
 
 PATCH_BYTES = 5  # Frida's near jump
 # Epilogue instructions that change neither the return registers nor where control goes.
@@ -37,6 +38,7 @@ class Hook:
     address: int
     kind: str
     cfa: Cfa | None = None  # when moved: the CFA rule at the new address
+    pieces: tuple[Piece, ...] | None = None  # when moved: where the same values are there
 
 
 class Unhookable(Exception):
@@ -56,11 +58,20 @@ def hooks(plan: ProbePlan, record: bool) -> list[Hook]:
 
 
 def _hook(plan: ProbePlan, number: int, site: Site) -> Hook:
+    code = _Code.of(plan, site)
     if site.kind is SiteKind.URETPROBE:
+        code.check_window(site.address)
         return Hook(number, site.address, "leave")
-    if site.kind is SiteKind.ENTRY:
-        return Hook(number, site.address, "enter")
-    if site.kind is SiteKind.INLINED:
+    if site.kind in (SiteKind.ENTRY, SiteKind.INLINED):
+        # A probe listener, never an onEnter one: Frida hijacks the return of every call
+        # through a function listener, which turns an unwinding panic into an abort.
+        try:
+            code.check_window(site.address)
+        except Unhookable:
+            if site.kind is not SiteKind.ENTRY or site.address == code.start:
+                raise
+            pieces = code.pieces_at_start(site)  # the prologue stored them from registers
+            return Hook(number, code.start, "probe", Cfa(RSP, 8), pieces)
         return Hook(number, site.address, "probe")
     if site.condition is not None:
         raise Unhookable(
@@ -114,3 +125,126 @@ def _keeps_return(insn: capstone.CsInsn) -> bool:
         return True
     written = insn.op_str.split(",")[0].strip()
     return written not in _RETURN_REGISTERS and not written.startswith(("qword ptr", "dword"))
+
+
+_REGISTERS = {
+    name: number
+    for number, names in enumerate(
+        [
+            ("rax", "eax"), ("rdx", "edx"), ("rcx", "ecx"), ("rbx", "ebx"), ("rsi", "esi"),
+            ("rdi", "edi"), ("rbp", "ebp"), ("rsp", "esp"),
+            ("r8", "r8d"), ("r9", "r9d"), ("r10", "r10d"), ("r11", "r11d"),
+            ("r12", "r12d"), ("r13", "r13d"), ("r14", "r14d"), ("r15", "r15d"),
+        ]
+    )
+    for name in names
+}  # fmt: skip
+_REGISTERS.update({f"xmm{i}": 17 + i for i in range(16)})
+_SIZES = {"qword": 8, "dword": 4, "word": 2, "byte": 1}
+
+
+class _Code:
+    """The instructions of the function a site is in."""
+
+    def __init__(self, plan: ProbePlan, start: int, shape: Any) -> None:
+        self.start = start
+        self.shape = shape
+        raw = plan.binary.code(shape.start, shape.end - shape.start)
+        assert raw is not None
+        self.instructions = list(_disassembler().disasm(raw, shape.start))
+        self.index = {insn.address: i for i, insn in enumerate(self.instructions)}
+
+    @classmethod
+    def of(cls, plan: ProbePlan, site: Site) -> _Code:
+        function = plan.functions[site.function]
+        symbol = function.symbol
+        if function.shape is None:  # an inlined copy: the code of the function it is in
+            host = plan.binary.function_containing(site.address)
+            if host is None:
+                raise Unhookable(f"no function contains {site.address:#x}")
+            symbol = host
+        key = (id(plan), symbol.address)
+        code = _codes.get(key)
+        if code is None:
+            shape = shape_of(plan.binary, symbol, function.probe)
+            code = _codes[key] = cls(plan, shape.start, shape)
+        return code
+
+    def check_window(self, address: int) -> None:
+        """The instructions Frida's patch relocates must run the same from its trampoline:
+        no call among them (its return address would point into the trampoline, where no
+        unwinder finds a frame), no control flow, and no branch landing inside."""
+        i = self.index.get(address)
+        if i is None:
+            raise Unhookable(f"{address:#x} is no instruction boundary")
+        covered = 0
+        while covered < PATCH_BYTES:
+            if i >= len(self.instructions):
+                raise Unhookable("the function ends inside Frida's 5-byte patch")
+            insn = self.instructions[i]
+            if covered and insn.address in self.shape.jump_targets:
+                raise Unhookable(f"a branch lands at {insn.address:#x}, inside Frida's patch")
+            if insn.address in self.shape.control:
+                raise Unhookable(
+                    f"Frida's patch would move the {insn.mnemonic} at {insn.address:#x} into "
+                    "its trampoline (a call there breaks unwinding)"
+                )
+            covered += insn.size
+            i += 1
+
+    def pieces_at_start(self, site: Site) -> tuple[Piece, ...]:
+        """The site's pieces as the function's first instruction sees them, when only a
+        prologue of stack adjustments and register stores lies between: a stack slot the
+        prologue filled from a register is that register at the start."""
+        self.check_window(self.start)
+        depth = 0  # bytes the prologue moved rsp down
+        stores: dict[int, tuple[int, int]] = {}  # offset from the entry rsp -> (reg, size)
+        for insn in self.instructions[: self.index[site.address]]:
+            mnemonic, operands = insn.mnemonic, [o.strip() for o in insn.op_str.split(",")]
+            if mnemonic == "push" and operands[0] in _REGISTERS:
+                depth += 8
+                stores[-depth] = (_REGISTERS[operands[0]], 8)
+            elif mnemonic == "sub" and operands[0] == "rsp" and operands[1].startswith("0x"):
+                depth += int(operands[1], 16)
+            elif mnemonic in ("mov", "movsd", "movss", "movq") and operands[1] in _REGISTERS:
+                slot = _rsp_slot(operands[0])
+                if slot is None:
+                    raise Unhookable(f"its prologue writes {operands[0]}, not a stack slot")
+                stores[slot[0] - depth] = (_REGISTERS[operands[1]], slot[1])
+            else:
+                raise Unhookable(
+                    f"Frida's patch would move a call, and the prologue before the entry probe "
+                    f"({mnemonic} {insn.op_str}) cannot be read back to the first instruction"
+                )
+        pieces = []
+        for piece in site.pieces:
+            if not piece.memory or piece.reg != RSP:
+                if piece.reg == RSP or piece.memory:
+                    raise Unhookable("a value's location depends on the prologue's registers")
+                pieces.append(piece)
+                continue
+            offset = piece.offset - depth
+            if offset >= 0:  # the caller's frame: the same memory at the start
+                pieces.append(Piece(RSP, offset, piece.size, memory=True))
+                continue
+            stored = stores.get(offset)
+            if stored is None or stored[1] < piece.size:
+                raise Unhookable(f"the prologue fills the stack slot rsp{offset:+d} partly")
+            pieces.append(Piece(stored[0], 0, piece.size, memory=False))
+        return tuple(pieces)
+
+
+_codes: dict[tuple[int, int], _Code] = {}
+
+
+def _rsp_slot(operand: str) -> tuple[int, int] | None:
+    """(displacement, size) of `qword ptr [rsp + 0x8]`, or None for another operand."""
+    words = operand.replace("[", " ").replace("]", " ").split()
+    if len(words) < 3 or words[0] not in _SIZES or words[1] != "ptr" or words[2] != "rsp":
+        return None
+    displacement = 0
+    if len(words) == 5 and words[3] in "+-":
+        displacement = int(words[4], 16) * (1 if words[3] == "+" else -1)
+    elif len(words) != 3:
+        return None
+    return displacement, _SIZES[words[0]]
