@@ -298,19 +298,9 @@ void on_hit(GumInvocationContext *ic) {
         }
         e->words[i] = word;
     }
-    if (s->nderefs) {
-        u32 extent = s->extent > 8 * MAX_PIECES ? s->extent : 8 * MAX_PIECES;
-        __builtin_memset(area + 8 * MAX_PIECES, 0, extent - 8 * MAX_PIECES);
-        u32 failed = 0;
-        for (u32 i = 0; i < s->nderefs && i < MAX_DEREFS; i++)
-            failed |= copy_one(area, &s->derefs[i], 1u << i);
-        e->failed = failed;
-    }
-    u32 size = sizeof(struct event) - 8 * MAX_PIECES
-        + (s->nderefs && s->extent > 8 * MAX_PIECES ? s->extent : 8 * MAX_PIECES);
-    u32 need = (8 + size + 7) & ~7u;
-    take_lock();
     if (s->save_reg || s->load_word) {
+        /* Before the copies: a hidden return pointer is where they copy from. */
+        take_lock();
         if (s->save_reg) {
             struct saved_slot *slot = saved_slot(e->cfa, e->tid, 1);
             if (slot) {
@@ -323,7 +313,20 @@ void on_hit(GumInvocationContext *ic) {
             e->words[(s->load_word - 1) & (MAX_PIECES - 1)] = slot ? slot->value : 0;
             if (slot) slot->used = 2;
         }
+        drop_lock();
     }
+    if (s->nderefs) {
+        u32 extent = s->extent > 8 * MAX_PIECES ? s->extent : 8 * MAX_PIECES;
+        __builtin_memset(area + 8 * MAX_PIECES, 0, extent - 8 * MAX_PIECES);
+        u32 failed = 0;
+        for (u32 i = 0; i < s->nderefs && i < MAX_DEREFS; i++)
+            failed |= copy_one(area, &s->derefs[i], 1u << i);
+        e->failed = failed;
+    }
+    u32 size = sizeof(struct event) - 8 * MAX_PIECES
+        + (s->nderefs && s->extent > 8 * MAX_PIECES ? s->extent : 8 * MAX_PIECES);
+    u32 need = (8 + size + 7) & ~7u;
+    take_lock();  /* one lock for the ring and the saved-pointer table */
     u8 *at = reserve(need);
     if (!at) {
         hdr->lost++;
