@@ -146,7 +146,7 @@ def uprobe_trace(request: pytest.FixtureRequest) -> Iterator[Any]:
         with tracer:
             yield tracer
     finally:
-        request.node.stash[_RUN_STATS] = RunStats.of(tracer.traces)
+        request.node.stash[_RUN_STATS] = RunStats.of(tracer.traces, tracer.backend_used)
 
 
 @pytest.fixture
@@ -174,10 +174,12 @@ class RunStats:
     calls: int = 0
     lost: int = 0
     compile_seconds: float = 0.0
+    inprocess_runs: int = 0  # runs by the in-process engine (the others: BPF)
 
     @classmethod
-    def of(cls, traces: Sequence[Any]) -> RunStats:
+    def of(cls, traces: Sequence[Any], backend: str | None = None) -> RunStats:
         return cls(
+            inprocess_runs=len(traces) if backend == "inprocess" else 0,
             runs=len(traces),
             probes=sum(t.probes_attached for t in traces),
             calls=sum(f.call_count for t in traces for f in t.functions.values()),
@@ -186,7 +188,7 @@ class RunStats:
         )
 
     def add(self, other: RunStats) -> None:
-        for name in ("runs", "probes", "calls", "lost", "compile_seconds"):
+        for name in ("runs", "probes", "calls", "lost", "compile_seconds", "inprocess_runs"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def line(self) -> str:
@@ -196,8 +198,16 @@ class RunStats:
         return (
             f"uprobe: {n(self.runs, 'traced run')}, {n(self.probes, 'probe')} attached, "
             f"{n(self.calls, 'call')} seen, {n(self.lost, 'event')} lost, "
-            f"BPF compile {self.compile_seconds:.2f} s"
+            f"BPF compile {self.compile_seconds:.2f} s{self._engines()}"
         )
+
+    def _engines(self) -> str:
+        """Which engine ran the runs (`--uprobe-backend`): said when it was not all BPF."""
+        if not self.inprocess_runs:
+            return ""
+        if self.inprocess_runs == self.runs:
+            return ", engine: inprocess (the BPF compile figure is Frida's set-up)"
+        return f", engines: bpf {self.runs - self.inprocess_runs}, inprocess {self.inprocess_runs}"
 
 
 _RUN_STATS = pytest.StashKey[RunStats]()  # on an item: its tracer's runs

@@ -284,9 +284,13 @@ def _check_backend(backend: str) -> str:
 
 
 def choose_backend(backend: str) -> str:
-    """The engine a Tracer uses: "bpf" or "inprocess". "auto": the BPF engine when this
-    machine allows it (it covers every site kind and follow_children), else the in-process
-    one when frida is installed; raises the BPF engine's PrerequisiteError otherwise."""
+    """The engine a Tracer uses: "bpf" or "inprocess".
+
+    "auto": the BPF engine when the machine allows it (it covers every site kind the plan
+    makes, and follow_children), else the in-process one when frida is installed. The
+    machine does not allow BPF when this process lacks the privileges or the kernel lacks
+    uprobes; a privileged machine with BCC or kernel headers missing or misconfigured is an
+    error that names the fix, not a silent switch of engine."""
     if backend == "inprocess":
         from .inprocess.engine import load_frida
 
@@ -294,8 +298,8 @@ def choose_backend(backend: str) -> str:
         return "inprocess"
     try:
         check_prerequisites()
-    except PrerequisiteError:
-        if backend == "bpf":
+    except PrerequisiteError as exc:
+        if backend == "bpf" or exc.missing not in _MACHINE_REFUSES_BPF:
             raise
         from .inprocess.engine import available
 
@@ -303,6 +307,15 @@ def choose_backend(backend: str) -> str:
             raise
         return "inprocess"
     return "bpf"
+
+
+# The prerequisites (bpf/prerequisites.py, by what they say is missing) that no set-up of
+# this process can provide: where one is missing, "auto" takes the in-process engine.
+_MACHINE_REFUSES_BPF = (
+    "root, or CAP_BPF and CAP_PERFMON",
+    "Linux 5.8 or newer",
+    "a kernel with uprobes",
+)
 
 
 _PIN_ATTEMPTS = 3
