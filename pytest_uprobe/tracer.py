@@ -190,6 +190,7 @@ class Tracer:
                 session, finished = self._run_inprocess(
                     plan, pinned, args, env, cwd, data, timeout, follow
                 )
+                plan = session.plan  # the values only this engine reads (floats in xmm)
             else:
                 session = bpf.Session(plan, record=self.record, follow_children=follow)
                 self._live.append(session)

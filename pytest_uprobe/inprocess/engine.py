@@ -28,6 +28,7 @@ from ..errors import PrerequisiteError, UnreadableFunction
 from ..launch import Finished
 from ..plan import AREA, WORDS, ProbePlan
 from . import agent, placement
+from .sse import with_sse_returns
 
 _SHM = "/dev/shm"  # noqa: S108  (used through mkstemp only)
 RING_BYTES = 64 << 20  # a full ring makes the target wait for the drain, then drop
@@ -172,13 +173,13 @@ class InprocessRun:
     `events`, `counts()` and `lost()` hold what it recorded. Safe to close more than once."""
 
     def __init__(self, plan: ProbePlan, *, record: bool = True) -> None:
-        self.plan = plan
+        self.plan = with_sse_returns(plan)  # decode events with this one: it reads xmm too
         self.record = record
         self.events: list[RawEvent] = []
         self.compile_seconds = 0.0
         self.pid: int | None = None
         self._frida = load_frida()
-        self._buffer = SharedBuffer(plan, record)
+        self._buffer = SharedBuffer(self.plan, record)
         self._session: Any = None
         self._reaped = False
         self._killed = False

@@ -178,3 +178,23 @@ def test_follow_children_is_refused_with_the_reason(cargo_bin):
     refused = pytest.raises(UsageError, match="follow_children needs the BPF backend")
     with Tracer(backend="inprocess", follow_children=True) as tracer, refused:
         tracer.run([exe, "loop", "1"], probes=["workload::tick"])
+
+
+@pytest.mark.parametrize("profile", ["dev", "release"])
+def test_a_float_return_is_read_from_xmm0_where_bpf_says_unavailable(cargo_bin, profile):
+    from pytest_uprobe.values import Unavailable
+
+    exe = cargo_bin("example_crates/types", profile=profile)
+    printed = re.search(
+        r"^RET t_f64 = (\S+)$", subprocess.run([exe], capture_output=True, text=True).stdout, re.M
+    )
+    assert printed is not None
+    retvals = {}
+    for backend in ("bpf", "inprocess"):
+        with Tracer(backend=backend) as tracer:
+            trace = tracer.run([exe], probes=["types::t_f64"])
+        (call,) = trace["types::t_f64"].calls
+        assert call.args == (-2.5, pytest.approx(0.1))
+        retvals[backend] = call.retval
+    assert isinstance(retvals["bpf"], Unavailable)
+    assert retvals["inprocess"] == float(printed.group(1))
