@@ -135,6 +135,12 @@ void attach_buffer(void *base) {
 
 void after_fork_child(void) { off = 1; }
 
+/* The entry half of a leaf's return hook: keep the frame's CFA for the leave. */
+void on_leave_enter(GumInvocationContext *ic) {
+    u64 *cfa = (u64 *)gum_invocation_context_get_listener_invocation_data(ic, sizeof(u64));
+    *cfa = ic->cpu_context->rsp + 8;
+}
+
 /* How the process ends, for the Python side when Frida's child watch reaps it first. */
 void on_exit_call(GumInvocationContext *ic) {
     if (off || !hdr)
@@ -184,6 +190,8 @@ static u64 reg_value(GumCpuContext *c, u32 reg) {
     }
     if (reg >= 17 && reg <= 32)
         return *(u64 *)&c->xmm[reg - 17];
+    if (reg == 49)  /* RFLAGS: Frida's trampoline pushes them right above the context */
+        return *(u64 *)(c + 1);
     return 0;
 }
 
@@ -259,7 +267,7 @@ static u8 *reserve(u32 need) {
     return &ring[pos];
 }
 
-void on_hit(GumInvocationContext *ic) {
+static void record_hit(GumInvocationContext *ic, int leaving) {
     if (off)
         return;
     u32 index = (u32)(gsize)gum_invocation_context_get_listener_function_data(ic);
@@ -278,7 +286,12 @@ void on_hit(GumInvocationContext *ic) {
     e->site = index;
     e->failed = 0;
     e->pad = 0;
-    e->cfa = reg_value(c, s->cfa_reg) + s->cfa_offset;
+    if (leaving)
+        /* Frida's leave trampoline runs on a stack of its own making: the frame's CFA is
+         * what the entry saw (see on_leave_enter). */
+        e->cfa = *(u64 *)gum_invocation_context_get_listener_invocation_data(ic, sizeof(u64));
+    else
+        e->cfa = reg_value(c, s->cfa_reg) + s->cfa_offset;
     u32 n = s->npieces;
     for (u32 i = 0; i < MAX_PIECES; i++) {
         u64 word = 0;
@@ -340,6 +353,10 @@ void on_hit(GumInvocationContext *ic) {
     hdr->head += need;
     drop_lock();
 }
+
+void on_hit(GumInvocationContext *ic) { record_hit(ic, 0); }
+
+void on_leave(GumInvocationContext *ic) { record_hit(ic, 1); }
 """
 
 JS_SOURCE = r"""
@@ -373,7 +390,7 @@ rpc.exports = {
       const at = pie ? start.add(address) : ptr(address);
       try {
         if (kind === 'leave')
-          listeners.push(Interceptor.attach(at, { onLeave: cm.on_hit }, ptr(index)));
+          listeners.push(Interceptor.attach(at, { onEnter: cm.on_leave_enter, onLeave: cm.on_leave }, ptr(index)));
         else if (kind === 'enter')
           listeners.push(Interceptor.attach(at, { onEnter: cm.on_hit }, ptr(index)));
         else

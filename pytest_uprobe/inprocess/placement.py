@@ -54,7 +54,28 @@ def hooks(plan: ProbePlan, record: bool) -> list[Hook]:
             out.append(_hook(plan, number, site))
         except Unhookable as exc:
             raise Unhookable(number, str(exc)) from None
+    _check_tail_calls_into_leave_hooks(plan, out)
     return out
+
+
+def _check_tail_calls_into_leave_hooks(plan: ProbePlan, planned: list[Hook]) -> None:
+    """Frida runs no leave hook for a function entered by a jump out of a hooked tail-call
+    site (measured: the return is never seen, so the call would look unwound). Refuse a
+    plan where that can happen rather than report such a call as unwound."""
+    jumps = [plan.sites[h.site] for h in planned if plan.sites[h.site].kind is SiteKind.TAIL_CALL]
+    if not jumps:
+        return
+    targets = {site.target for site in jumps}
+    for hook in planned:
+        if hook.kind != "leave":
+            continue
+        function = plan.functions[plan.sites[hook.site].function]
+        if function.symbol.address in targets or None in targets:
+            raise Unhookable(
+                hook.site,
+                f"a traced tail call may jump into {function.symbol.path}, and Frida runs no "
+                "return hook for a function entered that way",
+            )
 
 
 def _hook(plan: ProbePlan, number: int, site: Site) -> Hook:
@@ -73,11 +94,12 @@ def _hook(plan: ProbePlan, number: int, site: Site) -> Hook:
             pieces = code.pieces_at_start(site)  # the prologue stored them from registers
             return Hook(number, code.start, "probe", Cfa(RSP, 8), pieces)
         return Hook(number, site.address, "probe")
+    if site.kind is SiteKind.TAIL_CALL and code.size_at(site.address) >= PATCH_BYTES:
+        # A jmp/jcc rel32 is a patch of its own: Frida relocates the jump and nothing else.
+        code.check_window(site.address, last_may_jump=True)
+        return Hook(number, site.address, "probe")
     if site.condition is not None:
-        raise Unhookable(
-            "a conditional tail call: Frida's CPU context has no flags register, so whether "
-            "the jump is taken cannot be read"
-        )
+        raise Unhookable(f"a conditional tail call in a {code.size_at(site.address)}-byte jump")
     address, cfa = _epilogue_start(plan, site)
     return Hook(number, address, "probe", cfa)
 
@@ -170,7 +192,10 @@ class _Code:
             code = _codes[key] = cls(plan, shape.start, shape)
         return code
 
-    def check_window(self, address: int) -> None:
+    def size_at(self, address: int) -> int:
+        return int(self.instructions[self.index[address]].size)
+
+    def check_window(self, address: int, *, last_may_jump: bool = False) -> None:
         """The instructions Frida's patch relocates must run the same from its trampoline:
         no call among them (its return address would point into the trampoline, where no
         unwinder finds a frame), no control flow, and no branch landing inside."""
@@ -184,7 +209,9 @@ class _Code:
             insn = self.instructions[i]
             if covered and insn.address in self.shape.jump_targets:
                 raise Unhookable(f"a branch lands at {insn.address:#x}, inside Frida's patch")
-            if insn.address in self.shape.control:
+            ends_patch = covered + insn.size >= PATCH_BYTES
+            jumps = insn.mnemonic.startswith("j")
+            if insn.address in self.shape.control and not (last_may_jump and ends_patch and jumps):
                 raise Unhookable(
                     f"Frida's patch would move the {insn.mnemonic} at {insn.address:#x} into "
                     "its trampoline (a call there breaks unwinding)"
