@@ -390,7 +390,8 @@ rpc.exports = {
       const at = pie ? start.add(address) : ptr(address);
       try {
         if (kind === 'leave')
-          listeners.push(Interceptor.attach(at, { onEnter: cm.on_leave_enter, onLeave: cm.on_leave }, ptr(index)));
+          listeners.push(Interceptor.attach(
+            at, { onEnter: cm.on_leave_enter, onLeave: cm.on_leave }, ptr(index)));
         else if (kind === 'enter')
           listeners.push(Interceptor.attach(at, { onEnter: cm.on_hit }, ptr(index)));
         else
