@@ -96,7 +96,7 @@ def _hook(plan: ProbePlan, number: int, site: Site) -> Hook:
         return Hook(number, site.address, "probe")
     if site.kind is SiteKind.TAIL_CALL and code.size_at(site.address) >= PATCH_BYTES:
         # A jmp/jcc rel32 is a patch of its own: Frida relocates the jump and nothing else.
-        code.check_window(site.address, last_may_jump=True)
+        code.check_window(site.address)
         return Hook(number, site.address, "probe")
     if site.condition is not None:
         raise Unhookable(f"a conditional tail call in a {code.size_at(site.address)}-byte jump")
@@ -149,18 +149,12 @@ def _keeps_return(insn: capstone.CsInsn) -> bool:
     return written not in _RETURN_REGISTERS and not written.startswith(("qword ptr", "dword"))
 
 
-_REGISTERS = {
-    name: number
-    for number, names in enumerate(
-        [
-            ("rax", "eax"), ("rdx", "edx"), ("rcx", "ecx"), ("rbx", "ebx"), ("rsi", "esi"),
-            ("rdi", "edi"), ("rbp", "ebp"), ("rsp", "esp"),
-            ("r8", "r8d"), ("r9", "r9d"), ("r10", "r10d"), ("r11", "r11d"),
-            ("r12", "r12d"), ("r13", "r13d"), ("r14", "r14d"), ("r15", "r15d"),
-        ]
-    )
-    for name in names
-}  # fmt: skip
+_GPR = [
+    ("rax", "eax", "ax", "al"), ("rdx", "edx", "dx", "dl"), ("rcx", "ecx", "cx", "cl"),
+    ("rbx", "ebx", "bx", "bl"), ("rsi", "esi", "si", "sil"), ("rdi", "edi", "di", "dil"),
+    ("rbp", "ebp", "bp", "bpl"), ("rsp", "esp", "sp", "spl"),
+] + [(f"r{n}", f"r{n}d", f"r{n}w", f"r{n}b") for n in range(8, 16)]  # fmt: skip
+_REGISTERS = {name: number for number, names in enumerate(_GPR) for name in names}
 _REGISTERS.update({f"xmm{i}": 17 + i for i in range(16)})
 _SIZES = {"qword": 8, "dword": 4, "word": 2, "byte": 1}
 
@@ -195,10 +189,11 @@ class _Code:
     def size_at(self, address: int) -> int:
         return int(self.instructions[self.index[address]].size)
 
-    def check_window(self, address: int, *, last_may_jump: bool = False) -> None:
+    def check_window(self, address: int) -> None:
         """The instructions Frida's patch relocates must run the same from its trampoline:
         no call among them (its return address would point into the trampoline, where no
-        unwinder finds a frame), no control flow, and no branch landing inside."""
+        unwinder finds a frame), control flow only as the last one, and no branch landing
+        inside."""
         i = self.index.get(address)
         if i is None:
             raise Unhookable(f"{address:#x} is no instruction boundary")
@@ -209,9 +204,11 @@ class _Code:
             insn = self.instructions[i]
             if covered and insn.address in self.shape.jump_targets:
                 raise Unhookable(f"a branch lands at {insn.address:#x}, inside Frida's patch")
+            # A jump or ret that ends the patch runs from the trampoline just the same; a
+            # call does not (its return address would point into the trampoline).
             ends_patch = covered + insn.size >= PATCH_BYTES
-            jumps = insn.mnemonic.startswith("j")
-            if insn.address in self.shape.control and not (last_may_jump and ends_patch and jumps):
+            leaves = insn.mnemonic.startswith("j") or insn.mnemonic == "ret"
+            if insn.address in self.shape.control and not (ends_patch and leaves):
                 raise Unhookable(
                     f"Frida's patch would move the {insn.mnemonic} at {insn.address:#x} into "
                     "its trampoline (a call there breaks unwinding)"
@@ -226,6 +223,7 @@ class _Code:
         self.check_window(self.start)
         depth = 0  # bytes the prologue moved rsp down
         stores: dict[int, tuple[int, int]] = {}  # offset from the entry rsp -> (reg, size)
+        copies: dict[int, int] = {}  # register -> the register whose start value it holds
         for insn in self.instructions[: self.index[site.address]]:
             mnemonic, operands = insn.mnemonic, [o.strip() for o in insn.op_str.split(",")]
             if mnemonic == "push" and operands[0] in _REGISTERS:
@@ -234,10 +232,15 @@ class _Code:
             elif mnemonic == "sub" and operands[0] == "rsp" and operands[1].startswith("0x"):
                 depth += int(operands[1], 16)
             elif mnemonic in ("mov", "movsd", "movss", "movq") and operands[1] in _REGISTERS:
+                source = copies.get(_REGISTERS[operands[1]], _REGISTERS[operands[1]])
+                if operands[0] in _REGISTERS and operands[0] not in ("rsp", "esp"):
+                    # a register copy (`mov al, dil`): the value is the source's at the start
+                    copies[_REGISTERS[operands[0]]] = source
+                    continue
                 slot = _rsp_slot(operands[0])
                 if slot is None:
                     raise Unhookable(f"its prologue writes {operands[0]}, not a stack slot")
-                stores[slot[0] - depth] = (_REGISTERS[operands[1]], slot[1])
+                stores[slot[0] - depth] = (source, slot[1])
             else:
                 raise Unhookable(
                     f"Frida's patch would move a call, and the prologue before the entry probe "
@@ -248,7 +251,7 @@ class _Code:
             if not piece.memory or piece.reg != RSP:
                 if piece.reg == RSP or piece.memory:
                     raise Unhookable("a value's location depends on the prologue's registers")
-                pieces.append(piece)
+                pieces.append(Piece(copies.get(piece.reg, piece.reg), 0, piece.size, False))
                 continue
             offset = piece.offset - depth
             if offset >= 0:  # the caller's frame: the same memory at the start
