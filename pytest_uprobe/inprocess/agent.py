@@ -38,11 +38,17 @@ class Header(ct.Structure):
         ("attached", ct.c_uint32),  # set by the agent once every site is attached
         ("in_flight", ct.c_uint64),  # recording hits started minus finished
         ("exit_code", ct.c_uint32),  # the argument of _exit, when exit_how is EXITED
-        ("exit_how", ct.c_uint32),  # NOT_YET, EXITED (_exit called) or ABORTING (abort called)
+        ("exit_how", ct.c_uint32),  # NOT_YET, EXITED, ABORTING or FAULTED (see below)
     ]
 
 
-NOT_YET, EXITED, ABORTING = 0, 1, 2
+# How the target ended, as the agent saw it: _exit called (exit_code: its status), abort
+# called, or a fault it may have died of (exit_code: the signal).
+NOT_YET, EXITED, ABORTING, FAULTED = 0, 1, 2, 3
+FAULT_SIGNALS = {
+    "abort": 6, "access-violation": 11, "guard-page": 11, "stack-overflow": 11,
+    "illegal-instruction": 4, "arithmetic": 8, "breakpoint": 5, "single-step": 5,
+}  # fmt: skip
 
 
 class CSite(ct.Structure):
@@ -403,6 +409,18 @@ rpc.exports = {
     // How the process ends (see on_exit_call): _exit is where exit() and a return from main end.
     for (const [name, callback] of [['_exit', cm.on_exit_call], ['abort', cm.on_abort_call]])
       listeners.push(Interceptor.attach(Module.getGlobalExportByName(name), { onEnter: callback }));
+    // A fault the program may die of: its signal, in case Frida's child watch reaps the
+    // process first (a later _exit or abort overrides it). The program's own handlers run
+    // as before: returning false passes the signal on.
+    const header = base;
+    Process.setExceptionHandler(details => {
+      const signal = FAULT_SIGNALS[details.type];
+      if (signal !== undefined && header.add(EXIT_HOW).readU32() === 0) {
+        header.add(EXIT_CODE).writeU32(signal);
+        header.add(EXIT_HOW).writeU32(3);
+      }
+      return false;
+    });
     Interceptor.flush();
     return failed;
   },
@@ -425,5 +443,7 @@ def script_source() -> str:
 
     return (
         f"const SOURCE = {json.dumps(c_source())};\nconst SAVED_BYTES = {SAVED_SLOTS * 32};\n"
+        f"const FAULT_SIGNALS = {json.dumps(FAULT_SIGNALS)};\n"
+        f"const EXIT_CODE = {Header.exit_code.offset};\nconst EXIT_HOW = {Header.exit_how.offset};\n"
         + JS_SOURCE
     )

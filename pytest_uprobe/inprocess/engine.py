@@ -325,6 +325,8 @@ class InprocessRun:
             return int(header.exit_code) << 8
         if header.exit_how == agent.ABORTING:
             return signal.SIGABRT
+        if header.exit_how == agent.FAULTED:
+            return int(header.exit_code)  # the signal of the fault it died of
         if timed_out or self._killed:
             return signal.SIGKILL
         raise PrerequisiteError(
