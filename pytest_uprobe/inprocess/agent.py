@@ -445,6 +445,5 @@ def script_source() -> str:
         f"const SOURCE = {json.dumps(c_source())};\nconst SAVED_BYTES = {SAVED_SLOTS * 32};\n"
         f"const FAULT_SIGNALS = {json.dumps(FAULT_SIGNALS)};\n"
         f"const EXIT_CODE = {Header.exit_code.offset};\n"
-        f"const EXIT_HOW = {Header.exit_how.offset};\n"
-        + JS_SOURCE
+        f"const EXIT_HOW = {Header.exit_how.offset};\n" + JS_SOURCE
     )

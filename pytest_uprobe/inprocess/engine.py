@@ -33,7 +33,7 @@ from .sse import with_sse_returns
 _SHM = "/dev/shm"  # noqa: S108  (used through mkstemp only)
 RING_BYTES = 64 << 20  # a full ring makes the target wait for the drain, then drop
 DRAIN_SECONDS = 0.005
-OUTPUT_GRACE = 2.0  # seconds to wait, after the exit, for Frida to deliver the last output
+OUTPUT_GRACE = 2.0  # seconds to wait, after the exit, for output a descendant still holds
 _EVENT_HEAD = 32  # ts, cfa, tid, site, failed, pad: then the words (and a big event's area)
 
 
@@ -200,26 +200,15 @@ class InprocessRun:
     ) -> Finished:
         frida = self._frida
         device = frida.get_local_device()
-        output: dict[int, list[bytes]] = {1: [], 2: []}
-        closed: set[int] = set()
-
-        def on_output(pid: int, fd: int, data: bytes) -> None:
-            if pid == self.pid and fd in output:
-                if data:
-                    output[fd].append(data)
-                else:
-                    closed.add(fd)  # Frida sends b"" when the target closes the pipe
-
-        device.on("output", on_output)
         started = time.perf_counter()
-        try:
-            kwargs: dict[str, Any] = {"stdio": "pipe"}
-            if env is not None:
-                kwargs["envp"] = dict(env)
-            if cwd is not None:
-                kwargs["cwd"] = os.fspath(cwd)
+        kwargs: dict[str, Any] = {"stdio": "inherit"}
+        if env is not None:
+            kwargs["envp"] = dict(env)
+        if cwd is not None:
+            kwargs["cwd"] = os.fspath(cwd)
+        with _Pipes(input) as pipes:
             try:
-                self.pid = device.spawn(executable, argv=list(argv), **kwargs)
+                self.pid = pipes.spawn(lambda: device.spawn(executable, argv=list(argv), **kwargs))
             except frida.ExecutableNotFoundError as exc:
                 raise PrerequisiteError("an executable file", str(exc), "check the path") from None
             self._attach(device)
@@ -230,20 +219,13 @@ class InprocessRun:
             self._drainer.start()
             self._start_waiter()
             device.resume(self.pid)
-            if input:
-                device.input(self.pid, input)
             status, timed_out = self._wait(timeout)
-            deadline = time.monotonic() + OUTPUT_GRACE
-            while len(closed) < 2 and time.monotonic() < deadline:
-                time.sleep(0.001)  # the last output is still on its way from Frida
-        finally:
-            with contextlib.suppress(Exception):
-                device.off("output", on_output)
+            stdout, stderr = pipes.collect()
         self._finish()
         return Finished(
             _returncode(status),
-            b"".join(output[1]).decode("utf-8", "replace"),
-            b"".join(output[2]).decode("utf-8", "replace"),
+            stdout.decode("utf-8", "replace"),
+            stderr.decode("utf-8", "replace"),
             timed_out,
         )
 
@@ -380,6 +362,81 @@ class InprocessRun:
             self._drainer = None
         self._detach()
         self._buffer.close()
+
+
+class _Pipes:
+    """The target's stdin, stdout and stderr, as subprocess gives them: Frida's own "pipe"
+    stdio never closes the target's stdin, so a program that reads to EOF would hang.
+    Frida forks the target from this process: for the moment of the spawn, fds 0-2 of
+    this process are the pipes (a lock keeps two spawns apart)."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, input: bytes | None) -> None:
+        self.input = input
+        if input is None:
+            self.stdin_read, self.stdin_write = os.open(os.devnull, os.O_RDONLY), -1
+        else:
+            self.stdin_read, self.stdin_write = os.pipe()
+        self.out_read, self.out_write = os.pipe()
+        self.err_read, self.err_write = os.pipe()
+        self.chunks: dict[int, list[bytes]] = {self.out_read: [], self.err_read: []}
+        self.readers: list[threading.Thread] = []
+
+    def __enter__(self) -> _Pipes:
+        return self
+
+    def spawn(self, spawn: Any) -> int:
+        with self._lock:
+            saved = [os.dup(fd) for fd in (0, 1, 2)]
+            try:
+                for fd, target in zip((self.stdin_read, self.out_write, self.err_write), (0, 1, 2)):
+                    os.dup2(fd, target)
+                pid = int(spawn())
+            finally:
+                for target, fd in enumerate(saved):
+                    os.dup2(fd, target)
+                    os.close(fd)
+        for fd in (self.stdin_read, self.out_write, self.err_write):
+            os.close(fd)
+        self.stdin_read = self.out_write = self.err_write = -1
+        for fd in self.chunks:
+            reader = threading.Thread(target=self._read, args=(fd,), daemon=True)
+            reader.start()
+            self.readers.append(reader)
+        if self.stdin_write >= 0:
+            threading.Thread(target=self._write, daemon=True).start()
+        return pid
+
+    def _read(self, fd: int) -> None:
+        while chunk := os.read(fd, 65536):
+            self.chunks[fd].append(chunk)
+
+    def _write(self) -> None:
+        with contextlib.suppress(OSError):
+            view = memoryview(self.input or b"")
+            while view:
+                view = view[os.write(self.stdin_write, view) :]
+        with contextlib.suppress(OSError):
+            os.close(self.stdin_write)
+        self.stdin_write = -1
+
+    def collect(self) -> tuple[bytes, bytes]:
+        """Everything the target wrote (waiting a moment for a descendant that still holds
+        the pipes open, as subprocess.communicate would wait for it to finish)."""
+        for reader in self.readers:
+            reader.join(OUTPUT_GRACE)
+        return b"".join(self.chunks[self.out_read]), b"".join(self.chunks[self.err_read])
+
+    def __exit__(self, *exc: object) -> None:
+        for fd in (self.stdin_read, self.out_write, self.err_write):
+            if fd >= 0:
+                os.close(fd)
+        for reader in self.readers:
+            reader.join(OUTPUT_GRACE)
+        for fd in (self.out_read, self.err_read):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def _returncode(status: int) -> int:

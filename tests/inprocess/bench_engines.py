@@ -7,6 +7,7 @@ import re
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from pytest_uprobe import Tracer
@@ -44,6 +45,22 @@ def per_call(backend: str, record: bool, n: int) -> float:
         assert trace.functions[LEAF].call_count >= n, trace.functions[LEAF].call_count
         runs.append(loop_ns(trace.stdout))
     return (statistics.median(runs) - base) / n
+
+
+def per_test(backend: str, runs: int = 10) -> float:
+    """Seconds per traced run of a short program (set-up, run, teardown), median."""
+    times = []
+    with Tracer(backend=backend) as tracer:
+        for _ in range(runs):
+            started = time.perf_counter()
+            for _attempt in range(5):
+                try:
+                    tracer.run([str(EXE), "10", "leaf"], probes=[LEAF])
+                    break
+                except PrerequisiteError:
+                    continue
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)
 
 
 def main() -> None:

@@ -3,6 +3,7 @@ printed: same calls, same arguments, same return values, same counts. Needs frid
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -198,3 +199,23 @@ def test_a_float_return_is_read_from_xmm0_where_bpf_says_unavailable(cargo_bin, 
         retvals[backend] = call.retval
     assert isinstance(retvals["bpf"], Unavailable)
     assert retvals["inprocess"] == float(printed.group(1))
+
+
+@pytest.mark.parametrize("data", [b"to the end\n", None], ids=["input", "no-input"])
+def test_the_target_reads_its_stdin_to_the_end(data):
+    """Frida's own stdio pipes never close the target's stdin (a program that reads to EOF
+    would hang): the engine gives the target pipes of its own, as subprocess does."""
+    import frida
+
+    from pytest_uprobe.inprocess.engine import _Pipes
+
+    device = frida.get_local_device()
+    cat = shutil.which("cat")
+    assert cat is not None
+    with _Pipes(data) as pipes:
+        pid = pipes.spawn(lambda: device.spawn(cat, argv=["cat"], stdio="inherit"))
+        device.resume(pid)
+        stdout, stderr = pipes.collect()
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+    assert (stdout, stderr) == (data or b"", b"")
