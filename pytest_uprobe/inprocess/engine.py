@@ -131,31 +131,24 @@ class SharedBuffer:
         raw = self.map[self.counts_offset : self.counts_offset + 8 * self.nsites]
         return list(ct.cast(ct.c_char_p(raw), ct.POINTER(ct.c_uint64))[: self.nsites])
 
-    def drain(self, sink: list[RawEvent]) -> int:
-        """Move every published event into `sink`; the number of events taken."""
+    def drain(self, sink: list[bytes]) -> int:
+        """Copy every published record out of the ring into `sink` (raw: turning them into
+        events waits for the end of the run, so the target never waits on Python's
+        parsing); the number of bytes taken."""
         header = self.header
         head = header.head
         tail = header.tail
-        taken = 0
-        view = self.map
-        base = self.ring_offset
-        mask = self.capacity - 1
-        from_bytes = int.from_bytes
-        while tail < head:
-            pos = base + (tail & mask)
-            size = from_bytes(view[pos : pos + 4], "little")
-            kind = from_bytes(view[pos + 4 : pos + 8], "little")
-            if kind == 0:
-                raw = view[pos + 8 : pos + size]
-                ts, cfa, tid, site, failed, *words = _EVENT.unpack_from(raw)
-                data = raw[_EVENT.size :]
-                if len(raw) > _EVENT.size:
-                    data = data + bytes(AREA - WORDS - len(data))
-                sink.append(RawEvent(ts, cfa, tid, site, tuple(words), data, failed))
-                taken += 1
-            tail += size
-        header.tail = tail
-        return taken
+        if tail >= head:
+            return 0
+        base, capacity = self.ring_offset, self.capacity
+        start, end = tail % capacity, head % capacity
+        if start < end or end == 0:
+            sink.append(self.map[base + start : base + (end or capacity)])
+        else:  # the published bytes wrap around: records never straddle the end
+            sink.append(self.map[base + start : base + capacity])
+            sink.append(self.map[base : base + end])
+        header.tail = head
+        return head - tail
 
     def close(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -168,6 +161,26 @@ class SharedBuffer:
 from ..bpf.program import EVENT as _EVENT  # noqa: E402  (the very layout the BPF side sends)
 
 
+def parse_records(blobs: list[bytes], sink: list[RawEvent]) -> None:
+    """The RawEvents in raw ring records, in order (skip records left out)."""
+    from_bytes = int.from_bytes
+    unpack_from = _EVENT.unpack_from
+    event_size = _EVENT.size
+    padding = AREA - WORDS
+    for blob in blobs:
+        pos, end = 0, len(blob)
+        while pos < end:
+            size = from_bytes(blob[pos : pos + 4], "little")
+            if from_bytes(blob[pos + 4 : pos + 8], "little") == 0:
+                ts, cfa, tid, site, failed, *words = unpack_from(blob, pos + 8)
+                data = b""
+                if size - 8 > event_size:
+                    data = blob[pos + 8 + event_size : pos + size]
+                    data += bytes(padding - len(data))
+                sink.append(RawEvent(ts, cfa, tid, site, tuple(words), data, failed))
+            pos += size
+
+
 class InprocessRun:
     """One traced process under the in-process engine. `run` returns how it ended;
     `events`, `counts()` and `lost()` hold what it recorded. Safe to close more than once."""
@@ -176,6 +189,7 @@ class InprocessRun:
         self.plan = with_sse_returns(plan)  # decode events with this one: it reads xmm too
         self.record = record
         self.events: list[RawEvent] = []
+        self._records: list[bytes] = []  # raw ring records, parsed into events at the end
         self.compile_seconds = 0.0
         self.pid: int | None = None
         self._frida = load_frida()
@@ -320,7 +334,7 @@ class InprocessRun:
 
     def _drain(self) -> None:
         while not self._stop.is_set():
-            if not self._buffer.drain(self.events):
+            if not self._buffer.drain(self._records):
                 time.sleep(DRAIN_SECONDS)
 
     def _finish(self) -> None:
@@ -328,7 +342,9 @@ class InprocessRun:
         if self._drainer is not None:
             self._drainer.join()
             self._drainer = None
-        self._buffer.drain(self.events)
+        self._buffer.drain(self._records)
+        parse_records(self._records, self.events)
+        self._records = []
         self._detach()
 
     def _detach(self) -> None:
