@@ -225,7 +225,11 @@ class InprocessRun:
                 self.pid = pipes.spawn(lambda: device.spawn(executable, argv=list(argv), **kwargs))
             except frida.ExecutableNotFoundError as exc:
                 raise PrerequisiteError("an executable file", str(exc), "check the path") from None
-            self._attach(device)
+            try:
+                self._attach(device)
+            except BaseException:
+                self.kill()  # suspended, it would hold the pipes open: end it first
+                raise
             self.compile_seconds = time.perf_counter() - started
             self._drainer = threading.Thread(
                 target=self._drain, name="uprobe-inprocess", daemon=True
