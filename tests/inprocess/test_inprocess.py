@@ -67,9 +67,11 @@ def test_nothing_is_left_running_or_in_dev_shm(cargo_bin):
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root")
-def test_pytest_uprobe_runs_as_an_unprivileged_user(cargo_bin, tmp_path):
-    """nobody runs `pytest --uprobe --uprobe-backend=inprocess` on the args crate through
-    this interpreter (its site-packages must be readable by others)."""
+@pytest.mark.parametrize("backend", ["inprocess", "auto"])
+def test_pytest_uprobe_runs_as_an_unprivileged_user(cargo_bin, tmp_path, backend):
+    """nobody runs `pytest --uprobe` on the args crate through this interpreter (its
+    environment must be readable by others): explicitly on the in-process engine, and with
+    "auto", which takes it because nobody may not use BPF; the summary line says so."""
     exe = cargo_bin("example_crates/args")
     work = tmp_path / "nobody"
     work.mkdir()
@@ -83,36 +85,21 @@ def test_pytest_uprobe_runs_as_an_unprivileged_user(cargo_bin, tmp_path):
     os.chmod(tmp_path, 0o755)
     os.chmod(work, 0o777)
     for parent in tmp_path.parents:
-        if parent == Path("/tmp") or parent == Path("/"):
+        if parent in (Path("/tmp"), Path("/")):
             break
         os.chmod(parent, os.stat(parent).st_mode | 0o005)
     result = subprocess.run(
-        [
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            sys.executable,
-            "-m",
-            "pytest",
-            "--uprobe",
-            "--uprobe-backend=inprocess",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--rootdir",
-            str(work),
-            str(work / "test_it.py"),
-        ],
-        cwd=work,
-        capture_output=True,
-        text=True,
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+         sys.executable, "-m", "pytest", "--uprobe", f"--uprobe-backend={backend}", "-q",
+         "-p", "no:cacheprovider", "--rootdir", str(work), str(work / "test_it.py")],
+        cwd=work, capture_output=True, text=True,
         env={**os.environ, "HOME": str(work), "XDG_CACHE_HOME": str(work / ".cache")},
-    )
+    )  # fmt: skip
     if "Permission denied" in result.stdout + result.stderr and "venv" in result.stderr:
         pytest.skip("this interpreter's environment is not readable by nobody")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
+    assert "engine: inprocess" in result.stdout
 
 
 def _tick_calls(trace):
