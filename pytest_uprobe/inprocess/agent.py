@@ -273,10 +273,9 @@ static u8 *reserve(u32 need) {
     return &ring[pos];
 }
 
-static void record_hit(GumInvocationContext *ic, int leaving) {
+static void record_hit(GumInvocationContext *ic, u32 index, int leaving) {
     if (off)
         return;
-    u32 index = (u32)(gsize)gum_invocation_context_get_listener_function_data(ic);
     add_one(&counts[index]);
     struct site *s = &sites[index];
     if (!s->record)
@@ -360,9 +359,22 @@ static void record_hit(GumInvocationContext *ic, int leaving) {
     drop_lock();
 }
 
-void on_hit(GumInvocationContext *ic) { record_hit(ic, 0); }
+/* The listener's data: the site number; for a leaf's combined hook, the entry site's in the
+ * low 32 bits and the return site's in the high ones. */
+static inline u64 listener_data(GumInvocationContext *ic) {
+    return (u64)(gsize)gum_invocation_context_get_listener_function_data(ic);
+}
 
-void on_leave(GumInvocationContext *ic) { record_hit(ic, 1); }
+void on_hit(GumInvocationContext *ic) { record_hit(ic, (u32)listener_data(ic), 0); }
+
+void on_leave(GumInvocationContext *ic) { record_hit(ic, (u32)(listener_data(ic) >> 32), 1); }
+
+/* A leaf's entry and return in one function listener (Frida runs one trampoline for both):
+ * keep the CFA for the return, then record the entry. */
+void on_enter_both(GumInvocationContext *ic) {
+    on_leave_enter(ic);
+    record_hit(ic, (u32)listener_data(ic), 0);
+}
 """
 
 JS_SOURCE = r"""
@@ -395,15 +407,20 @@ rpc.exports = {
     for (const [index, address, kind] of sites) {
       const at = pie ? start.add(address) : ptr(address);
       try {
-        if (kind === 'leave')
-          listeners.push(Interceptor.attach(
-            at, { onEnter: cm.on_leave_enter, onLeave: cm.on_leave }, ptr(index)));
+        if (kind === 'leave')  // index: the return site's, in the high half
+          listeners.push(Interceptor.attach(at,
+            { onEnter: cm.on_leave_enter, onLeave: cm.on_leave },
+            ptr(uint64(index).shl(32).toString())));
+        else if (kind === 'both')  // index: [entry site, return site]
+          listeners.push(Interceptor.attach(at,
+            { onEnter: cm.on_enter_both, onLeave: cm.on_leave },
+            ptr(uint64(index[0]).or(uint64(index[1]).shl(32)).toString())));
         else if (kind === 'enter')
           listeners.push(Interceptor.attach(at, { onEnter: cm.on_hit }, ptr(index)));
         else
           listeners.push(Interceptor.attach(at, cm.on_hit, ptr(index)));
       } catch (e) {
-        failed.push([index, e.message]);
+        failed.push([Array.isArray(index) ? index[0] : index, e.message]);
       }
     }
     // How the process ends (see on_exit_call): _exit is where exit() and a return from main end.

@@ -263,7 +263,10 @@ class InprocessRun:
                     self._buffer.set_cfa(hook.site, hook.cfa)
                 if hook.pieces is not None:
                     self._buffer.set_pieces(hook.site, hook.pieces)
-            wanted = [[h.site, h.address, h.kind] for h in planned]
+            wanted = [
+                [[h.site, h.returns] if h.kind == "both" else h.site, h.address, h.kind]
+                for h in planned
+            ]
             failed = script.exports_sync.setup(self._buffer.path, self._buffer.size, wanted, pie)
             number, why = failed[0] if failed else (None, "")
         if number is not None:

@@ -39,6 +39,7 @@ class Hook:
     kind: str
     cfa: Cfa | None = None  # when moved: the CFA rule at the new address
     pieces: tuple[Piece, ...] | None = None  # when moved: where the same values are there
+    returns: int | None = None  # kind "both": the return site hooked by the same listener
 
 
 class Unhookable(Exception):
@@ -55,6 +56,32 @@ def hooks(plan: ProbePlan, record: bool) -> list[Hook]:
         except Unhookable as exc:
             raise Unhookable(number, str(exc)) from None
     _check_tail_calls_into_leave_hooks(plan, out)
+    return _combine_leaf_hooks(plan, out)
+
+
+def _combine_leaf_hooks(plan: ProbePlan, planned: list[Hook]) -> list[Hook]:
+    """A leaf whose entry and return hooks share its first instruction gets one function
+    listener for both: one trampoline per call instead of two (about half the cost)."""
+    entries = {
+        (plan.sites[h.site].function, h.address): h
+        for h in planned
+        if plan.sites[h.site].kind is SiteKind.ENTRY and h.cfa is None and h.pieces is None
+    }
+    combined: dict[int, Hook] = {}
+    for hook in planned:
+        if hook.kind != "leave":
+            continue
+        entry = entries.get((plan.sites[hook.site].function, hook.address))
+        if entry is not None:
+            combined[entry.site] = Hook(entry.site, hook.address, "both", returns=hook.site)
+            combined[hook.site] = combined[entry.site]
+    out: list[Hook] = []
+    for hook in planned:
+        both = combined.get(hook.site)
+        if both is None:
+            out.append(hook)
+        elif both.site == hook.site:
+            out.append(both)
     return out
 
 
