@@ -56,6 +56,10 @@ _OPTIONS: list[tuple[str, str, str, Any, str, dict[str, Any]]] = [
     ("--uprobe-timeline-on", "uprobe_timeline_on", "string", "always",
      "which tests' runs --uprobe-timeline writes: always (every traced test) or failure "
      "(failed tests only); default: always", {"choices": ["always", "failure"]}),
+    ("--uprobe-backend", "uprobe_backend", "string", "auto",
+     "the tracing engine: bpf (kernel uprobes, root), inprocess (Frida inside the traced "
+     "process: no root, cheaper per call) or auto (bpf where the machine allows it, else "
+     "inprocess); default: auto", {"choices": ["auto", "bpf", "inprocess"]}),
 ]  # fmt: skip
 
 
@@ -175,6 +179,7 @@ def uprobe_trace(request: pytest.FixtureRequest) -> Iterator[Any]:
             inlined=bool(option(config, "uprobe_inlined")),
             lost_events=_lost_events_policy(config),
             children=_children_policy(config),
+            backend=str(option(config, "uprobe_backend")).strip(),
         )
         _timeline_on(config)  # a bad value fails here, before the test runs anything
         tracer.timeout_option = TIMEOUT_OPTION
@@ -185,7 +190,7 @@ def uprobe_trace(request: pytest.FixtureRequest) -> Iterator[Any]:
         with tracer:
             yield tracer
     finally:
-        request.node.stash[_RUN_STATS] = RunStats.of(tracer.traces)
+        request.node.stash[_RUN_STATS] = RunStats.of(tracer.traces, tracer.backend_used)
 
 
 @pytest.fixture
@@ -213,10 +218,12 @@ class RunStats:
     calls: int = 0
     lost: int = 0
     compile_seconds: float = 0.0
+    inprocess_runs: int = 0  # runs by the in-process engine (the others: BPF)
 
     @classmethod
-    def of(cls, traces: Sequence[Any]) -> RunStats:
+    def of(cls, traces: Sequence[Any], backend: str | None = None) -> RunStats:
         return cls(
+            inprocess_runs=len(traces) if backend == "inprocess" else 0,
             runs=len(traces),
             probes=sum(t.probes_attached for t in traces),
             calls=sum(f.call_count for t in traces for f in t.functions.values()),
@@ -225,7 +232,7 @@ class RunStats:
         )
 
     def add(self, other: RunStats) -> None:
-        for name in ("runs", "probes", "calls", "lost", "compile_seconds"):
+        for name in ("runs", "probes", "calls", "lost", "compile_seconds", "inprocess_runs"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def line(self) -> str:
@@ -235,8 +242,16 @@ class RunStats:
         return (
             f"uprobe: {n(self.runs, 'traced run')}, {n(self.probes, 'probe')} attached, "
             f"{n(self.calls, 'call')} seen, {n(self.lost, 'event')} lost, "
-            f"BPF compile {self.compile_seconds:.2f} s"
+            f"BPF compile {self.compile_seconds:.2f} s{self._engines()}"
         )
+
+    def _engines(self) -> str:
+        """Which engine ran the runs (`--uprobe-backend`): said when it was not all BPF."""
+        if not self.inprocess_runs:
+            return ""
+        if self.inprocess_runs == self.runs:
+            return ", engine: inprocess (the BPF compile figure is Frida's set-up)"
+        return f", engines: bpf {self.runs - self.inprocess_runs}, inprocess {self.inprocess_runs}"
 
 
 _RUN_STATS = pytest.StashKey[RunStats]()  # on an item: its tracer's runs

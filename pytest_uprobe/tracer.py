@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 from .bpf import session as bpf
 from .bpf.prerequisites import check_prerequisites
 from .elf import ElfBinary, check_file
-from .errors import BinaryChanged, BinaryNotFound, TraceTimeout, UsageError
+from .errors import BinaryChanged, BinaryNotFound, PrerequisiteError, TraceTimeout, UsageError
 from .events import build_calls, entry_counts
 from .launch import CHILDREN_POLICIES, HeldProcess
 from .plan import DEFAULT_MAX_FUNCTIONS, FunctionSites, ProbePlan, build_plan, find_sites
@@ -65,7 +65,9 @@ class Tracer:
         lost_events: str = "fail",
         follow_children: bool = False,
         children: str = "kill",
+        backend: str = "auto",
     ) -> None:
+        self.backend = _check_backend(backend)  # "bpf", "inprocess" or "auto" (see check)
         # Seconds a run may take, counted from the program's first instruction; None: no
         # limit. `timeout_option` is how TraceTimeout's message says to change it.
         self.timeout = _check_timeout(timeout)
@@ -92,6 +94,7 @@ class Tracer:
         self.traces: list[Trace] = []
         self._live: list[Any] = []  # sessions and processes of a run in progress
         self._checked = False
+        self.backend_used: str | None = None  # the engine `check` chose
 
     def __enter__(self) -> Tracer:
         self.check()
@@ -103,7 +106,7 @@ class Tracer:
     def check(self) -> None:
         """Raise PrerequisiteError if this machine cannot trace; cheap after the first call."""
         if not self._checked:
-            check_prerequisites()
+            self.backend_used = choose_backend(self.backend)
             self._checked = True
 
     def close(self) -> None:
@@ -211,22 +214,30 @@ class Tracer:
         self._live.append(pinned)
 
         try:
-            session = bpf.Session(plan, record=self.record, follow_children=follow)
-            self._live.append(session)
-            held = HeldProcess(
-                executable,
-                args,
-                env=env,
-                cwd=cwd,
-                stdin_data=data is not None,
-                executable_fd=pinned.fd,
-            )
-            self._live.append(held)
-            session.attach(held.pid, path=pinned.path, before_exec=True)
-            held.release()
-            session.started()  # USDT semaphores: attached at the entry point
-            finished = held.wait(data, timeout, policy)
-            session.finish()
+            if self.backend_used == "inprocess":
+                session, finished = self._run_inprocess(
+                    plan, pinned, args, env, cwd, data, timeout, follow
+                )
+                plan = session.plan  # the values only this engine reads (floats in xmm)
+                traced_pid = getattr(session, "pid", None)
+            else:
+                session = bpf.Session(plan, record=self.record, follow_children=follow)
+                self._live.append(session)
+                held = HeldProcess(
+                    executable,
+                    args,
+                    env=env,
+                    cwd=cwd,
+                    stdin_data=data is not None,
+                    executable_fd=pinned.fd,
+                )
+                self._live.append(held)
+                session.attach(held.pid, path=pinned.path, before_exec=True)
+                held.release()
+                session.started()  # USDT semaphores: attached at the entry point
+                finished = held.wait(data, timeout, policy)
+                session.finish()
+                traced_pid = held.pid
             counts = entry_counts(plan, session.counts())
             lost = session.lost()
             calls = build_calls(plan, session.events, exited=finished.returncode >= 0)
@@ -246,7 +257,7 @@ class Tracer:
             lost_events_policy=self.lost_events,
             probes_attached=sum(self.record or s.kind.starts_a_call for s in plan.sites),
             compile_seconds=compile_seconds,
-            pid=held.pid,
+            pid=traced_pid,
             orphans=finished.orphans,
             children=policy,
             orphans_held_output=finished.output_held,
@@ -271,6 +282,78 @@ class Tracer:
             assert timeout is not None
             raise TraceTimeout(args, timeout, trace, program_exited=finished.exited, option=option)
         return trace
+
+
+    def _run_inprocess(
+        self,
+        plan: ProbePlan,
+        pinned: _PinnedFile,
+        args: list[str],
+        env: Mapping[str, str] | None,
+        cwd: str | os.PathLike[str] | None,
+        data: bytes | None,
+        timeout: float | None,
+        follow: bool,
+    ) -> tuple[Any, Any]:
+        """The in-process engine's run (see pytest_uprobe/inprocess): Frida spawns the
+        target itself, suspended, so no held launcher is needed."""
+        from .inprocess.engine import InprocessRun
+
+        if follow:
+            raise UsageError(
+                "follow_children needs the BPF backend: the in-process engine sees only the "
+                "process it instrumented (an exec'd child runs uninstrumented code)"
+            )
+        engine = InprocessRun(plan, record=self.record)
+        self._live.append(engine)
+        # The very file the plan was made from, through a path the child can open.
+        path = f"/proc/{os.getpid()}/fd/{pinned.fd}"
+        finished = engine.run(path, args, env=env, cwd=cwd, input=data, timeout=timeout)
+        return engine, finished
+
+
+BACKENDS = ("auto", "bpf", "inprocess")
+
+
+def _check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise UsageError(f"backend must be 'auto', 'bpf' or 'inprocess', got {backend!r}")
+    return backend
+
+
+def choose_backend(backend: str) -> str:
+    """The engine a Tracer uses: "bpf" or "inprocess".
+
+    "auto": the BPF engine when the machine allows it (it covers every site kind the plan
+    makes, and follow_children), else the in-process one when frida is installed. The
+    machine does not allow BPF when this process lacks the privileges or the kernel lacks
+    uprobes; a privileged machine with BCC or kernel headers missing or misconfigured is an
+    error that names the fix, not a silent switch of engine."""
+    if backend == "inprocess":
+        from .inprocess.engine import load_frida
+
+        load_frida()
+        return "inprocess"
+    try:
+        check_prerequisites()
+    except PrerequisiteError as exc:
+        if backend == "bpf" or exc.missing not in _MACHINE_REFUSES_BPF:
+            raise
+        from .inprocess.engine import available
+
+        if not available():
+            raise
+        return "inprocess"
+    return "bpf"
+
+
+# The prerequisites (bpf/prerequisites.py, by what they say is missing) that no set-up of
+# this process can provide: where one is missing, "auto" takes the in-process engine.
+_MACHINE_REFUSES_BPF = (
+    "root, or CAP_BPF and CAP_PERFMON",
+    "Linux 5.8 or newer",
+    "a kernel with uprobes",
+)
 
 
 _PIN_ATTEMPTS = 3

@@ -1,0 +1,468 @@
+"""The in-process engine: Frida instruments the traced process itself (no root, no kernel
+headers, no trap per call). The only module that imports frida, and only when a run asks
+for this engine: the pytest entry point loads everywhere and must never need it.
+
+A run: spawn the target suspended (Frida's own spawn: the process stops before its first
+instruction of user code), map a shared file into it, attach one C callback per site (see
+agent.py), resume, drain the ring while the program runs, then read the exact counters
+from the mapping after the process has been reaped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes as ct
+import mmap
+import os
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from types import ModuleType
+from typing import Any
+
+from ..bpf.session import RawEvent
+from ..dwarf.locations import Cfa, Piece
+from ..errors import PrerequisiteError, UnreadableFunction
+from ..launch import Finished
+from ..plan import AREA, WORDS, ProbePlan
+from . import agent, placement
+from .sse import with_sse_returns
+
+_SHM = "/dev/shm"  # noqa: S108  (used through mkstemp only)
+RING_BYTES = 64 << 20  # a full ring makes the target wait for the drain, then drop
+DRAIN_SECONDS = 0.005
+OUTPUT_GRACE = 2.0  # seconds to wait, after the exit, for output a descendant still holds
+_EVENT_HEAD = 32  # ts, cfa, tid, site, failed, pad: then the words (and a big event's area)
+
+
+def load_frida() -> ModuleType:
+    try:
+        import frida
+    except ImportError:
+        raise PrerequisiteError(
+            "the Python package frida (the in-process engine)",
+            "it is not installed in this environment",
+            "pip install 'pytest-uprobe[inprocess]', or use --uprobe-backend=bpf",
+        ) from None
+    return frida
+
+
+def available() -> bool:
+    """Can this environment run the in-process engine at all (frida importable)?"""
+    try:
+        load_frida()
+    except PrerequisiteError:
+        return False
+    return True
+
+
+class SharedBuffer:
+    """The file both sides map: header, site table, counters, ring."""
+
+    def __init__(self, plan: ProbePlan, record: bool, capacity: int = RING_BYTES) -> None:
+        nsites = len(plan.sites)
+        sites_offset = agent.HEADER_SIZE
+        counts_offset = sites_offset + nsites * ct.sizeof(agent.CSite)
+        counts_offset = (counts_offset + 63) & ~63
+        ring_offset = (counts_offset + 8 * nsites + 4095) & ~4095
+        self.size = ring_offset + capacity
+        # mkstemp: a fresh name only this user can open (mode 0600); tmpfs when there is one.
+        directory = _SHM if os.access(_SHM, os.W_OK) else None
+        fd, self.path = tempfile.mkstemp(prefix="pytest-uprobe-", dir=directory)
+        try:
+            os.ftruncate(fd, self.size)
+            self.map = mmap.mmap(fd, self.size)
+        finally:
+            os.close(fd)
+        self.header = agent.Header.from_buffer(self.map)
+        self.header.magic = agent.MAGIC
+        self.header.capacity = capacity
+        self.header.ring_offset = ring_offset
+        self.header.sites_offset = sites_offset
+        self.header.counts_offset = counts_offset
+        self.header.nsites = nsites
+        self.counts_offset = counts_offset
+        self.sites_offset = sites_offset
+        self.ring_offset = ring_offset
+        self.capacity = capacity
+        for number, site in enumerate(plan.sites):
+            entry = agent.CSite.from_buffer(
+                self.map, sites_offset + number * ct.sizeof(agent.CSite)
+            )
+            entry.cfa_reg = site.cfa.reg
+            entry.cfa_offset = site.cfa.offset
+            entry.npieces = len(site.pieces)
+            entry.record = int(record)
+            for i, piece in enumerate(site.pieces):
+                entry.pieces[i].reg = piece.reg
+                entry.pieces[i].offset = piece.offset
+                entry.pieces[i].size = piece.size
+                entry.pieces[i].memory = int(piece.memory)
+            entry.save_reg = 0 if site.save_reg is None else site.save_reg + 1
+            entry.load_word = 0 if site.load_word is None else site.load_word + 1
+            entry.nderefs = len(site.derefs)
+            extent = WORDS
+            for i, deref in enumerate(site.derefs):
+                for name, _ in entry.derefs[i]._fields_:
+                    setattr(entry.derefs[i], name, getattr(deref, name))
+                extent = max(extent, (deref.dst & (AREA // 2 - 1)) + min(deref.size, AREA // 2))
+            entry.extent = min(extent, AREA)
+            del entry
+        self.nsites = nsites
+
+    def set_cfa(self, site: int, cfa: Cfa) -> None:
+        entry = agent.CSite.from_buffer(self.map, self.sites_offset + site * ct.sizeof(agent.CSite))
+        entry.cfa_reg = cfa.reg
+        entry.cfa_offset = cfa.offset
+        del entry
+
+    def set_pieces(self, site: int, pieces: tuple[Piece, ...]) -> None:
+        entry = agent.CSite.from_buffer(self.map, self.sites_offset + site * ct.sizeof(agent.CSite))
+        for i, piece in enumerate(pieces):
+            entry.pieces[i].reg = piece.reg
+            entry.pieces[i].offset = piece.offset
+            entry.pieces[i].size = piece.size
+            entry.pieces[i].memory = int(piece.memory)
+        del entry
+
+    def counts(self) -> list[int]:
+        raw = self.map[self.counts_offset : self.counts_offset + 8 * self.nsites]
+        return list(ct.cast(ct.c_char_p(raw), ct.POINTER(ct.c_uint64))[: self.nsites])
+
+    def drain(self, sink: list[bytes]) -> int:
+        """Copy every published record out of the ring into `sink` (raw: turning them into
+        events waits for the end of the run, so the target never waits on Python's
+        parsing); the number of bytes taken."""
+        header = self.header
+        head = header.head
+        tail = header.tail
+        if tail >= head:
+            return 0
+        base, capacity = self.ring_offset, self.capacity
+        start, end = tail % capacity, head % capacity
+        if start < end or end == 0:
+            sink.append(self.map[base + start : base + (end or capacity)])
+        else:  # the published bytes wrap around: records never straddle the end
+            sink.append(self.map[base + start : base + capacity])
+            sink.append(self.map[base : base + end])
+        header.tail = head
+        return head - tail
+
+    def close(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        with contextlib.suppress(BufferError, ValueError):
+            del self.header
+            self.map.close()
+
+
+from ..bpf.program import EVENT as _EVENT  # noqa: E402  (the very layout the BPF side sends)
+
+
+def parse_records(blobs: list[bytes], sink: list[RawEvent]) -> None:
+    """The RawEvents in raw ring records, in order (skip records left out)."""
+    from_bytes = int.from_bytes
+    unpack_from = _EVENT.unpack_from
+    event_size = _EVENT.size
+    padding = AREA - WORDS
+    for blob in blobs:
+        pos, end = 0, len(blob)
+        while pos < end:
+            size = from_bytes(blob[pos : pos + 4], "little")
+            if from_bytes(blob[pos + 4 : pos + 8], "little") == 0:
+                ts, cfa, tid, site, failed, *words = unpack_from(blob, pos + 8)
+                data = b""
+                if size - 8 > event_size:
+                    data = blob[pos + 8 + event_size : pos + size]
+                    data += bytes(padding - len(data))
+                sink.append(RawEvent(ts, cfa, tid, site, tuple(words), data, failed))
+            pos += size
+
+
+class InprocessRun:
+    """One traced process under the in-process engine. `run` returns how it ended;
+    `events`, `counts()` and `lost()` hold what it recorded. Safe to close more than once."""
+
+    def __init__(self, plan: ProbePlan, *, record: bool = True) -> None:
+        self.plan = with_sse_returns(plan)  # decode events with this one: it reads xmm too
+        self.record = record
+        self.events: list[RawEvent] = []
+        self._records: list[bytes] = []  # raw ring records, parsed into events at the end
+        self.compile_seconds = 0.0
+        self.pid: int | None = None
+        self._frida = load_frida()
+        self._buffer = SharedBuffer(self.plan, record)
+        self._session: Any = None
+        self._reaped = False
+        self._killed = False
+        self._stop = threading.Event()
+        self._drainer: threading.Thread | None = None
+        self._status: Any = None
+        self._exited = threading.Event()
+
+    def run(
+        self,
+        executable: str,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None,
+        cwd: str | os.PathLike[str] | None,
+        input: bytes | None,
+        timeout: float | None,
+    ) -> Finished:
+        frida = self._frida
+        device = frida.get_local_device()
+        started = time.perf_counter()
+        kwargs: dict[str, Any] = {"stdio": "inherit"}
+        if env is not None:
+            kwargs["envp"] = dict(env)
+        if cwd is not None:
+            kwargs["cwd"] = os.fspath(cwd)
+        with _Pipes(input) as pipes:
+            try:
+                self.pid = pipes.spawn(lambda: device.spawn(executable, argv=list(argv), **kwargs))
+            except frida.ExecutableNotFoundError as exc:
+                raise PrerequisiteError("an executable file", str(exc), "check the path") from None
+            try:
+                self._attach(device)
+            except BaseException:
+                self.kill()  # suspended, it would hold the pipes open: end it first
+                raise
+            self.compile_seconds = time.perf_counter() - started
+            self._drainer = threading.Thread(
+                target=self._drain, name="uprobe-inprocess", daemon=True
+            )
+            self._drainer.start()
+            self._start_waiter()
+            device.resume(self.pid)
+            status, timed_out = self._wait(timeout)
+            stdout, stderr = pipes.collect()
+        self._finish()
+        return Finished(
+            _returncode(status),
+            stdout.decode("utf-8", "replace"),
+            stderr.decode("utf-8", "replace"),
+            timed_out,
+        )
+
+    def _attach(self, device: Any) -> None:
+        assert self.pid is not None
+        self._session = device.attach(self.pid)
+        script = self._session.create_script(agent.script_source())
+        script.load()
+        pie = self.plan.binary.elf.header["e_type"] == "ET_DYN"
+        try:
+            planned = placement.hooks(self.plan, self.record)
+        except placement.Unhookable as exc:
+            number, why = exc.args
+        else:
+            for hook in planned:
+                if hook.cfa is not None:
+                    self._buffer.set_cfa(hook.site, hook.cfa)
+                if hook.pieces is not None:
+                    self._buffer.set_pieces(hook.site, hook.pieces)
+            wanted = [
+                [[h.site, h.returns] if h.kind == "both" else h.site, h.address, h.kind]
+                for h in planned
+            ]
+            failed = script.exports_sync.setup(self._buffer.path, self._buffer.size, wanted, pie)
+            number, why = failed[0] if failed else (None, "")
+        if number is not None:
+            site = self.plan.sites[number]
+            function = self.plan.functions[site.function]
+            raise UnreadableFunction(
+                function.probe,
+                self.plan.binary.path,
+                f"the in-process engine cannot instrument {function.symbol.path} at "
+                f"{site.address:#x} ({site.kind.name.lower()} site): {why}",
+                "use --uprobe-backend=bpf for this probe",
+            )
+        self._script = script
+
+    def _start_waiter(self) -> None:
+        """Wait for the target's exit in a thread started before it runs: Frida's own child
+        watch reaps it too (the target is this process's child), so the status is taken
+        with WNOWAIT while the zombie is still there."""
+        assert self.pid is not None
+        pid = self.pid
+
+        def wait() -> None:
+            ready.set()
+            try:
+                result = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+            except ChildProcessError:
+                result = None
+            self._status = result
+            self._exited.set()
+
+        self._exited = threading.Event()
+        self._status = None
+        ready = threading.Event()
+        threading.Thread(target=wait, name="uprobe-inprocess-wait", daemon=True).start()
+        ready.wait()
+        time.sleep(0.001)  # let it enter waitid before the target can run (see docs)
+
+    def _wait(self, timeout: float | None) -> tuple[int, bool]:
+        timed_out = not self._exited.wait(timeout)
+        if timed_out:
+            self.kill()
+            self._exited.wait()
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid or -1, os.WNOHANG)
+        self._reaped = True
+        result = self._status
+        if result is None:
+            return self._status_from_agent(timed_out), timed_out
+        if result.si_code == os.CLD_EXITED:
+            return result.si_status << 8, timed_out
+        return result.si_status, timed_out  # killed or dumped: the signal number
+
+    def _status_from_agent(self, timed_out: bool) -> int:
+        """The wait status when Frida's child watch reaped the target first: the agent saw
+        the `_exit` (exit(), a return from main) or the `abort` call that ended it, or this
+        side killed it (a timeout)."""
+        header = self._buffer.header
+        if header.exit_how == agent.EXITED:
+            return int(header.exit_code) << 8
+        if header.exit_how == agent.ABORTING:
+            return signal.SIGABRT
+        if header.exit_how == agent.FAULTED:
+            return int(header.exit_code)  # the signal of the fault it died of
+        if timed_out or self._killed:
+            return signal.SIGKILL
+        raise PrerequisiteError(
+            "the exit status of the traced process",
+            "Frida's own child watch reaped the process before this side read its status, "
+            "and it ended by a signal the agent cannot see (see docs/inprocess.md)",
+            "run the test again, or use --uprobe-backend=bpf",
+        )
+
+    def _drain(self) -> None:
+        while not self._stop.is_set():
+            if not self._buffer.drain(self._records):
+                time.sleep(DRAIN_SECONDS)
+
+    def _finish(self) -> None:
+        self._stop.set()
+        if self._drainer is not None:
+            self._drainer.join()
+            self._drainer = None
+        self._buffer.drain(self._records)
+        parse_records(self._records, self.events)
+        self._records = []
+        self._detach()
+
+    def _detach(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            with contextlib.suppress(Exception):
+                session.detach()
+
+    def counts(self) -> list[int]:
+        return self._buffer.counts()
+
+    def lost(self) -> int:
+        return int(self._buffer.header.lost)
+
+    def kill(self) -> None:
+        if self.pid is not None and not self._reaped:
+            self._killed = True
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(self.pid, signal.SIGKILL)
+
+    def close(self) -> None:
+        """Kill and reap the target if it still runs, detach, remove the shared file."""
+        self._stop.set()
+        if self.pid is not None and not self._reaped:
+            self.kill()
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
+            self._reaped = True
+        if self._drainer is not None:
+            self._drainer.join()
+            self._drainer = None
+        self._detach()
+        self._buffer.close()
+
+
+class _Pipes:
+    """The target's stdin, stdout and stderr, as subprocess gives them: Frida's own "pipe"
+    stdio never closes the target's stdin, so a program that reads to EOF would hang.
+    Frida forks the target from this process: for the moment of the spawn, fds 0-2 of
+    this process are the pipes (a lock keeps two spawns apart)."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, input: bytes | None) -> None:
+        self.input = input
+        if input is None:
+            self.stdin_read, self.stdin_write = os.open(os.devnull, os.O_RDONLY), -1
+        else:
+            self.stdin_read, self.stdin_write = os.pipe()
+        self.out_read, self.out_write = os.pipe()
+        self.err_read, self.err_write = os.pipe()
+        self.chunks: dict[int, list[bytes]] = {self.out_read: [], self.err_read: []}
+        self.readers: list[threading.Thread] = []
+
+    def __enter__(self) -> _Pipes:
+        return self
+
+    def spawn(self, spawn: Any) -> int:
+        with self._lock:
+            saved = [os.dup(fd) for fd in (0, 1, 2)]
+            try:
+                for fd, target in zip((self.stdin_read, self.out_write, self.err_write), (0, 1, 2)):
+                    os.dup2(fd, target)
+                pid = int(spawn())
+            finally:
+                for target, fd in enumerate(saved):
+                    os.dup2(fd, target)
+                    os.close(fd)
+        for fd in (self.stdin_read, self.out_write, self.err_write):
+            os.close(fd)
+        self.stdin_read = self.out_write = self.err_write = -1
+        for fd in self.chunks:
+            reader = threading.Thread(target=self._read, args=(fd,), daemon=True)
+            reader.start()
+            self.readers.append(reader)
+        if self.stdin_write >= 0:
+            threading.Thread(target=self._write, daemon=True).start()
+        return pid
+
+    def _read(self, fd: int) -> None:
+        while chunk := os.read(fd, 65536):
+            self.chunks[fd].append(chunk)
+
+    def _write(self) -> None:
+        with contextlib.suppress(OSError):
+            view = memoryview(self.input or b"")
+            while view:
+                view = view[os.write(self.stdin_write, view) :]
+        with contextlib.suppress(OSError):
+            os.close(self.stdin_write)
+        self.stdin_write = -1
+
+    def collect(self) -> tuple[bytes, bytes]:
+        """Everything the target wrote (waiting a moment for a descendant that still holds
+        the pipes open, as subprocess.communicate would wait for it to finish)."""
+        for reader in self.readers:
+            reader.join(OUTPUT_GRACE)
+        return b"".join(self.chunks[self.out_read]), b"".join(self.chunks[self.err_read])
+
+    def __exit__(self, *exc: object) -> None:
+        for fd in (self.stdin_read, self.out_write, self.err_write):
+            if fd >= 0:
+                os.close(fd)
+        for reader in self.readers:
+            reader.join(OUTPUT_GRACE)
+        for fd in (self.out_read, self.err_read):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _returncode(status: int) -> int:
+    if os.WIFSIGNALED(status):
+        return -os.WTERMSIG(status)
+    return os.waitstatus_to_exitcode(status)

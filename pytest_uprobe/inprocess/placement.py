@@ -1,0 +1,307 @@
+"""Where the in-process engine hooks each site of a plan.
+
+Frida's Interceptor patches a 5-byte jump over the hooked instruction and the ones after
+it, so it cannot hook a lone `ret` (or the `jmp` of a tail call) at the end of a function:
+nothing follows it to relocate. A uprobe can. Such a site is hooked instead at the first
+instruction of the straight-line epilogue that ends in it, when every instruction from
+there on leaves the return registers (rax, rdx, xmm0, xmm1) alone, no branch lands inside
+the patched bytes, and .eh_frame gives the CFA there: the values read are the values the
+`ret` sees, and the frame is the same one.
+
+A uretprobe-style hijack of the return (Frida's onLeave) is used for leaf functions only,
+as the plan says: on a function a panic unwinds through, it turns the panic into an abort.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import capstone
+
+from ..code import _disassembler
+from ..dwarf import frames
+from ..dwarf.locations import Cfa, Piece
+from ..plan import RSP, ProbePlan, Site, SiteKind, shape_of
+
+PATCH_BYTES = 5  # Frida's near jump
+# Epilogue instructions that change neither the return registers nor where control goes.
+_EPILOGUE = {"pop", "add", "lea", "mov", "leave", "nop", "endbr64"}
+_RETURN_REGISTERS = {"rax", "eax", "ax", "al", "rdx", "edx", "dx", "dl", "xmm0", "xmm1"}
+
+
+@dataclass(frozen=True)
+class Hook:
+    """One Interceptor attachment: `kind` is "enter", "leave" or "probe"."""
+
+    site: int
+    address: int
+    kind: str
+    cfa: Cfa | None = None  # when moved: the CFA rule at the new address
+    pieces: tuple[Piece, ...] | None = None  # when moved: where the same values are there
+    returns: int | None = None  # kind "both": the return site hooked by the same listener
+
+
+class Unhookable(Exception):
+    """A site the in-process engine cannot hook: args are (site number, why)."""
+
+
+def hooks(plan: ProbePlan, record: bool) -> list[Hook]:
+    out = []
+    for number, site in enumerate(plan.sites):
+        if not (record or site.kind.starts_a_call):
+            continue
+        try:
+            out.append(_hook(plan, number, site))
+        except Unhookable as exc:
+            raise Unhookable(number, str(exc)) from None
+    _check_tail_calls_into_leave_hooks(plan, out)
+    return _combine_leaf_hooks(plan, out)
+
+
+def _combine_leaf_hooks(plan: ProbePlan, planned: list[Hook]) -> list[Hook]:
+    """A leaf whose entry and return hooks share its first instruction gets one function
+    listener for both: one trampoline per call instead of two (about half the cost)."""
+    entries = {
+        (plan.sites[h.site].function, h.address): h
+        for h in planned
+        if plan.sites[h.site].kind is SiteKind.ENTRY and h.cfa is None and h.pieces is None
+    }
+    combined: dict[int, Hook] = {}
+    for hook in planned:
+        if hook.kind != "leave":
+            continue
+        entry = entries.get((plan.sites[hook.site].function, hook.address))
+        if entry is not None:
+            combined[entry.site] = Hook(entry.site, hook.address, "both", returns=hook.site)
+            combined[hook.site] = combined[entry.site]
+    out: list[Hook] = []
+    for hook in planned:
+        both = combined.get(hook.site)
+        if both is None:
+            out.append(hook)
+        elif both.site == hook.site:
+            out.append(both)
+    return out
+
+
+def _check_tail_calls_into_leave_hooks(plan: ProbePlan, planned: list[Hook]) -> None:
+    """Frida runs no leave hook for a function entered by a jump out of a hooked tail-call
+    site (measured: the return is never seen, so the call would look unwound). Refuse a
+    plan where that can happen rather than report such a call as unwound."""
+    jumps = [plan.sites[h.site] for h in planned if plan.sites[h.site].kind is SiteKind.TAIL_CALL]
+    if not jumps:
+        return
+    targets = {site.target for site in jumps}
+    for hook in planned:
+        if hook.kind != "leave":
+            continue
+        function = plan.functions[plan.sites[hook.site].function]
+        if function.symbol.address in targets or None in targets:
+            raise Unhookable(
+                hook.site,
+                f"a traced tail call may jump into {function.symbol.path}, and Frida runs no "
+                "return hook for a function entered that way",
+            )
+
+
+def _hook(plan: ProbePlan, number: int, site: Site) -> Hook:
+    code = _Code.of(plan, site)
+    if site.kind is SiteKind.URETPROBE:
+        code.check_window(site.address)
+        return Hook(number, site.address, "leave")
+    if site.kind in (SiteKind.ENTRY, SiteKind.INLINED):
+        # A probe listener, never an onEnter one: Frida hijacks the return of every call
+        # through a function listener, which turns an unwinding panic into an abort.
+        try:
+            code.check_window(site.address)
+        except Unhookable:
+            if site.kind is not SiteKind.ENTRY or site.address == code.start:
+                raise
+            pieces = code.pieces_at_start(site)  # the prologue stored them from registers
+            return Hook(number, code.start, "probe", Cfa(RSP, 8), pieces)
+        return Hook(number, site.address, "probe")
+    if site.kind is SiteKind.TAIL_CALL and code.size_at(site.address) >= PATCH_BYTES:
+        # A jmp/jcc rel32 is a patch of its own: Frida relocates the jump and nothing else.
+        code.check_window(site.address)
+        return Hook(number, site.address, "probe")
+    if site.condition is not None:
+        raise Unhookable(f"a conditional tail call in a {code.size_at(site.address)}-byte jump")
+    address, cfa = _epilogue_start(plan, site)
+    return Hook(number, address, "probe", cfa)
+
+
+def _epilogue_start(plan: ProbePlan, site: Site) -> tuple[int, Cfa]:
+    function = plan.functions[site.function]
+    shape = function.shape
+    assert shape is not None
+    raw = plan.binary.code(shape.start, shape.end - shape.start)
+    assert raw is not None
+    instructions = list(_disassembler().disasm(raw, shape.start))
+    position = next(
+        (i for i, insn in enumerate(instructions) if insn.address == site.address), None
+    )
+    if position is None:
+        raise Unhookable(f"no instruction at {site.address:#x}")
+    last = instructions[position]
+    end = last.address + last.size
+    i = position
+    while end - instructions[i].address < PATCH_BYTES:
+        if i == 0 or not _keeps_return(instructions[i - 1]):
+            before = instructions[i - 1] if i else last
+            raise Unhookable(
+                f"its {last.mnemonic} is too short for Frida's 5-byte patch, and the "
+                f"instruction before the patch ({before.mnemonic} {before.op_str}) is no plain "
+                "epilogue instruction"
+            )
+        i -= 1
+    inside = [insn.address for insn in instructions[i + 1 : position + 1]]
+    if any(address in shape.jump_targets for address in inside):
+        raise Unhookable("a branch lands inside the epilogue Frida would patch")
+    start = instructions[i].address
+    if start == site.address:
+        return start, site.cfa
+    cfa = frames.cfa_at(plan.binary, start)
+    if cfa is None:
+        raise Unhookable(f".eh_frame gives no CFA rule at {start:#x}")
+    return start, cfa
+
+
+def _keeps_return(insn: capstone.CsInsn) -> bool:
+    if insn.mnemonic not in _EPILOGUE:
+        return False
+    if insn.mnemonic in ("leave", "nop", "endbr64"):
+        return True
+    written = insn.op_str.split(",")[0].strip()
+    return written not in _RETURN_REGISTERS and not written.startswith(("qword ptr", "dword"))
+
+
+_GPR = [
+    ("rax", "eax", "ax", "al"), ("rdx", "edx", "dx", "dl"), ("rcx", "ecx", "cx", "cl"),
+    ("rbx", "ebx", "bx", "bl"), ("rsi", "esi", "si", "sil"), ("rdi", "edi", "di", "dil"),
+    ("rbp", "ebp", "bp", "bpl"), ("rsp", "esp", "sp", "spl"),
+] + [(f"r{n}", f"r{n}d", f"r{n}w", f"r{n}b") for n in range(8, 16)]  # fmt: skip
+_REGISTERS = {name: number for number, names in enumerate(_GPR) for name in names}
+_REGISTERS.update({f"xmm{i}": 17 + i for i in range(16)})
+_SIZES = {"qword": 8, "dword": 4, "word": 2, "byte": 1}
+
+
+class _Code:
+    """The instructions of the function a site is in."""
+
+    def __init__(self, plan: ProbePlan, start: int, shape: Any) -> None:
+        self.start = start
+        self.shape = shape
+        raw = plan.binary.code(shape.start, shape.end - shape.start)
+        assert raw is not None
+        self.instructions = list(_disassembler().disasm(raw, shape.start))
+        self.index = {insn.address: i for i, insn in enumerate(self.instructions)}
+
+    @classmethod
+    def of(cls, plan: ProbePlan, site: Site) -> _Code:
+        function = plan.functions[site.function]
+        symbol = function.symbol
+        if function.shape is None:  # an inlined copy: the code of the function it is in
+            host = plan.binary.function_containing(site.address)
+            if host is None:
+                raise Unhookable(f"no function contains {site.address:#x}")
+            symbol = host
+        key = (id(plan), symbol.address)
+        code = _codes.get(key)
+        if code is None:
+            shape = shape_of(plan.binary, symbol, function.probe)
+            code = _codes[key] = cls(plan, shape.start, shape)
+        return code
+
+    def size_at(self, address: int) -> int:
+        return int(self.instructions[self.index[address]].size)
+
+    def check_window(self, address: int) -> None:
+        """The instructions Frida's patch relocates must run the same from its trampoline:
+        no call among them (its return address would point into the trampoline, where no
+        unwinder finds a frame), control flow only as the last one, and no branch landing
+        inside."""
+        i = self.index.get(address)
+        if i is None:
+            raise Unhookable(f"{address:#x} is no instruction boundary")
+        covered = 0
+        while covered < PATCH_BYTES:
+            if i >= len(self.instructions):
+                raise Unhookable("the function ends inside Frida's 5-byte patch")
+            insn = self.instructions[i]
+            if covered and insn.address in self.shape.jump_targets:
+                raise Unhookable(f"a branch lands at {insn.address:#x}, inside Frida's patch")
+            # A jump or ret that ends the patch runs from the trampoline just the same; a
+            # call does not (its return address would point into the trampoline).
+            ends_patch = covered + insn.size >= PATCH_BYTES
+            leaves = insn.mnemonic.startswith("j") or insn.mnemonic == "ret"
+            if insn.address in self.shape.control and not (ends_patch and leaves):
+                raise Unhookable(
+                    f"Frida's patch would move the {insn.mnemonic} at {insn.address:#x} into "
+                    "its trampoline (a call there breaks unwinding)"
+                )
+            covered += insn.size
+            i += 1
+
+    def pieces_at_start(self, site: Site) -> tuple[Piece, ...]:
+        """The site's pieces as the function's first instruction sees them, when only a
+        prologue of stack adjustments and register stores lies between: a stack slot the
+        prologue filled from a register is that register at the start."""
+        self.check_window(self.start)
+        depth = 0  # bytes the prologue moved rsp down
+        stores: dict[int, tuple[int, int]] = {}  # offset from the entry rsp -> (reg, size)
+        copies: dict[int, int] = {}  # register -> the register whose start value it holds
+        for insn in self.instructions[: self.index[site.address]]:
+            mnemonic, operands = insn.mnemonic, [o.strip() for o in insn.op_str.split(",")]
+            if mnemonic == "push" and operands[0] in _REGISTERS:
+                depth += 8
+                stores[-depth] = (_REGISTERS[operands[0]], 8)
+            elif mnemonic == "sub" and operands[0] == "rsp" and operands[1].startswith("0x"):
+                depth += int(operands[1], 16)
+            elif mnemonic in ("mov", "movsd", "movss", "movq") and operands[1] in _REGISTERS:
+                source = copies.get(_REGISTERS[operands[1]], _REGISTERS[operands[1]])
+                if operands[0] in _REGISTERS and operands[0] not in ("rsp", "esp"):
+                    # a register copy (`mov al, dil`): the value is the source's at the start
+                    copies[_REGISTERS[operands[0]]] = source
+                    continue
+                slot = _rsp_slot(operands[0])
+                if slot is None:
+                    raise Unhookable(f"its prologue writes {operands[0]}, not a stack slot")
+                stores[slot[0] - depth] = (source, slot[1])
+            else:
+                raise Unhookable(
+                    f"Frida's patch would move a call, and the prologue before the entry probe "
+                    f"({mnemonic} {insn.op_str}) cannot be read back to the first instruction"
+                )
+        pieces = []
+        for piece in site.pieces:
+            if not piece.memory or piece.reg != RSP:
+                if piece.reg == RSP or piece.memory:
+                    raise Unhookable("a value's location depends on the prologue's registers")
+                pieces.append(Piece(copies.get(piece.reg, piece.reg), 0, piece.size, False))
+                continue
+            offset = piece.offset - depth
+            if offset >= 0:  # the caller's frame: the same memory at the start
+                pieces.append(Piece(RSP, offset, piece.size, memory=True))
+                continue
+            stored = stores.get(offset)
+            if stored is None or stored[1] < piece.size:
+                raise Unhookable(f"the prologue fills the stack slot rsp{offset:+d} partly")
+            pieces.append(Piece(stored[0], 0, piece.size, memory=False))
+        return tuple(pieces)
+
+
+_codes: dict[tuple[int, int], _Code] = {}
+
+
+def _rsp_slot(operand: str) -> tuple[int, int] | None:
+    """(displacement, size) of `qword ptr [rsp + 0x8]`, or None for another operand."""
+    words = operand.replace("[", " ").replace("]", " ").split()
+    if len(words) < 3 or words[0] not in _SIZES or words[1] != "ptr" or words[2] != "rsp":
+        return None
+    displacement = 0
+    if len(words) == 5 and words[3] in "+-":
+        displacement = int(words[4], 16) * (1 if words[3] == "+" else -1)
+    elif len(words) != 3:
+        return None
+    return displacement, _SIZES[words[0]]
