@@ -10,11 +10,24 @@ import shlex
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .dwarf.inlined import InlinedSite
-    from .trace import Trace
+
+class _Copy(Protocol):
+    """What an error needs of an inlined copy (dwarf.inlined.InlinedSite has it)."""
+
+    @property
+    def caller(self) -> str: ...
+
+
+class _PartialRun(Protocol):
+    """What TraceTimeout needs of the partial trace.Trace it carries."""
+
+    stdout: str
+    stderr: str
+    returncode: int
+    calls: list[Any]
+    orphans: list[Any]
 
 
 class UprobeError(Exception):
@@ -170,9 +183,9 @@ class InlinedFunction(ProbeNameError):
     """The function exists only as copies inlined into its callers, and inlined copies are
     not probed (`inlined=False`); `.sites` lists the copies."""
 
-    def __init__(self, name: str, binary: Path | str, sites: Sequence[InlinedSite]) -> None:
-        self.sites = list(sites)
-        self.callers = sorted({s.caller for s in self.sites})
+    def __init__(self, name: str, binary: Path | str, sites: Sequence[_Copy]) -> None:
+        self.sites: list[Any] = list(sites)  # the dwarf.inlined.InlinedSite copies
+        self.callers = sorted({s.caller for s in sites})
         into = ", ".join(self.callers) if self.callers else "its callers"
         super().__init__(
             name,
@@ -257,13 +270,13 @@ class TraceTimeout(UprobeError, subprocess.TimeoutExpired):
         self,
         cmd: Any,
         timeout: float,
-        trace: Trace,
+        trace: _PartialRun,
         *,
         program_exited: bool = False,
         option: str = "timeout=... (of Tracer or run(); None: no timeout)",
     ) -> None:
         subprocess.TimeoutExpired.__init__(self, cmd, timeout, trace.stdout, trace.stderr)
-        self.trace = trace
+        self.trace: Any = trace  # the partial trace.Trace
         self.program_exited = program_exited
         self.option = option
 
