@@ -273,7 +273,7 @@ NO_READER = _ConstantReader(b"", 0, {})
 def decode_value(value: RustType, raw: bytes, reader: Reader, path: Path) -> Any:
     """The Python value of `value`'s bytes `raw`, following pointers through `reader`."""
     kind = value.kind
-    if kind in SCALARS or kind in ("unit", "unsupported"):
+    if kind in SCALARS or kind in ("unit", "unsupported", "trait_object"):
         return value.decode(raw)
     if len(raw) < value.size:
         return Unavailable(f"only {len(raw)} of the {value.size} bytes of {value.name} were read")

@@ -188,6 +188,7 @@ def _gone(frame: _Frame) -> None:
         frame.call.unwound = True
     else:
         frame.call.ended = LEFT_UNSEEN
+        frame.call.retval = Unavailable(LEFT_UNSEEN)
 
 
 def _pop_frame(thread: _Thread, cfa: int, function: int) -> _Frame | None:

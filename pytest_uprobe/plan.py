@@ -729,7 +729,10 @@ def _plan_inlined(plan: ProbePlan, probe: str, copy: InlinedSite) -> None:
     # Entries on instructions a uprobe refuses (`lock inc`) move to the next one that takes
     # a probe; several entries of a vectorized loop can land on the same instruction.
     moved: dict[int, tuple[Cfa, int]] = {}
-    for address in copy.entries or (copy.entry,):
+    addresses = [a for a in copy.entries or (copy.entry,) if plan.binary.code(a, 1) is not None]
+    if not addresses:
+        return  # code the linker discarded, its DWARF left pointing nowhere: no copy runs
+    for address in addresses:
         host = plan.binary.function_containing(address)
         if host is None:
             outside = "lies outside every function symbol"
@@ -739,6 +742,10 @@ def _plan_inlined(plan: ProbePlan, probe: str, copy: InlinedSite) -> None:
         )
         moved[entry] = (cfa, moved[entry][1] + 1 if entry in moved else 1)
     no_return = f"inlined into {copy.caller}: an inlined copy has no return to probe"
+    # A limited (`debug = 1`) unit keeps the copy's declaration but no parameters at all.
+    known = copy.params_known and (
+        copy.origin is None or detail.describes_values(copy.origin.cu)
+    )
     for entry, (cfa, calls) in moved.items():
         if calls == 1:
             located = [
@@ -764,8 +771,9 @@ def _plan_inlined(plan: ProbePlan, probe: str, copy: InlinedSite) -> None:
                 Value("return", RustType("?", "unsupported", 0), Unavailable(no_return)),
                 ReturnMode.INLINED,
                 None,
-                arguments_known=copy.params_known,
+                arguments_known=known,
                 inlined=copy,
+                unknown_why="" if known else detail.LIMITED,
             )
         )
 
@@ -1067,6 +1075,10 @@ def _still_returned(binary: ElfBinary, shape: code.CodeShape, returns: Value | N
     is still returned. A dropped return value leaves rax as the last callee set it."""
     if returns is None or not isinstance(returns.location, tuple):
         return returns is None or isinstance(returns.location, (bytes, Unavailable))
+    if len(returns.location) != 1 or returns.type.kind not in (*SCALARS, "pointer", "c_enum"):
+        # An aggregate may be returned only in part (the tag of an Option whose callers
+        # only ask `is_some()`): nothing in DWARF says which part, so none is trusted.
+        return False
     first = returns.location[0]
     if first.memory or first.reg != RAX:
         return False
@@ -1081,7 +1093,7 @@ def _changed_return(rust_type: RustType) -> Value | None:
     if rust_type.kind == "unit":
         return None
     why = (
-        "the optimizer removed this function's return value (DWARF marks it DW_CC_nocall: "
-        "no caller uses the value, so it is never returned)"
+        "the optimizer changed how this function returns (DWARF marks it DW_CC_nocall: its "
+        "callers use none or only part of the value, so what the registers hold is not it)"
     )
     return Value("return", rust_type, Unavailable(why))

@@ -123,6 +123,8 @@ class RustType:
         kind = self.kind
         if kind in SCALARS or kind == "c_enum" or kind == "pointer":
             return [(0, self)]
+        if kind == "trait_object":  # two pointers, each in a register of its own
+            return [(f.offset, f.type) for f in self.fields]
         if kind in ("str", "slice"):
             return _abi_shape([(f.offset, f.type) for f in self.fields], self.size)
         if kind in ("struct", "tuple"):
@@ -170,7 +172,7 @@ class RustType:
         """The value of a scalar (or unit) from its bytes; see values.decode_value for all."""
         if self.kind == "unit":
             return None
-        if self.kind == "unsupported":
+        if self.kind in ("unsupported", "trait_object"):
             return Unavailable(self.why or f"values of type {self.name} are not decoded yet")
         raw = raw[: self.size]
         if len(raw) < self.size:
@@ -342,6 +344,9 @@ def _structure(die: Any, name: str, size: int) -> RustType:
         return _enum(die, name, size, part)
     fields = tuple(_members(children))
     names = [f.name for f in fields]
+    if names == ["pointer", "vtable"]:  # `&dyn Trait`, `Box<dyn Trait>`: a fat pointer
+        why = "trait objects are not decoded (a data pointer and a vtable)"
+        return RustType(name, "trait_object", size, fields=fields, why=why)
     if name in ("&str", "&mut str") and names == ["data_ptr", "length"]:
         return RustType(name, "str", size, fields=_fat(fields))
     if name.startswith(("&[", "&mut [")) and names == ["data_ptr", "length"]:

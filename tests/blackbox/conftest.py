@@ -1,0 +1,91 @@
+"""Fixtures of the stockpile tests: a crate written from the README alone by someone who
+had not seen pytest-uprobe's code (kept as a test of the project)."""
+
+import pytest
+
+from tests.blackbox.stockpile import CRATE
+
+
+@pytest.fixture(params=["dev", "release"])
+def profile(request):
+    return request.param
+
+
+@pytest.fixture
+def exe(cargo_bin, profile):
+    return cargo_bin(str(CRATE), profile=profile)
+
+
+@pytest.fixture
+def dev_exe(cargo_bin):
+    return cargo_bin(str(CRATE), profile="dev")
+
+
+@pytest.fixture
+def release_exe(cargo_bin):
+    return cargo_bin(str(CRATE), profile="release")
+
+
+@pytest.fixture
+def limited_exe(cargo_bin):
+    """Release code generation with `debug = 1` (profile release-limited in Cargo.toml)."""
+    return cargo_bin(str(CRATE), profile="release-limited")
+
+
+# What the tool cannot do yet, as this user's tests found it: each fails today, strictly
+# (a fix makes its test pass and the xfail fail, so the entry goes). "WRONG" marks an answer
+# that disagrees with the program without saying so: a known gap of the first rule.
+NOCALL = (
+    "the caller ignores (part of) the result, so LLVM changed how it returns (DW_CC_nocall): "
+    "the return value is Unavailable, honestly, where the test wants the printed value"
+)
+KNOWN_GAPS = {
+    "test_calls.py::test_map_all_generic_with_closures[release]": NOCALL,
+    "test_calls.py::test_find_item_slice_of_structs_and_option_ref[release]": NOCALL,
+    "test_calls.py::test_largest_every_generic_instance[release]": NOCALL,
+    "test_modes.py::test_long_slice_is_truncated_then_full_with_higher_cap[release]": NOCALL,
+    "test_modes.py::test_panic_on_a_thread_unwinds_and_program_continues[release]": NOCALL,
+    "test_process.py::test_timeout_keeps_partial_trace[release]": NOCALL,
+    "test_calls.py::test_map_all_generic_with_closures[dev]": (
+        "a dev build moves the hidden return pointer (rdi) before the entry probe: the "
+        "returned Vec is Unavailable"
+    ),
+    "test_calls.py::test_closures_stored_in_rules[release]": (
+        "a tail call through a register (jmp *%rax) leaves no return a probe sees: the "
+        "return value is Unavailable"
+    ),
+    "test_calls.py::test_tree_sum_recursion[release]": (
+        "WRONG: LLVM turned part of the recursion into a loop, and the count (8 of 15) says "
+        "nothing of the calls the loop stands for"
+    ),
+    "test_calls.py::test_fib_recursion[release]": (
+        "WRONG: LLVM turned part of the recursion into a loop, and the count (34 of 67) says "
+        "nothing of the calls the loop stands for"
+    ),
+    "test_calls.py::test_generic_closure_inside_generic_fn[release]": (
+        "WRONG: DWARF gives the <u8> instance's inlined copies empty ranges, so 3 of 6 calls "
+        "are found and the count does not say it may be more"
+    ),
+    "test_inlining.py::test_worker_loop_body_line[release]": (
+        "WRONG: a local DWARF places in a stack slot for the whole function lives in a "
+        "register at the line, and the line table gives a later store the line's number"
+    ),
+    "test_calls.py::test_rule_new_generic_instances_with_closure_env[release]": (
+        "inlined copies of a generic inherent method, whose origin is a declaration inside "
+        "the impl (DW_AT_specification), are not found"
+    ),
+    "test_calls.py::test_closure_passed_to_iterator_calls_score[release]": (
+        "a probed closure inlined into its caller is no frame, so calls it makes have no "
+        "traced caller; its argument's location uses DW_OP_mul"
+    ),
+    "test_snapshots_cli.py::test_cli_symbols_inlined_lists_inlined_only_functions": (
+        "`symbols --inlined` lists out-of-line functions only"
+    ),
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        reason = KNOWN_GAPS.get(item.nodeid.split("tests/blackbox/", 1)[-1])
+        if reason is not None:
+            item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
