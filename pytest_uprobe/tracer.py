@@ -41,9 +41,10 @@ class _Default(Enum):
 
 TRACER_DEFAULT: Final = _Default.TRACER
 
-# Plans are pure functions of the binary's identity and the options: a session that traces
-# the same probes in many tests resolves names and reads DWARF once.
-_plans: dict[tuple[object, ...], ProbePlan] = {}
+# Plans are pure functions of the binary and the options: a session that traces the same
+# probes in many tests resolves names and reads DWARF once. They live on the ElfBinary
+# (dropped with it), at most this many per binary.
+PLANS_PER_BINARY = 64
 
 
 class Tracer:
@@ -140,8 +141,9 @@ class Tracer:
             self.max_string,
             self.max_elements,
         )
-        key = (binary.identity, tuple(names), *options)
-        plan = _plans.get(key)
+        key = (tuple(names), *options)
+        plans = binary.memo("plans")
+        plan = plans.get(key)
         if plan is None:
             plan = build_plan(
                 binary,
@@ -152,7 +154,9 @@ class Tracer:
                 max_string=self.max_string,
                 max_elements=self.max_elements,
             )
-            _plans[key] = plan
+            if len(plans) >= PLANS_PER_BINARY:
+                del plans[next(iter(plans))]  # the oldest
+            plans[key] = plan
         return plan
 
     def sites(self, executable: str | os.PathLike[str], name: str) -> FunctionSites:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes as ct
+import gc
 import os
 import platform
 import re
@@ -323,6 +324,29 @@ class _Loaded:
             bpf.cleanup()
 
 
+_frozen = 0  # runs recording now, which keep the collector off what existed before them
+_frozen_lock = threading.Lock()
+
+
+def _hold_garbage_collection() -> None:
+    """While events pour in, a full collection would walk every object the process holds
+    (a test session's plans and DWARF): long enough for the ring buffer to overflow. Move
+    what exists now out of the collector's way until the run ends."""
+    global _frozen
+    with _frozen_lock:
+        if _frozen == 0:
+            gc.freeze()
+        _frozen += 1
+
+
+def _release_garbage_collection() -> None:
+    global _frozen
+    with _frozen_lock:
+        _frozen -= 1
+        if _frozen == 0:
+            gc.unfreeze()
+
+
 def _close_all(links: list[int]) -> None:
     """Close link fds side by side: each close waits for the kernel's grace periods."""
     closers = [threading.Thread(target=os.close, args=(fd,)) for fd in links[1:]]
@@ -608,6 +632,7 @@ class Session:
             ) from None
         self._program.set_gate(program.ANY_PROCESS if self.follow_children else pid)
         if self.record:
+            _hold_garbage_collection()
             self._poller = threading.Thread(target=self._poll, name="uprobe-events", daemon=True)
             self._poller.start()
 
@@ -651,6 +676,7 @@ class Session:
         if self._poller is not None:
             self._poller.join()
             self._poller = None
+            _release_garbage_collection()
 
     def finish(self) -> None:
         """Close the gate, stop polling and take every event still in the ring buffer.

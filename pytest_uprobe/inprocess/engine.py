@@ -271,7 +271,7 @@ class InprocessRun:
             number, why = failed[0] if failed else (None, "")
         if number is not None:
             site = self.plan.sites[number]
-            function = self.plan.functions[site.function]
+            function = self.plan.function(site.function)
             raise UnreadableFunction(
                 function.probe,
                 self.plan.binary.path,

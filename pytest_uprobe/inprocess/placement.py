@@ -54,6 +54,8 @@ def hooks(plan: ProbePlan, record: bool) -> list[Hook]:
         try:
             out.append(_hook(plan, number, site))
         except Unhookable as exc:
+            if site.function >= len(plan.functions):
+                continue  # a marker (std::process::exit, abort, rust_panic): only evidence
             raise Unhookable(number, str(exc)) from None
     _check_tail_calls_into_leave_hooks(plan, out)
     return _combine_leaf_hooks(plan, out)
@@ -96,7 +98,7 @@ def _check_tail_calls_into_leave_hooks(plan: ProbePlan, planned: list[Hook]) -> 
     for hook in planned:
         if hook.kind != "leave":
             continue
-        function = plan.functions[plan.sites[hook.site].function]
+        function = plan.function(plan.sites[hook.site].function)
         if function.symbol.address in targets or None in targets:
             raise Unhookable(
                 hook.site,
@@ -132,7 +134,7 @@ def _hook(plan: ProbePlan, number: int, site: Site) -> Hook:
 
 
 def _epilogue_start(plan: ProbePlan, site: Site) -> tuple[int, Cfa]:
-    function = plan.functions[site.function]
+    function = plan.function(site.function)
     shape = function.shape
     assert shape is not None
     raw = plan.binary.code(shape.start, shape.end - shape.start)
@@ -199,7 +201,7 @@ class _Code:
 
     @classmethod
     def of(cls, plan: ProbePlan, site: Site) -> _Code:
-        function = plan.functions[site.function]
+        function = plan.function(site.function)
         symbol = function.symbol
         if function.shape is None:  # an inlined copy: the code of the function it is in
             host = plan.binary.function_containing(site.address)
