@@ -373,19 +373,27 @@ def written_before_returns(
     last call, by instructions that write each of `registers` (each a set of names of one
     register and its parts): the values there were computed for the return, not left over
     from a callee."""
+    return all(all(row) for row in written_at_returns(code, start, shape, registers))
+
+
+def written_at_returns(
+    code: bytes, start: int, shape: CodeShape, registers: tuple[frozenset[str], ...]
+) -> list[list[bool]]:
+    """For each `ret`, whether each of `registers` is written in the straight-line block
+    before it, after the last call (see written_before_returns)."""
     insns = list(_disassembler().disasm(code, start))
+    rows = []
     for i, insn in enumerate(insns):
         if insn.address not in shape.returns:
             continue
-        needed = list(registers)
+        missing = set(range(len(registers)))
         for prev in reversed(insns[:i]):
             if prev.address in shape.control:
                 break
             _, written = prev.regs_access()
             names = {prev.reg_name(r) for r in written}
-            needed = [r for r in needed if not (r & names)]
-            if not needed or prev.address in shape.jump_targets:
+            missing = {m for m in missing if not (registers[m] & names)}
+            if not missing or prev.address in shape.jump_targets:
                 break
-        if needed:
-            return False
-    return True
+        rows.append([m not in missing for m in range(len(registers))])
+    return rows

@@ -1066,7 +1066,6 @@ def _abi_changed(info: index.FunctionInfo) -> bool:
     return convention is not None and convention.value == DW_CC_NOCALL
 
 
-_RAX_NAMES = frozenset({"rax", "eax", "ax", "al", "ah"})
 
 
 def _still_returned(binary: ElfBinary, shape: code.CodeShape, returns: Value | None) -> bool:
@@ -1075,18 +1074,33 @@ def _still_returned(binary: ElfBinary, shape: code.CodeShape, returns: Value | N
     is still returned. A dropped return value leaves rax as the last callee set it."""
     if returns is None or not isinstance(returns.location, tuple):
         return returns is None or isinstance(returns.location, (bytes, Unavailable))
-    if len(returns.location) != 1 or returns.type.kind not in (*SCALARS, "pointer", "c_enum"):
-        # An aggregate may be returned only in part (the tag of an Option whose callers
-        # only ask `is_some()`): nothing in DWARF says which part, so none is trusted.
-        return False
-    first = returns.location[0]
-    if first.memory or first.reg != RAX:
-        return False
-    # rax only: a path that returns None of an Option<u64> pair leaves rdx alone.
+    # Trusted when every path writes each register the value travels in, at least as wide
+    # as its part: a part left alone (the payload of an Option whose callers only ask
+    # `is_some()`), or written narrower (an `al` set for them), is stale.
+    needed: list[frozenset[str]] = []
+    for piece in returns.location:
+        names = _REGISTER_WIDTHS.get(piece.reg)
+        if piece.memory or names is None:
+            return False
+        needed.append(frozenset(name for name, width in names if width >= piece.size))
     raw = binary.code(shape.start, shape.end - shape.start)
-    return raw is not None and code.written_before_returns(
-        raw, shape.start, shape, (_RAX_NAMES,)
+    if raw is None:
+        return False
+    rows = code.written_at_returns(raw, shape.start, shape, tuple(needed))
+    # rax on every path; a second register on some path at least (a path that returns
+    # None of an Option<u64> legitimately leaves rdx alone; one whose callers only ask
+    # `is_some()` writes it on none).
+    return bool(rows) and all(row[0] for row in rows) and all(
+        any(row[i] for row in rows) for i in range(1, len(needed))
     )
+
+
+# The names of rax and rdx and of their parts, with how many low bytes a write to each
+# defines (a 32-bit write zero-extends: all 8).
+_REGISTER_WIDTHS = {
+    RAX: (("rax", 8), ("eax", 8), ("ax", 2), ("al", 1)),
+    RDX: (("rdx", 8), ("edx", 8), ("dx", 2), ("dl", 1)),
+}
 
 
 def _changed_return(rust_type: RustType) -> Value | None:
