@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import ctypes as ct
 import struct
+from typing import Any
 
-from ..plan import AREA, MAX_DEREFS, MAX_PIECES
+from ..plan import AREA, MAX_DEREFS, MAX_PIECES, Site
 
 RINGBUF_PAGES = 4096  # 16 MiB: the common case loses no event
 # `struct event` of the C text below, as Python reads it: ts, cfa, tid, site, failed, pad,
@@ -394,3 +395,23 @@ class CFollow(ct.Structure):
         ("tgid_offset", ct.c_uint32),
         ("pad", ct.c_uint32),
     ]
+
+
+def fill_site(entry: Any, site: Site, record: bool) -> None:
+    """Write `site` into a site-table entry: a CSite here, or the in-process engine's
+    mirror of it (the same fields)."""
+    entry.cfa_reg = site.cfa.reg
+    entry.cfa_offset = site.cfa.offset
+    entry.npieces = len(site.pieces)
+    entry.record = int(record)
+    for i, piece in enumerate(site.pieces):
+        entry.pieces[i].reg = piece.reg
+        entry.pieces[i].offset = piece.offset
+        entry.pieces[i].size = piece.size
+        entry.pieces[i].memory = int(piece.memory)
+    entry.save_reg = 0 if site.save_reg is None else site.save_reg + 1
+    entry.load_word = 0 if site.load_word is None else site.load_word + 1
+    entry.nderefs = len(site.derefs)
+    for i, deref in enumerate(site.derefs):
+        for name, *_ in entry.derefs[i]._fields_:
+            setattr(entry.derefs[i], name, getattr(deref, name))

@@ -266,22 +266,7 @@ class _Loaded:
         for number in range(self.capacity):
             entry = program.CSite()
             if number < len(plan.sites):
-                site = plan.sites[number]
-                entry.cfa_reg = site.cfa.reg
-                entry.cfa_offset = site.cfa.offset
-                entry.npieces = len(site.pieces)
-                entry.record = int(record)
-                for i, piece in enumerate(site.pieces):
-                    entry.pieces[i].reg = piece.reg
-                    entry.pieces[i].offset = piece.offset
-                    entry.pieces[i].size = piece.size
-                    entry.pieces[i].memory = int(piece.memory)
-                entry.save_reg = 0 if site.save_reg is None else site.save_reg + 1
-                entry.load_word = 0 if site.load_word is None else site.load_word + 1
-                entry.nderefs = len(site.derefs)
-                for i, deref in enumerate(site.derefs):
-                    for field in program.CDeref._fields_:
-                        setattr(entry.derefs[i], field[0], getattr(deref, field[0]))
+                program.fill_site(entry, plan.sites[number], record)
             table[ct.c_int(number)] = entry
         self.follow(None)  # a run that follows children turns it on in `attach`
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from .. import code
 from ..elf import ElfBinary
-from .scan import section_bytes
+from .scan import read_uleb, section_bytes
 
 Ranges = tuple[tuple[int, int], ...]
 
@@ -442,7 +442,7 @@ def decode_line_rows(
             line += line_base + step % line_range
             rows.append((address, line, file))
         elif op == 0:  # extended: length, sub-opcode, operands
-            length, pos = _uleb(data, pos)
+            length, pos = read_uleb(data, pos)
             sub = data[pos] if length else 0
             if sub == 1:  # end_sequence
                 rows.append((address, None, file))
@@ -453,13 +453,13 @@ def decode_line_rows(
         elif op == 1:  # copy
             rows.append((address, line, file))
         elif op == 2:  # advance_pc
-            step, pos = _uleb(data, pos)
+            step, pos = read_uleb(data, pos)
             address += step * unit
         elif op == 3:  # advance_line
             step, pos = _sleb(data, pos)
             line += step
         elif op == 4:  # set_file
-            file, pos = _uleb(data, pos)
+            file, pos = read_uleb(data, pos)
         elif op == 8:  # const_add_pc
             address += ((255 - opcode_base) // line_range) * unit
         elif op == 9:  # fixed_advance_pc
@@ -467,23 +467,12 @@ def decode_line_rows(
             pos += 2
         else:  # set_column, negate_stmt, basic_block, prologue_end, ...: operands skipped
             for _ in range(lengths[op - 1]):
-                _, pos = _uleb(data, pos)
+                _, pos = read_uleb(data, pos)
     return rows
 
 
-def _uleb(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            return result, pos
-
-
 def _sleb(data: bytes, pos: int) -> tuple[int, int]:
-    result, end = _uleb(data, pos)
+    result, end = read_uleb(data, pos)
     bits = 7 * (end - pos)
     if result & (1 << (bits - 1)):
         result -= 1 << bits

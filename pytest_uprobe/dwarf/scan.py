@@ -133,7 +133,8 @@ def _fixed_size(form: str, addr_size: int, offset_size: int, version: int) -> in
     return None
 
 
-def _uleb(data: bytes, pos: int) -> tuple[int, int]:
+def read_uleb(data: bytes, pos: int) -> tuple[int, int]:
+    """An unsigned LEB128 number at `pos`, and the position after it."""
     result = shift = 0
     while True:
         byte = data[pos]
@@ -151,7 +152,7 @@ def _skip(form: str, data: bytes, pos: int) -> int:
             pos += 1
         return pos + 1
     if form in _ULEB_BLOCKS:
-        length, pos = _uleb(data, pos)
+        length, pos = read_uleb(data, pos)
         return pos + length
     if form == "DW_FORM_string":
         return data.index(b"\0", pos) + 1
@@ -227,7 +228,7 @@ class _Reader:
             "DW_FORM_rnglistx",
             "DW_FORM_loclistx",
         ):
-            raw, end = _uleb(data, pos)
+            raw, end = read_uleb(data, pos)
             if form == "DW_FORM_ref_udata":
                 return raw + self.cu_offset, end
             if form == "DW_FORM_strx":
@@ -238,7 +239,7 @@ class _Reader:
                 return ("rnglistx", raw), end
             return raw, end
         if form == "DW_FORM_sdata":
-            raw, end = _uleb(data, pos)
+            raw, end = read_uleb(data, pos)
             bits = 7 * (end - pos)
             if raw & (1 << (bits - 1)):
                 raw -= 1 << bits
@@ -329,7 +330,7 @@ def scan_unit(dwarf: Any, cu: Any) -> UnitIndex:
         code = data[pos]
         pos += 1
         if code >= 0x80:
-            code, pos = _uleb(data, pos - 1)
+            code, pos = read_uleb(data, pos - 1)
         if code == 0:
             if parents:
                 _, tag = parents.pop()

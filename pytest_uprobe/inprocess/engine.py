@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
+from ..bpf import program
 from ..bpf.session import RawEvent
 from ..dwarf.locations import Cfa, Piece
 from ..errors import PrerequisiteError, UnreadableFunction
@@ -91,22 +92,9 @@ class SharedBuffer:
             entry = agent.CSite.from_buffer(
                 self.map, sites_offset + number * ct.sizeof(agent.CSite)
             )
-            entry.cfa_reg = site.cfa.reg
-            entry.cfa_offset = site.cfa.offset
-            entry.npieces = len(site.pieces)
-            entry.record = int(record)
-            for i, piece in enumerate(site.pieces):
-                entry.pieces[i].reg = piece.reg
-                entry.pieces[i].offset = piece.offset
-                entry.pieces[i].size = piece.size
-                entry.pieces[i].memory = int(piece.memory)
-            entry.save_reg = 0 if site.save_reg is None else site.save_reg + 1
-            entry.load_word = 0 if site.load_word is None else site.load_word + 1
-            entry.nderefs = len(site.derefs)
+            program.fill_site(entry, site, record)
             extent = WORDS
-            for i, deref in enumerate(site.derefs):
-                for name, _ in entry.derefs[i]._fields_:
-                    setattr(entry.derefs[i], name, getattr(deref, name))
+            for deref in site.derefs:
                 extent = max(extent, (deref.dst & (AREA // 2 - 1)) + min(deref.size, AREA // 2))
             entry.extent = min(extent, AREA)
             del entry
