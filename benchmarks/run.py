@@ -267,7 +267,7 @@ def per_test(runs: int) -> None:
     added = statistics.mean(traced[1:]) * 1000 - untraced_ms
     row("d", "first traced run (resolve + compile + run)", f"{traced[0] * 1000:.0f} ms")
     row("d", "untraced subprocess.run", f"{untraced_ms:.1f} ms")
-    row("d", f"added per traced run, runs 2..{runs}", f"{added:.1f} ms", "<= 50 ms", added <= 50)
+    row("d", f"added per traced run, runs 2..{runs}", f"{added:.1f} ms", "<= 15 ms", added <= 15)
 
 
 def events(n: int) -> None:
