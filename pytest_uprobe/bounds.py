@@ -1,8 +1,10 @@
 """A call count that may be a bound rather than an exact number.
 
-A probe whose sites could not all be attached counts fewer calls than ran (a lower bound);
-a probe on a function that shares its address with others counts their calls too (an upper
-bound). `CallCount` is an int, so printing it, adding to it and `>=` read as usual, but a
+A probe whose sites could not all be attached, or whose function's calls of itself the
+optimizer turned into a loop (dwarf/recursion.py), counts fewer calls than ran (a lower
+bound); a probe on a function that shares its address with others, or into which the
+optimizer merged functions whose names are gone (dwarf/merging.py), counts their calls too
+(an upper bound). `CallCount` is an int, so printing it, adding to it and `>=` read as usual, but a
 comparison whose answer the bound cannot decide raises `InexactCount` (an AssertionError
 naming the reason), so `assert trace["f"].call_count == 3` never passes on a wrong count.
 """
@@ -67,7 +69,7 @@ class CallCount(int):
     __str__ = int.__repr__  # the number, as any int prints; repr() shows the bound
 
     def reasons(self) -> str:
-        lines = [f"\n  - sites left out, so it may be more: {r}" for r in self.may_be_more]
+        lines = [f"\n  - it may be more: {r}" for r in self.may_be_more]
         lines += [f"\n  - it may be fewer: {r}" for r in self.may_be_fewer]
         return "".join(lines)
 
@@ -95,8 +97,7 @@ class CallCount(int):
         raise InexactCount(
             f"cannot tell whether {whose} {what} {other!r}: {kind}.{self.reasons()}\n"
             "  fix: compare with a bound the count decides (`call_count >= n` for a lower "
-            "bound), or probe only names whose sites can all be attached and that share "
-            "no address with other functions"
+            "bound, `<= n` for an upper one), or remove the cause named above"
         )
 
     def _compare(self, what: str, other: Any) -> Any:

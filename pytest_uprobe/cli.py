@@ -410,6 +410,8 @@ def _trace(args: argparse.Namespace, out: TextIO) -> int:
                 sys.stderr.write(
                     f"pytest-uprobe trace: {name}: counts {other} too (same address)\n"
                 )
+            for why in function.unseen + function.merged_away:
+                sys.stderr.write(f"pytest-uprobe trace: {name}: {why}\n")
         status = "timed out" if timed_out else f"exit status {trace.returncode}"
         lost = f"; {trace.lost_events} events lost" if trace.lost_events else ""
         sys.stderr.write(f"pytest-uprobe trace: {status}; calls counted: {counts}{lost}\n")
@@ -476,7 +478,12 @@ def trace_json(trace: Any) -> dict[str, Any]:
         "orphans_held_output": trace.orphans_held_output,
         "counts": {name: f.call_count for name, f in trace.functions.items()},
         "inexact": {  # the names whose count is a bound, and why
-            name: {"left_out": list(f.left_out), "shares_address_with": list(f.shares_address_with)}
+            name: {
+                "left_out": list(f.left_out),
+                "shares_address_with": list(f.shares_address_with),
+                "unseen": list(f.unseen),
+                "merged_away": list(f.merged_away),
+            }
             for name, f in trace.functions.items()
             if not f.complete
         },

@@ -123,9 +123,12 @@ class NoMatchingFunction(ProbeNameError):
         *,
         has_debug_info: bool = True,
         in_source: str | None = None,
+        merged_into: str | None = None,
     ) -> None:
         self.suggestions = list(suggestions)
         self.in_source = in_source  # where the crate's source defines it, if it does
+        # The function its calls now run as (merged into it by the optimizer), if known.
+        self.merged_into = merged_into
         if suggestions:
             fix = "did you mean " + ", ".join(repr(s) for s in suggestions) + "?"
         else:
@@ -142,6 +145,15 @@ class NoMatchingFunction(ProbeNameError):
             fix += (
                 f" Check with `pytest-uprobe symbols {quoted}` (every name, with the names "
                 "sharing its address), or trace a dev build, which keeps every function."
+            )
+        if merged_into is not None:
+            why += (
+                f"; its calls in the source run as {merged_into} (the optimizer merged the "
+                "two identical bodies and kept that one)"
+            )
+            fix += (
+                f" To count them, probe {merged_into!r}: its count then includes them, an "
+                "upper bound that says so."
             )
         if not has_debug_info:
             why += (

@@ -32,7 +32,7 @@ from .decode import (
     decode_value,
 )
 from .decode import Copy as DataCopy
-from .dwarf import detail, frames, index, locations
+from .dwarf import detail, frames, index, locations, merging, recursion
 from .dwarf.closures import closure_aliases
 from .dwarf.inlined import InlinedSite, inlined_sites
 from .dwarf.locations import Cfa, Indirect, Location, Piece
@@ -195,10 +195,25 @@ class Coverage:
 
     left_out: list[LeftOut] = field(default_factory=list)
     shares_address_with: list[str] = field(default_factory=list)
+    # Calls that run without entering the function (recursion made a loop): a lower bound.
+    unseen: list[str] = field(default_factory=list)
+    # Functions merged into one it names whose own names are gone: an upper bound.
+    merged_away: list[str] = field(default_factory=list)
 
     @property
     def exact(self) -> bool:
-        return not self.left_out and not self.shares_address_with
+        return not (self.left_out or self.shares_address_with or self.unseen or self.merged_away)
+
+    def note(self, binary: ElfBinary, symbol: Symbol, matches: Any) -> None:
+        """What the optimizer did to `symbol` that its count cannot see (see bounds.py);
+        `matches` tells the names the probe means (a glob naming a merged function too
+        counts its calls rightly)."""
+        looped = recursion.looped_recursion(binary, symbol)
+        if looped is not None and str(looped) not in self.unseen:
+            self.unseen.append(str(looped))
+        for merged in merging.merged_into(binary, symbol):
+            if not matches(merged.path) and str(merged) not in self.merged_away:
+                self.merged_away.append(str(merged))
 
 
 @dataclass
@@ -272,6 +287,7 @@ def build_plan(
                 for name in _other_names(binary, symbol, matches):
                     if name not in coverage.shares_address_with:
                         coverage.shares_address_with.append(name)
+                coverage.note(binary, symbol, matches)
                 key = symbol.address
                 if _known(plan, probe, key, planned, left_out):
                     if key in left_out:  # an earlier probe's refusal, said for this one
@@ -499,10 +515,17 @@ def resolve(
             closest(probe, (f.path for f in binary.functions)),
             has_debug_info=binary.has_dwarf,
             in_source=_defined_in_source(binary, probe),
+            merged_into=_survivor(binary, probe),
         )
     if len(found) > max_functions:
         raise TooManyMatches(probe, binary.path, len(found), max_functions)
     return sorted(found.values(), key=lambda s: s.address)
+
+
+def _survivor(binary: ElfBinary, probe: str) -> str | None:
+    """The function the probe's calls in the source now call (it was merged into it)."""
+    merged = merging.survivor_of(binary, probe) if not is_glob(probe) else None
+    return merged.survivor if merged is not None else None
 
 
 def _defined_in_source(binary: ElfBinary, probe: str) -> str | None:

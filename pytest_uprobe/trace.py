@@ -120,6 +120,8 @@ class FunctionTrace:
         lost_events_policy: str = "fail",
         left_out: Sequence[str] = (),
         shares_address_with: Sequence[str] = (),
+        unseen: Sequence[str] = (),
+        merged_away: Sequence[str] = (),
     ) -> None:
         self.name = name
         self.calls: list[Call] = list(calls)
@@ -129,6 +131,11 @@ class FunctionTrace:
         # Functions at the same address as one this name means (merged by the optimizer)
         # that the name does not mean: their calls are in the count, an upper bound.
         self.shares_address_with: tuple[str, ...] = tuple(shares_address_with)
+        # Why calls ran that never entered a function it names (recursion the optimizer
+        # turned into a loop): a lower bound. And functions merged into one it names whose
+        # names are gone, their calls counted as its own: an upper bound.
+        self.unseen: tuple[str, ...] = tuple(unseen)
+        self.merged_away: tuple[str, ...] = tuple(merged_away)
         # Counted in the kernel: exact even when events were lost, unless sites were left
         # out or the address is shared; then a CallCount whose undecidable comparisons
         # (== n, assert_called_once...) raise InexactCount with the reason.
@@ -136,12 +143,13 @@ class FunctionTrace:
         self.call_count: int = CallCount(
             counted,
             name,
-            may_be_more=self.left_out,
+            may_be_more=[f"left out {site}" for site in self.left_out] + list(self.unseen),
             may_be_fewer=[
                 f"{name!r} shares its address with {other!r} (functions with identical "
                 "bodies merged by the optimizer), whose calls it counts too"
                 for other in self.shares_address_with
-            ],
+            ]
+            + list(self.merged_away),
         )
         self.lost_events = lost_events
         self.arguments_known = arguments_known
@@ -152,7 +160,7 @@ class FunctionTrace:
     @property
     def complete(self) -> bool:
         """The count and the calls are exactly those of the functions the name means."""
-        return not self.left_out and not self.shares_address_with
+        return not (self.left_out or self.shares_address_with or self.unseen or self.merged_away)
 
     def __repr__(self) -> str:
         return f"<FunctionTrace {self.name!r}: {self.call_count!r} calls>"
@@ -211,6 +219,10 @@ class FunctionTrace:
             lost_events_policy=self.lost_events_policy,
             left_out=self.left_out,
             shares_address_with=self.shares_address_with,
+            # The calls a loop stands for are calls of a function by itself: from `name`
+            # only if the function answers to it.
+            unseen=self.unseen if any(c.answers_to(name or "") for c in self.calls) else (),
+            merged_away=self.merged_away,
         )
 
     def assert_only_called_from(self, name: str | None) -> None:
@@ -362,8 +374,9 @@ class FunctionTrace:
             raise InexactCount(
                 f"the calls of {self.name!r} are not exactly the calls of the functions it "
                 f"names, so assertions on their list cannot be trusted.{reasons}\n"
-                "  fix: probe only names whose sites can all be attached and that share no "
-                "address with other functions (`pytest-uprobe symbols` shows shared addresses)"
+                "  fix: remove the cause named above: probe only names whose sites can all be "
+                "attached and that share no address with other functions (`pytest-uprobe "
+                "symbols` shows shared addresses), or trace a dev build"
             )
 
     def _seen(self) -> str:

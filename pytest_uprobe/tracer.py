@@ -278,6 +278,8 @@ class Tracer:
                 lost_events_policy=self.lost_events,
                 left_out=[str(site) for site in coverage.left_out],
                 shares_address_with=coverage.shares_address_with,
+                unseen=coverage.unseen,
+                merged_away=coverage.merged_away,
             )
         self.traces.append(trace)
         if lost and self.lost_events == "warn":

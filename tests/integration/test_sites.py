@@ -49,9 +49,10 @@ def test_a_glob_beside_an_exact_name_gives_both_every_call(
     both = uprobe_trace.run([exe, "overlap", "10"], probes=["sites::*", "sites::fib"])
     assert "fib(10) = 55" in both.stdout
     fib = both["sites::fib"]
-    assert fib.call_count == alone["sites::fib"].call_count > 0
-    assert fib.args_list == alone["sites::fib"].args_list
-    assert fib.retvals == alone["sites::fib"].retvals
+    # The same number counted (in release both are the same lower bound: recursion.py).
+    assert int(fib.call_count) == int(alone["sites::fib"].call_count) > 0
+    assert [c.args for c in fib.calls] == [c.args for c in alone["sites::fib"].calls]
+    assert [c.retval for c in fib.calls] == [c.retval for c in alone["sites::fib"].calls]
     if profile == "dev":  # release turns part of the recursion into a loop
         assert fib.call_count == fib_calls(10)
     # One call per execution: the glob's calls hold fib's once, not twice.

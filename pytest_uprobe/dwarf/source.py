@@ -1,0 +1,366 @@
+"""What the source says at an address: line-table rows with their columns, and the Rust
+source text they point at, read with comments and literals blanked out.
+
+Two questions of the count bounds (bounds.py) need the source: which calls a function's
+body makes of itself (recursion.py) and which function a call instruction was written to
+call (merging.py). DWARF's line table names the file, line and column of every
+instruction; the source at that column is the call expression the compiler emitted the
+instruction for.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .. import code
+from ..elf import ElfBinary, Symbol
+from ..names import crate_of
+from .index import crate_unit_offsets, unit_offset_at
+
+_TOMBSTONE = 0xFFFF_FFFF_FFFF_FFF0
+
+
+@dataclass(frozen=True)
+class Spot:
+    """One line-table row: the code [address, end) comes from `file:line:column`."""
+
+    address: int
+    end: int
+    file: str
+    line: int
+    column: int
+    is_stmt: bool
+
+
+def unit_rows(binary: ElfBinary, address: int) -> list[Spot]:
+    """The rows, with columns, of the line table of the compile unit holding `address`,
+    sorted by address; [] without DWARF."""
+    if not binary.has_dwarf:
+        return []
+    offset = unit_offset_at(binary, address)
+    if offset is None:
+        return []
+    memo = binary.memo("source.rows")
+    found = memo.get(offset)
+    if found is None:
+        found = memo[offset] = _read_rows(binary, offset)
+    return found
+
+
+def _starts(binary: ElfBinary, rows: list[Spot]) -> list[int]:
+    """The rows' addresses, for bisecting; kept per row list."""
+    memo = binary.memo("source.starts")
+    found = memo.get(id(rows))
+    if found is None:
+        found = memo[id(rows)] = [r.address for r in rows]
+    return found
+
+
+def rows_in(binary: ElfBinary, start: int, end: int) -> list[Spot]:
+    """The rows covering any of [start, end)."""
+    rows = unit_rows(binary, start)
+    starts = _starts(binary, rows)
+    i = max(bisect.bisect_right(starts, start) - 1, 0)
+    found: list[Spot] = []
+    for row in rows[i:]:
+        if row.address >= end:
+            break
+        if row.end > start:
+            found.append(row)
+    return found
+
+
+def row_at(binary: ElfBinary, address: int) -> Spot | None:
+    rows = unit_rows(binary, address)
+    starts = _starts(binary, rows)
+    i = bisect.bisect_right(starts, address) - 1
+    if i >= 0 and rows[i].address <= address < rows[i].end:
+        return rows[i]
+    return None
+
+
+def _read_rows(binary: ElfBinary, offset: int) -> list[Spot]:
+    dwarf = binary.dwarf
+    cu = dwarf.get_CU_at(offset)
+    program = dwarf.line_program_for_CU(cu)
+    if program is None:
+        return []
+    files = _file_names(cu, program)
+    rows: list[Spot] = []
+    previous: Any = None
+    for entry in program.get_entries():
+        state = entry.state
+        if state is None:
+            continue
+        if previous is not None and state.address > previous.address:
+            path = files.get(previous.file)
+            if path is not None and 0 < previous.address < _TOMBSTONE:
+                rows.append(
+                    Spot(
+                        previous.address,
+                        state.address,
+                        path,
+                        previous.line,
+                        previous.column,
+                        bool(previous.is_stmt),
+                    )
+                )
+        previous = None if state.end_sequence else state
+    rows.sort(key=lambda r: r.address)
+    return rows
+
+
+def _file_names(cu: Any, program: Any) -> dict[int, str]:
+    top = cu.get_top_DIE()
+    comp = top.attributes.get("DW_AT_comp_dir")
+    comp_dir = _text(comp.value) if comp is not None else ""
+    header = program.header
+    v5 = header.version >= 5
+    directories = [comp_dir] + [os.path.join(comp_dir, _text(d)) for d in header.include_directory]
+    if v5:
+        directories = [os.path.join(comp_dir, _text(d)) for d in header.include_directory]
+    files: dict[int, str] = {}
+    for number, entry in enumerate(header.file_entry, start=0 if v5 else 1):
+        directory = directories[entry.dir_index] if entry.dir_index < len(directories) else ""
+        files[number] = os.path.normpath(os.path.join(directory, _text(entry.name)))
+    return files
+
+
+def _text(value: Any) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+# -- the source text -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A Rust file's text, and the same text with comments, string and char literals
+    blanked (same length, newlines kept), so that searches see code only."""
+
+    path: str
+    text: str
+    code: str
+    line_starts: tuple[int, ...]
+
+    def offset(self, line: int, column: int) -> int | None:
+        """The offset of 1-based `line`:`column` (column 0: the line's start)."""
+        if not 0 < line <= len(self.line_starts):
+            return None
+        return self.line_starts[line - 1] + max(column - 1, 0)
+
+    def position(self, offset: int) -> tuple[int, int]:
+        """1-based (line, column) of `offset`."""
+        i = bisect.bisect_right(self.line_starts, offset) - 1
+        return i + 1, offset - self.line_starts[i] + 1
+
+    def line_text(self, line: int) -> str:
+        start = self.line_starts[line - 1]
+        end = self.text.find("\n", start)
+        return self.text[start : end if end >= 0 else len(self.text)].strip()
+
+
+def read_source(binary: ElfBinary, path: str) -> SourceFile | None:
+    """The source file at `path` as DWARF names it, or None when it cannot be read (not on
+    this machine, or the standard library's `/rustc/<hash>/` paths)."""
+    memo = binary.memo("source.files")
+    if path in memo:
+        found: SourceFile | None = memo[path]
+        return found
+    found = None
+    if path.endswith(".rs") and not path.startswith("/rustc/"):
+        try:
+            with open(path, encoding="utf-8", errors="replace") as stream:
+                text = stream.read(4_000_000)
+        except OSError:
+            text = None
+        if text is not None:
+            starts = [0] + [m.end() for m in re.finditer("\n", text)]
+            found = SourceFile(path, text, _blank(text), tuple(starts))
+    memo[path] = found
+    return found
+
+
+_LITERAL = re.compile(
+    r"""//[^\n]*"""  # line comment
+    r"""|/\*(?:[^*]|\*(?!/))*\*/"""  # block comment (not nested)
+    r"""|b?r(?P<hashes>\#*)"(?:.|\n)*?"(?P=hashes)"""  # raw string
+    r"""|b?"(?:[^"\\]|\\.|\\\n)*\""""  # string
+    r"""|b?'(?:[^'\\\n]|\\[^\n]{1,10}?)'"""  # char (a lifetime has no closing quote)
+)
+
+
+def _blank(text: str) -> str:
+    def spaces(found: re.Match[str]) -> str:
+        return re.sub(r"[^\n]", " ", found.group(0))
+
+    return _LITERAL.sub(spaces, text)
+
+
+_FN = r"\bfn\s+{name}\b"
+
+
+def function_body(source: SourceFile, name: str, line: int) -> tuple[int, int, str] | None:
+    """The body of `fn name` declared at or just after `line`: (start, end) offsets of its
+    text between the braces, and its signature's text; None when not found."""
+    start = source.offset(line, 0)
+    if start is None:
+        return None
+    # The declaration line DWARF gives is the `fn` line; attributes may precede it.
+    found = re.compile(_FN.format(name=re.escape(name))).search(source.code, start, start + 2000)
+    if found is None:
+        return None
+    depth = 0
+    i = found.end()
+    code = source.code
+    while i < len(code):
+        c = code[i]
+        if c in "([":
+            depth += 1
+        elif c in ")]":
+            depth -= 1
+        elif c == ";" and depth == 0:
+            return None  # a declaration without a body (a trait's)
+        elif c == "{" and depth == 0:
+            break
+        i += 1
+    else:
+        return None
+    open_at = i
+    braces = 0
+    for j in range(open_at, len(code)):
+        if code[j] == "{":
+            braces += 1
+        elif code[j] == "}":
+            braces -= 1
+            if braces == 0:
+                return open_at + 1, j, code[found.start() : open_at]
+    return None
+
+
+_CALL = r"(?<![\w!])(?P<name>{name})\s*(?:::\s*<[^(){{}};]*>\s*)?\("
+
+
+def calls_named(source: SourceFile, name: str, start: int, end: int) -> Iterator[Call]:
+    """The call expressions of something named `name` in [start, end) of `source`."""
+    pattern = re.compile(_CALL.format(name=re.escape(name)))
+    for found in pattern.finditer(source.code, start, end):
+        at = found.start("name")
+        before = source.code[max(start, at - 200) : at].rstrip()
+        if re.search(r"\bfn$", before):
+            continue  # a nested function's definition
+        kind = "plain"
+        qualifier = ""
+        expression_start = at
+        if before.endswith("."):
+            kind = "method"
+            receiver = re.search(r"([\w.]*(?:\([^()]*\))?[\w.]*)\s*\.$", before)
+            if receiver is not None:
+                expression_start = max(start, at - 200) + receiver.start(1)
+        elif before.endswith("::"):
+            kind = "path"
+            path = re.search(r"((?:[\w]+\s*(?:<[^<>(){};]*>)?\s*::\s*)+)$", before + "")
+            if path is None:
+                path = re.search(r"(<[^<>]*>\s*::\s*)$", before)
+            if path is not None:
+                qualifier = re.sub(r"\s+", "", path.group(1))
+                expression_start = max(start, at - 200) + path.start(1)
+        yield Call(kind, qualifier, at, expression_start)
+
+
+@dataclass(frozen=True)
+class Call:
+    """A call expression in the source: `plain` (`f(x)`), `method` (`x.f()`) or `path`
+    (`Self::f(x)`, whose `qualifier` is `Self::`)."""
+
+    kind: str
+    qualifier: str
+    name_offset: int
+    expression_offset: int  # where the whole call expression starts (receiver, path)
+
+
+_LOOP_HEAD = re.compile(r"(?:\A|[\s;{}])(?:'\w+\s*:\s*)?(?:loop|while|for)\b")
+
+
+def inside_loop(source: SourceFile, body_start: int, offset: int) -> bool:
+    """Whether the code at `offset` is in a loop of the source: inside the block of a
+    `loop`, `while` or `for` that opens after `body_start`, or in such a loop's header
+    (`for x in <here>`, `while <here>`)."""
+    code = source.code
+    loops: list[bool] = []  # per open brace: whether it opens a loop's block
+    segment = body_start  # where the statement or header being read began
+    for i in range(body_start, min(offset, len(code))):
+        c = code[i]
+        if c == "{":
+            loops.append(_LOOP_HEAD.search(code, segment, i) is not None)
+            segment = i + 1
+        elif c == "}":
+            if loops:
+                loops.pop()
+            segment = i + 1
+        elif c == ";":
+            segment = i + 1
+    return any(loops) or _LOOP_HEAD.search(code, segment, offset) is not None
+
+
+def crate_calls(binary: ElfBinary, crate: str) -> list[tuple[int | None, Spot, SourceFile]]:
+    """Every call out of the crate's functions (those it names, and any other in its
+    compile units: std's generic code instantiated for it) whose line-table row points at
+    readable source: (target, or None through a register; row; source file). Kept per
+    binary and crate."""
+    memo = binary.memo("source.calls")
+    found: list[tuple[int | None, Spot, SourceFile]] | None = memo.get(crate)
+    if found is not None:
+        return found
+    found = []
+    units = set(crate_unit_offsets(binary, crate))
+    for function in binary.functions:
+        if function.size <= 0:
+            continue
+        if (
+            crate_of(function.path) != crate
+            and unit_offset_at(binary, function.address) not in units
+        ):
+            continue
+        raw = binary.code(function.address, function.size)
+        if raw is None:
+            continue
+        try:
+            steps = code.steps(raw, function.address)
+        except code.UndecodableCode:
+            continue
+        for step in steps:
+            called, target = _call_of(raw, function, step)
+            if not called:
+                continue
+            spot = row_at(binary, step.address)
+            if spot is None or spot.line == 0:
+                continue
+            text = read_source(binary, spot.file)
+            if text is not None:
+                found.append((target, spot, text))
+    memo[crate] = found
+    return found
+
+
+def _call_of(raw: bytes, function: Symbol, step: code.Step) -> tuple[bool, int | None]:
+    """Whether `step` calls out of the function (a call, or a jump out: a tail call), and
+    where to when that is known."""
+    at = step.address - function.address
+    opcode = raw[at : at + step.size]
+    if opcode[:1] and 0x40 <= opcode[0] <= 0x4F:  # REX prefix
+        opcode = opcode[1:]
+    if step.size == 5 and raw[at] == 0xE8:
+        return True, step.address + 5 + int.from_bytes(raw[at + 1 : at + 5], "little", signed=True)
+    if len(opcode) >= 2 and opcode[0] == 0xFF and (opcode[1] >> 3) & 7 == 2:
+        return True, None  # call through a register or memory
+    if step.indirect:
+        return True, None
+    if step.target is not None and not function.address <= step.target < function.end:
+        return True, step.target
+    return False, None
