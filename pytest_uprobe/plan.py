@@ -524,7 +524,9 @@ def resolve(
 
 def _survivor(binary: ElfBinary, probe: str) -> str | None:
     """The function the probe's calls in the source now call (it was merged into it)."""
-    merged = merging.survivor_of(binary, probe) if not is_glob(probe) else None
+    merged = None
+    if not is_glob(probe) and _defined_in_source(binary, probe) is not None:
+        merged = merging.survivor_of(binary, probe)
     return merged.survivor if merged is not None else None
 
 

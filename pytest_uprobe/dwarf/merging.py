@@ -18,10 +18,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..elf import ElfBinary, Symbol
 from ..names import crate_of, strip_generics
 from . import source
+
+_VERSION = 2  # of how the answer kept on disk is found: bump when that changes
 
 
 @dataclass(frozen=True)
@@ -56,10 +59,16 @@ def merged_into(binary: ElfBinary, symbol: Symbol) -> list[MergedAway]:
     if symbol.address in memo:
         known: list[MergedAway] = memo[symbol.address]
         return known
-    try:
-        found = list(_merged_into(binary, symbol))
-    except (OSError, ValueError, KeyError, IndexError):
-        found = []  # DWARF this reader cannot follow: no evidence
+    disk = binary.cache("counts")  # the answer, for the next process (plain data)
+    stored = disk.get(("merged", _VERSION, symbol.address))
+    if isinstance(stored, list):
+        found = [MergedAway(*fields) for fields in stored]
+    else:
+        try:
+            found = list(_merged_into(binary, symbol))
+        except (OSError, ValueError, KeyError, IndexError):
+            found = []  # DWARF this reader cannot follow: no evidence
+        disk.put(("merged", _VERSION, symbol.address), [tuple(vars(m).values()) for m in found])
     memo[symbol.address] = found
     return found
 
@@ -68,20 +77,21 @@ def survivor_of(binary: ElfBinary, probe: str) -> MergedAway | None:
     """For a name the binary lacks: the function its source call sites now call, when
     those calls go to a function of another name (it was merged into that one)."""
     crate = crate_of(probe)
-    name = strip_generics(probe).rsplit("::", 1)[-1]
+    name = _last(probe)
     if crate is None or not name.isidentifier() or not binary.has_dwarf:
         return None
     try:
-        for target, spot, text in source.crate_calls(binary, crate):
-            if target is not None and _called_name(text, spot) == name:
+        for target in source.crate_calls(binary, crate):
+            for spot, text in _calls_to(binary, crate, target):
+                if _called_name(text, spot) != name:
+                    continue
                 for symbol in binary.functions_by_address.get(target, ()):
                     survivor = _last(symbol.path)
-                    if survivor != name and survivor.isidentifier():
-                        defined = _definition(binary, crate, name)
-                        if defined is not None:
-                            return MergedAway(
-                                symbol.path, name, defined, f"{text.path}:{spot.line}"
-                            )
+                    if survivor == name or not survivor.isidentifier():
+                        continue
+                    defined = _definition(binary, symbol, text, name)
+                    if defined is not None:
+                        return MergedAway(symbol.path, name, defined, f"{text.path}:{spot.line}")
     except (OSError, ValueError, KeyError, IndexError):
         return None
     return None
@@ -92,62 +102,86 @@ def _merged_into(binary: ElfBinary, symbol: Symbol) -> Iterator[MergedAway]:
     own = _last(symbol.path)
     if crate is None or not own.isidentifier() or not binary.has_dwarf:
         return
-    known = {_last(f.path) for f in binary.functions}
+    known = _known_names(binary)
     reported: set[str] = set()
-    for target, spot, text in source.crate_calls(binary, crate):
-        if target != symbol.address:
-            continue
+    for spot, text in _calls_to(binary, crate, symbol.address):
         called = _called_name(text, spot)
         if called is None or called == own or called in known or called in reported:
             continue
-        defined = _definition(binary, crate, called)
+        defined = _definition(binary, symbol, text, called)
         if defined is None:
             continue  # a variable holding it (`let f = twin_a; f(1)`), not a function
         reported.add(called)
         yield MergedAway(symbol.path, called, defined, f"{text.path}:{spot.line}")
 
 
+def _calls_to(
+    binary: ElfBinary, crate: str, target: int
+) -> Iterator[tuple[source.Spot, source.SourceFile]]:
+    """The line-table rows, with readable source, of the crate's calls of `target`."""
+    for address in source.crate_calls(binary, crate).get(target, ()):
+        spot = source.row_at(binary, address)
+        if spot is None or spot.line == 0 or spot.column == 0:
+            continue
+        text = source.read_source(binary, spot.file)
+        if text is not None:
+            yield spot, text
+
+
+def _known_names(binary: ElfBinary) -> set[str]:
+    """The last names of the binary's functions."""
+    memo = binary.memo("merging.names")
+    if "names" not in memo:
+        memo["names"] = {_last(f.path) for f in binary.functions}
+    names: set[str] = memo["names"]
+    return names
+
+
 def _last(path: str) -> str:
     return strip_generics(path).rsplit("::", 1)[-1]
 
 
-_NAME_AT = re.compile(r"[A-Za-z_]\w*")
+_CALLED = re.compile(
+    r"(?:[A-Za-z_]\w*\s*(?:::\s*<[^(){};]*>\s*)?::\s*)*"  # a path to it
+    r"([A-Za-z_]\w*)\s*(?:::\s*<[^(){};]*>\s*)?\("  # its name, generic arguments, `(`
+)
 
 
 def _called_name(text: source.SourceFile, spot: source.Spot) -> str | None:
     """The function a call expression at `spot` names: `twin_b` for `twin_b(n)`,
     `crate::m::twin_b(n)`, `x.twin_b()` (the row points at the name or the path's start)."""
     offset = text.offset(spot.line, spot.column)
-    if offset is None or spot.column == 0:
-        return None
-    code_text = text.code
-    found = re.compile(
-        r"(?:[A-Za-z_]\w*\s*(?:::\s*<[^(){};]*>\s*)?::\s*)*([A-Za-z_]\w*)\s*(?:::\s*<[^(){};]*>\s*)?\("
-    ).match(code_text, offset)
-    if found is None:
-        return None
-    return found.group(1)
+    found = _CALLED.match(text.code, offset) if offset is not None else None
+    return found.group(1) if found is not None else None
 
 
-def _definition(binary: ElfBinary, crate: str, name: str) -> str | None:
-    """Where the crate's source defines `fn name` (`path:line`), among the source files
-    its line tables name."""
+def _definition(
+    binary: ElfBinary, survivor: Symbol, caller: source.SourceFile, name: str
+) -> str | None:
+    """Where the crate's source defines `fn name` (`path:line`): in the calling file, the
+    survivor's, or another file of the survivor's package (the directory with its
+    Cargo.toml)."""
     memo = binary.memo("merging.definitions")
-    key = (crate, name)
+    key = (survivor.address, caller.path, name)
     if key in memo:
         known: str | None = memo[key]
         return known
     pattern = re.compile(rf"\bfn\s+{re.escape(name)}\b")
+    candidates = [caller.path]
+    home = source.row_at(binary, survivor.address)
+    if home is not None:
+        candidates.append(home.file)
+        package = Path(home.file).parent
+        while package != package.parent and not (package / "Cargo.toml").is_file():
+            package = package.parent
+        if (package / "Cargo.toml").is_file():
+            candidates += [str(p) for p in sorted(package.rglob("*.rs"))[:500]]
     found = None
-    files = sorted(
-        {text.path: text for _, _, text in source.crate_calls(binary, crate)}.values(),
-        key=lambda t: t.path,
-    )
-    for text in files:
-        hit = pattern.search(text.code)
-        if hit is not None:
-            line, _ = text.position(hit.start())
-            found = f"{text.path}:{line}"
+    for path in dict.fromkeys(candidates):
+        text = source.read_source(binary, path)
+        hit = pattern.search(text.code) if text is not None else None
+        if text is not None and hit is not None:
+            found = f"{text.path}:{text.position(hit.start())[0]}"
             break
     memo[key] = found
     return found

@@ -33,10 +33,12 @@ from typing import Any
 
 from .. import code
 from ..elf import ElfBinary, Symbol
-from ..names import crate_of, strip_generics
-from . import source
+from ..names import strip_generics
+from . import index, source
 from .index import function_at, origin_holder
 from .lines import die_ranges
+
+_VERSION = 2  # of how the answer kept on disk is found: bump when that changes
 
 
 @dataclass(frozen=True)
@@ -73,10 +75,18 @@ def looped_recursion(binary: ElfBinary, symbol: Symbol) -> LoopedRecursion | Non
     if symbol.address in memo:
         found: LoopedRecursion | None = memo[symbol.address]
         return found
-    try:
-        found = _find(binary, symbol)
-    except (OSError, ValueError, KeyError, IndexError, code.UndecodableCode):
-        found = None  # DWARF or code this reader cannot follow: no evidence either way
+    disk = binary.cache("counts")  # the answer, for the next process (plain data)
+    stored = disk.get(("recursion", _VERSION, symbol.address))
+    if isinstance(stored, tuple):
+        found = LoopedRecursion(*stored) if stored else None
+    else:
+        try:
+            found = _find(binary, symbol)
+        except (OSError, ValueError, KeyError, IndexError, code.UndecodableCode):
+            found = None  # DWARF or code this reader cannot follow: no evidence either way
+        disk.put(
+            ("recursion", _VERSION, symbol.address), tuple(vars(found).values()) if found else ()
+        )
     memo[symbol.address] = found
     return found
 
@@ -111,7 +121,7 @@ def _find(binary: ElfBinary, symbol: Symbol) -> LoopedRecursion | None:
             s.address
             for s in steps
             if s.indirect
-            or _is_call(raw, symbol.address, s)
+            or source.is_call(raw[s.address - symbol.address :][: s.size])
             or not symbol.address <= (targets[s.address] or symbol.address) < symbol.end
         }
         found = _call_without_instruction(binary, symbol, text, sites, calls, steps, inlined)
@@ -176,17 +186,6 @@ def _target(raw: bytes, start: int, step: code.Step) -> int | None:
     if step.size == 5 and raw[at] == 0xE8:
         return step.address + 5 + int.from_bytes(raw[at + 1 : at + 5], "little", signed=True)
     return None
-
-
-def _is_call(raw: bytes, start: int, step: code.Step) -> bool:
-    """A call instruction: E8 rel32, or FF /2 (through a register or memory)."""
-    at = step.address - start
-    opcode = raw[at : at + step.size]
-    if opcode[:1] and 0x40 <= opcode[0] <= 0x4F:  # REX prefix
-        opcode = opcode[1:]
-    if opcode[:1] == b"\xe8":
-        return True
-    return len(opcode) >= 2 and opcode[0] == 0xFF and (opcode[1] >> 3) & 7 == 2
 
 
 @dataclass(frozen=True)
@@ -276,7 +275,8 @@ def _call_without_instruction(
         )
         if not seen:  # a closure's call, compiled into the closure or where it was inlined
             seen = any(
-                (text.path, site.line, col) in _called_at(binary, symbol) for col in site.columns
+                source.calls_at(binary, address, text.path, site.line, set(site.columns))
+                for address in _closure_units(binary, symbol)
             )
         if not seen:
             column = min(site.columns)
@@ -289,18 +289,15 @@ def _call_without_instruction(
     return None
 
 
-def _called_at(binary: ElfBinary, symbol: Symbol) -> set[tuple[str, int, int]]:
-    """The source positions of every call out of the crate's code."""
-    crate = crate_of(symbol.path)
-    if crate is None:
-        return set()
-    memo = binary.memo("recursion.called_at")
-    found: set[tuple[str, int, int]] | None = memo.get(crate)
-    if found is None:
-        found = memo[crate] = {
-            (spot.file, spot.line, spot.column) for _, spot, _ in source.crate_calls(binary, crate)
-        }
-    return found
+def _closure_units(binary: ElfBinary, symbol: Symbol) -> list[int]:
+    """An address in each compile unit that holds the function or a closure of it (a dev
+    build may put a closure in a unit of its own)."""
+    units = {index.unit_offset_at(binary, symbol.address): symbol.address}
+    inner = f"{strip_generics(symbol.path)}::"
+    for other in binary.functions:
+        if other.path.startswith(inner):
+            units.setdefault(index.unit_offset_at(binary, other.address), other.address)
+    return [address for unit, address in units.items() if unit is not None]
 
 
 def _loop_rerunning_start(

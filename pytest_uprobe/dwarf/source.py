@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import code
-from ..elf import ElfBinary, Symbol
+from ..elf import ElfBinary
 from ..names import crate_of
 from .index import crate_unit_offsets, unit_offset_at
 
@@ -48,7 +48,14 @@ def unit_rows(binary: ElfBinary, address: int) -> list[Spot]:
     memo = binary.memo("source.rows")
     found = memo.get(offset)
     if found is None:
-        found = memo[offset] = _read_rows(binary, offset)
+        disk = binary.cache("columns")  # decoding a line program is slow: kept on disk
+        stored = disk.get(("rows", 1, offset))
+        if isinstance(stored, list):
+            found = [Spot(*row) for row in stored]
+        else:
+            found = _read_rows(binary, offset)
+            disk.put(("rows", 1, offset), [tuple(vars(row).values()) for row in found])
+        memo[offset] = found
     return found
 
 
@@ -308,16 +315,18 @@ def inside_loop(source: SourceFile, body_start: int, offset: int) -> bool:
     return any(loops) or _LOOP_HEAD.search(code, segment, offset) is not None
 
 
-def crate_calls(binary: ElfBinary, crate: str) -> list[tuple[int | None, Spot, SourceFile]]:
-    """Every call out of the crate's functions (those it names, and any other in its
-    compile units: std's generic code instantiated for it) whose line-table row points at
-    readable source: (target, or None through a register; row; source file). Kept per
+def crate_calls(binary: ElfBinary, crate: str) -> dict[int, list[int]]:
+    """The direct calls and jumps (`call rel32`, `jmp rel32`) in the code of the crate's
+    functions (those it names, and std's generic code instantiated in its compile units),
+    by target: target -> the addresses of the instructions. Found by scanning the bytes,
+    not by decoding: a false hit inside another instruction is possible, which is why
+    every user of this list checks the source at the hit's line-table row. Kept per
     binary and crate."""
     memo = binary.memo("source.calls")
-    found: list[tuple[int | None, Spot, SourceFile]] | None = memo.get(crate)
+    found: dict[int, list[int]] | None = memo.get(crate)
     if found is not None:
         return found
-    found = []
+    found = {}
     units = set(crate_unit_offsets(binary, crate))
     for function in binary.functions:
         if function.size <= 0:
@@ -330,37 +339,41 @@ def crate_calls(binary: ElfBinary, crate: str) -> list[tuple[int | None, Spot, S
         raw = binary.code(function.address, function.size)
         if raw is None:
             continue
-        try:
-            steps = code.steps(raw, function.address)
-        except code.UndecodableCode:
-            continue
-        for step in steps:
-            called, target = _call_of(raw, function, step)
-            if not called:
-                continue
-            spot = row_at(binary, step.address)
-            if spot is None or spot.line == 0:
-                continue
-            text = read_source(binary, spot.file)
-            if text is not None:
-                found.append((target, spot, text))
+        for opcode in (0xE8, 0xE9):
+            at = raw.find(opcode)
+            while 0 <= at <= len(raw) - 5:
+                source = function.address + at
+                target = source + 5 + int.from_bytes(raw[at + 1 : at + 5], "little", signed=True)
+                if not function.address <= target < function.end:
+                    found.setdefault(target, []).append(source)
+                at = raw.find(opcode, at + 1)
     memo[crate] = found
     return found
 
 
-def _call_of(raw: bytes, function: Symbol, step: code.Step) -> tuple[bool, int | None]:
-    """Whether `step` calls out of the function (a call, or a jump out: a tail call), and
-    where to when that is known."""
-    at = step.address - function.address
-    opcode = raw[at : at + step.size]
-    if opcode[:1] and 0x40 <= opcode[0] <= 0x4F:  # REX prefix
-        opcode = opcode[1:]
-    if step.size == 5 and raw[at] == 0xE8:
-        return True, step.address + 5 + int.from_bytes(raw[at + 1 : at + 5], "little", signed=True)
-    if len(opcode) >= 2 and opcode[0] == 0xFF and (opcode[1] >> 3) & 7 == 2:
-        return True, None  # call through a register or memory
-    if step.indirect:
-        return True, None
-    if step.target is not None and not function.address <= step.target < function.end:
-        return True, step.target
-    return False, None
+def calls_at(binary: ElfBinary, unit_address: int, file: str, line: int, columns: set[int]) -> bool:
+    """Whether code of the compile unit holding `unit_address` whose row is `file:line`
+    at one of `columns` calls something (a call, or a jump through a register)."""
+    for row in unit_rows(binary, unit_address):
+        if row.line != line or row.column not in columns or row.file != file:
+            continue
+        raw = binary.code(row.address, row.end - row.address)
+        if raw is None:
+            continue
+        try:
+            steps = code.steps(raw, row.address)
+        except code.UndecodableCode:
+            continue
+        for step in steps:
+            if is_call(raw[step.address - row.address :][: step.size]) or step.indirect:
+                return True
+    return False
+
+
+def is_call(instruction: bytes) -> bool:
+    """A call instruction: E8 rel32, or FF /2 (through a register or memory)."""
+    if instruction[:1] and 0x40 <= instruction[0] <= 0x4F:  # REX prefix
+        instruction = instruction[1:]
+    if instruction[:1] == b"\xe8":
+        return True
+    return len(instruction) >= 2 and instruction[0] == 0xFF and (instruction[1] >> 3) & 7 == 2
