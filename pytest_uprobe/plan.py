@@ -215,6 +215,12 @@ class Coverage:
             if not matches(merged.path) and str(merged) not in self.merged_away:
                 self.merged_away.append(str(merged))
 
+    def note_copy(self, binary: ElfBinary, path: str, origin: Any, entry: int) -> None:
+        """The same for a copy of `path` inlined at `entry`."""
+        looped = recursion.looped_recursion_inlined(binary, path, origin, entry)
+        if looped is not None and str(looped) not in self.unseen:
+            self.unseen.append(str(looped))
+
 
 @dataclass
 class ProbePlan:
@@ -303,6 +309,7 @@ def build_plan(
                     continue
                 planned[key] = [len(plan.functions) - 1]
             for copy in sites.inlined:
+                coverage.note_copy(binary, copy.path, copy.origin, copy.entry)
                 key = copy.entry
                 if _known(plan, probe, key, copies_planned, left_out):
                     if key in left_out:  # an earlier probe's refusal, said for this one

@@ -33,12 +33,12 @@ from typing import Any
 
 from .. import code
 from ..elf import ElfBinary, Symbol
-from ..names import strip_generics
+from ..names import crate_of, strip_generics
 from . import index, source
 from .index import function_at, origin_holder
 from .lines import die_ranges
 
-_VERSION = 2  # of how the answer kept on disk is found: bump when that changes
+_VERSION = 3  # of how the answer kept on disk is found: bump when that changes
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,53 @@ class _Place:
     # iterator set-up and its `next()` share the line and column, not the callee)
 
 
+def looped_recursion_inlined(
+    binary: ElfBinary, path: str, origin: Any, entry: int
+) -> LoopedRecursion | None:
+    """The same question for a copy of `path` inlined at `entry` (`origin`: its abstract
+    subprogram DIE): a recursive function whose calls of itself all became a loop has no
+    out-of-line code left to call, and is inlined whole. Answered from the source: a call
+    of itself with no call at its line and column in the code of the function it was
+    inlined into."""
+    host = binary.function_containing(entry)
+    if host is None or origin is None or not binary.has_dwarf:
+        return None
+    memo = binary.memo("recursion.inlined")
+    key = (path, host.address)
+    if key in memo:
+        known: LoopedRecursion | None = memo[key]
+        return known
+    found = None
+    try:
+        name = strip_generics(path).rsplit("::", 1)[-1]
+        text, sites, _ = _sites_in_source(binary, path, name, origin)
+        info = function_at(binary, host.address)
+        raw = binary.code(host.address, host.size)
+        if text is not None and sites and info is not None and raw is not None:
+            steps = code.steps(raw, host.address)
+            calls = _calls_out(raw, host, steps)
+            inlined = _inlined_calls(binary, info.die, nested=True)
+            found = _call_without_instruction(
+                binary, path, host.address, text, sites, calls, steps, inlined
+            )
+    except (OSError, ValueError, KeyError, IndexError, code.UndecodableCode):
+        found = None
+    memo[key] = found
+    return found
+
+
+def _calls_out(raw: bytes, symbol: Symbol, steps: list[code.Step]) -> set[int]:
+    """Calls out of the function: call instructions, tail calls, jumps through a register."""
+    found: set[int] = set()
+    for step in steps:
+        target = _target(raw, symbol.address, step)
+        instruction = raw[step.address - symbol.address :][: step.size]
+        leaves = target is not None and not symbol.address <= target < symbol.end
+        if step.indirect or leaves or source.is_call(instruction):
+            found.add(step.address)
+    return found
+
+
 def _find(binary: ElfBinary, symbol: Symbol) -> LoopedRecursion | None:
     if not binary.has_dwarf or symbol.size <= 0:
         return None
@@ -111,20 +158,15 @@ def _find(binary: ElfBinary, symbol: Symbol) -> LoopedRecursion | None:
     targets = {s.address: _target(raw, symbol.address, s) for s in steps}
     self_calls = [a for a, t in targets.items() if t == symbol.address]
     name = strip_generics(symbol.path).rsplit("::", 1)[-1]
-    text, sites, body_start = _sites_in_source(binary, symbol, name, info.die)
+    text, sites, body_start = _sites_in_source(binary, symbol.path, name, info.die)
     if not sites and not self_calls:
         return None  # the common case, decided without the line table
     inlined = _inlined_calls(binary, info.die)
     if text is not None and sites:
-        # Calls out of the function: call instructions, tail calls, jumps through a register.
-        calls = {
-            s.address
-            for s in steps
-            if s.indirect
-            or source.is_call(raw[s.address - symbol.address :][: s.size])
-            or not symbol.address <= (targets[s.address] or symbol.address) < symbol.end
-        }
-        found = _call_without_instruction(binary, symbol, text, sites, calls, steps, inlined)
+        calls = _calls_out(raw, symbol, steps)
+        found = _call_without_instruction(
+            binary, symbol.path, symbol.address, text, sites, calls, steps, inlined
+        )
         if found is not None:
             return found
     if self_calls:
@@ -143,7 +185,7 @@ class _Site:
 
 
 def _sites_in_source(
-    binary: ElfBinary, symbol: Symbol, name: str, die: Any
+    binary: ElfBinary, path: str, name: str, die: Any
 ) -> tuple[source.SourceFile | None, list[_Site], int | None]:
     """The function's source file (None when unreadable), the calls its body makes of a
     function of its own name that can be itself, and where its body starts."""
@@ -152,8 +194,8 @@ def _sites_in_source(
     if holder is None or line_holder is None or not name.isidentifier():
         return None, [], None
     files = _decl_files(binary, holder)
-    path = files.get(holder.attributes["DW_AT_decl_file"].value)
-    text = source.read_source(binary, path) if path is not None else None
+    file = files.get(holder.attributes["DW_AT_decl_file"].value)
+    text = source.read_source(binary, file) if file is not None else None
     if text is None:
         return None, [], None
     decl_line = int(line_holder.attributes["DW_AT_decl_line"].value)
@@ -163,7 +205,7 @@ def _sites_in_source(
     start, end, signature = body
     is_method = re.search(r"\(\s*(?:&\s*(?:'\w+\s+)?)?(?:mut\s+)?self\b", signature) is not None
     qualifiers = {"Self", "crate", "self", "super"} | set(
-        re.findall(r"[A-Za-z_]\w*", strip_generics(symbol.path).rsplit("::", 1)[0])
+        re.findall(r"[A-Za-z_]\w*", strip_generics(path).rsplit("::", 1)[0])
     )
     sites: list[_Site] = []
     for call in source.calls_named(text, name, start, end):
@@ -195,8 +237,9 @@ class _Inlined:
     origin: str
 
 
-def _inlined_calls(binary: ElfBinary, die: Any) -> list[_Inlined]:
-    """The outermost inlined copies in a function's code, with the call they stand for."""
+def _inlined_calls(binary: ElfBinary, die: Any, nested: bool = False) -> list[_Inlined]:
+    """The outermost inlined copies in a function's code (with `nested`, every one), with
+    the call each stands for."""
     found: list[_Inlined] = []
     files = _decl_files(binary, die)
     stack = list(die.iter_children())
@@ -211,6 +254,8 @@ def _inlined_calls(binary: ElfBinary, die: Any) -> list[_Inlined]:
             if line is not None and number is not None and number.value in files:
                 call = _Place(files[number.value], line.value, column.value if column else 0)
             found.append(_Inlined(tuple(die_ranges(binary, child)), call, _origin_name(child)))
+            if nested:
+                stack.extend(child.iter_children())
         elif child.tag == "DW_TAG_lexical_block":
             stack.extend(child.iter_children())
     return found
@@ -249,7 +294,8 @@ def _place(binary: ElfBinary, address: int, inlined: list[_Inlined]) -> _Place |
 
 def _call_without_instruction(
     binary: ElfBinary,
-    symbol: Symbol,
+    path: str,
+    unit_address: int,
     text: source.SourceFile,
     sites: list[_Site],
     calls: set[int],
@@ -276,12 +322,12 @@ def _call_without_instruction(
         if not seen:  # a closure's call, compiled into the closure or where it was inlined
             seen = any(
                 source.calls_at(binary, address, text.path, site.line, set(site.columns))
-                for address in _closure_units(binary, symbol)
+                for address in _closure_units(binary, path, unit_address)
             )
         if not seen:
             column = min(site.columns)
             return LoopedRecursion(
-                symbol.path,
+                path,
                 f"{text.path}:{site.line}:{column}",
                 text.line_text(site.line),
                 "no call",
@@ -289,14 +335,20 @@ def _call_without_instruction(
     return None
 
 
-def _closure_units(binary: ElfBinary, symbol: Symbol) -> list[int]:
-    """An address in each compile unit that holds the function or a closure of it (a dev
-    build may put a closure in a unit of its own)."""
-    units = {index.unit_offset_at(binary, symbol.address): symbol.address}
-    inner = f"{strip_generics(symbol.path)}::"
+def _closure_units(binary: ElfBinary, path: str, address: int) -> list[int]:
+    """An address in each compile unit that holds the function's code (at `address`), a
+    closure of it (a dev build may put a closure in a unit of its own) or the crate's
+    code."""
+    units = {index.unit_offset_at(binary, address): address}
+    inner = f"{strip_generics(path)}::"
+    crate = crate_of(path)
+    crate_units = set(index.crate_unit_offsets(binary, crate)) if crate is not None else set()
     for other in binary.functions:
-        if other.path.startswith(inner):
-            units.setdefault(index.unit_offset_at(binary, other.address), other.address)
+        unit = index.unit_offset_at(binary, other.address)
+        # Its closures' code, and std's generic code instantiated in the crate's units
+        # (`Vec::from_iter` with the closure inlined).
+        if other.path.startswith(inner) or unit in crate_units:
+            units.setdefault(unit, other.address)
     return [address for unit, address in units.items() if unit is not None]
 
 

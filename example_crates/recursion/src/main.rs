@@ -48,6 +48,16 @@ fn gcd(a: u64, b: u64) -> u64 {
     }
 }
 
+/// The same with no attribute: its calls of itself all become a loop, and then the loop
+/// is inlined into its one caller, leaving no function of its own.
+fn gcd_inlined(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd_inlined(b, a % b)
+    }
+}
+
 /// Recursion with an accumulator (`n + sum_to(n - 1)`).
 #[inline(never)]
 fn sum_to(n: u64) -> u64 {
@@ -121,6 +131,8 @@ struct Node {
     children: Vec<Node>,
 }
 
+/// Calls itself from a closure (compiled into the closure, or where it is inlined).
+#[inline(never)]
 fn grow(depth: u32, width: usize) -> Node {
     let children = if depth == 0 { Vec::new() } else { (0..width).map(|_| grow(depth - 1, width)).collect() };
     Node { children }
@@ -155,6 +167,7 @@ fn main() {
     let tree = build(3, n as i64);
     println!("sum(depth 3, seed {n}) = {}", tree.sum());
     println!("gcd({}, {n}) = {}", n * 89, gcd(n * 89, n * 55 + 1));
+    println!("gcd_inlined({}, {n}) = {}", n * 34, gcd_inlined(n * 34, n * 21 + 1));
     println!("sum_to({n}) = {}", sum_to(n));
     println!("countdown({n}, 7) = {}", countdown(n as u32, 7));
     let mut depths = Vec::new();
