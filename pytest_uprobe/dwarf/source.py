@@ -155,6 +155,11 @@ class SourceFile:
     code: str
     line_starts: tuple[int, ...]
 
+    @classmethod
+    def of(cls, path: str, text: str) -> SourceFile:
+        starts = [0] + [m.end() for m in re.finditer("\n", text)]
+        return cls(path, text, _blank(text), tuple(starts))
+
     def offset(self, line: int, column: int) -> int | None:
         """The offset of 1-based `line`:`column` (column 0: the line's start)."""
         if not 0 < line <= len(self.line_starts):
@@ -187,8 +192,7 @@ def read_source(binary: ElfBinary, path: str) -> SourceFile | None:
         except OSError:
             text = None
         if text is not None:
-            starts = [0] + [m.end() for m in re.finditer("\n", text)]
-            found = SourceFile(path, text, _blank(text), tuple(starts))
+            found = SourceFile.of(path, text)
     memo[path] = found
     return found
 
@@ -271,9 +275,8 @@ def calls_named(source: SourceFile, name: str, start: int, end: int) -> Iterator
                 expression_start = max(start, at - 200) + receiver.start(1)
         elif before.endswith("::"):
             kind = "path"
-            path = re.search(r"((?:[\w]+\s*(?:<[^<>(){};]*>)?\s*::\s*)+)$", before + "")
-            if path is None:
-                path = re.search(r"(<[^<>]*>\s*::\s*)$", before)
+            # `a::b::`, `Tree::<T>::`, `<T as Trait>::`: segments, each a name or <...>
+            path = re.search(r"((?:(?:\w+|<[^<>(){};]*>)\s*::\s*)+)$", before)
             if path is not None:
                 qualifier = re.sub(r"\s+", "", path.group(1))
                 expression_start = max(start, at - 200) + path.start(1)
