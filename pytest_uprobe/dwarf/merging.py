@@ -66,8 +66,8 @@ def merged_into(binary: ElfBinary, symbol: Symbol) -> list[MergedAway]:
     else:
         try:
             found = list(_merged_into(binary, symbol))
-        except (OSError, ValueError, KeyError, IndexError):
-            found = []  # DWARF this reader cannot follow: no evidence
+        except Exception:  # DWARF or source this reader cannot follow: no evidence
+            found = []
         disk.put(("merged", _VERSION, symbol.address), [tuple(vars(m).values()) for m in found])
     memo[symbol.address] = found
     return found
@@ -92,7 +92,7 @@ def survivor_of(binary: ElfBinary, probe: str) -> MergedAway | None:
                     defined = _definition(binary, symbol, text, name)
                     if defined is not None:
                         return MergedAway(symbol.path, name, defined, f"{text.path}:{spot.line}")
-    except (OSError, ValueError, KeyError, IndexError):
+    except Exception:  # DWARF or source this reader cannot follow: no evidence
         return None
     return None
 

@@ -82,8 +82,8 @@ def looped_recursion(binary: ElfBinary, symbol: Symbol) -> LoopedRecursion | Non
     else:
         try:
             found = _find(binary, symbol)
-        except (OSError, ValueError, KeyError, IndexError, code.UndecodableCode):
-            found = None  # DWARF or code this reader cannot follow: no evidence either way
+        except Exception:  # DWARF, code or source this reader cannot follow: no evidence
+            found = None
         disk.put(
             ("recursion", _VERSION, symbol.address), tuple(vars(found).values()) if found else ()
         )
@@ -129,7 +129,7 @@ def looped_recursion_inlined(
             found = _call_without_instruction(
                 binary, path, host.address, text, sites, calls, steps, inlined
             )
-    except (OSError, ValueError, KeyError, IndexError, code.UndecodableCode):
+    except Exception:  # DWARF, code or source this reader cannot follow: no evidence
         found = None
     memo[key] = found
     return found
