@@ -14,11 +14,11 @@ Two kinds of evidence, either of which makes the count a lower bound (see bounds
    a call of some other function, nor an inlined copy in the function's code: the call is
    not in the machine code as a call.
 2. The machine code: a function that calls itself and has a loop (a jump back) whose body
-   runs the code of the function's first statement again (the same source position, seen
-   through inlined copies to the call site in the function). A loop of the source never
-   starts with the function's first statement unless it is that statement, so ordinary
-   loops are left alone; a recursive function whose first statement is a loop is flagged,
-   a bound where the count was exact, never the other way round.
+   runs the code of the function's first statement again (the same source position and,
+   for inlined code, the same function inlined there). Ordinary loops do not run a
+   function's first statement again, unless that statement is in (or heads) a loop of the
+   source, which is checked when the source can be read; without it, such a recursive
+   function is flagged: a bound where the count was exact, never the other way round.
 
 The first needs the source file (DWARF's path to it); the second finds loops that keep
 one call of the function. A release build whose source is gone and whose recursion is
@@ -38,7 +38,7 @@ from . import index, source
 from .index import function_at, origin_holder
 from .lines import die_ranges
 
-_VERSION = 3  # of how the answer kept on disk is found: bump when that changes
+_VERSION = 4  # of how the answer kept on disk is found: bump when that changes
 
 
 @dataclass(frozen=True)
@@ -53,17 +53,18 @@ class LoopedRecursion:
 
     def __str__(self) -> str:
         place = f"{self.where}: `{self.text}`" if self.text else self.where
-        detail = (
-            "has no call instruction in the machine code"
-            if self.how == "no call"
-            else "is called in a loop that runs the function's body again without a call"
-        )
+        if self.how == "no call":
+            what = f"its call of itself at {place} has no call instruction in the machine code"
+        else:
+            what = (
+                f"its first statement ({place}) runs again in a loop that also calls it, "
+                "with no call in between"
+            )
         return (
             f"the optimizer turned calls of {self.function} to itself into a loop (or "
-            f"arithmetic): its call of itself at {place} {detail}, so the calls that loop "
-            "stands for run without entering the function and are not counted (fix: trace "
-            "a dev build, or keep "
-            "the recursive call from being the function's last act, e.g. "
+            f"arithmetic): {what}, so the calls that loop stands for run without entering "
+            "the function and are not counted (fix: trace a dev build, or keep the "
+            "recursive call from being the function's last act, e.g. "
             "`std::hint::black_box(f(..))`, in the build you trace)"
         )
 
