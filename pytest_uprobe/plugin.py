@@ -415,7 +415,7 @@ def trace_section(traces: Sequence[Any], timelines: Sequence[str] = ()) -> str:
             )
             if trace.orphans_held_output:
                 status += "\n(they still held its stdout/stderr when it exited)"
-        counts = ", ".join(f"{n}: {f.call_count}" for n, f in trace.functions.items())
+        counts = ", ".join(f"{n}: {f.call_count!r}" for n, f in trace.functions.items())
         lines = [f"run {number}: {shlex.join(trace.argv)}", status, f"calls counted: {counts}"]
         if number <= len(timelines):
             lines.append(f"timeline: {timelines[number - 1]}")

@@ -172,7 +172,9 @@ def _find(binary: ElfBinary, symbol: Symbol) -> LoopedRecursion | None:
             return found
     if self_calls:
         start = info.prologue_end or symbol.address
-        return _loop_rerunning_start(binary, symbol, start, steps, inlined, text, body_start)
+        return _loop_rerunning_start(
+            binary, symbol, start, steps, inlined, text, body_start, self_calls
+        )
     return None
 
 
@@ -361,7 +363,17 @@ def _loop_rerunning_start(
     inlined: list[_Inlined],
     text: source.SourceFile | None,
     body_start: int | None,
+    self_calls: list[int],
 ) -> LoopedRecursion | None:
+    loops = [
+        (step.target, step.address)
+        for step in steps
+        if step.target is not None
+        and symbol.address <= step.target <= step.address  # a jump back
+        and any(step.target <= call <= step.address for call in self_calls)
+    ]
+    if not loops:
+        return None  # no loop calls the function: decided without the line table
     entry = _place(binary, start, inlined)
     if entry is None:
         return None
@@ -370,12 +382,9 @@ def _loop_rerunning_start(
         if offset is not None and source.inside_loop(text, body_start, offset):
             return None  # the source's own loop runs the first statement again
     addresses = [s.address for s in steps]
-    for step in steps:
-        target = step.target
-        if target is None or not symbol.address <= target <= step.address:
-            continue  # not a jump back
+    for target, back in loops:
         for address in addresses:
-            if target <= address <= step.address and (
+            if target <= address <= back and (
                 address == start or _place(binary, address, inlined) == entry
             ):
                 shown = text.line_text(entry.line) if text is not None else ""

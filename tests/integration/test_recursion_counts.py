@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 
 from pytest_uprobe.bounds import InexactCount
+from pytest_uprobe.diskcache import DISABLE_ENV
+from pytest_uprobe.dwarf import source
 from pytest_uprobe.dwarf.merging import merged_into, survivor_of
 from pytest_uprobe.dwarf.recursion import looped_recursion
-from pytest_uprobe.elf import ElfBinary
+from pytest_uprobe.elf import ElfBinary, Identity
 from pytest_uprobe.errors import NoMatchingFunction
 from pytest_uprobe.tracer import Tracer
 
@@ -115,6 +117,25 @@ def test_an_inlined_copy_of_recursion_made_a_loop_is_found(cargo_bin: CargoBin) 
     (why,) = plan.coverage_of(INLINED_LOOPED).unseen
     assert "gcd_inlined(b, a % b)" in why
     assert plan.coverage_of("recursion::depth_of").exact
+
+
+def test_without_the_source_a_loop_that_keeps_a_call_is_still_found(
+    cargo_bin: CargoBin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = cargo_bin(CRATE, profile="release").resolve()
+    monkeypatch.setenv(DISABLE_ENV, "1")  # no answer kept from a run that read the source
+    monkeypatch.setattr(source, "read_source", lambda binary, path: None)
+    with path.open("rb") as stream:
+        binary = ElfBinary(path, Identity.of(path), stream)  # not the cached one
+        found = {
+            s.path: why
+            for s in binary.functions
+            if s.path.startswith("recursion::") and (why := looped_recursion(binary, s))
+        }
+    # The loops that keep one call (fib, sum, visit's unrolled loop) are found from the
+    # machine code alone; tail recursion with no call left needs the source (documented).
+    assert set(found) == {"recursion::fib", "recursion::Tree::sum", "recursion::visit"}
+    assert all(why.how == "loops back" for why in found.values())
 
 
 def test_a_dev_build_has_no_recursion_made_a_loop(cargo_bin: CargoBin) -> None:
