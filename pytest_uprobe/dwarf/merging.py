@@ -55,21 +55,22 @@ class MergedAway:
 def merged_into(binary: ElfBinary, symbol: Symbol) -> list[MergedAway]:
     """The functions whose calls run as `symbol` because the optimizer merged them into it
     and removed their names (found through their call sites in the source)."""
-    memo = binary.memo("merging")
-    if symbol.address in memo:
-        known: list[MergedAway] = memo[symbol.address]
-        return known
-    disk = binary.cache("counts")  # the answer, for the next process (plain data)
-    stored = disk.get(("merged", _VERSION, symbol.address))
-    if isinstance(stored, list):
-        found = [MergedAway(*fields) for fields in stored]
-    else:
-        try:
+    try:
+        memo = binary.memo("merging")
+        if symbol.address in memo:
+            known: list[MergedAway] = memo[symbol.address]
+            return known
+        disk = binary.cache("counts")  # the answer, for the next process (plain data)
+        key = ("merged", _VERSION, symbol.address)
+        stored = disk.get(key)
+        if isinstance(stored, list):
+            found = [MergedAway(*fields) for fields in stored]
+        else:
             found = list(_merged_into(binary, symbol))
-        except Exception:  # DWARF or source this reader cannot follow: no evidence
-            found = []
-        disk.put(("merged", _VERSION, symbol.address), [tuple(vars(m).values()) for m in found])
-    memo[symbol.address] = found
+            disk.put(key, [tuple(vars(m).values()) for m in found])
+        memo[symbol.address] = found
+    except Exception:  # DWARF or source this reader cannot follow: no evidence
+        return []
     return found
 
 
@@ -78,9 +79,11 @@ def survivor_of(binary: ElfBinary, probe: str) -> MergedAway | None:
     those calls go to a function of another name (it was merged into that one)."""
     crate = crate_of(probe)
     name = _last(probe)
-    if crate is None or not name.isidentifier() or not binary.has_dwarf:
+    if crate is None or not name.isidentifier():
         return None
     try:
+        if not binary.has_dwarf:
+            return None
         for target in source.crate_calls(binary, crate):
             for spot, text in _calls_to(binary, crate, target):
                 if _called_name(text, spot) != name:

@@ -72,23 +72,22 @@ class LoopedRecursion:
 def looped_recursion(binary: ElfBinary, symbol: Symbol) -> LoopedRecursion | None:
     """Why calls of `symbol` to itself may not all enter it, or None when every call of
     itself in its source has a call instruction and no loop re-runs its body."""
-    memo = binary.memo("recursion")
-    if symbol.address in memo:
-        found: LoopedRecursion | None = memo[symbol.address]
-        return found
-    disk = binary.cache("counts")  # the answer, for the next process (plain data)
-    stored = disk.get(("recursion", _VERSION, symbol.address))
-    if isinstance(stored, tuple):
-        found = LoopedRecursion(*stored) if stored else None
-    else:
-        try:
+    try:
+        memo = binary.memo("recursion")
+        if symbol.address in memo:
+            known: LoopedRecursion | None = memo[symbol.address]
+            return known
+        disk = binary.cache("counts")  # the answer, for the next process (plain data)
+        key = ("recursion", _VERSION, symbol.address)
+        stored = disk.get(key)
+        if isinstance(stored, tuple):
+            found = LoopedRecursion(*stored) if stored else None
+        else:
             found = _find(binary, symbol)
-        except Exception:  # DWARF, code or source this reader cannot follow: no evidence
-            found = None
-        disk.put(
-            ("recursion", _VERSION, symbol.address), tuple(vars(found).values()) if found else ()
-        )
-    memo[symbol.address] = found
+            disk.put(key, tuple(vars(found).values()) if found else ())
+        memo[symbol.address] = found
+    except Exception:  # DWARF, code or source this reader cannot follow: no evidence
+        return None
     return found
 
 
@@ -109,31 +108,33 @@ def looped_recursion_inlined(
     out-of-line code left to call, and is inlined whole. Answered from the source: a call
     of itself with no call at its line and column in the code of the function it was
     inlined into."""
-    host = binary.function_containing(entry)
-    if host is None or origin is None or not binary.has_dwarf:
-        return None
-    memo = binary.memo("recursion.inlined")
-    key = (path, host.address)
-    if key in memo:
-        known: LoopedRecursion | None = memo[key]
-        return known
-    found = None
     try:
-        name = strip_generics(path).rsplit("::", 1)[-1]
-        text, sites, _ = _sites_in_source(binary, path, name, origin)
-        info = function_at(binary, host.address)
-        raw = binary.code(host.address, host.size)
-        if text is not None and sites and info is not None and raw is not None:
-            steps = code.steps(raw, host.address)
-            calls = _calls_out(raw, host, steps)
-            inlined = _inlined_calls(binary, info.die, nested=True)
-            found = _call_without_instruction(
-                binary, path, host.address, text, sites, calls, steps, inlined
-            )
+        host = binary.function_containing(entry)
+        if host is None or origin is None or not binary.has_dwarf:
+            return None
+        memo = binary.memo("recursion.inlined")
+        key = (path, host.address)
+        if key not in memo:
+            memo[key] = _find_inlined(binary, path, origin, host)
+        found: LoopedRecursion | None = memo[key]
     except Exception:  # DWARF, code or source this reader cannot follow: no evidence
-        found = None
-    memo[key] = found
+        return None
     return found
+
+
+def _find_inlined(
+    binary: ElfBinary, path: str, origin: Any, host: Symbol
+) -> LoopedRecursion | None:
+    name = strip_generics(path).rsplit("::", 1)[-1]
+    text, sites, _ = _sites_in_source(binary, path, name, origin)
+    info = function_at(binary, host.address)
+    raw = binary.code(host.address, host.size)
+    if text is None or not sites or info is None or raw is None:
+        return None
+    steps = code.steps(raw, host.address)
+    calls = _calls_out(raw, host, steps)
+    inlined = _inlined_calls(binary, info.die, nested=True)
+    return _call_without_instruction(binary, path, host.address, text, sites, calls, steps, inlined)
 
 
 def _calls_out(raw: bytes, symbol: Symbol, steps: list[code.Step]) -> set[int]:
