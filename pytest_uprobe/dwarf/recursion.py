@@ -269,7 +269,7 @@ def _origin_name(die: Any) -> str:
     for _ in range(4):
         name = die.attributes.get("DW_AT_name")
         if name is not None:
-            return source._text(name.value)
+            return source.text_of(name.value)
         link = die.attributes.get("DW_AT_abstract_origin") or die.attributes.get(
             "DW_AT_specification"
         )
@@ -280,8 +280,14 @@ def _origin_name(die: Any) -> str:
 
 
 def _decl_files(binary: ElfBinary, die: Any) -> dict[int, str]:
-    program = binary.dwarf.line_program_for_CU(die.cu)
-    return source._file_names(die.cu, program) if program is not None else {}
+    """The file table of the DIE's unit (DW_AT_decl_file, DW_AT_call_file numbers)."""
+    memo = binary.memo("recursion.files")
+    found: dict[int, str] | None = memo.get(die.cu.cu_offset)
+    if found is None:
+        program = binary.dwarf.line_program_for_CU(die.cu)
+        found = source.file_names(die.cu, program) if program is not None else {}
+        memo[die.cu.cu_offset] = found
+    return found
 
 
 def _place(binary: ElfBinary, address: int, inlined: list[_Inlined]) -> _Place | None:

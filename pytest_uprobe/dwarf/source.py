@@ -97,7 +97,7 @@ def _read_rows(binary: ElfBinary, offset: int) -> list[Spot]:
     program = dwarf.line_program_for_CU(cu)
     if program is None:
         return []
-    files = _file_names(cu, program)
+    files = file_names(cu, program)
     rows: list[Spot] = []
     previous: Any = None
     for entry in program.get_entries():
@@ -122,23 +122,27 @@ def _read_rows(binary: ElfBinary, offset: int) -> list[Spot]:
     return rows
 
 
-def _file_names(cu: Any, program: Any) -> dict[int, str]:
+def file_names(cu: Any, program: Any) -> dict[int, str]:
+    """A unit's file table: file number -> full path (DWARF 4 counts from 1, 5 from 0)."""
     top = cu.get_top_DIE()
     comp = top.attributes.get("DW_AT_comp_dir")
-    comp_dir = _text(comp.value) if comp is not None else ""
+    comp_dir = text_of(comp.value) if comp is not None else ""
     header = program.header
     v5 = header.version >= 5
-    directories = [comp_dir] + [os.path.join(comp_dir, _text(d)) for d in header.include_directory]
+    directories = [comp_dir] + [
+        os.path.join(comp_dir, text_of(d)) for d in header.include_directory
+    ]
     if v5:
-        directories = [os.path.join(comp_dir, _text(d)) for d in header.include_directory]
+        directories = [os.path.join(comp_dir, text_of(d)) for d in header.include_directory]
     files: dict[int, str] = {}
     for number, entry in enumerate(header.file_entry, start=0 if v5 else 1):
         directory = directories[entry.dir_index] if entry.dir_index < len(directories) else ""
-        files[number] = os.path.normpath(os.path.join(directory, _text(entry.name)))
+        files[number] = os.path.normpath(os.path.join(directory, text_of(entry.name)))
     return files
 
 
-def _text(value: Any) -> str:
+def text_of(value: Any) -> str:
+    """A DWARF string attribute's value as text."""
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
