@@ -240,6 +240,7 @@ def test_a_merged_away_name_explains_why_it_is_missing(cargo_bin: CargoBin) -> N
     message = str(caught.value)
     assert "main.rs:" in message and "merged" in message
     assert "pytest-uprobe symbols" in message and "dev build" in message
+    assert caught.value.merged_into == "sites::twin_a"  # its calls run as twin_a
     with pytest.raises(NoMatchingFunction) as caught:
         Tracer().plan(exe, ["sites::no_such_function"])
     assert "merged" not in str(caught.value)
