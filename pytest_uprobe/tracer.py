@@ -14,6 +14,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from . import futures
 from .bpf import session as bpf
 from .bpf.prerequisites import check_prerequisites
 from .elf import ElfBinary, check_file
@@ -145,15 +146,18 @@ class Tracer:
         plans = binary.memo("plans")
         plan = plans.get(key)
         if plan is None:
+            future_plan = futures.prepare(binary, names)
             plan = build_plan(
                 binary,
-                names,
+                future_plan.names,
                 ret_sites_only=self.ret_sites_only,
                 max_functions=self.max_functions,
                 inlined=self.inlined,
                 max_string=self.max_string,
                 max_elements=self.max_elements,
             )
+            futures.adapt_plan(plan, future_plan)
+            plan.futures = future_plan
             if len(plans) >= PLANS_PER_BINARY:
                 del plans[next(iter(plans))]  # the oldest
             plans[key] = plan
@@ -279,6 +283,8 @@ class Tracer:
                 left_out=[str(site) for site in coverage.left_out],
                 shares_address_with=coverage.shares_address_with,
             )
+        if plan.futures is not None and plan.futures.tracked:
+            futures.apply(trace, plan, plan.futures, counts)
         self.traces.append(trace)
         if lost and self.lost_events == "warn":
             warnings.warn(LostEventsWarning(lost, args), stacklevel=2)
@@ -286,7 +292,6 @@ class Tracer:
             assert timeout is not None
             raise TraceTimeout(args, timeout, trace, program_exited=finished.exited, option=option)
         return trace
-
 
     def _run_inprocess(
         self,
