@@ -434,8 +434,14 @@ def _assemble(trace: Trace, tracked: TrackedFuture, counts: Mapping[str, int]) -
             if not isinstance(address, int):
                 unattributed_drops += 1
                 continue
+            candidates = [f for f in unpolled if f.ts_ns <= call.ts_ns]
             if address in finished:
-                finished.pop(address).dropped = True
+                # The completed future there, whose drop was not seen yet, or a future never
+                # polled whose state was moved into its freed memory: which, no probe tells.
+                if candidates:
+                    unpolled_drops.append((event, [*candidates, finished[address]]))
+                else:
+                    finished.pop(address).dropped = True
                 continue
             gone = live.pop(address, None)
             if gone is not None:
@@ -446,7 +452,6 @@ def _assemble(trace: Trace, tracked: TrackedFuture, counts: Mapping[str, int]) -
                 gone.retval = Unavailable(f"dropped before completing ({gone.outcome})")
                 continue
             # Not pinned yet: one of the futures created and never polled.
-            candidates = [f for f in unpolled if f.ts_ns <= call.ts_ns]
             unpolled_drops.append((event, candidates))
             if len(candidates) == 1:
                 _drop_unpolled(candidates[0], call)
@@ -670,6 +675,10 @@ def _polls(future: FutureCall) -> str:
     return "1 poll" if n == 1 else f"{n} polls"
 
 
+def _unfinished(future: FutureCall) -> str:
+    return f"unfinished after {_polls(future)}" if future.polls else "never polled"
+
+
 def _reused(future: FutureCall) -> None:
     future._completed = False
     future.outcome = (
@@ -711,7 +720,7 @@ def _settle(
         elif unattributed_drops:
             future._completed = False
             future.outcome = (
-                f"unfinished after {_polls(future)}; dropped or not is unknown: "
+                f"{_unfinished(future)}; dropped or not is unknown: "
                 f"{unattributed_drops} drops of this future type ran where the address "
                 f"dropped is unknown (drop glue inlined into "
                 f"{', '.join(sorted(drop_address_unknown))})"
@@ -719,12 +728,12 @@ def _settle(
         elif tracked.drop is None:
             future._completed = False
             future.outcome = (
-                f"unfinished after {_polls(future)} when the program ended; dropped or not "
+                f"{_unfinished(future)} when the program ended; dropped or not "
                 f"is unknown: {tracked.drop_doubt or _NO_GLUE}"
             )
         else:
             future._completed = False
             future.outcome = (
-                f"unfinished after {_polls(future)} when the program ended, never dropped"
+                f"{_unfinished(future)} when the program ended, never dropped"
             )
         future.retval = Unavailable(future.outcome)
