@@ -79,6 +79,9 @@ class FutureCall(Call):
     state_address: int | None = None
     dropped: bool = False
     drop_tid: int | None = None
+    # False when some polls of this function could not be attributed to a future (their
+    # state's address is unknown): `polls` is then a lower bound.
+    polls_complete: bool = True
     _completed: bool | None = False
     _unknown_why: str = ""
 
@@ -486,20 +489,28 @@ def _assemble(trace: Trace, tracked: TrackedFuture, counts: Mapping[str, int]) -
         if future._completed or future.unwound:
             live.pop(address, None)
             finished[address] = future
-    _settle(futures, tracked, unattributed_drops, drop_address_unknown, unpolled_drops)
     left_out: list[str] = []
     if tracked.constructor_missing:
         left_out.append(tracked.constructor_missing)
     if unattributed_polls:
         where = ", ".join(sorted(poll_address_unknown))
-        left_out.append(
-            f"{unattributed_polls} polls ran where the state's address is unknown (in {where}):"
-            " the futures they polled may be missing"
-        )
+        if not tracked.constructor:  # futures are then seen from their first poll only
+            left_out.append(
+                f"{unattributed_polls} polls ran where the state's address is unknown (in "
+                f"{where}): the futures they polled may be missing"
+            )
         for future in futures:
-            if future._completed is not True:
+            future.polls_complete = False
+            if future._completed is not True and not future.unwound:
                 future._completed = None
-                future._unknown_why = f"{unattributed_polls} polls could not be attributed"
+                future._unknown_why = (
+                    f"{unattributed_polls} polls ran where the state's address is unknown "
+                    f"(in {where}): some may have been this future's, so its polls are a "
+                    "lower bound"
+                )
+                future.outcome = f"unknown: {future._unknown_why}"
+                future.retval = Unavailable(future._unknown_why)
+    _settle(futures, tracked, unattributed_drops, drop_address_unknown, unpolled_drops)
     recorded = len(constructors)
     unrecorded = (
         max(0, counts.get(tracked.probe, recorded) - recorded) if tracked.constructor else 0
@@ -733,7 +744,5 @@ def _settle(
             )
         else:
             future._completed = False
-            future.outcome = (
-                f"{_unfinished(future)} when the program ended, never dropped"
-            )
+            future.outcome = f"{_unfinished(future)} when the program ended, never dropped"
         future.retval = Unavailable(future.outcome)
