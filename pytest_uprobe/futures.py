@@ -31,12 +31,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .dwarf.closures import closure_aliases
 from .dwarf.inlined import inlined_sites
 from .dwarf.locations import Piece
 from .dwarf.types import USIZE
 from .elf import ElfBinary
 from .errors import ProbeNameError
-from .names import is_glob, matcher
+from .names import crate_of, is_glob, matcher
 from .plan import RDI, PlannedFunction, ProbePlan, SiteKind, Value, find_sites, resolve
 from .trace import Call, FunctionTrace, Trace
 from .values import Struct, Unavailable, Variant
@@ -191,11 +192,23 @@ _CLOSURE = re.compile(r"^(?P<parent>.+?)(::\{\{closure\}\}|::\{[a-z_]+#\d+\})+$"
 
 
 def _may_be_async(binary: ElfBinary, probe: str) -> bool:
-    if probe in _closure_parents(binary):
-        return True
-    bodies = [f"{probe}::{{async_fn#0}}"]
-    bodies += [f"{probe}::{{async_block#{n}}}" for n in range(MAX_ASYNC_BLOCKS)]
-    return any(inlined_sites(binary, b, matcher(b)) for b in bodies)
+    """Only names with a closure compiled out of line under them can be async fns or async
+    blocks' enclosing fns here: looking for inlined-only bodies of every probe name costs a
+    scan of the crate's DWARF per name (seconds on a large binary)."""
+    return probe in _closure_parents(binary)
+
+
+def _named_function(binary: ElfBinary, name: str) -> bool:
+    """Whether a function symbol has this exact path (DWARF's closure names included)."""
+    crate = crate_of(name)
+    memo = binary.memo("futures")
+    key = ("paths", crate)
+    paths = memo.get(key)
+    if paths is None:
+        aliases = closure_aliases(binary, crate) if crate is not None else {}
+        paths = frozenset(s.path for s in binary.functions) | frozenset(aliases.values())
+        memo[key] = paths
+    return name in paths
 
 
 def _tracked(binary: ElfBinary, probe: str) -> TrackedFuture | None:
@@ -212,12 +225,12 @@ def _tracked(binary: ElfBinary, probe: str) -> TrackedFuture | None:
                              constructor_missing=_FROM_FIRST_POLL)  # fmt: skip
     polls = [f"{probe}::{{async_fn#0}}"]
     style = "async fn"
-    if not _exists(binary, polls[0]):
+    if not _named_function(binary, polls[0]):
         style = "async block"
         polls = [
             f"{probe}::{{async_block#{n}}}"
             for n in range(MAX_ASYNC_BLOCKS)
-            if _exists(binary, f"{probe}::{{async_block#{n}}}")
+            if _named_function(binary, f"{probe}::{{async_block#{n}}}")
         ]
         if not polls:
             return None
