@@ -84,6 +84,7 @@ class FutureCall(Call):
     # state's address is unknown): `polls` is then a lower bound.
     polls_complete: bool = True
     _completed: bool | None = False
+    _settled: bool = False  # its end is known (or known to be unknown): not to be revised
     _unknown_why: str = ""
 
     @property
@@ -524,6 +525,9 @@ def _assemble(trace: Trace, tracked: TrackedFuture, counts: Mapping[str, int]) -
                 future.outcome = f"unknown: {future._unknown_why}"
                 future.retval = Unavailable(future._unknown_why)
     _settle(futures, tracked, unattributed_drops, drop_address_unknown, unpolled_drops)
+    for future in futures:
+        if future._completed is not True and not future.unwound:
+            future.ended = future.outcome  # what a log line says after "did not return"
     recorded = len(constructors)
     unrecorded = (
         max(0, counts.get(tracked.probe, recorded) - recorded) if tracked.constructor else 0
@@ -607,11 +611,14 @@ def _first_poll(
                     f"one of {len(equal)} constructor calls with equal arguments (which one "
                     "is not known: the state moves before it is pinned)"
                 )
+                for other in equal[1:]:  # whichever first poll takes them: as uncertain
+                    other.creation_doubt = doubt
     elif len(candidates) == 1:
         chosen = candidates[0]
     if chosen is not None:
         unpolled.remove(chosen)
-        chosen.creation_doubt = doubt
+        if doubt is not None:
+            chosen.creation_doubt = doubt
         if from_state is not None:
             _fill_from_state(chosen, from_state)
         return chosen
@@ -627,6 +634,8 @@ def _first_poll(
         )
     if tracked.constructor and not candidates:
         future.creation_doubt = "no constructor call was seen for it"
+    elif tracked.constructor and from_state is not None:
+        future.creation_doubt = "no constructor call with its arguments was seen for it"
     futures.append(future)
     return future
 
@@ -676,7 +685,9 @@ def _record_poll(future: FutureCall, call: Call) -> None:
         future.returned = True
         future.retval = retval.value if retval.value is not None else None
         future.return_ts_ns = call.return_ts_ns
-        future.outcome = f"completed after {len(future.polls) + 1} polls"
+        future.outcome = "completed after " + (
+            "1 poll" if not future.polls else f"{len(future.polls) + 1} polls"
+        )
     elif isinstance(retval, Variant) and retval.name == "Pending":
         future.outcome = "pending"
     elif isinstance(retval, Unavailable):
@@ -705,6 +716,7 @@ def _unfinished(future: FutureCall) -> str:
 
 def _reused(future: FutureCall) -> None:
     future._completed = False
+    future._settled = True
     future.outcome = (
         f"unfinished after {_polls(future)}, then its memory held a new future: it was "
         "dropped (or forgotten) where no probe saw"
@@ -731,7 +743,7 @@ def _settle(
     ambiguous = {id(f) for _, candidates in unpolled_drops if len(candidates) > 1
                  for f in candidates}  # fmt: skip
     for future in futures:
-        if future._completed is True or future.unwound or future.dropped:
+        if future._completed is True or future.unwound or future.dropped or future._settled:
             continue
         if future._completed is None:
             continue  # already unknown, and says why
