@@ -31,7 +31,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .dwarf import index
 from .dwarf.closures import closure_aliases
+from .dwarf.index import crate_unit_offsets, unit_index
+from .dwarf.inlined import _indexed_path as indexed_path
 from .dwarf.inlined import inlined_sites
 from .dwarf.locations import Piece
 from .dwarf.types import USIZE
@@ -193,10 +196,49 @@ _CLOSURE = re.compile(r"^(?P<parent>.+?)(::\{\{closure\}\}|::\{[a-z_]+#\d+\})+$"
 
 
 def _may_be_async(binary: ElfBinary, probe: str) -> bool:
-    """Only names with a closure compiled out of line under them can be async fns or async
-    blocks' enclosing fns here: looking for inlined-only bodies of every probe name costs a
-    scan of the crate's DWARF per name (seconds on a large binary)."""
-    return probe in _closure_parents(binary)
+    """A cheap first look: a closure compiled out of line under the name, or an async body
+    under it that DWARF describes as inlined. (Looking each body name up as a probe would
+    scan the crate's DWARF once per name: 449 s for 133 names of a tokio binary.)"""
+    if probe in _closure_parents(binary):
+        return True
+    crate = crate_of(probe)
+    if crate is None or not binary.has_dwarf:
+        return False
+    prefix = f"{probe}::{{"
+    return any(b.startswith(prefix) for b in _inlinable_bodies(binary, crate))
+
+
+def _body_exists(binary: ElfBinary, name: str) -> bool:
+    """Whether an async fn body or async block of this name exists, out of line or inlined."""
+    crate = crate_of(name)
+    return _named_function(binary, name) or (
+        crate is not None and name in _inlinable_bodies(binary, crate)
+    )
+
+
+def _inlinable_bodies(binary: ElfBinary, crate: str) -> frozenset[str]:
+    """The paths of the crate's async fn bodies and async blocks that DWARF describes as
+    inlined somewhere (`crate::f::{async_fn#0}`): one pass over the crate's subprograms,
+    once per binary and crate."""
+    memo = binary.memo("futures")
+    key = ("bodies", crate)
+    found = memo.get(key)
+    if found is None:
+        paths: set[str] = set()
+        for unit_offset in crate_unit_offsets(binary, crate):
+            unit = unit_index(binary, unit_offset)
+            for offset, entry in unit.subprograms.items():
+                name = entry[4]
+                if not entry[2] or not isinstance(name, str) or not name.startswith(_BODIES):
+                    continue
+                path = indexed_path(unit, offset, crate)
+                if path is not None:
+                    paths.add(path)
+        found = memo[key] = frozenset(paths)
+    return found
+
+
+_BODIES = ("{async_fn#", "{async_block#")
 
 
 def _named_function(binary: ElfBinary, name: str) -> bool:
@@ -224,18 +266,23 @@ def _tracked(binary: ElfBinary, probe: str) -> TrackedFuture | None:
         return TrackedFuture(probe, "hand-written Future", False, (probe,),
                              drop if glue else None, None if glue else _NO_GLUE,
                              constructor_missing=_FROM_FIRST_POLL)  # fmt: skip
-    polls = [f"{probe}::{{async_fn#0}}"]
     style = "async fn"
-    if not _named_function(binary, polls[0]):
+    bodies = [f"{probe}::{{async_fn#0}}"]
+    if not _body_exists(binary, bodies[0]):
+        # A fn that returns an async block: the blocks its return type is the state of (a
+        # fn that only makes async blocks inside, like `#[tokio::main]`'s, is a plain fn).
         style = "async block"
-        polls = [
-            f"{probe}::{{async_block#{n}}}"
-            for n in range(MAX_ASYNC_BLOCKS)
-            if _named_function(binary, f"{probe}::{{async_block#{n}}}")
-        ]
-        if not polls:
+        returned = _returned_blocks(binary, probe)
+        bodies = [f"{probe}::{{async_block#{n}}}" for n in sorted(returned)]
+        bodies = [b for b in bodies if _body_exists(binary, b)]
+        if not bodies:
             return None
+    # Only bodies with code the probes can find (an inlined copy DWARF describes without a
+    # run-time entry has none): planning a name with no site would fail the run.
+    polls = [b for b in bodies if _exists(binary, b)]
     constructor = _exists(binary, probe)
+    if not polls and not constructor:
+        return None
     missing: str | None = None
     if not constructor:
         missing = (
@@ -245,6 +292,32 @@ def _tracked(binary: ElfBinary, probe: str) -> TrackedFuture | None:
         )
     glue_name, doubt = _drop_glue(binary, probe, style)
     return TrackedFuture(probe, style, constructor, tuple(polls), glue_name, doubt, missing)
+
+
+_BLOCK_ENV = re.compile(r"\{async_block_env#(\d+)\}$")
+
+
+def _returned_blocks(binary: ElfBinary, probe: str) -> set[int]:
+    """The numbers of the async blocks whose state the function returns, from the return
+    type DWARF gives its out-of-line instances and inlined copies."""
+    try:
+        sites = find_sites(binary, probe)
+    except ProbeNameError:
+        return set()
+    dies = [c.origin for c in sites.inlined]
+    dies += [_function_die(binary, s.address, "DW_AT_type") for s in sites.out_of_line]
+    numbers: set[int] = set()
+    for die in dies:
+        holder = None if die is None else index.origin_holder(die, "DW_AT_type")
+        if holder is None:
+            continue
+        returned = holder.get_DIE_from_attribute("DW_AT_type")
+        name = returned.attributes.get("DW_AT_name")
+        text = getattr(name, "value", b"")
+        found = _BLOCK_ENV.search(text.decode(errors="replace") if isinstance(text, bytes) else "")
+        if found is not None:
+            numbers.add(int(found[1]))
+    return numbers
 
 
 _FROM_FIRST_POLL = (
@@ -285,11 +358,9 @@ def _drop_glue(binary: ElfBinary, probe: str, style: str) -> tuple[str | None, s
     return name, None
 
 
-def _function_die(binary: ElfBinary, address: int) -> Any:
-    from .dwarf import index
-
+def _function_die(binary: ElfBinary, address: int, attribute: str = "DW_AT_name") -> Any:
     info = index.function_at(binary, address)
-    return None if info is None else index.origin_holder(info.die, "DW_AT_name")
+    return None if info is None else index.origin_holder(info.die, attribute)
 
 
 def adapt_plan(plan: ProbePlan, futures: FuturePlan) -> None:

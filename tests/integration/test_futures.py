@@ -183,3 +183,15 @@ def test_a_future_whose_completion_cannot_be_seen_refuses_to_answer() -> None:
     future._unknown_why = "a poll's result is unknown"
     with pytest.raises(FutureOutcomeUnknown, match="a poll's result is unknown"):
         assert future.completed
+
+
+def test_a_fn_that_only_makes_async_blocks_inside_is_a_plain_function(
+    uprobe_trace: Tracer, exe: Path
+) -> None:
+    # asyncs::main builds async blocks for the pool but returns none: one call, not futures.
+    trace = uprobe_trace.run([exe, "block_on"], probes=["asyncs::main", FETCH])
+    main = trace["asyncs::main"]
+    assert main.call_count == 1
+    assert not isinstance(main.calls[0], FutureCall)
+    assert main.calls[0].returned
+    assert isinstance(trace[FETCH].calls[0], FutureCall)
