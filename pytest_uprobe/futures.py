@@ -370,12 +370,23 @@ def adapt_plan(plan: ProbePlan, futures: FuturePlan) -> None:
     plans are memoized on their binary."""
     polls = {n for t in futures.tracked for n in t.polls}
     drops = {t.drop for t in futures.tracked if t.drop}
+    only_entries: set[int] = set()
     for number, function in enumerate(plan.functions):
         names = set(function.probes)
         if names & polls:
             _read_state_address(function)
         if names & drops and function.inlined is None:
             _read_dropped_address(plan, number, function)
+            if not names & futures.asked:
+                only_entries.add(number)
+    # Drop glue nobody asked for is watched for its entry alone: its returns would cost a
+    # trap each and give nothing (and a ret too short for the in-process engine's patch
+    # would refuse the whole run over a helper).
+    plan.sites[:] = [
+        site
+        for site in plan.sites
+        if site.function not in only_entries or site.kind is SiteKind.ENTRY
+    ]
 
 
 def _read_state_address(function: PlannedFunction) -> None:
@@ -429,6 +440,11 @@ def apply(trace: Trace, plan: ProbePlan, futures: FuturePlan, counts: Mapping[st
     shown: set[int] = set()
     for call in trace.calls:
         _hide_state_address(call)
+        # Calls of functions only futures watch are nobody's caller: the nearest traced
+        # caller is the one below them (an internal drop glue's frame also has no return).
+        while call.caller is not None and all(p in internal for p in call.caller.probes):
+            call.caller = call.caller.caller
+            call.depth = max(0, call.depth - 1)
         if all(p in internal for p in call.probes):
             continue
         if id(call) in replaced:

@@ -196,3 +196,20 @@ def test_a_first_poll_whose_constructor_call_differs_is_not_matched_to_it() -> N
     assert created.args == (2,) and created.polls == []
     assert seen.args == (1,) and not seen.created
     assert seen.creation_doubt == "no constructor call with its arguments was seen for it"
+
+
+def test_functions_only_futures_watch_are_nobodys_caller() -> None:
+    from pytest_uprobe.futures import FuturePlan, apply
+
+    outer = Call("m::run", "m::run", (), {}, 1, 0)
+    glue = drop(1, 0x1000)
+    glue.caller, glue.depth = outer, 1
+    inner = Call("m::log", "m::log", (), {}, 1, 2)
+    inner.caller, inner.depth = glue, 2  # the glue's frame had returned unseen
+    trace = Trace(argv=["x"], returncode=0, stdout="", stderr="", calls=[outer, glue, inner])
+    plan = FuturePlan(
+        [F, POLL, DROP, "m::run", "m::log"], [TRACKED], frozenset({F, "m::run", "m::log"})
+    )
+    apply(trace, None, plan, {})  # type: ignore[arg-type]
+    assert inner.caller is outer and inner.depth == 1
+    assert glue not in trace.calls
