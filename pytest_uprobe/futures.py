@@ -135,6 +135,7 @@ class TrackedFuture:
     drop: str | None = None  # probe name of the state's drop glue
     drop_doubt: str | None = None  # why a drop cannot be attributed (None: it can)
     constructor_missing: str | None = None
+    polls_doubt: str | None = None  # why no poll function could be probed (polls == ())
 
 
 @dataclass
@@ -177,6 +178,24 @@ def _exists(binary: ElfBinary, name: str) -> bool:
         return bool(resolve(binary, name))
     except ProbeNameError:
         return False
+
+
+def _probeable(binary: ElfBinary, name: str) -> bool:
+    """Whether planning the name finds a site it can count: out of line, or an inlined
+    copy whose executions can be told apart (a refused name would fail the whole run)."""
+    try:
+        sites = find_sites(binary, name)
+    except ProbeNameError:
+        return False
+    return bool(sites.out_of_line) or any(c.doubt is None for c in sites.inlined)
+
+
+def _why_unprobeable(binary: ElfBinary, name: str) -> str:
+    try:
+        sites = find_sites(binary, name)
+    except ProbeNameError as error:
+        return str(error).splitlines()[0]
+    return "; ".join(f"{name} inlined into {c.describe()}: {c.doubt}" for c in sites.inlined)
 
 
 def _closure_parents(binary: ElfBinary) -> frozenset[str]:
@@ -279,7 +298,10 @@ def _tracked(binary: ElfBinary, probe: str) -> TrackedFuture | None:
             return None
     # Only bodies with code the probes can find (an inlined copy DWARF describes without a
     # run-time entry has none): planning a name with no site would fail the run.
-    polls = [b for b in bodies if _exists(binary, b)]
+    polls = [b for b in bodies if _probeable(binary, b)]
+    polls_doubt = None
+    if not polls:
+        polls_doubt = "; ".join(_why_unprobeable(binary, b) for b in bodies)
     constructor = _exists(binary, probe)
     if not polls and not constructor:
         return None
@@ -291,7 +313,9 @@ def _tracked(binary: ElfBinary, probe: str) -> TrackedFuture | None:
             "so any created and never polled are not counted"
         )
     glue_name, doubt = _drop_glue(binary, probe, style)
-    return TrackedFuture(probe, style, constructor, tuple(polls), glue_name, doubt, missing)
+    return TrackedFuture(
+        probe, style, constructor, tuple(polls), glue_name, doubt, missing, polls_doubt
+    )
 
 
 _BLOCK_ENV = re.compile(r"\{async_block_env#(\d+)\}$")
@@ -420,7 +444,10 @@ def apply(trace: Trace, plan: ProbePlan, futures: FuturePlan, counts: Mapping[st
     replaced: dict[int, FutureCall] = {}
     for tracked in futures.tracked:
         old = trace.functions.get(tracked.probe)
-        result = _assemble(trace, tracked, counts)
+        polls_left_out = [
+            str(site) for name in tracked.polls for site in plan.coverage_of(name).left_out
+        ]
+        result = _assemble(trace, tracked, counts, polls_left_out)
         for future, ctor in result.created_by:
             replaced[id(ctor)] = future
         trace.functions[tracked.probe] = FunctionTrace(
@@ -489,7 +516,12 @@ class _Event:
     address: Any = None
 
 
-def _assemble(trace: Trace, tracked: TrackedFuture, counts: Mapping[str, int]) -> Assembled:
+def _assemble(
+    trace: Trace,
+    tracked: TrackedFuture,
+    counts: Mapping[str, int],
+    polls_left_out: Sequence[str] = (),
+) -> Assembled:
     def calls_of(names: Sequence[str]) -> list[Call]:
         return [c for c in trace.calls if any(n in c.probes for n in names)]
 
@@ -593,22 +625,26 @@ def _assemble(trace: Trace, tracked: TrackedFuture, counts: Mapping[str, int]) -
     left_out: list[str] = []
     if tracked.constructor_missing:
         left_out.append(tracked.constructor_missing)
+    unseen: list[str] = []  # why some polls of this function were not seen or not given
     if unattributed_polls:
         where = ", ".join(sorted(poll_address_unknown))
+        unseen.append(f"{unattributed_polls} polls ran where the state's address is unknown "
+                      f"(in {where})")  # fmt: skip
+    if not tracked.polls:
+        unseen.append(
+            "its body's polls run only in copies inlined where no probe can count them "
+            f"({tracked.polls_doubt or 'no code of the body was found'})"
+        )
+    unseen.extend(f"a poll site was left out: {why}" for why in polls_left_out)
+    if unseen:
+        why = "; ".join(unseen)
         if not tracked.constructor:  # futures are then seen from their first poll only
-            left_out.append(
-                f"{unattributed_polls} polls ran where the state's address is unknown (in "
-                f"{where}): the futures they polled may be missing"
-            )
+            left_out.append(f"{why}: the futures they polled may be missing")
         for future in futures:
             future.polls_complete = False
             if future._completed is not True and not future.unwound:
                 future._completed = None
-                future._unknown_why = (
-                    f"{unattributed_polls} polls ran where the state's address is unknown "
-                    f"(in {where}): some may have been this future's, so its polls are a "
-                    "lower bound"
-                )
+                future._unknown_why = f"{why}: its polls are a lower bound"
                 future.outcome = f"unknown: {future._unknown_why}"
                 future.retval = Unavailable(future._unknown_why)
     _settle(futures, tracked, unattributed_drops, drop_address_unknown, unpolled_drops)

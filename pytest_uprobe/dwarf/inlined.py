@@ -13,7 +13,7 @@ from typing import Any
 from ..elf import ElfBinary
 from ..names import crates_of, demangle, may_match
 from .closures import indexed_segments, with_dwarf_names
-from .entries import copy_entries, die_ranges
+from .entries import CopyEntries, copy_entries, die_ranges
 from .entries import file_name as _call_file
 from .index import Parameter, crate_unit_offsets, origin_holder, parameters_of, unit_index
 from .scan import UnitIndex
@@ -117,9 +117,12 @@ def _find_copies(
             if cu is None:
                 cu = binary.dwarf.get_CU_at(unit_offset)
             die = cu.get_DIE_from_refaddr(offset)
-            found = copy_entries(binary, cu, die, die_ranges(binary, cu, die))
-            if not found.addresses:
+            ranges = die_ranges(binary, cu, die)
+            found = copy_entries(binary, cu, die, ranges)
+            if not found.addresses and (found.doubt is None or not ranges):
                 continue  # no code (dropped by the linker), or none that ever runs
+            if not found.addresses:  # it runs, but where each execution begins is unknown:
+                found = CopyEntries((min(r[0] for r in ranges),), found.doubt)  # left out
             abstract_path, described = abstract[origin]
             rows.append(
                 (

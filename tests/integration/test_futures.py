@@ -195,3 +195,21 @@ def test_a_fn_that_only_makes_async_blocks_inside_is_a_plain_function(
     assert not isinstance(main.calls[0], FutureCall)
     assert main.calls[0].returned
     assert isinstance(trace[FETCH].calls[0], FutureCall)
+
+
+def test_a_poll_inlined_into_a_loop_gives_no_silent_answer(uprobe_trace: Tracer, exe: Path) -> None:
+    # local_sum is polled only by a block_on inlined into main: its poll is inlined into
+    # block_on's loop, where one probe would count the loop's iterations, not the polls.
+    trace = uprobe_trace.run([exe, "inlined"], probes=["asyncs::local_sum"])
+    assert "block_on local_sum -> 5" in trace.stdout
+    calls = trace["asyncs::local_sum"]
+    calls.assert_called_once_with(2, 3)
+    (future,) = calls.calls
+    assert isinstance(future, FutureCall)
+    if future.polls_complete:  # a compiler that kept the poll out of line: exact answers
+        assert future.completed and future.retval == 5 and len(future.polls) == 2
+        return
+    with pytest.raises(FutureOutcomeUnknown, match="a loop inside the copy"):
+        assert future.completed
+    assert isinstance(future.retval, Unavailable)
+    assert future.retval != 5

@@ -200,6 +200,7 @@ def test_a_first_poll_whose_constructor_call_differs_is_not_matched_to_it() -> N
 
 def test_functions_only_futures_watch_are_nobodys_caller() -> None:
     from pytest_uprobe.futures import FuturePlan, apply
+    from pytest_uprobe.plan import ProbePlan
 
     outer = Call("m::run", "m::run", (), {}, 1, 0)
     glue = drop(1, 0x1000)
@@ -210,6 +211,6 @@ def test_functions_only_futures_watch_are_nobodys_caller() -> None:
     plan = FuturePlan(
         [F, POLL, DROP, "m::run", "m::log"], [TRACKED], frozenset({F, "m::run", "m::log"})
     )
-    apply(trace, None, plan, {})  # type: ignore[arg-type]
+    apply(trace, ProbePlan(None, ()), plan, {})  # type: ignore[arg-type]
     assert inner.caller is outer and inner.depth == 1
     assert glue not in trace.calls

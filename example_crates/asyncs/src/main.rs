@@ -95,6 +95,13 @@ async fn explode(code: u32) -> u32 {
     code
 }
 
+#[inline(never)]
+async fn local_sum(a: u32, b: u32) -> u32 {
+    yield_now().await;
+    println!("local_sum polled again a={} b={} tid={}", a, b, tid());
+    a + b
+}
+
 // ---- block_on: one future on the calling thread ----
 
 struct ThreadWaker {
@@ -268,6 +275,12 @@ fn main() {
             println!("explode -> {}", v);
         }));
         run_pool(2, jobs);
+    }
+    if mode == "inlined" {
+        // Polled only here, by a block_on inlined into main: its poll is inlined into
+        // block_on's loop.
+        let v = block_on(local_sum(2, 3));
+        println!("block_on local_sum -> {}", v);
     }
     if mode == "all" || mode == "leak" {
         // Polled once, then forgotten: never completed by program end, never dropped.
