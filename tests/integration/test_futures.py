@@ -213,3 +213,14 @@ def test_a_poll_inlined_into_a_loop_gives_no_silent_answer(uprobe_trace: Tracer,
         assert future.completed
     assert isinstance(future.retval, Unavailable)
     assert future.retval != 5
+
+
+def test_an_inlined_copy_whose_executions_cannot_be_told_apart_is_named_not_dropped(
+    uprobe_trace: Tracer, exe: Path
+) -> None:
+    # The same copy probed by its own name: refused before the run, naming why (it used to
+    # be dropped silently: "no function of that name", or a low count beside other copies).
+    from pytest_uprobe.plan import UnprobeableSite
+
+    with pytest.raises(UnprobeableSite, match="a loop inside the copy"):
+        uprobe_trace.plan(exe, ["asyncs::local_sum::{async_fn#0}"])
