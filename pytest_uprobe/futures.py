@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,11 +37,12 @@ from .dwarf.index import crate_unit_offsets, unit_index
 from .dwarf.inlined import _indexed_path as indexed_path
 from .dwarf.inlined import inlined_sites
 from .dwarf.locations import Piece
-from .dwarf.types import USIZE
+from .dwarf.types import USIZE, RustType
 from .elf import ElfBinary
 from .errors import ProbeNameError
 from .names import crate_of, is_glob, matcher
 from .plan import RDI, PlannedFunction, ProbePlan, SiteKind, Value, find_sites, resolve
+from .plan import _site_values as site_values
 from .trace import Call, FunctionTrace, Trace
 from .values import Struct, Unavailable, Variant
 
@@ -49,6 +50,7 @@ from .values import Struct, Unavailable, Variant
 MAX_ASYNC_BLOCKS = 8
 STATE_ADDRESS = "__future_state_address"  # the extra value read at a poll's entry
 DROPPED_ADDRESS = "to_drop"  # drop_in_place's one argument, read from rdi
+DROPPED_STATE = "state"  # the state it points to, as it is when the drop begins
 _HAND_WRITTEN = re.compile(r"^<(?P<type>.+) as core::future::future::Future>::poll$")
 
 
@@ -88,6 +90,7 @@ class FutureCall(Call):
     polls_complete: bool = True
     _completed: bool | None = False
     _settled: bool = False  # its end is known (or known to be unknown): not to be revised
+    _proven: bool = False  # its end read from its own state when dropped: beyond doubt
     _unknown_why: str = ""
 
     @property
@@ -136,6 +139,7 @@ class TrackedFuture:
     drop_doubt: str | None = None  # why a drop cannot be attributed (None: it can)
     constructor_missing: str | None = None
     polls_doubt: str | None = None  # why no poll function could be probed (polls == ())
+    polls_refused: list[str] = field(default_factory=list)  # poll functions planning refused
 
 
 @dataclass
@@ -150,6 +154,18 @@ class FuturePlan:
     @property
     def internal(self) -> frozenset[str]:
         return frozenset(self.names) - self.asked
+
+    def give_up(self, name: str, why: str) -> None:
+        """Plan without `name` (a poll function or drop glue), which planning refused."""
+        self.names.remove(name)
+        for tracked in self.tracked:
+            if name in tracked.polls:
+                tracked.polls = tuple(p for p in tracked.polls if p != name)
+                tracked.polls_refused.append(why)
+                if not tracked.polls:
+                    tracked.polls_doubt = "; ".join(tracked.polls_refused)
+            if name == tracked.drop:
+                tracked.drop, tracked.drop_doubt = None, why
 
 
 def prepare(binary: ElfBinary, probes: Sequence[str]) -> FuturePlan:
@@ -167,6 +183,26 @@ def prepare(binary: ElfBinary, probes: Sequence[str]) -> FuturePlan:
             extra.insert(0, probe)
         names.extend(n for n in extra if n not in names)
     return FuturePlan(list(dict.fromkeys(names)), tracked, frozenset(probes))
+
+
+def plan_with_futures(
+    binary: ElfBinary, probes: Sequence[str], build: Callable[[list[str]], ProbePlan]
+) -> ProbePlan:
+    """`build`'s plan for the probes and the names their futures need. A name only futures
+    need that planning refuses (no site a probe can count) is left out, and the futures
+    say what that costs them; the user's own names fail as they always do."""
+    future_plan = prepare(binary, probes)
+    while True:
+        try:
+            plan = build(future_plan.names)
+        except ProbeNameError as refused:
+            if refused.name not in future_plan.internal:
+                raise
+            future_plan.give_up(refused.name, str(refused).split("\n", 1)[0])
+            continue
+        adapt_plan(plan, future_plan)
+        plan.futures = future_plan
+        return plan
 
 
 def _exists(binary: ElfBinary, name: str) -> bool:
@@ -344,6 +380,8 @@ def _returned_blocks(binary: ElfBinary, probe: str) -> set[int]:
     return numbers
 
 
+_POLL_UNKNOWN = "a poll's result is unknown"
+
 _FROM_FIRST_POLL = (
     "a hand-written Future has no constructor to probe: its futures are seen from their "
     "first poll, so any created and never polled are not counted"
@@ -424,6 +462,9 @@ def _read_state_address(function: PlannedFunction) -> None:
 
 
 def _read_dropped_address(plan: ProbePlan, number: int, function: PlannedFunction) -> None:
+    """drop_in_place's argument (rdi at its first instruction), and the state behind it:
+    its variant tells a completed future (Returned) from one never polled (Unresumed) or
+    dropped unfinished (SuspendN)."""
     if function.params or not function.arguments_known:
         return
     for i, site in enumerate(plan.sites):
@@ -432,9 +473,38 @@ def _read_dropped_address(plan: ProbePlan, number: int, function: PlannedFunctio
         if site.address != function.symbol.address or site.pieces:
             return  # not at the first instruction: rdi may hold something else by then
         rdi = (Piece(RDI, 0, 8, memory=False),)
-        plan.sites[i] = dataclasses.replace(site, pieces=rdi)
-        function.params = (Value(DROPPED_ADDRESS, USIZE, rdi, 0, (0,)),)
+        state = _dropped_type(plan.binary, function.symbol.address)
+        if state is None:
+            plan.sites[i] = dataclasses.replace(site, pieces=rdi)
+            function.params = (Value(DROPPED_ADDRESS, USIZE, rdi, 0, (0,)),)
+            return
+        pointer = RustType(f"*mut {state.name}", "pointer", 8, target_die=state.die)
+        values, pieces, derefs = site_values([(DROPPED_STATE, pointer, rdi)], plan.caps)
+        plan.sites[i] = dataclasses.replace(site, pieces=pieces, derefs=derefs)
+        address = dataclasses.replace(values[0], name=DROPPED_ADDRESS, type=USIZE)
+        function.params = (values[0], address)
         return
+
+
+@dataclass(frozen=True)
+class _StateType:
+    name: str
+    die: Any
+
+
+def _dropped_type(binary: ElfBinary, address: int) -> _StateType | None:
+    """The type drop glue drops (its template parameter T), from DWARF."""
+    holder = _function_die(binary, address)
+    if holder is None:
+        return None
+    for child in holder.iter_children():
+        if child.tag.startswith("DW_TAG_template_type_param") and "DW_AT_type" in child.attributes:
+            die = child.get_DIE_from_attribute("DW_AT_type")
+            name = die.attributes.get("DW_AT_name")
+            text = getattr(name, "value", b"")
+            text = text.decode(errors="replace") if isinstance(text, bytes) else "?"
+            return _StateType(text, die)
+    return None
 
 
 def apply(trace: Trace, plan: ProbePlan, futures: FuturePlan, counts: Mapping[str, int]) -> None:
@@ -444,8 +514,14 @@ def apply(trace: Trace, plan: ProbePlan, futures: FuturePlan, counts: Mapping[st
     replaced: dict[int, FutureCall] = {}
     for tracked in futures.tracked:
         old = trace.functions.get(tracked.probe)
+        # Grouped by reason: "2 poll sites left out (in f, g): why".
+        by_reason: dict[str, list[str]] = {}
+        for name in tracked.polls:
+            for site in plan.coverage_of(name).left_out:
+                by_reason.setdefault(site.why, []).append(site.where)
         polls_left_out = [
-            str(site) for name in tracked.polls for site in plan.coverage_of(name).left_out
+            f"{len(where)} poll site{'s' * (len(where) > 1)} left out ({'; '.join(where)}): {why}"
+            for why, where in by_reason.items()
         ]
         result = _assemble(trace, tracked, counts, polls_left_out)
         for future, ctor in result.created_by:
@@ -570,7 +646,22 @@ def _assemble(
             if not isinstance(address, int):
                 unattributed_drops += 1
                 continue
+            kwargs = call.kwargs if isinstance(call.kwargs, dict) else {}
+            dropped_state = kwargs.get(DROPPED_STATE)
+            variant = dropped_state.name if isinstance(dropped_state, Variant) else None
             candidates = [f for f in unpolled if f.ts_ns <= call.ts_ns]
+            if variant == "Unresumed" and isinstance(dropped_state, Variant):
+                # Never polled: which one, its arguments tell.
+                _drop_never_polled(tracked, call, dropped_state, candidates, unpolled, futures)
+                continue
+            if variant is not None:  # polled: the future pinned there, if it was seen
+                seen = live.pop(address, None) or finished.pop(address, None)
+                if seen is None:
+                    unattributed_drops += 1  # polled where no probe could give it a future
+                    drop_address_unknown.add(f"a future at {address:#x} not seen polled")
+                else:
+                    _drop_polled(seen, call, variant)
+                continue
             if address in finished:
                 # The completed future there, whose drop was not seen yet, or a future never
                 # polled whose state was moved into its freed memory: which, no probe tells.
@@ -581,11 +672,7 @@ def _assemble(
                 continue
             gone = live.pop(address, None)
             if gone is not None:
-                gone.dropped = True
-                gone.drop_tid = call.tid
-                gone.outcome = f"dropped unfinished after {_polls(gone)}"
-                gone._completed = False
-                gone.retval = Unavailable(f"dropped before completing ({gone.outcome})")
+                _drop_polled(gone, call, None)
                 continue
             # Not pinned yet: one of the futures created and never polled.
             unpolled_drops.append((event, candidates))
@@ -618,6 +705,8 @@ def _assemble(
             live[address] = future
         else:
             future = known
+        if state is not None and future.polls:
+            _previous_poll_from_state(future, state)
         _record_poll(future, call)
         if future._completed or future.unwound:
             live.pop(address, None)
@@ -635,14 +724,18 @@ def _assemble(
             "its body's polls run only in copies inlined where no probe can count them "
             f"({tracked.polls_doubt or 'no code of the body was found'})"
         )
-    unseen.extend(f"a poll site was left out: {why}" for why in polls_left_out)
+    unseen.extend(polls_left_out)
+    if tracked.polls:
+        unseen.extend(tracked.polls_refused)
     if unseen:
         why = "; ".join(unseen)
         if not tracked.constructor:  # futures are then seen from their first poll only
             left_out.append(f"{why}: the futures they polled may be missing")
         for future in futures:
             future.polls_complete = False
-            if future._completed is not True and not future.unwound:
+            if future._proven:
+                future.outcome += f" ({why}: its polls are a lower bound)"
+            elif future._completed is not True and not future.unwound:
                 future._completed = None
                 future._unknown_why = f"{why}: its polls are a lower bound"
                 future.outcome = f"unknown: {future._unknown_why}"
@@ -816,7 +909,7 @@ def _record_poll(future: FutureCall, call: Call) -> None:
     elif isinstance(retval, Unavailable):
         result = f"unknown: {retval.reason}"
         future._completed = None
-        future._unknown_why = f"a poll's result is unknown ({retval.reason})"
+        future._unknown_why = f"{_POLL_UNKNOWN} ({retval.reason})"
         future.outcome = f"unknown: {future._unknown_why}"
         future.retval = retval
     elif not call.returned:
@@ -826,6 +919,22 @@ def _record_poll(future: FutureCall, call: Call) -> None:
         future.outcome = f"unknown: {future._unknown_why}"
         future.retval = Unavailable(future._unknown_why)
     future.polls.append(PollRecord(call.tid, call.ts_ns, result, call.return_ts_ns))
+
+
+def _previous_poll_from_state(future: FutureCall, state: str) -> None:
+    """A poll whose return no probe saw is told by the next poll's state: SuspendN means it
+    returned Pending."""
+    last = future.polls[-1]
+    if not last.result.startswith("unknown") or not state.startswith("Suspend"):
+        return
+    future.polls[-1] = dataclasses.replace(last, result="pending")
+    if future._unknown_why.startswith(_POLL_UNKNOWN) and not any(
+        p.result.startswith("unknown") for p in future.polls
+    ):
+        future._completed = False
+        future._unknown_why = ""
+        future.outcome = "pending"
+        future.retval = Unavailable("never completed")
 
 
 def _polls(future: FutureCall) -> str:
@@ -847,7 +956,70 @@ def _reused(future: FutureCall) -> None:
     future.retval = Unavailable(future.outcome)
 
 
+def _drop_polled(future: FutureCall, call: Call, variant: str | None) -> None:
+    """A drop of a future seen polled; `variant`: its state's variant then, if read."""
+    future.dropped = True
+    future.drop_tid = call.tid
+    future._settled = True
+    future._proven = variant is not None
+    if future._completed is True or future.unwound:
+        return  # dropped after it completed or panicked: nothing more to say
+    if variant == "Returned":  # completed by a poll whose return no probe saw
+        future._completed = True
+        future.outcome = (
+            f"completed after {_polls(future)} (its state said so when dropped; the poll "
+            "that returned its output was not seen returning)"
+        )
+        future.retval = Unavailable(future.outcome)
+        return
+    if variant == "Panicked":
+        future.unwound = True
+        future._completed = False
+        future.outcome = f"panicked in a poll (its state said so when dropped), {_polls(future)}"
+        future.retval = Unavailable(future.outcome)
+        return
+    if variant is not None or future._completed is False:  # SuspendN: it never finished
+        future._completed = False
+        future.outcome = f"dropped unfinished after {_polls(future)}"
+        future.retval = Unavailable(f"dropped before completing ({future.outcome})")
+        return
+    # Its last poll's result is unknown and its state at the drop was not read.
+    future.outcome = f"dropped after {_polls(future)}; completed or not is unknown: " + (
+        future._unknown_why
+    )
+
+
+def _drop_never_polled(
+    tracked: TrackedFuture,
+    call: Call,
+    state: Variant,
+    candidates: list[FutureCall],
+    unpolled: list[FutureCall],
+    futures: list[FutureCall],
+) -> None:
+    """A drop whose state is Unresumed: a future never polled, matched by its arguments."""
+    kwargs = state.value.fields if isinstance(state.value, Struct) else {}
+    equal = [f for f in candidates if _same_arguments(f, kwargs)]
+    if equal:
+        chosen = equal[0]
+        if len(equal) > 1:
+            doubt = f"one of {len(equal)} constructor calls with equal arguments, all never polled"
+            for f in equal:
+                f.creation_doubt = doubt
+        unpolled.remove(chosen)
+        _drop_unpolled(chosen, call)
+        chosen._proven = True
+        return
+    future = _future(tracked, call, created=False)
+    future.args, future.kwargs = tuple(kwargs.values()), dict(kwargs)
+    future.creation_doubt = "no constructor call with its arguments was seen for it"
+    futures.append(future)
+    _drop_unpolled(future, call)
+    future._proven = True
+
+
 def _drop_unpolled(future: FutureCall, call: Call) -> None:
+    future._settled = True
     future.dropped = True
     future.drop_tid = call.tid
     future._completed = False

@@ -146,18 +146,19 @@ class Tracer:
         plans = binary.memo("plans")
         plan = plans.get(key)
         if plan is None:
-            future_plan = futures.prepare(binary, names)
-            plan = build_plan(
+            plan = futures.plan_with_futures(
                 binary,
-                future_plan.names,
-                ret_sites_only=self.ret_sites_only,
-                max_functions=self.max_functions,
-                inlined=self.inlined,
-                max_string=self.max_string,
-                max_elements=self.max_elements,
+                names,
+                lambda planned: build_plan(
+                    binary,
+                    planned,
+                    ret_sites_only=self.ret_sites_only,
+                    max_functions=self.max_functions,
+                    inlined=self.inlined,
+                    max_string=self.max_string,
+                    max_elements=self.max_elements,
+                ),
             )
-            futures.adapt_plan(plan, future_plan)
-            plan.futures = future_plan
             if len(plans) >= PLANS_PER_BINARY:
                 del plans[next(iter(plans))]  # the oldest
             plans[key] = plan

@@ -108,10 +108,12 @@ def test_select_and_abort_cancel_futures_without_a_wrong_answer(
     assert slow[31].args == (31, "cancelled") and slow[32].args == (32, "aborted")
     for future in slow.values():
         # Polled once (its start line), never completed: dropped, or unknown and saying why.
-        assert len(future.polls) == 1
-        assert future.polls[0].tid == int(
-            re.search(rf"^slow start id={future.args[0]} \S+ tid=(\d+)$", trace.stdout, re.M)[1]
-        )
+        # Polls inside tokio's select! run in an inlined copy no probe can count: then the
+        # polls seen are a lower bound, and say so.
+        assert len(future.polls) == 1 or (not future.polls_complete and not future.polls)
+        started = re.search(rf"^slow start id={future.args[0]} \S+ tid=(\d+)$", trace.stdout, re.M)
+        assert started is not None
+        assert [p.tid for p in future.polls] in ([int(started[1])], [])
         assert isinstance(future.retval, Unavailable)
         with contextlib.suppress(FutureOutcomeUnknown):
             assert not future.completed

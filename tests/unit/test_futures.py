@@ -11,6 +11,7 @@ import pytest
 
 from pytest_uprobe.futures import (
     DROPPED_ADDRESS,
+    DROPPED_STATE,
     STATE_ADDRESS,
     FutureCall,
     FutureOutcomeUnknown,
@@ -48,8 +49,12 @@ def poll(
     )
 
 
-def drop(ts: int, address: Any) -> Call:
-    return Call(DROP, DROP, (address,), {DROPPED_ADDRESS: address}, 1, ts)
+def drop(ts: int, address: Any, state: str | None = None, x: Any = 1) -> Call:
+    if state is None:
+        return Call(DROP, DROP, (address,), {DROPPED_ADDRESS: address}, 1, ts)
+    value = Struct("Unresumed", {"x": x}) if state == "Unresumed" else Struct(state, {})
+    read = Variant(state, value)
+    return Call(DROP, DROP, (read, address), {DROPPED_STATE: read, DROPPED_ADDRESS: address}, 1, ts)
 
 
 PENDING = Variant("Pending")
@@ -214,3 +219,53 @@ def test_functions_only_futures_watch_are_nobodys_caller() -> None:
     apply(trace, ProbePlan(None, ()), plan, {})  # type: ignore[arg-type]
     assert inner.caller is outer and inner.depth == 1
     assert glue not in trace.calls
+
+
+def test_the_state_read_at_a_drop_tells_which_unpolled_future_it_was() -> None:
+    one, two, done = futures_of(
+        create(1, 1),
+        create(2, 2),
+        create(3, 3),
+        poll(4, 0x1000, "Unresumed", ready(3), x=3),
+        drop(5, 0x1000, "Unresumed", x=2),  # memory reused: the state says who
+    )
+    assert two.dropped and two.outcome == "dropped without being polled"
+    assert not one.dropped and one.outcome.startswith("never polled")
+    assert done.completed and done.retval == 3
+
+
+def test_a_poll_not_seen_returning_is_told_by_the_next_poll_and_by_the_drop() -> None:
+    unknown = Unavailable("an inlined copy has no return")
+    (future,) = futures_of(
+        create(1, 1),
+        poll(2, 0x1000, "Unresumed", unknown, x=1),
+        poll(3, 0x1000, "Suspend0", unknown),
+        drop(4, 0x1000, "Returned"),
+    )
+    assert [p.result for p in future.polls] == ["pending", "unknown: an inlined copy has no return"]
+    assert future.completed  # its state said Returned when dropped
+    assert isinstance(future.retval, Unavailable)  # the output itself was never seen
+    assert "its state said so when dropped" in future.outcome
+
+
+def test_a_drop_of_a_suspended_future_is_unfinished_even_after_an_unseen_return() -> None:
+    unknown = Unavailable("an inlined copy has no return")
+    (future,) = futures_of(
+        create(1, 1),
+        poll(2, 0x1000, "Unresumed", unknown, x=1),
+        drop(3, 0x1000, "Suspend0"),
+    )
+    assert future.dropped and not future.completed
+    assert future.outcome == "dropped unfinished after 1 poll"
+
+
+def test_a_drop_without_the_state_after_an_unseen_return_says_it_does_not_know() -> None:
+    (future,) = futures_of(
+        create(1, 1),
+        poll(2, 0x1000, "Unresumed", Unavailable("an inlined copy has no return"), x=1),
+        drop(3, 0x1000),
+    )
+    assert future.dropped
+    with pytest.raises(FutureOutcomeUnknown):
+        assert not future.completed
+    assert "completed or not is unknown" in future.outcome
