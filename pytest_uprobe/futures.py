@@ -536,7 +536,6 @@ def apply(trace: Trace, plan: ProbePlan, futures: FuturePlan, counts: Mapping[st
             left_out=result.left_out + (list(old.left_out) if old is not None else []),
             shares_address_with=old.shares_address_with if old is not None else (),
         )
-        trace.functions[tracked.probe].futures = result  # type: ignore[attr-defined]
     for name in internal:
         trace.functions.pop(name, None)
     calls: list[Call] = []
