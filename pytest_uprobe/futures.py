@@ -18,9 +18,11 @@ to a first poll by arguments: exactly when one outstanding constructor call has 
 arguments, and where several have, the first is taken and the future says its creation is
 one of those (`creation_doubt`): the arguments are right either way. The poll's return
 (`Poll::Ready(v)` or `Pending`) is read at its `ret` sites; a poll that unwound panicked.
-Drops are keyed by the address `drop_in_place` gets in rdi, readable only where the drop
-glue runs out of line; a drop inside code it was inlined into has no address DWARF gives,
-and futures left unfinished then say that their fate is unknown rather than guess.
+Drops are keyed by the address `drop_in_place` gets in rdi, with the state behind it (its
+variant tells a future never polled, one dropped unfinished and one that completed),
+readable only where the drop glue runs out of line; a drop inside code it was inlined into
+has no address DWARF gives, and futures left unfinished then say that their fate is unknown
+rather than guess. See docs/async.md, "How it works".
 """
 
 from __future__ import annotations
@@ -88,6 +90,9 @@ class FutureCall(Call):
     # False when some polls of this function could not be attributed to a future (their
     # state's address is unknown): `polls` is then a lower bound.
     polls_complete: bool = True
+    # Set when its polls may be another future's too (hand-written futures whose drops
+    # cannot be seen): see FutureCall.polls.
+    identity_doubt: str | None = None
     _completed: bool | None = False
     _settled: bool = False  # its end is known (or known to be unknown): not to be revised
     _proven: bool = False  # its end read from its own state when dropped: beyond doubt
@@ -740,6 +745,16 @@ def _assemble(
                 future.outcome = f"unknown: {future._unknown_why}"
                 future.retval = Unavailable(future._unknown_why)
     _settle(futures, tracked, unattributed_drops, drop_address_unknown, unpolled_drops)
+    if hand_written and (tracked.drop is None or unattributed_drops):
+        # No state tells a first poll: a value abandoned unfinished whose memory then held a
+        # new one would read as one future, and without its drops nothing shows it.
+        for future in futures:
+            if len(future.polls) > 1 and not future.dropped:
+                future.identity_doubt = (
+                    "its polls may include those of a later future at the same address (a "
+                    "hand-written future abandoned unfinished, then its memory reused): "
+                    + (tracked.drop_doubt or "its drops are not all seen")
+                )
     for future in futures:
         if future._completed is not True and not future.unwound:
             future.ended = future.outcome  # what a log line says after "did not return"

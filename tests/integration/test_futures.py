@@ -96,6 +96,9 @@ def test_block_on_gives_one_call_per_future_with_its_polls_and_output(
     assert [str(p.tid) for p in cd.polls] == printed_countdown
     assert cd.args == ({"start": 21, "n": 2},)
     assert cd.completed and cd.retval == 42
+    # Countdown has no drop glue: a value abandoned unfinished and a new one in its memory
+    # would read as one future, and the future says so.
+    assert cd.identity_doubt is not None and "no drop glue" in cd.identity_doubt
     # Futures created and never polled cannot be seen for a hand-written Future: a bound.
     assert not countdown.complete
     with pytest.raises(Exception, match="first poll"):
