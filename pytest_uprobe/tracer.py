@@ -294,6 +294,7 @@ class Tracer:
             raise TraceTimeout(args, timeout, trace, program_exited=finished.exited, option=option)
         return trace
 
+
     def _run_inprocess(
         self,
         plan: ProbePlan,
