@@ -26,9 +26,9 @@ POLL_LINE = re.compile(r"^fetch (start|resumed) id=(\d+)(?: delay=\d+ label=\S+)
 DONE = re.compile(r"^fetch done id=(\d+) out=(\d+) tid=(\d+)$", re.M)
 
 
-@pytest.fixture
-def exe(cargo_bin: CargoBin) -> Path:
-    return cargo_bin(CRATE, profile="release")
+@pytest.fixture(params=["release", "dev"])
+def exe(cargo_bin: CargoBin, request: pytest.FixtureRequest) -> Path:
+    return cargo_bin(CRATE, profile=request.param)
 
 
 def printed_polls(stdout: str) -> dict[int, list[int]]:
@@ -219,8 +219,9 @@ def test_a_poll_inlined_into_a_loop_gives_no_silent_answer(uprobe_trace: Tracer,
 
 
 def test_an_inlined_copy_whose_executions_cannot_be_told_apart_is_named_not_dropped(
-    uprobe_trace: Tracer, exe: Path
+    uprobe_trace: Tracer, cargo_bin: CargoBin
 ) -> None:
+    exe = cargo_bin(CRATE, profile="release")
     # The same copy probed by its own name: refused before the run, naming why (it used to
     # be dropped silently: "no function of that name", or a low count beside other copies).
     from pytest_uprobe.plan import UnprobeableSite
