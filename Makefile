@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := python3-bpfcc linux-headers-amd64 bpftool bpftrace rustfilt binutils llvm chromium \
-	systemtap-sdt-dev gcc dpkg-dev
+	systemtap-sdt-dev gcc dpkg-dev librust-tokio-dev
 SUDO_HINT = sudo make $@
 # An offline trace-event viewer from npm: tests/test_timeline.py opens timelines in it.
 SPEEDSCOPE := .tools/speedscope/package/dist/release/index.html

@@ -233,6 +233,7 @@ class ProbePlan:
     # Functions watched for how frames end (PlannedFunction.marker), not asked for: their
     # sites number them after `functions` (see `function`).
     markers: list[PlannedFunction] = field(default_factory=list)
+    futures: Any = None  # futures.FuturePlan: the probes that mean futures (futures.py)
 
     def function(self, index: int) -> PlannedFunction:
         """The function a site's `function` index means, markers included."""

@@ -14,6 +14,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from . import futures
 from .bpf import session as bpf
 from .bpf.prerequisites import check_prerequisites
 from .elf import ElfBinary, check_file
@@ -145,14 +146,18 @@ class Tracer:
         plans = binary.memo("plans")
         plan = plans.get(key)
         if plan is None:
-            plan = build_plan(
+            plan = futures.plan_with_futures(
                 binary,
                 names,
-                ret_sites_only=self.ret_sites_only,
-                max_functions=self.max_functions,
-                inlined=self.inlined,
-                max_string=self.max_string,
-                max_elements=self.max_elements,
+                lambda planned: build_plan(
+                    binary,
+                    planned,
+                    ret_sites_only=self.ret_sites_only,
+                    max_functions=self.max_functions,
+                    inlined=self.inlined,
+                    max_string=self.max_string,
+                    max_elements=self.max_elements,
+                ),
             )
             if len(plans) >= PLANS_PER_BINARY:
                 del plans[next(iter(plans))]  # the oldest
@@ -281,6 +286,8 @@ class Tracer:
                 unseen=coverage.unseen,
                 merged_away=coverage.merged_away,
             )
+        if plan.futures is not None and plan.futures.tracked:
+            futures.apply(trace, plan, plan.futures, counts)
         self.traces.append(trace)
         if lost and self.lost_events == "warn":
             warnings.warn(LostEventsWarning(lost, args), stacklevel=2)

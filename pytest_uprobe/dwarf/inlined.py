@@ -6,6 +6,7 @@ Looked up only in the compile units of the function's own crate: rustc names the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from ..elf import ElfBinary
 from ..names import crates_of, demangle, may_match
 from .closures import indexed_segments, with_dwarf_names
-from .entries import copy_entries, die_ranges
+from .entries import CopyEntries, copy_entries, die_ranges
 from .entries import file_name as _call_file
 from .index import Parameter, crate_unit_offsets, origin_holder, parameters_of, unit_index
 from .scan import UnitIndex
@@ -117,10 +118,19 @@ def _find_copies(
             if cu is None:
                 cu = binary.dwarf.get_CU_at(unit_offset)
             die = cu.get_DIE_from_refaddr(offset)
-            found = copy_entries(binary, cu, die, die_ranges(binary, cu, die))
-            if not found.addresses:
+            ranges = die_ranges(binary, cu, die)
+            found = copy_entries(binary, cu, die, ranges)
+            if not found.addresses and (found.doubt is None or not ranges):
                 continue  # no code (dropped by the linker), or none that ever runs
+            if not found.addresses:  # it runs, but where each execution begins is unknown:
+                found = CopyEntries((min(r[0] for r in ranges),), found.doubt)  # left out
             abstract_path, described = abstract[origin]
+            if (
+                found.doubt is None
+                and _COROUTINE_BODY.search(abstract_path)
+                and _may_suspend(binary, origin)
+            ):
+                found = CopyEntries(found.addresses, COROUTINE_DOUBT)
             rows.append(
                 (
                     abstract_path,
@@ -141,6 +151,42 @@ def _find_copies(
 
 
 _TOMBSTONE = 0xFFFF_FFFF_FFFF_FFF0
+# An async fn's body or an async block polled again resumes where it suspended: the code
+# inlined into the poller jumps to that point, past where the copy begins, so a probe at
+# its beginning sees first polls only (tokio's select!: one hit for two polls).
+_COROUTINE_BODY = re.compile(r"::\{(async_fn|async_block|coroutine)#\d+\}$")
+
+
+def _may_suspend(binary: ElfBinary, origin: int) -> bool:
+    """Whether the async body's state has a SuspendN variant (an `.await` that can return
+    Pending): a body without one runs whole at each poll, from where its copy begins. True
+    when DWARF does not say."""
+    try:
+        body = binary.dwarf.get_DIE_from_refaddr(origin)
+        pinned = next(c for c in body.iter_children() if c.tag == "DW_TAG_formal_parameter")
+        pin = pinned.get_DIE_from_attribute("DW_AT_type")
+        member = next(c for c in pin.iter_children() if c.tag == "DW_TAG_member")
+        state = member.get_DIE_from_attribute("DW_AT_type").get_DIE_from_attribute("DW_AT_type")
+        for part in state.iter_children():
+            if part.tag != "DW_TAG_variant_part":
+                continue
+            for variant in part.iter_children():
+                for field in variant.iter_children():
+                    if field.tag != "DW_TAG_member" or "DW_AT_type" not in field.attributes:
+                        continue
+                    named = field.get_DIE_from_attribute("DW_AT_type").attributes.get("DW_AT_name")
+                    if named is not None and bytes(named.value).startswith(b"Suspend"):
+                        return True
+            return False
+    except Exception:  # any other shape than rustc 1.95's: assume it can suspend
+        return True
+    return True
+
+
+COROUTINE_DOUBT = (
+    "an inlined async body is resumed where it last suspended, not where the copy begins, "
+    "so a probe there misses every poll but the first"
+)
 
 
 def _site(binary: ElfBinary, row: CopyRow) -> InlinedSite:

@@ -13,6 +13,7 @@ import pytest
 from pytest_uprobe import Unavailable
 from pytest_uprobe.cli import symbol_rows
 from pytest_uprobe.elf import ElfBinary
+from pytest_uprobe.plan import UnprobeableSite
 
 CRATE = "example_crates/inline_ranges"
 # One codegen unit per crate (release) and sixteen (release-cgu): copies whose abstract
@@ -145,7 +146,14 @@ def test_async_bodies_by_either_name(uprobe_trace, cargo_bin, profile, mangling)
         "inline_ranges::main::{closure#2}",
     ]
     # One run per spelling: two probes on one function in one run is issue 13's class 1.
-    traces = [uprobe_trace.run([exe, "6"], probes=[p]) for p in probes]
+    traces = [uprobe_trace.run([exe, "6"], probes=[p]) for p in probes[:2]]
+    # The async block awaits, so it could suspend: a copy of it inlined into block_on is
+    # resumed past where it begins, and is refused rather than counted low (release).
+    for p in probes[2:]:
+        try:
+            traces.append(uprobe_trace.run([exe, "6"], probes=[p]))
+        except UnprobeableSite as refused:
+            assert profile == "release" and "resumed where it last suspended" in str(refused)
     stdout = traces[0].stdout
     # Each future is ready at its first poll: the body of fetch_double runs once per call
     # (three printed calls, and one inside the async block), the async block once.
@@ -153,5 +161,5 @@ def test_async_bodies_by_either_name(uprobe_trace, cargo_bin, profile, mangling)
     blocks = len(re.findall(r"^async block = \d+$", stdout, re.M))
     assert (direct, blocks) == (3, 1)
     counts = [trace[p].call_count for trace, p in zip(traces, probes)]
-    assert counts == [direct + blocks, direct + blocks, blocks, blocks]
+    assert counts == [direct + blocks, direct + blocks, blocks, blocks][: len(traces)]
     assert all("{{closure}}" not in trace.log() for trace in traces)

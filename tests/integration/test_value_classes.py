@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from pytest_uprobe import Struct, Unavailable, Variant
+from pytest_uprobe import Struct, Unavailable
 
 CRATE = "example_crates/values"
 N = 7  # the program's argument
@@ -77,9 +77,12 @@ def test_an_async_fns_future_shows_its_argument(uprobe_trace, cargo_bin, profile
     exe = cargo_bin(CRATE, profile=profile)
     trace = run(uprobe_trace, exe, ["fetch_double"])
     assert "RET fetch_double 40" in trace.stdout
+    # A probe on an async fn gives its futures (docs/async.md): the argument as created,
+    # and the output as the poll returned it, or why not (release inlines the poll where
+    # no probe can count it).
     call = trace["values::fetch_double"].calls[0]
     assert call.args == (20,)
-    assert call.retval == Variant("Unresumed", {"x": 20})
+    assert call.retval == 40 or (profile == "release" and isinstance(call.retval, Unavailable))
 
 
 def test_a_return_value_no_caller_uses_is_unavailable(uprobe_trace, cargo_bin):
