@@ -19,14 +19,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, NoReturn, TextIO
 
-from . import code, options
+from . import options
 from .bpf import prerequisites
 from .dwarf.closures import closure_aliases
 from .dwarf.inlined import inlined_sites
 from .elf import ElfBinary, Symbol
-from .errors import TraceTimeout, UprobeError, UsageError
+from .errors import TraceTimeout, UnreadableFunction, UprobeError, UsageError
 from .names import crate_of, matcher, strip_generics
-from .plan import ReturnMode, resolve
+from .plan import resolve, return_mode, shape_of
 from .values import Unavailable
 
 EXIT_OK = 0
@@ -332,16 +332,12 @@ def _probeable(binary: ElfBinary) -> list[Symbol]:
 
 
 def _return_mode(binary: ElfBinary, symbol: Symbol) -> str:
-    """How a probe would read the return value, by the rule of plan._plan_function."""
-    raw = binary.code(symbol.address, symbol.size)
-    if raw is None:
-        return "unreadable"
+    """How a probe would read the return value (plan.return_mode, the plan's own rule)."""
     try:
-        shape = code.analyze(raw, symbol.address)
-    except code.UndecodableCode:
+        shape = shape_of(binary, symbol, symbol.path)
+    except UnreadableFunction:
         return "unreadable"
-    leaf = shape.is_leaf or symbol.address in shape.returns
-    return (ReturnMode.URETPROBE if leaf else ReturnMode.RET_SITES).value
+    return return_mode(shape).value
 
 
 def _snapshot(args: argparse.Namespace, out: TextIO) -> int:
