@@ -550,19 +550,16 @@ def _closure_aliases(binary: ElfBinary, probe: str) -> dict[int, str]:
     return closure_aliases(binary, crate) if crate is not None else {}
 
 
-_shapes: dict[tuple[object, int], code.CodeShape] = {}
-
-
 def shape_of(binary: ElfBinary, symbol: Symbol, probe: str) -> code.CodeShape:
     """The decoded machine code of one function symbol, cached per binary."""
-    key = (binary.identity, symbol.address)
-    shape = _shapes.get(key)
+    shapes = binary.memo("code_shapes")  # by address
+    shape: code.CodeShape | None = shapes.get(symbol.address)
     if shape is not None:
         return shape
     disk = binary.cache("code")  # decoded shapes are plain data: kept for the next process
     shape = disk.get((symbol.address, symbol.size))
     if isinstance(shape, code.CodeShape):
-        _shapes[key] = shape
+        shapes[symbol.address] = shape
         return shape
     raw = binary.code(symbol.address, symbol.size)
     if raw is None:
@@ -581,7 +578,7 @@ def shape_of(binary: ElfBinary, symbol: Symbol, probe: str) -> code.CodeShape:
             f"the machine code of {symbol.path} does not decode as x86-64 ({exc})",
             "probe another function, and report this binary to pytest-uprobe",
         ) from None
-    _shapes[key] = shape
+    shapes[symbol.address] = shape
     disk.put((symbol.address, symbol.size), shape)
     return shape
 
