@@ -112,7 +112,10 @@ def _lost_events_error(lost: int, what: str, recorded: int, counted: int | None)
 
 
 class FunctionTrace:
-    """Every call of one probe name (all of its instances) in one run."""
+    """Every call of one probe name (all of its instances) in one run.
+
+    `call_count` is how many calls were made; iterating (and `len()`) gives the calls
+    recorded, which are fewer when events were lost and none with record=False."""
 
     def __init__(
         self,
@@ -163,9 +166,13 @@ class FunctionTrace:
         return f"<FunctionTrace {self.name!r}: {self.call_count!r} calls>"
 
     def __len__(self) -> int:
-        return self.call_count
+        """The number of calls recorded: what iterating yields. The number of calls made
+        is `call_count` (counted in the kernel: exact even when events were lost or with
+        record=False, and a bound that says so where the count is not exact)."""
+        return len(self.calls)
 
     def __iter__(self) -> Iterator[Call]:
+        """The calls recorded, in time order."""
         return iter(self.calls)
 
     @property

@@ -356,3 +356,12 @@ def test_two_xdist_workers_trace_in_parallel(pytester, monkeypatch):
         ]
     )
     result.stdout.re_match_lines([r"uprobe: 2 traced runs, \d+ probes attached, 3 calls seen, "])
+
+
+def test_the_configuration_page_lists_every_setting_of_the_table():
+    from pytest_uprobe import options
+
+    page = (ROOT / "docs" / "guide" / "configuration.md").read_text()
+    for setting in options.SETTINGS:
+        if setting.flag is not None:
+            assert f"`{setting.flag}" in page and f"`{setting.ini}" in page, setting.name
