@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_uprobe.errors import UsageError
+from pytest_uprobe.options import LostEvents
 from pytest_uprobe.trace import Call, FunctionTrace, LostEventsError
 from pytest_uprobe.values import Unavailable
 
@@ -96,3 +98,29 @@ def test_unavailable_equals_nothing_and_says_why():
     trace = FunctionTrace("f", [Call("f", "f", (value,), {"x": value}, 1, 0)])
     with pytest.raises(AssertionError, match=r"Unavailable\('optimized out'\)"):
         trace.assert_called_with(0)
+
+
+def test_len_is_what_iterating_yields_and_call_count_is_the_calls_made():
+    lossy = FunctionTrace("f", [call(1, 1, 2)], call_count=5, lost_events=4)
+    assert len(lossy) == len(list(lossy)) == 1
+    assert lossy.call_count == 5
+    counted_only = FunctionTrace("f", [], call_count=3)  # record=False: no call delivered
+    assert len(counted_only) == 0 and counted_only.call_count == 3
+
+
+@pytest.mark.parametrize("policy", ["warn", LostEvents.WARN])
+def test_the_lost_events_policy_is_an_enum_that_takes_its_strings(policy):
+    lossy = FunctionTrace("f", [call(1, 1, 2)], call_count=5, lost_events=4,
+                          lost_events_policy=policy)  # fmt: skip
+    assert lossy.lost_events_policy is LostEvents.WARN
+    assert lossy.retvals == [2]  # warn: the calls recorded are used
+    with pytest.raises(UsageError, match="lost_events must be 'fail' or 'warn', got 'sometimes'"):
+        FunctionTrace("f", [], lost_events_policy="sometimes")
+
+
+def test_the_package_exports_the_errors_and_warnings_users_catch():
+    import pytest_uprobe
+
+    assert pytest_uprobe.LostEventsError is LostEventsError
+    assert issubclass(pytest_uprobe.LostEventsWarning, UserWarning)
+    assert pytest_uprobe.UsageError is UsageError
