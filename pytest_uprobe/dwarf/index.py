@@ -7,7 +7,6 @@ and a name is looked up only in the compile units of its own crate.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -15,20 +14,6 @@ from ..elf import ElfBinary
 from ..names import crate_of
 from .scan import UnitIndex, scan_unit, section_bytes
 from .types import RustType, type_of
-
-# Subtrees that never hold a function definition: skipping them keeps walks short.
-_LEAF_TAGS = frozenset(
-    {
-        "DW_TAG_subprogram",
-        "DW_TAG_lexical_block",
-        "DW_TAG_formal_parameter",
-        "DW_TAG_variable",
-        "DW_TAG_inlined_subroutine",
-        "DW_TAG_member",
-        "DW_TAG_variant_part",
-        "DW_TAG_template_type_param",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -75,11 +60,6 @@ def referenced(die: Any, name: str) -> Any:
     """The DIE a reference attribute such as DW_AT_type points to, following origins."""
     holder = origin_holder(die, name)
     return holder.get_DIE_from_attribute(name) if holder is not None else None
-
-
-def compile_unit_at(binary: ElfBinary, address: int) -> Any:
-    offset = unit_offset_at(binary, address)
-    return binary.dwarf.get_CU_at(offset) if offset is not None else None
 
 
 def unit_offset_at(binary: ElfBinary, address: int) -> int | None:
@@ -292,16 +272,6 @@ def _prologue_end(binary: ElfBinary, cu: Any, low: int, high: int) -> int | None
     return marks[i] if i < len(marks) and marks[i] < high else None
 
 
-def walk(top: Any) -> Iterator[Any]:
-    """Every DIE under `top` that can be or contain a definition, without entering bodies."""
-    stack = [top]
-    while stack:
-        die = stack.pop()
-        yield die
-        if die.tag not in _LEAF_TAGS:
-            stack.extend(reversed(list(die.iter_children())))
-
-
 def crate_unit_offsets(binary: ElfBinary, crate: str) -> list[int]:
     """The offsets of the compile units holding `crate`'s code.
 
@@ -335,8 +305,3 @@ def _find_crate_units(binary: ElfBinary, crate: str) -> list[int]:
             if offset is not None:
                 found.add(offset)
     return sorted(found)
-
-
-def crate_units(binary: ElfBinary, crate: str) -> list[Any]:
-    """The compile units holding `crate`'s code (pyelftools objects)."""
-    return [binary.dwarf.get_CU_at(offset) for offset in crate_unit_offsets(binary, crate)]
