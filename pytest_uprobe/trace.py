@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .bounds import CallCount, InexactCount
-from .options import LOST_EVENTS, LostEvents
+from .options import CHILDREN, LOST_EVENTS, LostEvents
 from .values import Struct, Truncated, Unavailable, Variant
 
 if TYPE_CHECKING:
@@ -430,7 +430,7 @@ class Trace:
     # Processes the program started that still ran when it exited (launch.Process: pid and
     # command), and what was done with them: `children` is "kill", "wait" or "leave".
     orphans: list[Any] = field(default_factory=list)
-    children: str = "kill"
+    children: str = CHILDREN.default
     # When the program exited, some of them still held its stdout or stderr open: what they
     # wrote after that is in stdout/stderr only with children="wait".
     orphans_held_output: bool = False

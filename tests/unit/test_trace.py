@@ -124,3 +124,32 @@ def test_the_package_exports_the_errors_and_warnings_users_catch():
     assert pytest_uprobe.LostEventsError is LostEventsError
     assert issubclass(pytest_uprobe.LostEventsWarning, UserWarning)
     assert pytest_uprobe.UsageError is UsageError
+
+
+def test_a_trace_is_built_from_a_finished_run_by_from_run():
+    """What Tracer.run hands over (the plan, how the program finished, the calls and the
+    kernel's counts) becomes the Trace and one FunctionTrace per probe name, calls in time
+    order, without anything to run."""
+    from pathlib import Path
+
+    from pytest_uprobe.elf import ElfBinary
+    from pytest_uprobe.launch import Finished
+    from pytest_uprobe.plan import build_plan
+    from pytest_uprobe.trace import Trace
+
+    tiny = Path(__file__).resolve().parent.parent / "data" / "tiny" / "tiny-O0-dwarf4"
+    plan = build_plan(ElfBinary.open(tiny), ["tiny::sum"])
+    later, earlier = call(2, 3, 5), call(1, 3, 4)
+    later.ts_ns, earlier.ts_ns = 20, 10
+    later.probes = earlier.probes = ("tiny::sum",)
+    finished = Finished(returncode=3, stdout="out", stderr="err", timed_out=False)
+    trace = Trace.from_run(
+        plan, finished, argv=[str(tiny)], calls=[later, earlier], counts={"tiny::sum": 7},
+        lost=0, lost_events_policy=LostEvents.FAIL, children="kill", record=False,
+        compile_seconds=0.5, pid=42,
+    )  # fmt: skip
+    assert (trace.returncode, trace.stdout, trace.stderr, trace.pid) == (3, "out", "err", 42)
+    assert trace.calls == [earlier, later]
+    assert trace["tiny::sum"].call_count == 7 and list(trace["tiny::sum"]) == [earlier, later]
+    # record=False: only the sites that start a call are attached
+    assert trace.probes_attached == sum(s.kind.starts_a_call for s in plan.sites) >= 1
