@@ -206,6 +206,7 @@ class Setting:
         return f"{self.flag} or ini {self.ini}"
 
 
+# fmt: off
 TIMEOUT = Setting(
     "timeout", SECONDS, 60.0,
     "timeout in seconds for each traced run; on expiry the program and every process it "
@@ -300,4 +301,5 @@ TIMELINE_ON = Setting(
 SETTINGS: tuple[Setting, ...] = (
     ON, TIMEOUT, CHILDREN, PROFILE, RET_SITES_ONLY, MAX_FUNCTIONS, MAX_STRING, MAX_ELEMENTS,
     INLINED, LOST_EVENTS, TIMELINE, TIMELINE_ON, BACKEND, FOLLOW_CHILDREN, RECORD,
-)  # fmt: skip
+)
+# fmt: on

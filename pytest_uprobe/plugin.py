@@ -1,4 +1,5 @@
-"""pytest glue: the `--uprobe` switch and its ini twins, the `uprobe` marker, the fixtures,
+"""pytest glue: the settings of the options table as flags and ini twins (checked once, at
+start-up: a bad value stops the session with a usage error), the `uprobe` marker, the fixtures,
 an `uprobe trace` report section with the call log of every traced run of a test (inside
 the failure, so --junitxml carries it; for passed tests shown with -rP/-rA), and one summary
 line at the end of a --uprobe session (fed through teardown reports, so pytest-xdist
@@ -21,6 +22,7 @@ from .errors import UsageError
 
 SKIP_REASON = "uprobe tracing is off: run pytest with --uprobe (as root) to turn it on"
 _SETTINGS = pytest.StashKey[dict[str, Any]]()  # on the config: every setting, checked
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("uprobe", "eBPF uprobe tracing of compiled binaries")

@@ -18,6 +18,7 @@ from .scan import UnitIndex
 
 LEGACY_CLOSURE = "{{closure}}"
 
+
 def closure_aliases(binary: ElfBinary, crate: str) -> dict[int, str]:
     """Address -> path with DWARF's names (`zoo::main::{closure#0}`, `zoo::ident::<u8>`) for
     the legacy-mangled functions of `crate` whose symbol path lacks what DWARF adds; empty

@@ -233,6 +233,8 @@ def parameters_of(die: Any, origin: Any = None) -> tuple[Parameter, ...]:
 
 
 _BEFORE_PARAMETERS = frozenset({"DW_TAG_template_type_param", "DW_TAG_template_value_param"})
+
+
 def _same_type(a: Any, b: Any) -> bool:
     ta, tb = a.attributes.get("DW_AT_type"), b.attributes.get("DW_AT_type")
     return ta is not None and tb is not None and ta.value == tb.value and ta.form == tb.form
