@@ -67,10 +67,11 @@ def read_settings(config: pytest.Config) -> dict[str, Any]:
             where = f"ini {setting.ini}" + (f" (in {config.inipath})" if config.inipath else "")
             try:
                 given = config.getini(setting.ini)
-            except pytest.UsageError as exc:  # pytest's reading of a bool names no option
+            except pytest.UsageError as exc:  # pytest's own reading may name no option
+                expected = "true or false" if setting.kind is options.FLAG else "a string"
                 raise pytest.UsageError(
-                    f"pytest-uprobe: {where} must be true or false ({exc})\n"
-                    f"  fix: set {setting.ini} to true or false, or remove it"
+                    f"pytest-uprobe: {where} must be {expected} ({exc})\n"
+                    f"  fix: set {setting.ini} to {expected}, or remove it"
                 ) from None
         if given is None:
             values[setting.ini] = setting.default
