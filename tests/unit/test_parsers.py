@@ -389,13 +389,12 @@ def test_what_a_plan_computes_lives_on_the_binary(tmp_path: Path, monkeypatch) -
     copy = tmp_path / "tiny"
     copy.write_bytes((TINY / "tiny-O0-dwarf4").read_bytes())
     copy.chmod(0o755)
-    not_yet_moved = {
-        "pytest_uprobe.dwarf.inlined",  # issue 16, left to the inlined-copies work (i13)
-        "pytest_uprobe.dwarf.entries",
-        "pytest_uprobe.dwarf.lines",
-        "pytest_uprobe.decode",
-        "pytest_uprobe.bpf.session",
-        "pytest_uprobe.inprocess.placement",
+    not_yet_moved = {  # issue 16: caches their modules' next changes move onto the binary
+        "pytest_uprobe.dwarf.entries",  # _rows, _line_sections, _flows, _file_tables
+        "pytest_uprobe.dwarf.lines",  # _units_by_binary, _rows_by_file, _flows_by_host, ...
+        "pytest_uprobe.decode",  # _has_pointers (by RustType)
+        "pytest_uprobe.bpf.session",  # _offsets (by binary identity and address)
+        "pytest_uprobe.inprocess.placement",  # _codes
     }
 
     def module_dicts() -> dict[str, int]:
