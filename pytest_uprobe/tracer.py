@@ -61,7 +61,16 @@ class Tracer:
     """Runs programs under uprobes. Every probe and process is gone when `run` returns
     (processes the program started too, unless children="leave"), `close()` (or leaving
     the `with` block) ends anything an interrupted run left, and if this process dies, even
-    of SIGKILL, a watchdog kills its runs (see launch.py and docs/lifetime.md)."""
+    of SIGKILL, a watchdog kills its runs (see launch.py and docs/lifetime.md).
+
+    The keyword arguments are the settings of pytest_uprobe/options.py, with its defaults
+    and checks (a bad value raises UsageError naming it): `timeout` (seconds from the
+    program's first instruction; None: none), `children` ("kill", "wait" or "leave" the
+    processes it started that outlive it), `max_string` and `max_elements` (caps on what
+    is copied from behind pointers), `lost_events` (LostEvents or "fail"/"warn"),
+    `ret_sites_only`, `max_functions`, `inlined` (also count copies inlined into callers),
+    `record` (False: count calls in the kernel only, the cheapest mode), `follow_children`
+    (also count the processes it forks, never another process) and `backend`."""
 
     def __init__(
         self,
