@@ -30,6 +30,7 @@ from .dwarf.types import SCALARS, RustType, type_of
 from .elf import ElfBinary, Symbol
 from .errors import UsageError
 from .names import crate_of
+from .options import MAX_FUNCTIONS
 from .snapshot import Report
 from .values import Unavailable
 
@@ -162,7 +163,7 @@ def abi(
     executable: str | os.PathLike[str],
     glob: str,
     *,
-    max_functions: int = planner.DEFAULT_MAX_FUNCTIONS,
+    max_functions: int = MAX_FUNCTIONS.default,
 ) -> AbiReport:
     """The ABI of every function `glob` names (a probe name or glob such as
     'mycrate::api::*'), out of line or inlined. Raises the probe-name errors a trace would."""

@@ -19,14 +19,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, NoReturn, TextIO
 
-from . import code
+from . import options
 from .bpf import prerequisites
 from .dwarf.closures import closure_aliases
 from .dwarf.inlined import inlined_sites
 from .elf import ElfBinary, Symbol
-from .errors import TraceTimeout, UprobeError, UsageError
+from .errors import TraceTimeout, UnreadableFunction, UprobeError, UsageError
 from .names import crate_of, matcher, strip_generics
-from .plan import ReturnMode, resolve
+from .plan import resolve, return_mode, shape_of
 from .values import Unavailable
 
 EXIT_OK = 0
@@ -122,8 +122,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "name that matches nothing, missing privileges). If pytest-uprobe itself is killed, "
         "even with SIGKILL, the program and everything it started are killed with it. "
         "Needs root, as tracing does.",
-        usage="%(prog)s -p NAME [-p NAME ...] [--json] [--timeout S] [--no-inlined] "
-        "[--follow-children] [--children {kill,wait,leave}] [--timeline FILE] "
+        usage="%(prog)s -p NAME [-p NAME ...] [--json] [OPTION ...] [--timeline FILE] "
         "-- COMMAND [ARG ...]",
     )
     trace.add_argument(
@@ -139,29 +138,9 @@ def _build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print one JSON object (argv, returncode, stdout, stderr, counts, calls)",
     )
-    trace.add_argument(
-        "--timeout",
-        type=float,
-        default=60.0,
-        metavar="S",
-        help="kill the program and everything it started after S s, exit status 124 "
-        "(default: 60; 0: no timeout)",
-    )
-    trace.add_argument(
-        "--no-inlined", action="store_true", help="do not probe copies inlined into callers"
-    )
-    trace.add_argument(
-        "--follow-children",
-        action="store_true",
-        help="also trace the processes the program forks and execs",
-    )
-    trace.add_argument(
-        "--children",
-        choices=["kill", "wait", "leave"],
-        default="kill",
-        help="what happens to processes the program started that still run when it exits: "
-        "kill them (default), wait for them (the timeout counts), or leave them running",
-    )
+    for setting in options.SETTINGS:
+        if setting.command_flag is not None:
+            _add_setting(trace, setting)
     trace.add_argument(
         "--timeline",
         metavar="FILE",
@@ -202,6 +181,36 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     doctor.set_defaults(handler=_doctor)
     return parser
+
+
+def _add_setting(parser: argparse.ArgumentParser, setting: options.Setting) -> None:
+    """`trace`'s flag for one setting of the options table (the default: Tracer's)."""
+    assert setting.command_flag is not None
+    if setting.kind is options.FLAG:
+        action = "store_false" if setting.negated else "store_true"
+        parser.add_argument(
+            setting.command_flag,
+            dest=setting.name,
+            action=action,
+            default=setting.default,
+            help=setting.help_with_default(),
+        )
+        return
+
+    def parse(text: str) -> Any:
+        try:
+            return setting.kind.parse(text)
+        except ValueError as exc:  # argparse names the flag: "argument --timeout: ..."
+            raise argparse.ArgumentTypeError(f"must be {exc}, got {text!r}") from None
+
+    parser.add_argument(
+        setting.command_flag,
+        dest=setting.name,
+        type=parse,
+        default=setting.default,
+        metavar=setting.metavar or f"{{{','.join(setting.choices or ())}}}",
+        help=setting.help_with_default(),
+    )
 
 
 @dataclass(frozen=True)
@@ -323,16 +332,12 @@ def _probeable(binary: ElfBinary) -> list[Symbol]:
 
 
 def _return_mode(binary: ElfBinary, symbol: Symbol) -> str:
-    """How a probe would read the return value, by the rule of plan._plan_function."""
-    raw = binary.code(symbol.address, symbol.size)
-    if raw is None:
-        return "unreadable"
+    """How a probe would read the return value (plan.return_mode, the plan's own rule)."""
     try:
-        shape = code.analyze(raw, symbol.address)
-    except code.UndecodableCode:
+        shape = shape_of(binary, symbol, symbol.path)
+    except UnreadableFunction:
         return "unreadable"
-    leaf = shape.is_leaf or symbol.address in shape.returns
-    return (ReturnMode.URETPROBE if leaf else ReturnMode.RET_SITES).value
+    return return_mode(shape).value
 
 
 def _snapshot(args: argparse.Namespace, out: TextIO) -> int:
@@ -365,20 +370,18 @@ def _trace(args: argparse.Namespace, out: TextIO) -> int:
             "give the program to run after --, e.g. "
             "pytest-uprobe trace -p 'args::hello' -- ./target/debug/args 1 2"
         )
-    if not args.timeout >= 0:
-        raise UsageError(f"--timeout must be a number of seconds, 0 for none, got {args.timeout}")
     timed_out = False
     # SIGTERM unwinds like Ctrl-C, so the program is killed and the probes detached before
     # this process exits (after SIGKILL, the watchdog of launch.py does the killing).
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
-        with Tracer(
-            timeout=args.timeout or None,
-            inlined=not args.no_inlined,
-            follow_children=args.follow_children,
-            children=args.children,
-        ) as tracer:
-            tracer.timeout_option = "--timeout S (0: no timeout)"
+        settings = {
+            setting.name: getattr(args, setting.name)
+            for setting in options.SETTINGS
+            if setting.command_flag is not None
+        }
+        with Tracer(**settings) as tracer:
+            tracer.timeout_option = f"{options.TIMEOUT.command_flag} S (0: no timeout)"
             try:
                 trace = tracer.run(command, probes=args.probe)
             except TraceTimeout as exc:
@@ -416,10 +419,10 @@ def _trace(args: argparse.Namespace, out: TextIO) -> int:
         lost = f"; {trace.lost_events} events lost" if trace.lost_events else ""
         sys.stderr.write(f"pytest-uprobe trace: {status}; calls counted: {counts}{lost}\n")
         if trace.orphans and not timed_out:
-            done = {"kill": "killed", "wait": "waited for", "leave": "left running"}
+            done = options.CHILDREN_DONE[trace.children]
             running = ", ".join(str(p) for p in trace.orphans)
             sys.stderr.write(
-                f"pytest-uprobe trace: processes it started outlived it ({done[trace.children]}): "
+                f"pytest-uprobe trace: processes it started outlived it ({done}): "
                 f"{running}\n"
             )
     if timed_out:

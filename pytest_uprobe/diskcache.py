@@ -23,7 +23,7 @@ from typing import Any
 
 from .errors import PrerequisiteError
 
-FORMAT = 12  # bump when what is cached changes shape (or how it is computed)
+FORMAT = 13  # bump when what is cached changes shape (or how it is computed)
 SUBDIR = "resolution"
 DISABLE_ENV = "PYTEST_UPROBE_NO_DISK_CACHE"
 

@@ -90,7 +90,9 @@ class ElfBinary:
     """A parsed executable. Use `ElfBinary.open(path)`, which validates and caches.
 
     What the layers above compute about this binary (decoded code, DWARF indexes, CFA
-    tables, ...) lives in its `memo` dicts: kept while the binary is, dropped with it.
+    tables, types, plans, ...) lives in its `memo` dicts: kept while the binary is, dropped
+    with it. Each holds at most one entry per thing of this binary (unit, function, DIE,
+    crate name asked about), the plans excepted, which the Tracer bounds.
     """
 
     def __init__(self, path: Path, identity: Identity, stream: IO[bytes]) -> None:
@@ -264,8 +266,25 @@ class ElfBinary:
 
     @cached_property
     def dwarf(self) -> Any:
-        """pyelftools' DWARFInfo; only dwarf/ should look inside it."""
-        return self.elf.get_dwarf_info(relocate_dwarf_sections=False)
+        """pyelftools' DWARFInfo; only dwarf/ should look inside it. It carries this
+        binary's memos, for code that holds only one of its DIEs (see dwarf_memo)."""
+        info = self.elf.get_dwarf_info(relocate_dwarf_sections=False)
+        vars(info)[_MEMOS] = self._memos
+        return info
+
+
+_MEMOS = "_pytest_uprobe_memos"
+
+
+def dwarf_memo(dwarf: Any, name: str) -> dict[Any, Any]:
+    """The memo `name` (as ElfBinary.memo) of the binary whose DWARF `dwarf` (pyelftools'
+    DWARFInfo) is: for readers that hold a DIE and not the binary. Kept on the DWARFInfo,
+    which the binary owns: dropped with it, cleared by its close()."""
+    memos: dict[str, dict[Any, Any]] = vars(dwarf).setdefault(_MEMOS, {})
+    found = memos.get(name)
+    if found is None:
+        found = memos[name] = {}
+    return found
 
 
 def check_file(path: Path) -> None:

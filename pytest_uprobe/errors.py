@@ -1,4 +1,7 @@
-"""Every error the plugin raises on purpose.
+"""The errors the plugin raises on purpose (UprobeError and its subclasses; probe-name
+errors of source lines and USDT probes subclass ProbeNameError in points.py). The failed
+assertions live with what they assert on: LostEventsError and LostEventsWarning in
+trace.py, InexactCount in bounds.py; all are exported by `pytest_uprobe`.
 
 Each message names the thing that is wrong, says why, and says what to do, so a
 user can act on the first line of a failed test report without reading our code.

@@ -17,6 +17,7 @@ from . import plan as planner
 from .abi_snapshot import NO_DWARF, copies_by_path, display_paths
 from .elf import ElfBinary
 from .errors import UsageError
+from .options import MAX_FUNCTIONS
 from .snapshot import Report
 
 
@@ -67,7 +68,7 @@ def inlining(
     executable: str | os.PathLike[str],
     glob: str,
     *,
-    max_functions: int = planner.DEFAULT_MAX_FUNCTIONS,
+    max_functions: int = MAX_FUNCTIONS.default,
 ) -> InliningReport:
     """Where the code of every function `glob` names is: out of line, and inlined into
     which callers how many times. Raises the probe-name errors a trace would."""

@@ -32,9 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-# What happens to the processes the program started that are still running when it exits.
-CHILDREN_POLICIES = ("kill", "wait", "leave")
-
 # argv: release fd, executable fd (-1: exec by path), executable path, target argv...
 # With an fd, the target is exactly the file that fd opened (fexecve), whatever the path
 # holds by then; the fd is made close-on-exec first, so the target does not inherit it.

@@ -50,12 +50,10 @@ from .errors import (
     UsageError,
 )
 from .names import closest, crate_of, is_glob, matcher, may_match, strip_generics
+from .options import MAX_ELEMENTS, MAX_FUNCTIONS, MAX_STRING
 from .values import Unavailable
 
 __all__ = ["AREA", "MAX_DEREFS", "MAX_PIECES", "WORDS", "Deref"]  # the BPF side's sizes
-DEFAULT_MAX_FUNCTIONS = 1000
-DEFAULT_MAX_STRING = 256  # bytes of a str or String
-DEFAULT_MAX_ELEMENTS = 16  # elements of a slice, Vec or array whose pointers are followed
 BIG_VALUE = 64  # bytes: a value in memory larger than this is copied as one block
 RAX, RDX, RSP = 0, 1, 7
 RDI = 5
@@ -228,7 +226,7 @@ class ProbePlan:
     probes: tuple[str, ...]
     functions: list[PlannedFunction] = field(default_factory=list)
     sites: list[Site] = field(default_factory=list)
-    caps: tuple[int, int] = (DEFAULT_MAX_STRING, DEFAULT_MAX_ELEMENTS)
+    caps: tuple[int, int] = (MAX_STRING.default, MAX_ELEMENTS.default)
     coverage: dict[str, Coverage] = field(default_factory=dict)  # by probe name
     # Functions watched for how frames end (PlannedFunction.marker), not asked for: their
     # sites number them after `functions` (see `function`).
@@ -267,10 +265,10 @@ def build_plan(
     probes: Sequence[str],
     *,
     ret_sites_only: bool = False,
-    max_functions: int = DEFAULT_MAX_FUNCTIONS,
+    max_functions: int = MAX_FUNCTIONS.default,
     inlined: bool = True,
-    max_string: int = DEFAULT_MAX_STRING,
-    max_elements: int = DEFAULT_MAX_ELEMENTS,
+    max_string: int = MAX_STRING.default,
+    max_elements: int = MAX_ELEMENTS.default,
 ) -> ProbePlan:
     """Sites for every probe name: its out-of-line instances and, unless `inlined` is
     False, every copy of it inlined into other functions (DWARF tells where). Strings are
@@ -462,7 +460,7 @@ def find_sites(
     binary: ElfBinary,
     probe: str,
     *,
-    max_functions: int = DEFAULT_MAX_FUNCTIONS,
+    max_functions: int = MAX_FUNCTIONS.default,
     inlined: bool = True,
 ) -> FunctionSites:
     try:
@@ -476,7 +474,7 @@ def find_sites(
 
 
 def resolve(
-    binary: ElfBinary, probe: str, *, max_functions: int = DEFAULT_MAX_FUNCTIONS
+    binary: ElfBinary, probe: str, *, max_functions: int = MAX_FUNCTIONS.default
 ) -> list[Symbol]:
     """The function symbols a probe name means, one per address."""
     if not isinstance(probe, str) or not probe.strip():
@@ -585,19 +583,16 @@ def _closure_aliases(binary: ElfBinary, probe: str) -> dict[int, str]:
     return closure_aliases(binary, crate) if crate is not None else {}
 
 
-_shapes: dict[tuple[object, int], code.CodeShape] = {}
-
-
 def shape_of(binary: ElfBinary, symbol: Symbol, probe: str) -> code.CodeShape:
     """The decoded machine code of one function symbol, cached per binary."""
-    key = (binary.identity, symbol.address)
-    shape = _shapes.get(key)
+    shapes = binary.memo("code_shapes")  # by address
+    shape: code.CodeShape | None = shapes.get(symbol.address)
     if shape is not None:
         return shape
     disk = binary.cache("code")  # decoded shapes are plain data: kept for the next process
     shape = disk.get((symbol.address, symbol.size))
     if isinstance(shape, code.CodeShape):
-        _shapes[key] = shape
+        shapes[symbol.address] = shape
         return shape
     raw = binary.code(symbol.address, symbol.size)
     if raw is None:
@@ -616,9 +611,22 @@ def shape_of(binary: ElfBinary, symbol: Symbol, probe: str) -> code.CodeShape:
             f"the machine code of {symbol.path} does not decode as x86-64 ({exc})",
             "probe another function, and report this binary to pytest-uprobe",
         ) from None
-    _shapes[key] = shape
+    shapes[symbol.address] = shape
     disk.put((symbol.address, symbol.size), shape)
     return shape
+
+
+def return_mode(shape: code.CodeShape, *, ret_sites_only: bool = False) -> ReturnMode:
+    """How a probe reads the return value of the function `shape` decodes (the rule the
+    plan follows and `pytest-uprobe symbols` prints): a uretprobe on a leaf (a uretprobe
+    turns a panic unwinding through it into an abort) whose first instruction takes a
+    probe (the uretprobe sits there), unless `ret_sites_only`; a lone `ret` is a leaf
+    whatever the option says; else a probe on each return instruction."""
+    if shape.start in shape.returns:
+        return ReturnMode.URETPROBE
+    if shape.is_leaf and not ret_sites_only and shape.start not in shape.unprobeable:
+        return ReturnMode.URETPROBE
+    return ReturnMode.RET_SITES
 
 
 class UnprobeableSite(UnreadableFunction):
@@ -689,11 +697,7 @@ def _plan_function(plan: ProbePlan, probe: str, symbol: Symbol, ret_sites_only: 
             why = "the hidden return pointer (rdi) is overwritten before the entry probe"
             returns = Value("return", returns.type, Unavailable(why))
 
-    # A uretprobe sits on the first instruction, so that instruction must take a probe.
-    leaf = shape.is_leaf and not ret_sites_only and shape.start not in shape.unprobeable
-    if symbol.address in shape.returns:
-        leaf = True  # the function is a lone `ret`: a leaf whatever the option says
-    mode = ReturnMode.URETPROBE if leaf else ReturnMode.RET_SITES
+    mode = return_mode(shape, ret_sites_only=ret_sites_only)
     number = len(plan.functions)
     plan.functions.append(
         PlannedFunction(

@@ -1,4 +1,5 @@
-"""pytest glue: the `--uprobe` switch and its ini twins, the `uprobe` marker, the fixtures,
+"""pytest glue: the settings of the options table as flags and ini twins (checked once, at
+start-up: a bad value stops the session with a usage error), the `uprobe` marker, the fixtures,
 an `uprobe trace` report section with the call log of every traced run of a test (inside
 the failure, so --junitxml carries it; for passed tests shown with -rP/-rA), and one summary
 line at the end of a --uprobe session (fed through teardown reports, so pytest-xdist
@@ -16,113 +17,77 @@ from typing import Any
 
 import pytest
 
-SKIP_REASON = "uprobe tracing is off: run pytest with --uprobe (as root) to turn it on"
+from . import options
+from .errors import UsageError
 
-# (flag, ini name, ini type, ini default, help, extra arguments of addoption)
-_OPTIONS: list[tuple[str, str, str, Any, str, dict[str, Any]]] = [
-    ("--uprobe", "uprobe", "bool", False,
-     "run the tests that use uprobe_trace or carry @pytest.mark.uprobe (needs root)", {}),
-    ("--uprobe-timeout", "uprobe_timeout", "string", "60",
-     "timeout in seconds for each traced run; on expiry the program and every process "
-     "it started are killed and TraceTimeout raised (default: 60; 0: none)", {"metavar": "S"}),
-    ("--uprobe-children", "uprobe_children", "string", "kill",
-     "what happens to processes a traced program started that still run when it exits: "
-     "kill them, wait for them (the timeout counts), or leave them running (default: kill)",
-     {"choices": ["kill", "wait", "leave"]}),
-    ("--uprobe-profile", "uprobe_profile", "string", "dev",
-     "default cargo profile for the cargo_bin fixture (default: dev)", {"metavar": "P"}),
-    ("--uprobe-ret-sites-only", "uprobe_ret_sites_only", "bool", False,
-     "read return values at return instructions everywhere, never through uretprobes", {}),
-    ("--uprobe-max-functions", "uprobe_max_functions", "string", "1000",
-     "refuse a probe name that matches more functions than this (default: 1000)",
-     {"metavar": "N"}),
-    ("--uprobe-max-string", "uprobe_max_string", "string", "256",
-     "cap in bytes copied for each &str/String; longer ones decode as Truncated "
-     "(default: 256)", {"metavar": "N"}),
-    ("--uprobe-max-elements", "uprobe_max_elements", "string", "16",
-     "cap in elements copied for each slice/Vec; longer ones decode as Truncated "
-     "(default: 16)", {"metavar": "N"}),
-    ("--uprobe-no-inlined", "uprobe_inlined", "bool", True,
-     "do not probe copies of a function inlined into its callers (ini: uprobe_inlined = "
-     "false; default: probe them)", {"action": "store_false"}),
-    ("--uprobe-lost-events", "uprobe_lost_events", "string", "fail",
-     "when the ring buffer drops events: fail (assertions that need every call raise "
-     "LostEventsError) or warn (a LostEventsWarning; assertions use the calls recorded); "
-     "default: fail", {"choices": ["fail", "warn"]}),
-    ("--uprobe-timeline", "uprobe_timeline", "string", None,
-     "write each traced run's call timeline into DIR as Chrome trace-event JSON (opens in "
-     "ui.perfetto.dev and chrome://tracing), one file per run named after the test id "
-     "(ini: relative to the ini file)", {"metavar": "DIR"}),
-    ("--uprobe-timeline-on", "uprobe_timeline_on", "string", "always",
-     "which tests' runs --uprobe-timeline writes: always (every traced test) or failure "
-     "(failed tests only); default: always", {"choices": ["always", "failure"]}),
-    ("--uprobe-backend", "uprobe_backend", "string", "auto",
-     "the tracing engine: bpf (kernel uprobes, root), inprocess (Frida inside the traced "
-     "process: no root, cheaper per call) or auto (bpf where the machine allows it, else "
-     "inprocess); default: auto", {"choices": ["auto", "bpf", "inprocess"]}),
-]  # fmt: skip
+SKIP_REASON = "uprobe tracing is off: run pytest with --uprobe (as root) to turn it on"
+_SETTINGS = pytest.StashKey[dict[str, Any]]()  # on the config: every setting, checked
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("uprobe", "eBPF uprobe tracing of compiled binaries")
-    for flag, ini, kind, default, help_text, extra in _OPTIONS:
-        kwargs: dict[str, Any] = {"action": "store_true" if kind == "bool" else "store"}
-        kwargs.update(extra)
-        group.addoption(flag, dest=ini, default=None, help=help_text, **kwargs)
-        parser.addini(ini, help=help_text, type=kind, default=default)  # type: ignore[arg-type]
+    for setting in options.SETTINGS:
+        if setting.flag is None or setting.ini is None:
+            continue
+        kwargs: dict[str, Any] = {"action": "store"}
+        if setting.kind is options.FLAG:
+            kwargs["action"] = "store_false" if setting.negated else "store_true"
+        if setting.metavar is not None:
+            kwargs["metavar"] = setting.metavar
+        if setting.choices is not None:
+            kwargs["choices"] = list(setting.choices)
+        help_text = setting.help_with_default(pytest=True)
+        group.addoption(setting.flag, dest=setting.ini, default=None, help=help_text, **kwargs)
+        if setting.kind is options.FLAG:
+            parser.addini(setting.ini, help=help_text, type="bool", default=setting.default)
+        else:  # None when unset: the table's default applies
+            parser.addini(setting.ini, help=help_text, type="string", default=None)
 
 
 def option(config: pytest.Config, name: str) -> Any:
-    """A setting: the command line wins over the ini file."""
-    value = config.getoption(name)
-    return config.getini(name) if value is None else value
+    """A setting by its ini name, as checked at start-up (the command line wins over the
+    ini file)."""
+    settings = config.stash.get(_SETTINGS, None)
+    if settings is None:
+        settings = config.stash[_SETTINGS] = read_settings(config)
+    return settings[name]
 
 
-def _positive_int(config: pytest.Config, name: str) -> int:
-    value = option(config, name)
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = 0
-    if number < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return number
-
-
-TIMEOUT_OPTION = "--uprobe-timeout or ini uprobe_timeout (0: none), or timeout=... of run()"
-
-
-def _timeout(config: pytest.Config) -> float | None:
-    value = option(config, "uprobe_timeout")
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        seconds = -1.0
-    if not seconds >= 0 or seconds == float("inf"):
-        raise ValueError(
-            f"uprobe_timeout must be a number of seconds, got {value!r}: set "
-            "--uprobe-timeout or ini uprobe_timeout to seconds, or 0 for no timeout"
-        )
-    return seconds or None
-
-
-def _children_policy(config: pytest.Config) -> str:
-    value = str(option(config, "uprobe_children")).strip()
-    if value not in ("kill", "wait", "leave"):
-        raise ValueError(
-            f"uprobe_children (--uprobe-children) must be 'kill', 'wait' or 'leave', got {value!r}"
-        )
-    return value
-
-
-def _lost_events_policy(config: pytest.Config) -> str:
-    value = str(option(config, "uprobe_lost_events")).strip()
-    if value not in ("fail", "warn"):
-        raise ValueError(f"uprobe_lost_events must be 'fail' or 'warn', got {value!r}")
-    return value
+def read_settings(config: pytest.Config) -> dict[str, Any]:
+    """Every pytest setting of the table, by ini name, read from the command line or the
+    ini file and checked; a bad value raises pytest.UsageError that names where it was
+    given, what it must be and how to fix it."""
+    values: dict[str, Any] = {}
+    for setting in options.SETTINGS:
+        if setting.flag is None or setting.ini is None:
+            continue
+        given = config.getoption(setting.ini)
+        where = setting.flag
+        if given is None:
+            where = f"ini {setting.ini}" + (f" (in {config.inipath})" if config.inipath else "")
+            try:
+                given = config.getini(setting.ini)
+            except pytest.UsageError as exc:  # pytest's own reading may name no option
+                expected = "true or false" if setting.kind is options.FLAG else "a string"
+                raise pytest.UsageError(
+                    f"pytest-uprobe: {where} must be {expected} ({exc})\n"
+                    f"  fix: set {setting.ini} to {expected}, or remove it"
+                ) from None
+        if given is None:
+            values[setting.ini] = setting.default
+        elif isinstance(given, bool) and setting.kind is options.FLAG:
+            values[setting.ini] = given
+        else:
+            try:
+                values[setting.ini] = setting.parse(str(given), where=where)
+            except UsageError as exc:
+                raise pytest.UsageError(f"pytest-uprobe: {exc}") from None
+    return values
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if not config.option.help:  # settings checked once, here: a bad one stops the session
+        config.stash[_SETTINGS] = read_settings(config)
     config.pluginmanager.register(SessionRecorder(), "uprobe-session-recorder")
     if config.pluginmanager.hasplugin("html"):
         from .html_report import HtmlReportColumns
@@ -165,26 +130,21 @@ def pytest_assertrepr_compare(op: str, left: Any, right: Any) -> list[str] | Non
 @pytest.fixture
 def uprobe_trace(request: pytest.FixtureRequest) -> Iterator[Any]:
     """A Tracer: `uprobe_trace.run(argv, probes=[...])` returns a Trace."""
-    from .errors import PrerequisiteError, UsageError
+    from .errors import PrerequisiteError
     from .tracer import Tracer
 
     config = request.config
+    tracer = Tracer(
+        **{
+            setting.name: option(config, setting.ini)
+            for setting in options.SETTINGS
+            if setting.tracer and setting.ini is not None
+        }
+    )
+    tracer.timeout_option = f"{options.TIMEOUT.pytest_names()} (0: none), or timeout=... of run()"
     try:
-        tracer = Tracer(
-            timeout=_timeout(config),
-            ret_sites_only=bool(option(config, "uprobe_ret_sites_only")),
-            max_functions=_positive_int(config, "uprobe_max_functions"),
-            max_string=_positive_int(config, "uprobe_max_string"),
-            max_elements=_positive_int(config, "uprobe_max_elements"),
-            inlined=bool(option(config, "uprobe_inlined")),
-            lost_events=_lost_events_policy(config),
-            children=_children_policy(config),
-            backend=str(option(config, "uprobe_backend")).strip(),
-        )
-        _timeline_on(config)  # a bad value fails here, before the test runs anything
-        tracer.timeout_option = TIMEOUT_OPTION
         tracer.check()
-    except (PrerequisiteError, UsageError, ValueError) as exc:
+    except PrerequisiteError as exc:
         pytest.fail(str(exc), pytrace=False)
     try:
         with tracer:
@@ -199,7 +159,7 @@ def cargo_bin(request: pytest.FixtureRequest) -> Callable[..., Path]:
     returns the executable's path (relative paths start at pytest's rootdir)."""
     from .cargo import cargo_bin as build
 
-    default_profile = option(request.config, "uprobe_profile") or "dev"
+    default_profile = option(request.config, "uprobe_profile") or options.PROFILE.default
     base = request.config.rootpath
 
     def cargo_bin(crate_dir: Any, *, profile: str | None = None, **kwargs: Any) -> Path:
@@ -314,13 +274,6 @@ def timeline_dir(config: pytest.Config) -> Path | None:
     return base / Path(str(given).strip())
 
 
-def _timeline_on(config: pytest.Config) -> str:
-    value = str(option(config, "uprobe_timeline_on")).strip()
-    if value not in ("always", "failure"):
-        raise ValueError(f"uprobe_timeline_on must be 'always' or 'failure', got {value!r}")
-    return value
-
-
 def timeline_name(nodeid: str, run: int) -> str:
     """A file name for run `run` of the test `nodeid`: the id with every run of characters
     other than letters, digits, `.`, `-` and `_` made one `_`, cut to a length any file
@@ -343,7 +296,7 @@ def _write_timelines(
     directory = timeline_dir(item.config)
     if directory is None or report.when == "setup":
         return []
-    if _timeline_on(item.config) == "failure" and not report.failed:
+    if option(item.config, "uprobe_timeline_on") == "failure" and not report.failed:
         return []
     said, written = [], []
     for run, trace in enumerate(traces, 1):
@@ -408,9 +361,9 @@ def trace_section(traces: Sequence[Any], timelines: Sequence[str] = ()) -> str:
         if trace.timed_out:
             status += " (timed out)"
         if trace.orphans:
-            done = {"kill": "killed", "wait": "waited for", "leave": "left running"}
+            done = options.CHILDREN_DONE[trace.children]
             status += (
-                f"\nprocesses it started that outlived it ({done[trace.children]}): "
+                f"\nprocesses it started that outlived it ({done}): "
                 + ", ".join(str(p) for p in trace.orphans)
             )
             if trace.orphans_held_output:

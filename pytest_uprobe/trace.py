@@ -10,10 +10,15 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .bounds import CallCount, InexactCount
+from .options import CHILDREN, LOST_EVENTS, LostEvents
 from .values import Struct, Truncated, Unavailable, Variant
+
+if TYPE_CHECKING:
+    from .launch import Finished
+    from .plan import ProbePlan
 
 MAX_LISTED_CALLS = 50
 
@@ -107,7 +112,10 @@ def _lost_events_error(lost: int, what: str, recorded: int, counted: int | None)
 
 
 class FunctionTrace:
-    """Every call of one probe name (all of its instances) in one run."""
+    """Every call of one probe name (all of its instances) in one run.
+
+    `call_count` is how many calls were made; iterating (and `len()`) gives the calls
+    recorded, which are fewer when events were lost and none with record=False."""
 
     def __init__(
         self,
@@ -117,7 +125,7 @@ class FunctionTrace:
         call_count: int | None = None,
         lost_events: int = 0,
         arguments_known: bool = True,
-        lost_events_policy: str = "fail",
+        lost_events_policy: LostEvents | str = LostEvents.FAIL,
         left_out: Sequence[str] = (),
         shares_address_with: Sequence[str] = (),
         unseen: Sequence[str] = (),
@@ -153,9 +161,9 @@ class FunctionTrace:
         )
         self.lost_events = lost_events
         self.arguments_known = arguments_known
-        # "fail": assertions that need every call raise LostEventsError when events were
-        # lost; "warn": they use the calls that were recorded (the run warned already).
-        self.lost_events_policy = lost_events_policy
+        # FAIL: assertions that need every call raise LostEventsError when events were
+        # lost; WARN: they use the calls that were recorded (the run warned already).
+        self.lost_events_policy: LostEvents = LOST_EVENTS.check(lost_events_policy)
 
     @property
     def complete(self) -> bool:
@@ -166,9 +174,13 @@ class FunctionTrace:
         return f"<FunctionTrace {self.name!r}: {self.call_count!r} calls>"
 
     def __len__(self) -> int:
-        return self.call_count
+        """The number of calls recorded: what iterating yields. The number of calls made
+        is `call_count` (counted in the kernel: exact even when events were lost or with
+        record=False, and a bound that says so where the count is not exact)."""
+        return len(self.calls)
 
     def __iter__(self) -> Iterator[Call]:
+        """The calls recorded, in time order."""
         return iter(self.calls)
 
     @property
@@ -360,7 +372,7 @@ class FunctionTrace:
 
     def _require_all_calls(self) -> None:
         __tracebackhide__ = True
-        if self.lost_events and self.lost_events_policy != "warn":
+        if self.lost_events and self.lost_events_policy is not LostEvents.WARN:
             raise _lost_events_error(
                 self.lost_events, f"{self.name!r}'s calls are", len(self.calls), self.call_count
             )
@@ -424,17 +436,73 @@ class Trace:
     calls: list[Call] = field(default_factory=list)  # every call of every probe, in time order
     lost_events: int = 0
     timed_out: bool = False
-    lost_events_policy: str = "fail"  # see FunctionTrace.lost_events_policy
+    lost_events_policy: LostEvents = LostEvents.FAIL  # see FunctionTrace.lost_events_policy
     probes_attached: int = 0  # probe sites attached for this run
     compile_seconds: float = 0.0  # building and loading its BPF program
     pid: int | None = None  # the traced process (its main thread's tid)
     # Processes the program started that still ran when it exited (launch.Process: pid and
     # command), and what was done with them: `children` is "kill", "wait" or "leave".
     orphans: list[Any] = field(default_factory=list)
-    children: str = "kill"
+    children: str = CHILDREN.default
     # When the program exited, some of them still held its stdout or stderr open: what they
     # wrote after that is in stdout/stderr only with children="wait".
     orphans_held_output: bool = False
+
+    def __post_init__(self) -> None:
+        self.lost_events_policy = LOST_EVENTS.check(self.lost_events_policy)
+
+    @classmethod
+    def from_run(
+        cls,
+        plan: ProbePlan,
+        finished: Finished,
+        *,
+        argv: list[str],
+        calls: list[Call],
+        counts: Mapping[str, int],
+        lost: int,
+        lost_events_policy: LostEvents,
+        children: str,
+        record: bool,
+        compile_seconds: float,
+        pid: int | None,
+    ) -> Trace:
+        """The Trace of one finished run: `calls` built from its events, `counts` per
+        probe name counted in the kernel, `lost` events the ring buffer dropped."""
+        calls = sorted(calls, key=lambda c: c.ts_ns)  # time order across CPUs (stable)
+        trace = cls(
+            argv=argv,
+            returncode=finished.returncode,
+            stdout=finished.stdout,
+            stderr=finished.stderr,
+            calls=calls,
+            lost_events=lost,
+            timed_out=finished.timed_out,
+            lost_events_policy=lost_events_policy,
+            probes_attached=sum(record or s.kind.starts_a_call for s in plan.sites),
+            compile_seconds=compile_seconds,
+            pid=pid,
+            orphans=finished.orphans,
+            children=children,
+            orphans_held_output=finished.output_held,
+        )
+        for probe in plan.probes:
+            coverage = plan.coverage_of(probe)
+            trace.functions[probe] = FunctionTrace(
+                probe,
+                [c for c in calls if probe in c.probes],  # one Call may answer to several
+                call_count=counts[probe],
+                lost_events=lost,
+                arguments_known=all(
+                    plan.functions[i].arguments_known for i in plan.functions_of(probe)
+                ),
+                lost_events_policy=lost_events_policy,
+                left_out=[str(site) for site in coverage.left_out],
+                shares_address_with=coverage.shares_address_with,
+                unseen=coverage.unseen,
+                merged_away=coverage.merged_away,
+            )
+        return trace
 
     def __getitem__(self, name: str) -> FunctionTrace:
         try:
@@ -469,7 +537,7 @@ class Trace:
         if isinstance(names, str) or not all(isinstance(n, str) for n in names):
             raise TypeError(f"names must be a list of function names, got {names!r}")
         wanted = list(names)
-        if self.lost_events and self.lost_events_policy != "warn":
+        if self.lost_events and self.lost_events_policy is not LostEvents.WARN:
             raise _lost_events_error(
                 self.lost_events, "the order of calls is", len(self.calls), None
             )

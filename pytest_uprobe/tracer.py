@@ -20,19 +20,29 @@ from .bpf.prerequisites import check_prerequisites
 from .elf import ElfBinary, check_file
 from .errors import BinaryChanged, BinaryNotFound, PrerequisiteError, TraceTimeout, UsageError
 from .events import build_calls, entry_counts
-from .launch import CHILDREN_POLICIES, HeldProcess
-from .plan import DEFAULT_MAX_FUNCTIONS, FunctionSites, ProbePlan, build_plan, find_sites
-from .trace import FunctionTrace, LostEventsWarning, Trace
+from .launch import HeldProcess
+from .options import (
+    BACKEND,
+    CHILDREN,
+    FOLLOW_CHILDREN,
+    INLINED,
+    LOST_EVENTS,
+    MAX_ELEMENTS,
+    MAX_FUNCTIONS,
+    MAX_STRING,
+    RECORD,
+    RET_SITES_ONLY,
+    TIMEOUT,
+    LostEvents,
+)
+from .plan import FunctionSites, ProbePlan, build_plan, find_sites
+from .trace import LostEventsWarning, Trace
 
 if TYPE_CHECKING:
     from .abi_snapshot import AbiReport
     from .inlining_snapshot import InliningReport
 
 Argv = Sequence[str | os.PathLike[str]]
-DEFAULT_MAX_STRING = 256
-DEFAULT_MAX_ELEMENTS = 16
-LOST_EVENTS_POLICIES = ("fail", "warn")
-DEFAULT_TIMEOUT = 60.0  # seconds: a traced program that hangs must not hang the suite
 TIMEOUT_OPTION = "timeout=... (of Tracer or run(); None: no timeout)"
 
 
@@ -52,47 +62,48 @@ class Tracer:
     """Runs programs under uprobes. Every probe and process is gone when `run` returns
     (processes the program started too, unless children="leave"), `close()` (or leaving
     the `with` block) ends anything an interrupted run left, and if this process dies, even
-    of SIGKILL, a watchdog kills its runs (see launch.py and docs/lifetime.md)."""
+    of SIGKILL, a watchdog kills its runs (see launch.py and docs/lifetime.md).
+
+    The keyword arguments are the settings of pytest_uprobe/options.py, with its defaults
+    and checks (a bad value raises UsageError naming it): `timeout` (seconds from the
+    program's first instruction; None: none), `children` ("kill", "wait" or "leave" the
+    processes it started that outlive it), `max_string` and `max_elements` (caps on what
+    is copied from behind pointers), `lost_events` (LostEvents or "fail"/"warn"),
+    `ret_sites_only`, `max_functions`, `inlined` (also count copies inlined into callers),
+    `record` (False: count calls in the kernel only, the cheapest mode), `follow_children`
+    (also count the processes it forks, never another process) and `backend`."""
 
     def __init__(
         self,
         *,
-        timeout: float | None = DEFAULT_TIMEOUT,
-        ret_sites_only: bool = False,
-        max_functions: int = DEFAULT_MAX_FUNCTIONS,
-        inlined: bool = True,
-        record: bool = True,
-        max_string: int = DEFAULT_MAX_STRING,
-        max_elements: int = DEFAULT_MAX_ELEMENTS,
-        lost_events: str = "fail",
-        follow_children: bool = False,
-        children: str = "kill",
-        backend: str = "auto",
+        timeout: float | None = TIMEOUT.default,
+        ret_sites_only: bool = RET_SITES_ONLY.default,
+        max_functions: int = MAX_FUNCTIONS.default,
+        inlined: bool = INLINED.default,
+        record: bool = RECORD.default,
+        max_string: int = MAX_STRING.default,
+        max_elements: int = MAX_ELEMENTS.default,
+        lost_events: LostEvents | str = LOST_EVENTS.default,
+        follow_children: bool = FOLLOW_CHILDREN.default,
+        children: str = CHILDREN.default,
+        backend: str = BACKEND.default,
     ) -> None:
-        self.backend = _check_backend(backend)  # "bpf", "inprocess" or "auto" (see check)
+        # Every argument is checked by its entry of the options table (pytest_uprobe/options.py,
+        # which also says what each one does).
+        self.backend: str = BACKEND.check(backend)  # "bpf", "inprocess" or "auto" (see check)
         # Seconds a run may take, counted from the program's first instruction; None: no
         # limit. `timeout_option` is how TraceTimeout's message says to change it.
-        self.timeout = _check_timeout(timeout)
+        self.timeout: float | None = TIMEOUT.check(timeout)
         self.timeout_option = TIMEOUT_OPTION
-        # What happens to processes the program started that still run when it exits:
-        # "kill" them, "wait" for them (the timeout counts), or "leave" them running.
-        self.children = _check_children(children)
-        # Caps on what is copied from behind pointers: bytes of a str/String, elements of
-        # a slice/Vec (longer values decode as values.Truncated).
-        self.max_string = _check_cap("max_string", max_string)
-        self.max_elements = _check_cap("max_elements", max_elements)
-        if lost_events not in LOST_EVENTS_POLICIES:
-            raise UsageError(f"lost_events must be 'fail' or 'warn', got {lost_events!r}")
-        self.lost_events = lost_events  # "fail" or "warn": see FunctionTrace.lost_events_policy
-        self.ret_sites_only = ret_sites_only
-        self.max_functions = max_functions
-        self.inlined = inlined  # also count calls at copies inlined into other functions
-        # False: count calls in the kernel only (call_count), deliver no call, argument or
-        # return value: the cheapest mode, at the cost of one uprobe hit per call.
-        self.record = record
-        # Also count the processes the target forks (and what they exec), their children,
-        # and so on; never another process, even one running the same binary.
-        self.follow_children = _check_flag("follow_children", follow_children)
+        self.children: str = CHILDREN.check(children)
+        self.max_string: int = MAX_STRING.check(max_string)
+        self.max_elements: int = MAX_ELEMENTS.check(max_elements)
+        self.lost_events: LostEvents = LOST_EVENTS.check(lost_events)
+        self.ret_sites_only: bool = RET_SITES_ONLY.check(ret_sites_only)
+        self.max_functions: int = MAX_FUNCTIONS.check(max_functions)
+        self.inlined: bool = INLINED.check(inlined)
+        self.record: bool = RECORD.check(record)
+        self.follow_children: bool = FOLLOW_CHILDREN.check(follow_children)
         self.traces: list[Trace] = []
         self._live: list[Any] = []  # sessions and processes of a run in progress
         self._checked = False
@@ -202,17 +213,15 @@ class Tracer:
         count the processes it forks) and `children` (what happens to processes it started
         that outlive it: "kill", "wait" or "leave") default to the Tracer's."""
         args = _check_argv(argv)
-        option = self.timeout_option
-        if timeout is TRACER_DEFAULT:
-            timeout = self.timeout
+        if isinstance(timeout, _Default):
+            seconds, option = self.timeout, self.timeout_option
         else:
-            timeout = _check_timeout(timeout)
-            option = TIMEOUT_OPTION
-        policy = self.children if children is None else _check_children(children)
+            seconds, option = TIMEOUT.check(timeout), TIMEOUT_OPTION
+        policy = self.children if children is None else CHILDREN.check(children)
         _check_env(env)
         follow = self.follow_children
         if follow_children is not None:
-            follow = _check_flag("follow_children", follow_children)
+            follow = FOLLOW_CHILDREN.check(follow_children)
         data = input.encode() if isinstance(input, str) else input
         executable = _find_executable(args[0], cwd)
         self.check()
@@ -221,81 +230,69 @@ class Tracer:
         # after that, probes and exec go through an fd of the resolved file, never the path.
         plan, pinned = self._pinned_plan(executable, probes)
         self._live.append(pinned)
-
+        engine = self._run_inprocess if self.backend_used == "inprocess" else self._run_bpf
         try:
-            if self.backend_used == "inprocess":
-                session, finished = self._run_inprocess(
-                    plan, pinned, args, env, cwd, data, timeout, follow
-                )
-                plan = session.plan  # the values only this engine reads (floats in xmm)
-                traced_pid = getattr(session, "pid", None)
-            else:
-                session = bpf.Session(plan, record=self.record, follow_children=follow)
-                self._live.append(session)
-                held = HeldProcess(
-                    executable,
-                    args,
-                    env=env,
-                    cwd=cwd,
-                    stdin_data=data is not None,
-                    executable_fd=pinned.fd,
-                )
-                self._live.append(held)
-                session.attach(held.pid, path=pinned.path, before_exec=True)
-                held.release()
-                session.started()  # USDT semaphores: attached at the entry point
-                finished = held.wait(data, timeout, policy)
-                session.finish()
-                traced_pid = held.pid
+            session, finished = engine(plan, pinned, args, env, cwd, data, seconds, follow, policy)
+            plan = session.plan  # the in-process engine adds values only it reads (xmm floats)
             counts = entry_counts(plan, session.counts())
             lost = session.lost()
             calls = build_calls(plan, session.events, exited=finished.returncode >= 0)
-            calls.sort(key=lambda c: c.ts_ns)  # time order across CPUs (the sort is stable)
-            compile_seconds = session.compile_seconds
         finally:
             self.close()
-
-        trace = Trace(
+        trace = Trace.from_run(
+            plan,
+            finished,
             argv=args,
-            returncode=finished.returncode,
-            stdout=finished.stdout,
-            stderr=finished.stderr,
             calls=calls,
-            lost_events=lost,
-            timed_out=finished.timed_out,
+            counts=counts,
+            lost=lost,
             lost_events_policy=self.lost_events,
-            probes_attached=sum(self.record or s.kind.starts_a_call for s in plan.sites),
-            compile_seconds=compile_seconds,
-            pid=traced_pid,
-            orphans=finished.orphans,
             children=policy,
-            orphans_held_output=finished.output_held,
+            record=self.record,
+            compile_seconds=session.compile_seconds,
+            pid=getattr(session, "pid", None),
         )
-        for probe in plan.probes:
-            indices = plan.functions_of(probe)
-            coverage = plan.coverage_of(probe)
-            trace.functions[probe] = FunctionTrace(
-                probe,
-                [c for c in calls if probe in c.probes],  # one Call may answer to several
-                call_count=counts[probe],
-                lost_events=lost,
-                arguments_known=all(plan.functions[i].arguments_known for i in indices),
-                lost_events_policy=self.lost_events,
-                left_out=[str(site) for site in coverage.left_out],
-                shares_address_with=coverage.shares_address_with,
-                unseen=coverage.unseen,
-                merged_away=coverage.merged_away,
-            )
         if plan.futures is not None and plan.futures.tracked:
             futures.apply(trace, plan, plan.futures, counts)
         self.traces.append(trace)
-        if lost and self.lost_events == "warn":
+        if lost and self.lost_events is LostEvents.WARN:
             warnings.warn(LostEventsWarning(lost, args), stacklevel=2)
         if finished.timed_out:
-            assert timeout is not None
-            raise TraceTimeout(args, timeout, trace, program_exited=finished.exited, option=option)
+            assert seconds is not None
+            raise TraceTimeout(args, seconds, trace, program_exited=finished.exited, option=option)
         return trace
 
+    def _run_bpf(
+        self,
+        plan: ProbePlan,
+        pinned: _PinnedFile,
+        args: list[str],
+        env: Mapping[str, str] | None,
+        cwd: str | os.PathLike[str] | None,
+        data: bytes | None,
+        timeout: float | None,
+        follow: bool,
+        children: str,
+    ) -> tuple[Any, Any]:
+        """The BPF engine's run: the program is held before its first instruction (through
+        an fd of the very file planned) until every probe is attached."""
+        session = bpf.Session(plan, record=self.record, follow_children=follow)
+        self._live.append(session)
+        held = HeldProcess(
+            plan.binary.path,
+            args,
+            env=env,
+            cwd=cwd,
+            stdin_data=data is not None,
+            executable_fd=pinned.fd,
+        )
+        self._live.append(held)
+        session.attach(held.pid, path=pinned.path, before_exec=True)
+        held.release()
+        session.started()  # USDT semaphores: attached at the entry point
+        finished = held.wait(data, timeout, children)
+        session.finish()
+        return session, finished
 
     def _run_inprocess(
         self,
@@ -307,6 +304,7 @@ class Tracer:
         data: bytes | None,
         timeout: float | None,
         follow: bool,
+        children: str,
     ) -> tuple[Any, Any]:
         """The in-process engine's run (see pytest_uprobe/inprocess): Frida spawns the
         target itself, suspended, so no held launcher is needed."""
@@ -323,15 +321,6 @@ class Tracer:
         path = f"/proc/{os.getpid()}/fd/{pinned.fd}"
         finished = engine.run(path, args, env=env, cwd=cwd, input=data, timeout=timeout)
         return engine, finished
-
-
-BACKENDS = ("auto", "bpf", "inprocess")
-
-
-def _check_backend(backend: str) -> str:
-    if backend not in BACKENDS:
-        raise UsageError(f"backend must be 'auto', 'bpf' or 'inprocess', got {backend!r}")
-    return backend
 
 
 def choose_backend(backend: str) -> str:
@@ -403,12 +392,6 @@ class _PinnedFile:
             os.close(fd)
 
 
-def _check_flag(name: str, value: bool) -> bool:
-    if not isinstance(value, bool):
-        raise UsageError(f"{name} must be True or False, got {value!r}")
-    return value
-
-
 def _check_argv(argv: Argv) -> list[str]:
     if isinstance(argv, (str, bytes, os.PathLike)) or not isinstance(argv, Sequence):
         raise UsageError(
@@ -433,32 +416,6 @@ def _check_probes(probes: Sequence[str]) -> list[str]:
         if not isinstance(name, str) or not name.strip():
             raise UsageError(f"each probe must be a non-empty str, got {name!r}")
     return list(dict.fromkeys(probes))
-
-
-def _check_cap(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UsageError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
-def _check_timeout(timeout: object) -> float | None:
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise UsageError(
-            f"timeout must be a positive number of seconds, or None for no timeout, got {timeout!r}"
-        )
-    return float(timeout)
-
-
-def _check_children(children: object) -> str:
-    if children not in CHILDREN_POLICIES:
-        raise UsageError(
-            f"children must be 'kill', 'wait' or 'leave', got {children!r}: what happens to "
-            "processes the program started that still run when it exits"
-        )
-    assert isinstance(children, str)
-    return children
 
 
 def _check_env(env: Mapping[str, str] | None) -> None:

@@ -240,24 +240,60 @@ def test_every_setting_reaches_the_tracer(pytester, monkeypatch, ini, flags, exp
     result.stdout.fnmatch_lines([f"*SETTINGS {expected}*"])
 
 
-@pytest.mark.uprobe
 @pytest.mark.parametrize(
-    ("ini", "message"),
+    ("ini", "flags", "message"),
     [
-        ("uprobe_lost_events = sometimes",
-         "uprobe_lost_events must be 'fail' or 'warn', got 'sometimes'"),
-        ("uprobe_max_string = 0", "uprobe_max_string must be a positive integer, got '0'"),
-        ("uprobe_max_elements = many",
-         "uprobe_max_elements must be a positive integer, got 'many'"),
-        ("uprobe_timeout = soon", "uprobe_timeout must be a number of seconds, got 'soon'"),
+        ("uprobe_lost_events = sometimes", [],
+         "ini uprobe_lost_events (in *tox.ini) must be 'fail' or 'warn', got 'sometimes'"),
+        ("uprobe_max_string = 0", [],
+         "ini uprobe_max_string (in *) must be a positive integer, got '0'"),
+        ("uprobe_max_elements = many", [],
+         "ini uprobe_max_elements (in *) must be a positive integer, got 'many'"),
+        ("uprobe_max_functions = -3", [],
+         "ini uprobe_max_functions (in *) must be a positive integer, got '-3'"),
+        ("uprobe_timeout = soon", [],
+         "ini uprobe_timeout (in *) must be a number of seconds (0: no timeout), got 'soon'"),
+        ("uprobe_timeline_on = sometimes", [],
+         "ini uprobe_timeline_on (in *) must be 'always' or 'failure', got 'sometimes'"),
+        ("uprobe_inlined = maybe", [], "ini uprobe_inlined (in *) must be true or false*"),
+        ("uprobe_max_string = 64", ["--uprobe-max-string=0"],
+         "--uprobe-max-string must be a positive integer, got '0'"),
+        ("", ["--uprobe-timeout=-1"],
+         "--uprobe-timeout must be a number of seconds (0: no timeout), got '-1'"),
     ],
 )  # fmt: skip
-def test_a_bad_setting_is_an_error_that_names_it(pytester, ini, message):
+def test_a_bad_setting_stops_the_session_once_naming_it(pytester, ini, flags, message):
+    """Checked once at start-up, as pytest-xdist checks its options: a usage error (exit
+    status 4) that names where the value was given, what it must be and the fix, instead
+    of one failure per test; it needs neither root nor --uprobe."""
     pytester.makeini("[pytest]\n" + ini)
-    pytester.makepyfile("def test_traced(uprobe_trace):\n    pass\n")
-    result = pytester.runpytest_subprocess("--uprobe")
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([f"*{message}*"])
+    pytester.makepyfile(
+        "def test_traced(uprobe_trace):\n    pass\n\ndef test_other(uprobe_trace):\n    pass\n"
+    )
+    result = pytester.runpytest_subprocess(*flags)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: pytest-uprobe: {message}"])
+    assert result.stderr.str().count("ERROR: pytest-uprobe") == 1
+    if "pytest-uprobe: ini" in result.stderr.str() and "true or false" not in message:
+        result.stderr.fnmatch_lines(["*fix: give ini uprobe_* or leave it out for the default*"])
+    assert "passed" not in result.stdout.str() and "failed" not in result.stdout.str()
+
+
+def test_help_works_with_a_bad_setting(pytester):
+    pytester.makeini("[pytest]\nuprobe_max_string = 0\n")
+    result = pytester.runpytest("--help")
+    assert result.ret == 0
+    assert "--uprobe-max-string=N" in result.stdout.str()
+
+
+def test_help_shows_each_default_from_the_options_table(pytester):
+    from pytest_uprobe import options
+
+    text = " ".join(pytester.runpytest("--help").stdout.str().split())
+    for setting in (options.MAX_STRING, options.MAX_ELEMENTS, options.MAX_FUNCTIONS):
+        assert f"(default: {setting.default})" in text
+    assert "(default: 60; 0: no timeout)" in text
+    assert "(ini: uprobe_inlined = false; default: probe them)" in text
 
 
 @pytest.mark.uprobe
@@ -320,3 +356,12 @@ def test_two_xdist_workers_trace_in_parallel(pytester, monkeypatch):
         ]
     )
     result.stdout.re_match_lines([r"uprobe: 2 traced runs, \d+ probes attached, 3 calls seen, "])
+
+
+def test_the_configuration_page_lists_every_setting_of_the_table():
+    from pytest_uprobe import options
+
+    page = (ROOT / "docs" / "guide" / "configuration.md").read_text()
+    for setting in options.SETTINGS:
+        if setting.flag is not None:
+            assert f"`{setting.flag}" in page and f"`{setting.ini}" in page, setting.name

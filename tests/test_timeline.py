@@ -343,17 +343,6 @@ def test_help_lists_the_timeline_options(pytester):
 
 
 @pytest.mark.uprobe
-def test_a_bad_timeline_setting_is_an_error_that_names_it(pytester):
-    pytester.makeini("[pytest]\nuprobe_timeline = t\nuprobe_timeline_on = sometimes\n")
-    pytester.makepyfile("def test_traced(uprobe_trace):\n    pass\n")
-    result = pytester.runpytest_subprocess("--uprobe")
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(
-        ["*uprobe_timeline_on must be 'always' or 'failure', got 'sometimes'*"]
-    )
-
-
-@pytest.mark.uprobe
 def test_trace_command_writes_the_timeline(cargo_bin, tmp_path, capsys):
     exe = cargo_bin(PANICS)
     printed = subprocess.run([exe, "nested", "2", "-3"], capture_output=True, text=True).stdout

@@ -18,16 +18,13 @@ from .scan import UnitIndex
 
 LEGACY_CLOSURE = "{{closure}}"
 
-_aliases: dict[tuple[object, str], dict[int, str]] = {}
-_by_low_pc: dict[tuple[object, int], dict[int, int]] = {}
-
 
 def closure_aliases(binary: ElfBinary, crate: str) -> dict[int, str]:
     """Address -> path with DWARF's names (`zoo::main::{closure#0}`, `zoo::ident::<u8>`) for
     the legacy-mangled functions of `crate` whose symbol path lacks what DWARF adds; empty
     without DWARF."""
-    key = (binary.identity, crate)
-    cached = _aliases.get(key)
+    known = binary.memo("closure_aliases")  # by crate name
+    cached: dict[int, str] | None = known.get(crate)
     if cached is not None:
         return cached
     found: dict[int, str] = {}
@@ -37,6 +34,7 @@ def closure_aliases(binary: ElfBinary, crate: str) -> dict[int, str]:
         if isinstance(stored, dict):
             found = stored
         else:
+            by_low_pc = binary.memo("subprograms_by_low_pc")  # by unit
             for symbol in binary.functions:
                 if not symbol.name.startswith("_ZN") or crate_of(symbol.path) != crate:
                     continue
@@ -44,10 +42,9 @@ def closure_aliases(binary: ElfBinary, crate: str) -> dict[int, str]:
                 if offset is None:
                     continue
                 unit = unit_index(binary, offset)
-                lows = _by_low_pc.get((binary.identity, offset))
+                lows = by_low_pc.get(offset)
                 if lows is None:
-                    lows = unit.by_low_pc()
-                    _by_low_pc[(binary.identity, offset)] = lows
+                    lows = by_low_pc[offset] = unit.by_low_pc()
                 die = lows.get(symbol.address)
                 if die is None:
                     continue
@@ -55,7 +52,7 @@ def closure_aliases(binary: ElfBinary, crate: str) -> dict[int, str]:
                 if named != symbol.path:
                     found[symbol.address] = named
             disk.put(("dwarf_aliases", crate), found)
-    _aliases[key] = found
+    known[crate] = found
     return found
 
 
@@ -67,14 +64,14 @@ def indexed_segments(unit: UnitIndex, offset: int) -> list[str]:
         entry = unit.subprograms.get(at) if at is not None else None
         if entry is None:
             return []
-        if entry[4] is not None:
-            segments = [str(entry[4])]
-            parent = entry[0]
+        if entry.name is not None:
+            segments = [str(entry.name)]
+            parent = entry.parent
             while parent is not None and parent in unit.namespaces:
                 parent, name = unit.namespaces[parent]
                 segments.append(name)
             return segments[::-1]
-        at = entry[5]
+        at = entry.origin
     return []
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import bisect
 from typing import Any
 
+from ..elf import dwarf_memo
+
 FIX = (
     "set `debug = true` (or `debug = 2`) under [profile.release] in Cargo.toml, or the "
     "profile you build with"
@@ -34,17 +36,16 @@ _VALUE_TAGS = frozenset(
         "DW_TAG_variable",
     }
 )
-_known: dict[tuple[int, int], bool] = {}
 
 
 def describes_values(cu: Any) -> bool:
     """The unit has parameter, variable or type entries (full debug info)."""
-    key = (id(cu.dwarfinfo), cu["debug_abbrev_offset"])
-    known = _known.get(key)
+    memo = dwarf_memo(cu.dwarfinfo, "describes_values")  # by abbreviation table
+    known: bool | None = memo.get(cu["debug_abbrev_offset"])
     if known is None:
         table = cu.get_abbrev_table()
         known = any(decl["tag"] in _VALUE_TAGS for decl in table._abbrev_map.values())
-        _known[key] = known
+        memo[cu["debug_abbrev_offset"]] = known
     return known
 
 
@@ -58,15 +59,12 @@ def language(cu: Any) -> int | None:
     return int(attr.value) if attr is not None and isinstance(attr.value, int) else None
 
 
-_rows: dict[tuple[int, int], list[int]] = {}
-
-
 def body_start(dwarf: Any, cu: Any, low: int, high: int) -> int | None:
     """The address of the second line-table row in [low, high): where a compiler that marks
     no prologue_end (gcc) starts the body, after the prologue stored the arguments in their
     stack slots. This is how debuggers place a breakpoint on such a function."""
-    key = (id(dwarf), cu.cu_offset)
-    rows = _rows.get(key)
+    memo = dwarf_memo(dwarf, "statement_rows")  # by unit
+    rows: list[int] | None = memo.get(cu.cu_offset)
     if rows is None:
         rows = []
         program = dwarf.line_program_for_CU(cu)
@@ -76,6 +74,6 @@ def body_start(dwarf: Any, cu: Any, low: int, high: int) -> int | None:
                 if state is not None and state.is_stmt and not state.end_sequence:
                     rows.append(state.address)
         rows.sort()
-        _rows[key] = rows
+        memo[cu.cu_offset] = rows
     i = bisect.bisect_right(rows, low)
     return rows[i] if i < len(rows) and rows[i] < high else None

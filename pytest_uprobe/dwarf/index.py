@@ -7,28 +7,13 @@ and a name is looked up only in the compile units of its own crate.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..elf import ElfBinary
 from ..names import crate_of
 from .scan import UnitIndex, scan_unit, section_bytes
 from .types import RustType, type_of
-
-# Subtrees that never hold a function definition: skipping them keeps walks short.
-_LEAF_TAGS = frozenset(
-    {
-        "DW_TAG_subprogram",
-        "DW_TAG_lexical_block",
-        "DW_TAG_formal_parameter",
-        "DW_TAG_variable",
-        "DW_TAG_inlined_subroutine",
-        "DW_TAG_member",
-        "DW_TAG_variant_part",
-        "DW_TAG_template_type_param",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -77,11 +62,6 @@ def referenced(die: Any, name: str) -> Any:
     return holder.get_DIE_from_attribute(name) if holder is not None else None
 
 
-def compile_unit_at(binary: ElfBinary, address: int) -> Any:
-    offset = unit_offset_at(binary, address)
-    return binary.dwarf.get_CU_at(offset) if offset is not None else None
-
-
 def unit_offset_at(binary: ElfBinary, address: int) -> int | None:
     """The offset of the compile unit whose code holds `address`, through .debug_aranges."""
     starts, ends, units = _aranges(binary)
@@ -89,13 +69,19 @@ def unit_offset_at(binary: ElfBinary, address: int) -> int | None:
     return units[i] if i >= 0 and address < ends[i] else None
 
 
-_aranges_by_binary: dict[object, tuple[list[int], list[int], list[int]]] = {}
+class Aranges(NamedTuple):
+    """.debug_aranges, sorted: range i is [starts[i], ends[i]) in the unit at units[i]."""
+
+    starts: list[int]
+    ends: list[int]
+    units: list[int]
 
 
-def _aranges(binary: ElfBinary) -> tuple[list[int], list[int], list[int]]:
-    """.debug_aranges as sorted (starts, ends, unit offsets), parsed once per binary from
-    the raw bytes (pyelftools parses the whole section again at every get_aranges)."""
-    found = _aranges_by_binary.get(binary.identity)
+def _aranges(binary: ElfBinary) -> Aranges:
+    """.debug_aranges parsed once per binary from the raw bytes (pyelftools parses the
+    whole section again at every get_aranges)."""
+    sections = binary.memo("sections")  # raw or parsed, by section name
+    found: Aranges | None = sections.get(".debug_aranges")
     if found is not None:
         return found
     section = binary.dwarf.debug_aranges_sec
@@ -125,27 +111,36 @@ def _aranges(binary: ElfBinary) -> tuple[list[int], list[int], list[int]]:
                 ranges.append((start, start + size, unit))
         pos = end
     ranges.sort()
-    found = ([r[0] for r in ranges], [r[1] for r in ranges], [r[2] for r in ranges])
-    _aranges_by_binary[binary.identity] = found
+    found = Aranges([r[0] for r in ranges], [r[1] for r in ranges], [r[2] for r in ranges])
+    sections[".debug_aranges"] = found
     return found
-
-
-_units: dict[tuple[object, int], UnitIndex] = {}
 
 
 def unit_index(binary: ElfBinary, offset: int) -> UnitIndex:
     """The plain-data index of the compile unit at `offset`: from memory, from the on-disk
     cache, or by one fast pass over the unit's bytes (then cached in both)."""
-    key = (binary.identity, offset)
-    found = _units.get(key)
+    units = binary.memo("unit_indexes")
+    found: UnitIndex | None = units.get(offset)
     if found is None:
         disk = binary.cache("dwarf")
         found = disk.get(("unit", offset))
         if not isinstance(found, UnitIndex):
-            found = scan_unit(binary.dwarf, binary.dwarf.get_CU_at(offset))
+            sections = binary.memo("sections")  # kept: a cold plan scans several units
+            info = sections.get(".debug_info")
+            if info is None:
+                info = sections[".debug_info"] = section_bytes(binary.dwarf.debug_info_sec)
+            found = scan_unit(binary.dwarf, binary.dwarf.get_CU_at(offset), info)
             disk.put(("unit", offset), found)
-        _units[key] = found
+        units[offset] = found
     return found
+
+
+class FunctionPlace(NamedTuple):
+    """Where DWARF describes an out-of-line function (kept on disk, by its address)."""
+
+    unit: int  # the compile unit's offset
+    die: int  # its DW_TAG_subprogram's offset
+    params: tuple[int, ...]  # its DW_TAG_formal_parameter children's offsets
 
 
 def function_at(binary: ElfBinary, address: int) -> FunctionInfo | None:
@@ -153,7 +148,7 @@ def function_at(binary: ElfBinary, address: int) -> FunctionInfo | None:
     if not binary.has_dwarf:
         return None
     main = binary.cache("main")
-    known: dict[int, tuple[int, int, tuple[int, ...]]] = main.get("functions") or {}
+    known: dict[int, FunctionPlace] = main.get("functions") or {}
     where = known.get(address)
     if where is None:
         offset = unit_offset_at(binary, address)
@@ -165,17 +160,17 @@ def function_at(binary: ElfBinary, address: int) -> FunctionInfo | None:
             return None
         # Kept on disk: a warm run reads the DIEs it needs without .debug_aranges or the
         # unit's index.
-        where = (offset, die_offset, tuple(unit.params.get(die_offset, ())))
+        where = FunctionPlace(offset, die_offset, tuple(unit.params.get(die_offset, ())))
         known[address] = where
         main.put("functions", known)
-    cu = binary.dwarf.get_CU_at(where[0])
-    die = cu.get_DIE_from_refaddr(where[1])
+    cu = binary.dwarf.get_CU_at(where.unit)
+    die = cu.get_DIE_from_refaddr(where.die)
     high = die.attributes["DW_AT_high_pc"]
     high_pc = address + high.value if high.form != "DW_FORM_addr" else high.value
     return FunctionInfo(
         low_pc=address,
         high_pc=high_pc,
-        params=tuple(_parameter(cu.get_DIE_from_refaddr(o), i) for i, o in enumerate(where[2])),
+        params=tuple(_parameter(cu.get_DIE_from_refaddr(o), i) for i, o in enumerate(where.params)),
         return_type=type_of(referenced(die, "DW_AT_type")),
         frame_base=die.attributes.get("DW_AT_frame_base"),
         prologue_end=_prologue_end(binary, cu, address, high_pc),
@@ -238,6 +233,8 @@ def parameters_of(die: Any, origin: Any = None) -> tuple[Parameter, ...]:
 
 
 _BEFORE_PARAMETERS = frozenset({"DW_TAG_template_type_param", "DW_TAG_template_value_param"})
+
+
 def _same_type(a: Any, b: Any) -> bool:
     ta, tb = a.attributes.get("DW_AT_type"), b.attributes.get("DW_AT_type")
     return ta is not None and tb is not None and ta.value == tb.value and ta.form == tb.form
@@ -256,12 +253,9 @@ def _parameter_as_variable(child: Any, function: Any) -> bool:
     )
 
 
-_prologue_ends: dict[tuple[object, int], list[int]] = {}
-
-
 def _prologue_end(binary: ElfBinary, cu: Any, low: int, high: int) -> int | None:
-    key = (binary.identity, cu.cu_offset)
-    marks = _prologue_ends.get(key)
+    known = binary.memo("prologue_ends")  # by unit
+    marks: list[int] | None = known.get(cu.cu_offset)
     if marks is None:
         disk = binary.cache("main")
         marks = disk.get(("prologue_ends", cu.cu_offset))
@@ -275,22 +269,9 @@ def _prologue_end(binary: ElfBinary, cu: Any, low: int, high: int) -> int | None
                         marks.append(state.address)
             marks.sort()
             disk.put(("prologue_ends", cu.cu_offset), marks)
-        _prologue_ends[key] = marks
+        known[cu.cu_offset] = marks
     i = bisect.bisect_left(marks, low)
     return marks[i] if i < len(marks) and marks[i] < high else None
-
-
-def walk(top: Any) -> Iterator[Any]:
-    """Every DIE under `top` that can be or contain a definition, without entering bodies."""
-    stack = [top]
-    while stack:
-        die = stack.pop()
-        yield die
-        if die.tag not in _LEAF_TAGS:
-            stack.extend(reversed(list(die.iter_children())))
-
-
-_crate_units: dict[tuple[object, str], list[int]] = {}
 
 
 def crate_unit_offsets(binary: ElfBinary, crate: str) -> list[int]:
@@ -300,15 +281,15 @@ def crate_unit_offsets(binary: ElfBinary, crate: str) -> list[int]:
     hash only, so the units that hold the crate's function symbols (found through
     .debug_aranges) count too. Only top DIEs are read to tell names apart.
     """
-    key = (binary.identity, crate)
-    offsets = _crate_units.get(key)
+    known = binary.memo("crate_units")  # by crate name
+    offsets: list[int] | None = known.get(crate)
     if offsets is None:
         disk = binary.cache("main")
         offsets = disk.get(("crate_units", crate))
         if offsets is None:
             offsets = _find_crate_units(binary, crate)
             disk.put(("crate_units", crate), offsets)
-        _crate_units[key] = offsets
+        known[crate] = offsets
     return offsets
 
 
@@ -326,8 +307,3 @@ def _find_crate_units(binary: ElfBinary, crate: str) -> list[int]:
             if offset is not None:
                 found.add(offset)
     return sorted(found)
-
-
-def crate_units(binary: ElfBinary, crate: str) -> list[Any]:
-    """The compile units holding `crate`'s code (pyelftools objects)."""
-    return [binary.dwarf.get_CU_at(offset) for offset in crate_unit_offsets(binary, crate)]

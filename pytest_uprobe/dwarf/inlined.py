@@ -236,7 +236,7 @@ def _indexed_path(unit: UnitIndex, offset: int, crate: str) -> str | None:
             if entry[wanted] is not None:
                 if wanted == 3:
                     return with_dwarf_names(demangle(entry[3]), indexed_segments(unit, offset))
-                return _namespaced(unit, entry[0], entry[4], crate)
+                return _namespaced(unit, entry.parent, str(entry.name), crate)
             at = entry[5]
     return None
 

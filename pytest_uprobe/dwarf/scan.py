@@ -12,7 +12,7 @@ the few functions a plan really uses.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 PARAMETER = "DW_TAG_formal_parameter"
 SUBPROGRAM, INLINED, NAMESPACE = (
@@ -72,28 +72,51 @@ class UnsupportedForm(Exception):
     """A form this scanner does not read (DW_FORM_indirect, split DWARF)."""
 
 
+class Subprogram(NamedTuple):
+    """A DW_TAG_subprogram of a unit, as resolution needs it (offsets: of .debug_info)."""
+
+    parent: int | None  # the enclosing DIE's offset (a namespace, or None)
+    low_pc: int | None  # None: no code of its own (abstract, or a declaration)
+    inline: bool  # has DW_AT_inline: an abstract origin of inlined copies
+    linkage_name: str | None
+    name: str | None
+    origin: int | None  # the DW_AT_abstract_origin or DW_AT_specification target
+    described: bool  # has DW_AT_decl_line
+
+
+class InlinedCall(NamedTuple):
+    """A DW_TAG_inlined_subroutine: one copy of a function inlined into another."""
+
+    offset: int
+    origin: int  # the abstract subprogram it is a copy of
+    entry: int | None  # DW_AT_entry_pc or DW_AT_low_pc
+    ranges: Any  # the raw DW_AT_ranges value (resolved later, for the copies that matter)
+    call_file: int | None  # the line table's file number of the call
+    call_line: int | None
+    caller: int | None  # the innermost enclosing subprogram's offset
+
+
 @dataclass
 class UnitIndex:
-    """Plain data about one compile unit: offsets are .debug_info section offsets.
+    """Plain data about one compile unit (pickled in the on-disk cache as is): offsets are
+    .debug_info section offsets.
 
-    subprograms: offset -> (parent, low_pc, inline, linkage name, name, origin, described)
-      where origin is the DW_AT_abstract_origin or DW_AT_specification target and
-      described says DW_AT_decl_line is present.
+    subprograms: offset -> Subprogram
     namespaces: offset -> (parent, name)
     params: subprogram offset -> the offsets of its DW_TAG_formal_parameter children
-    inlined: (offset, origin, entry or None, ranges or None, call_file, call_line, caller)
-      where caller is the innermost enclosing subprogram and `ranges` the raw DW_AT_ranges
-      value (resolved later, for the copies that matter only).
+    inlined: every InlinedCall of the unit
     """
 
     offset: int
-    subprograms: dict[int, tuple[Any, ...]] = field(default_factory=dict)
+    subprograms: dict[int, Subprogram] = field(default_factory=dict)
     namespaces: dict[int, tuple[int | None, str]] = field(default_factory=dict)
-    inlined: list[tuple[Any, ...]] = field(default_factory=list)
+    inlined: list[InlinedCall] = field(default_factory=list)
     params: dict[int, list[int]] = field(default_factory=dict)
 
     def by_low_pc(self) -> dict[int, int]:
-        return {v[1]: k for k, v in self.subprograms.items() if v[1] is not None and not v[2]}
+        """Out-of-line subprograms' offsets by the address their code starts at."""
+        subprograms = self.subprograms.items()
+        return {s.low_pc: k for k, s in subprograms if s.low_pc is not None and not s.inline}
 
 
 def _fixed_size(form: str, addr_size: int, offset_size: int, version: int) -> int | None:
@@ -285,16 +308,10 @@ def _cstring(data: bytes, offset: int) -> str:
     return data[offset : end if end >= 0 else len(data)].decode("utf-8", "replace")
 
 
-_info_bytes: dict[int, bytes] = {}
-
-
-def scan_unit(dwarf: Any, cu: Any) -> UnitIndex:
-    """The UnitIndex of `cu` (a pyelftools CompileUnit), read in one pass over its bytes."""
-    data = _info_bytes.get(id(dwarf))
-    if data is None:
-        data = section_bytes(dwarf.debug_info_sec)
-        _info_bytes.clear()
-        _info_bytes[id(dwarf)] = data
+def scan_unit(dwarf: Any, cu: Any, info: bytes | None = None) -> UnitIndex:
+    """The UnitIndex of `cu` (a pyelftools CompileUnit), read in one pass over its bytes;
+    `info`: the whole .debug_info section, if the caller keeps it (read anew if not)."""
+    data = info if info is not None else section_bytes(dwarf.debug_info_sec)
     reader = _Reader(dwarf, cu, data)
     table = cu.get_abbrev_table()
     addr_size, offset_size, version = reader.addr_size, reader.offset_size, reader.version
@@ -362,7 +379,7 @@ def scan_unit(dwarf: Any, cu: Any) -> UnitIndex:
             parent = parents[-1][0] if parents else None
             if tag == SUBPROGRAM:
                 low = values.get("DW_AT_low_pc")
-                subprograms[offset] = (
+                subprograms[offset] = Subprogram(
                     parent,
                     low if isinstance(low, int) else None,
                     "DW_AT_inline" in values,
@@ -376,7 +393,7 @@ def scan_unit(dwarf: Any, cu: Any) -> UnitIndex:
             elif "DW_AT_abstract_origin" in values:
                 entry = values.get("DW_AT_entry_pc", values.get("DW_AT_low_pc"))
                 inlined.append(
-                    (
+                    InlinedCall(
                         offset,
                         values["DW_AT_abstract_origin"],
                         entry if isinstance(entry, int) else None,

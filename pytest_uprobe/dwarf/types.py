@@ -20,6 +20,7 @@ from typing import Any
 
 from elftools.dwarf.dwarf_expr import DWARFExprParser
 
+from ..elf import dwarf_memo
 from ..values import Unavailable
 
 # DW_ATE_* encodings of DW_TAG_base_type
@@ -237,7 +238,6 @@ def _abi_shape(
 
 UNIT = RustType("()", "unit", 0)
 USIZE = RustType("usize", "int", 8)
-_cache: dict[tuple[int, int], RustType] = {}
 # Types read inline (fields, variants, array elements) nest at most this deep; real types
 # stay far below it (fd and ripgrep: 30), and it keeps reading far from Python's recursion
 # limit, which each level uses about five frames of.
@@ -255,7 +255,8 @@ def type_of(die: Any) -> RustType:
     if die is None:
         return UNIT
     key = (id(die.cu.dwarfinfo), die.offset)
-    known = _cache.get(key)
+    read = dwarf_memo(die.cu.dwarfinfo, "types")  # by DIE offset
+    known = read.get(die.offset)
     if known is not None:
         return known
     if key in _reading or len(_reading) >= MAX_NESTING:
@@ -277,7 +278,7 @@ def type_of(die: Any) -> RustType:
         raise
     finally:
         del _reading[key]
-    _cache[key] = known
+    read[die.offset] = known
     return known
 
 

@@ -21,7 +21,8 @@ import pytest_uprobe.tracer  # noqa: F401  (imported here, not first inside pyte
 from pytest_uprobe import launch
 from pytest_uprobe.errors import TraceTimeout, UsageError
 from pytest_uprobe.launch import CGROUP_SWITCH, cgroup_root, containment
-from pytest_uprobe.tracer import DEFAULT_TIMEOUT, Tracer
+from pytest_uprobe.options import TIMEOUT
+from pytest_uprobe.tracer import Tracer
 from tests.conftest import attached_uprobes
 from tests.integration.test_cleanup import TOOL_HOMES, bpf_fds, use_tool_homes
 
@@ -340,7 +341,7 @@ def test_a_child_in_its_own_process_group_is_killed_too(workload, mark, marked_e
 
 
 def test_every_run_has_a_timeout_by_default():
-    assert DEFAULT_TIMEOUT == 60.0
+    assert TIMEOUT.default == 60.0
     assert Tracer().timeout == 60.0
     assert Tracer(timeout=None).timeout is None
 
@@ -519,7 +520,10 @@ def test_the_trace_command_passes_the_program_status_through(
     "args, message",
     [
         (["-p", "workload::no_such_function"], "no_such_function"),
-        (["-p", TICK[0], "--children", "keep"], "invalid choice: 'keep'"),
+        (["-p", TICK[0], "--children", "keep"],
+         "argument --children: must be 'kill', 'wait' or 'leave', got 'keep'"),
+        (["-p", TICK[0], "--max-string", "0"],
+         "argument --max-string: must be a positive integer, got '0'"),
         (["--timeout", "1"], "-p/--probe"),
     ],
 )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_uprobe.errors import UsageError
+from pytest_uprobe.options import LostEvents
 from pytest_uprobe.trace import Call, FunctionTrace, LostEventsError
 from pytest_uprobe.values import Unavailable
 
@@ -96,3 +98,58 @@ def test_unavailable_equals_nothing_and_says_why():
     trace = FunctionTrace("f", [Call("f", "f", (value,), {"x": value}, 1, 0)])
     with pytest.raises(AssertionError, match=r"Unavailable\('optimized out'\)"):
         trace.assert_called_with(0)
+
+
+def test_len_is_what_iterating_yields_and_call_count_is_the_calls_made():
+    lossy = FunctionTrace("f", [call(1, 1, 2)], call_count=5, lost_events=4)
+    assert len(lossy) == len(list(lossy)) == 1
+    assert lossy.call_count == 5
+    counted_only = FunctionTrace("f", [], call_count=3)  # record=False: no call delivered
+    assert len(counted_only) == 0 and counted_only.call_count == 3
+
+
+@pytest.mark.parametrize("policy", ["warn", LostEvents.WARN])
+def test_the_lost_events_policy_is_an_enum_that_takes_its_strings(policy):
+    lossy = FunctionTrace("f", [call(1, 1, 2)], call_count=5, lost_events=4,
+                          lost_events_policy=policy)  # fmt: skip
+    assert lossy.lost_events_policy is LostEvents.WARN
+    assert lossy.retvals == [2]  # warn: the calls recorded are used
+    with pytest.raises(UsageError, match="lost_events must be 'fail' or 'warn', got 'sometimes'"):
+        FunctionTrace("f", [], lost_events_policy="sometimes")
+
+
+def test_the_package_exports_the_errors_and_warnings_users_catch():
+    import pytest_uprobe
+
+    assert pytest_uprobe.LostEventsError is LostEventsError
+    assert issubclass(pytest_uprobe.LostEventsWarning, UserWarning)
+    assert pytest_uprobe.UsageError is UsageError
+
+
+def test_a_trace_is_built_from_a_finished_run_by_from_run():
+    """What Tracer.run hands over (the plan, how the program finished, the calls and the
+    kernel's counts) becomes the Trace and one FunctionTrace per probe name, calls in time
+    order, without anything to run."""
+    from pathlib import Path
+
+    from pytest_uprobe.elf import ElfBinary
+    from pytest_uprobe.launch import Finished
+    from pytest_uprobe.plan import build_plan
+    from pytest_uprobe.trace import Trace
+
+    tiny = Path(__file__).resolve().parent.parent / "data" / "tiny" / "tiny-O0-dwarf4"
+    plan = build_plan(ElfBinary.open(tiny), ["tiny::sum"])
+    later, earlier = call(2, 3, 5), call(1, 3, 4)
+    later.ts_ns, earlier.ts_ns = 20, 10
+    later.probes = earlier.probes = ("tiny::sum",)
+    finished = Finished(returncode=3, stdout="out", stderr="err", timed_out=False)
+    trace = Trace.from_run(
+        plan, finished, argv=[str(tiny)], calls=[later, earlier], counts={"tiny::sum": 7},
+        lost=0, lost_events_policy=LostEvents.FAIL, children="kill", record=False,
+        compile_seconds=0.5, pid=42,
+    )  # fmt: skip
+    assert (trace.returncode, trace.stdout, trace.stderr, trace.pid) == (3, "out", "err", 42)
+    assert trace.calls == [earlier, later]
+    assert trace["tiny::sum"].call_count == 7 and list(trace["tiny::sum"]) == [earlier, later]
+    # record=False: only the sites that start a call are attached
+    assert trace.probes_attached == sum(s.kind.starts_a_call for s in plan.sites) >= 1

@@ -26,7 +26,7 @@ class Unit:
     """What type reading uses of a compile unit: its file's identity and its structs."""
 
     def __init__(self) -> None:
-        self.dwarfinfo = object()
+        self.dwarfinfo = type("DWARFInfo", (), {})()  # carries the memo of types read
         self.structs = STRUCTS
 
 
