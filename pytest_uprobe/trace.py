@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .bounds import CallCount, InexactCount
+from .lazylist import LazyList
 from .values import Struct, Truncated, Unavailable, Variant
 
 MAX_LISTED_CALLS = 50
@@ -122,7 +123,7 @@ class FunctionTrace:
         shares_address_with: Sequence[str] = (),
     ) -> None:
         self.name = name
-        self.calls: list[Call] = list(calls)
+        self.calls: list[Call] = calls if isinstance(calls, LazyList) else list(calls)
         # Sites of this probe no uprobe could take (each "where at address: why"): the
         # calls through them are not counted, so the count is a lower bound.
         self.left_out: tuple[str, ...] = tuple(left_out)

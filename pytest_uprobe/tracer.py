@@ -18,7 +18,7 @@ from .bpf import session as bpf
 from .bpf.prerequisites import check_prerequisites
 from .elf import ElfBinary, check_file
 from .errors import BinaryChanged, BinaryNotFound, PrerequisiteError, TraceTimeout, UsageError
-from .events import build_calls, entry_counts
+from .events import collect, entry_counts
 from .launch import CHILDREN_POLICIES, HeldProcess
 from .plan import DEFAULT_MAX_FUNCTIONS, FunctionSites, ProbePlan, build_plan, find_sites
 from .trace import FunctionTrace, LostEventsWarning, Trace
@@ -244,8 +244,8 @@ class Tracer:
                 traced_pid = held.pid
             counts = entry_counts(plan, session.counts())
             lost = session.lost()
-            calls = build_calls(plan, session.events, exited=finished.returncode >= 0)
-            calls.sort(key=lambda c: c.ts_ns)  # time order across CPUs (the sort is stable)
+            store = collect(plan, session.events, exited=finished.returncode >= 0)
+            calls = store.calls()  # time order across CPUs, made as they are used
             compile_seconds = session.compile_seconds
         finally:
             self.close()
@@ -271,7 +271,7 @@ class Tracer:
             coverage = plan.coverage_of(probe)
             trace.functions[probe] = FunctionTrace(
                 probe,
-                [c for c in calls if probe in c.probes],  # one Call may answer to several
+                store.calls(probe),  # one Call may answer to several probes
                 call_count=counts[probe],
                 lost_events=lost,
                 arguments_known=all(plan.functions[i].arguments_known for i in indices),
