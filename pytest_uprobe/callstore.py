@@ -1,7 +1,7 @@
 """A run's calls as columns of numbers, made into `Call` objects on first access.
 
 events.py pairs a run's events into calls and writes each call here as a few integers: its
-function, entry time, thread, nearest traced caller, depth, outcome flags and return time,
+function, entry time, thread, nearest traced caller, outcome flags and return time,
 and the event words its arguments and return value are decoded from (per function, only
 as many words as its values read). A `Call`, with its values decoded, is made the first
 time something asks for it, and kept, so the same call is always the same object (a
@@ -147,13 +147,14 @@ class CallStore:
     def __init__(self, plan: ProbePlan) -> None:
         self.plan = plan
         self.functions = [_Function(plan.function(i)) for i in range(_function_count(plan))]
-        self.function = array("I")
+        # A call's depth is its caller's plus one (the caller is the innermost pending
+        # frame, the one below it the caller's caller): no column for it.
+        self.function = array("H" if len(self.functions) <= 0xFFFF else "I")
         self.row = array("I")  # the call's number among its function's calls
         self.ts = array("q")
         self.return_ts = array("q")
         self.tid = array("I")
         self.caller = array("i")
-        self.depth = array("I")
         self.flags = array("B")
         self.entry_data: dict[int, tuple[bytes, int]] = {}  # a big entry event: data, failed
         self.return_data: dict[int, tuple[bytes, int]] = {}
@@ -163,7 +164,7 @@ class CallStore:
     def __len__(self) -> int:
         return len(self.ts)
 
-    def add(self, function: int, rec: tuple[int, ...], caller: int, depth: int) -> int:
+    def add(self, function: int, rec: tuple[int, ...], caller: int) -> int:
         """A call entered by the event `rec` (as RawEvents.unpacked gives it)."""
         number = len(self.ts)
         f = self.functions[function]
@@ -174,7 +175,6 @@ class CallStore:
         self.return_ts.append(0)
         self.tid.append(rec[2])
         self.caller.append(caller)
-        self.depth.append(depth)
         self.flags.append(0)
         if f.entry_width:
             f.entry_words.extend(rec[5 : 5 + f.entry_width])
@@ -257,7 +257,7 @@ class CallStore:
             tail_call=bool(flags & TAIL_CALL),
             return_ts_ns=self.return_ts[number] if returned else None,
             caller=self._made[caller] if caller != NOT_CALLED else None,
-            depth=self.depth[number],
+            depth=self._made[caller].depth + 1 if caller != NOT_CALLED else 0,
         )
         if extra is not None:
             for name, value in extra.items():
@@ -285,7 +285,7 @@ class CallStore:
     def _make_many(self, numbers: Iterable[int]) -> list[Call]:
         made, extra, entry_data = self._made, self.extra, self.entry_data
         function, row, flags, tid, ts = self.function, self.row, self.flags, self.tid, self.ts
-        return_ts, caller, depth = self.return_ts, self.caller, self.depth
+        return_ts, caller = self.return_ts, self.caller
         functions, return_data = self.functions, self.return_data
         make_call = _make_call or Call
         out: list[Call] = []
@@ -337,7 +337,7 @@ class CallStore:
                 tail_call=bool(state & TAIL_CALL),
                 return_ts_ns=return_ts[number] if returned else None,
                 caller=made[up] if up != NOT_CALLED else None,
-                depth=depth[number],
+                depth=made[up].depth + 1 if up != NOT_CALLED else 0,
             )
             made[number] = call
             append(call)
@@ -360,7 +360,7 @@ class CallStore:
     def nbytes(self) -> int:
         """Bytes the columns hold (not counting what the `Call`s made so far hold)."""
         columns = [self.function, self.row, self.ts, self.return_ts, self.tid, self.caller,
-                   self.depth, self.flags]  # fmt: skip
+                   self.flags]  # fmt: skip
         for f in self.functions:
             columns += [f.entry_words, f.return_words]
         return sum(c.buffer_info()[1] * c.itemsize for c in columns)

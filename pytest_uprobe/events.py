@@ -26,7 +26,7 @@ from typing import Any
 from .callstore import NOT_CALLED, RETURNED, TAIL_CALL, UNWOUND, CallStore
 from .code import branch_taken
 from .plan import PlannedFunction, ProbePlan, SiteKind, Value
-from .rawevents import WORDS_AT, RawEvent, RawEvents
+from .rawevents import EVENT, WORDS_AT, RawEvent, RawEvents
 from .trace import Call
 from .values import Unavailable
 
@@ -47,39 +47,49 @@ def build_calls(
 def collect(plan: ProbePlan, events: Iterable[RawEvent] | RawEvents, *, exited: bool) -> CallStore:
     """Every call, in entry order, as columns (callstore.py). `exited`: the process ended by
     itself (not by a signal), so frames still pending at the end were left without a
-    return."""
-    pairing = _Pairing(plan, RawEvents.of(events))
-    pairing.run()
+    return. Events a `Pairing` took while the program ran (RawEvents.consumer) are in."""
+    raw = RawEvents.of(events)
+    if raw.failure is not None:
+        raise raw.failure
+    if isinstance(raw.consumer, Pairing):
+        pairing = raw.consumer
+        raw.flush()
+    else:
+        pairing = Pairing(plan)
+        pairing.feed(raw.records, raw.data)
     pairing.end(exited)
     return pairing.store
 
 
-class _Pairing:
-    def __init__(self, plan: ProbePlan, events: RawEvents) -> None:
+class Pairing:
+    """Events -> calls, fed in order: all at once, or a batch at a time while the program
+    runs (set it as the run's `RawEvents.consumer`); then `end` once the process ended."""
+
+    def __init__(self, plan: ProbePlan) -> None:
         self.plan = plan
-        self.events = events
         self.store = CallStore(plan)
         self.threads: dict[int, list[Frame]] = {}  # innermost last (lowest CFA)
         self.panicked: set[int] = set()  # calls a panic started inside (deeper on its thread)
         self.exited_in: dict[int, str] = {}  # calls the process began to end inside: how
         self.tails: dict[int, list[tuple[int, int | None, int]]] = {}  # tid -> tail calls
         self.tail_callers_of: dict[int, list[int]] = {}  # callee call -> calls that jumped to it
+        self.codes = [_code(plan, s.kind, s.function, s.condition) for s in plan.sites]
 
-    def run(self) -> None:
-        """Pair every event. Plain entries and returns write the store's columns right here
+    def feed(self, records: bytes | bytearray, data: dict[int, bytes]) -> None:
+        """Pair these events (RawEvents' layout; `data`: a big event's copied bytes, by its
+        number among them). Plain entries and returns write the store's columns right here
         (a method call per event would be a quarter of the loop's cost); the rest go to
         `_other`."""
-        plan, store, threads = self.plan, self.store, self.threads
-        codes = [_code(plan, site.kind, site.function, site.condition) for site in plan.sites]
+        plan, store, threads, codes = self.plan, self.store, self.threads, self.codes
         functions = [site.function for site in plan.sites]
         made_for = [store.functions[site.function] for site in plan.sites]
-        data, entry_data, extra = self.events.data, store.entry_data, store.extra
+        entry_data, extra = store.entry_data, store.extra
         function_append, row_append = store.function.append, store.row.append
         ts_append, return_ts_append = store.ts.append, store.return_ts.append
         tid_append, caller_append = store.tid.append, store.caller.append
-        depth_append, flags_append = store.depth.append, store.flags.append
+        flags_append = store.flags.append
         flags, return_ts, rows = store.flags, store.return_ts, store.row
-        for number, rec in enumerate(self.events.unpacked()):
+        for number, rec in enumerate(EVENT.iter_unpack(records)):
             site = rec[3]
             code = codes[site]
             if code == _ENTRY:
@@ -98,7 +108,6 @@ class _Pairing:
                 return_ts_append(0)
                 tid_append(tid)
                 caller_append(frames[-1][2] if frames else NOT_CALLED)
-                depth_append(len(frames))
                 flags_append(0)
                 if f.entry_width:
                     f.entry_words.extend(rec[WORDS_AT : WORDS_AT + f.entry_width])
@@ -140,9 +149,9 @@ class _Pairing:
                 if self.tail_callers_of:
                     self._after_return(call)
             else:
-                self._other(number, rec)
+                self._other(rec, data.get(number, b""))
 
-    def _other(self, number: int, rec: tuple[int, ...]) -> None:
+    def _other(self, rec: tuple[int, ...], copied: bytes) -> None:
         """Any event but a plain entry or return: markers, tail calls, inlined copies,
         source lines and USDT probes."""
         plan, store = self.plan, self.store
@@ -150,12 +159,11 @@ class _Pairing:
         site = plan.sites[site_number]
         function = plan.function(site.function)
         frames = self.threads.setdefault(tid, [])
-        event = RawEvent(ts, cfa, tid, site_number, rec[5:], self.events.data.get(number, b""),
-                         failed)  # fmt: skip
+        event = RawEvent(ts, cfa, tid, site_number, rec[5:], copied, failed)
         caller = frames[-1][2] if frames else NOT_CALLED
         if site.kind in (SiteKind.LINE, SiteKind.USDT):
             # A point in the code, not a call: no frame, no return (see points.py).
-            call = store.add(site.function, rec, caller, len(frames))
+            call = store.add(site.function, rec, caller)
             args, kwargs = _arguments(function, event)
             store.set(call, args=args, kwargs=kwargs)
             if site.kind is SiteKind.LINE:
@@ -166,7 +174,7 @@ class _Pairing:
             # No frame of its own: nothing to pair, and no return to wait for.
             copy = function.inlined
             for _ in range(site.calls):  # entries that share this probe point
-                call = store.add(site.function, rec, caller, len(frames))
+                call = store.add(site.function, rec, caller)
                 args, kwargs = _arguments(function, event)
                 store.set(
                     call,
@@ -185,7 +193,7 @@ class _Pairing:
             if frames and frames[-1][0] <= cfa:
                 self._drop_frames(frames, cfa)
             caller = frames[-1][2] if frames else NOT_CALLED
-            call = store.add(site.function, rec, caller, len(frames))
+            call = store.add(site.function, rec, caller)
             if failed or event.data:
                 store.entry_data[call] = (event.data, failed)
             if self.tails:

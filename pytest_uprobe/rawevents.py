@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from .plan import AREA, MAX_PIECES
 
@@ -34,12 +35,38 @@ class RawEvent:
     failed: int = 0  # bit i: copy i of the site's derefs could not read its memory
 
 
+class Consumer(Protocol):
+    def feed(self, records: bytes | bytearray, data: dict[int, bytes]) -> None:
+        """Take these events (`data`: a big event's copied bytes, by its number among them)."""
+
+
 class RawEvents:
-    """A run's events in arrival order (per thread, the order they happened)."""
+    """A run's events in arrival order (per thread, the order they happened).
+
+    With a `consumer`, `flush` hands it what came so far and forgets it: the poller does so
+    while the program runs, so the events of a long run never pile up as bytes."""
 
     def __init__(self) -> None:
         self.records = bytearray()  # EVENT_SIZE bytes per event
         self.data: dict[int, bytes] = {}  # event number -> a big event's copied bytes
+        self.consumer: Consumer | None = None
+        self.handed = 0  # events handed to the consumer so far (not kept here)
+        self.failure: BaseException | None = None  # what the consumer raised, if it did
+
+    def flush(self, minimum: int = 1) -> None:
+        """Hand the consumer the events kept so far, if they fill at least `minimum` bytes.
+        A consumer that fails gets nothing more; the failure is kept for `collect`."""
+        consumer = self.consumer
+        if consumer is None or len(self.records) < minimum:
+            return
+        records, data = self.records, self.data
+        self.records, self.data = bytearray(), {}
+        self.handed += len(records) // EVENT_SIZE
+        try:
+            consumer.feed(records, data)
+        except BaseException as exc:
+            self.failure, self.consumer = exc, None
+            raise
 
     def add(self, raw: bytes) -> None:
         """One record as the program sent it (a big one carries its data after the words)."""
@@ -75,6 +102,7 @@ class RawEvents:
         self.data = {}
 
     def __len__(self) -> int:
+        """The events kept here (not those handed to the consumer)."""
         return len(self.records) // EVENT_SIZE
 
     def __bool__(self) -> bool:

@@ -18,7 +18,7 @@ from .bpf import session as bpf
 from .bpf.prerequisites import check_prerequisites
 from .elf import ElfBinary, check_file
 from .errors import BinaryChanged, BinaryNotFound, PrerequisiteError, TraceTimeout, UsageError
-from .events import collect, entry_counts
+from .events import Pairing, collect, entry_counts
 from .launch import CHILDREN_POLICIES, HeldProcess
 from .plan import DEFAULT_MAX_FUNCTIONS, FunctionSites, ProbePlan, build_plan, find_sites
 from .trace import FunctionTrace, LostEventsWarning, Trace
@@ -226,6 +226,7 @@ class Tracer:
                 traced_pid = getattr(session, "pid", None)
             else:
                 session = bpf.Session(plan, record=self.record, follow_children=follow)
+                session.events.consumer = Pairing(plan)  # pairs events while the program runs
                 self._live.append(session)
                 held = HeldProcess(
                     executable,

@@ -26,6 +26,7 @@ from . import btf, headers, program
 from .bcc import load_bcc
 
 POLL_MS = 2  # how long `finish` may wait for the poller to notice it should stop
+FLUSH_BYTES = 1 << 16  # events (about 400) the poller gathers before handing them on
 
 
 def _set_kernel_source() -> None:
@@ -640,9 +641,10 @@ class Session:
             )
 
     def _poll(self) -> None:
-        bpf = self._bpf
+        bpf, events = self._bpf, self.events
         while not self._stop.is_set():
             bpf.ring_buffer_poll(POLL_MS)
+            events.flush(FLUSH_BYTES)  # pair them while the program runs (events.Pairing)
 
     def _join_poller(self) -> None:
         self._stop.set()

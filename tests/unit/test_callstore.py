@@ -12,7 +12,7 @@ import pytest
 
 from pytest_uprobe.dwarf.locations import Piece
 from pytest_uprobe.dwarf.types import RustType
-from pytest_uprobe.events import build_calls, collect
+from pytest_uprobe.events import Pairing, build_calls, collect
 from pytest_uprobe.lazylist import LazyList
 from pytest_uprobe.plan import Value
 from pytest_uprobe.rawevents import EVENT_SIZE, RawEvent, RawEvents
@@ -172,3 +172,43 @@ def test_values_that_are_not_whole_integers_decode_through_their_type_in_bulk():
     bulk = build_calls(plan, events, exited=True)
     store = collect(plan, events, exited=True)
     assert [c.kwargs for c in bulk] == [store.call(0).kwargs] == [{"n": 7, "flag": True}]
+
+
+@pytest.mark.parametrize("plan, events, exited", list(streams()))
+def test_events_paired_in_batches_while_the_program_runs_give_the_same_calls(
+    plan, events, exited
+):
+    expected = [fields(c) for c in build_calls(plan, events, exited=exited)]
+    for batch in (1, 2, 3, 7):
+        raw = RawEvents()
+        raw.consumer = Pairing(plan)
+        for i, event in enumerate(events):
+            raw.append(event)
+            if i % batch == batch - 1:
+                raw.flush(EVENT_SIZE * batch)
+                assert len(raw) == 0 and raw.handed == i + 1
+        calls = collect(plan, raw, exited=exited).calls()
+        assert sorted(map(fields, calls), key=repr) == sorted(expected, key=repr)
+
+
+def test_a_consumer_that_failed_fails_the_run_rather_than_lose_events():
+    class Broken:
+        def feed(self, records, data):
+            raise RuntimeError("broken")
+
+    raw = RawEvents()
+    raw.consumer = Broken()
+    raw.append(ev(0, 1000, 1))
+    with pytest.raises(RuntimeError):
+        raw.flush()
+    raw.append(ev(1, 1000, 1))
+    with pytest.raises(RuntimeError, match="broken"):
+        collect(make_plan(), raw, exited=True)
+
+
+def test_a_calls_depth_counts_the_traced_frames_below_it():
+    events = [ev(0, 1000, 3, ts=1), ev(0, 960, 2, ts=2), ev(0, 920, 1, ts=3),
+              ev(1, 920, 1, ts=4), ev(0, 920, 1, ts=5), ev(3, 2000, 9, tid=2, ts=6)]  # fmt: skip
+    calls = build_calls(make_plan(), events, exited=True)
+    assert [c.depth for c in calls] == [0, 1, 2, 2, 0]
+    assert [c.caller.args if c.caller else None for c in calls] == [None, (3,), (2,), (2,), None]
