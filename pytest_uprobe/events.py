@@ -15,6 +15,11 @@ not return" with the way the process ended.
 
 One event is one call, whatever the number of probe names that name its function: the
 Call answers to each of them (Call.probes), and each name's count includes it.
+
+`Pairing` takes events in batches, in order: the BPF engine's poller feeds it while the
+program runs (RawEvents.consumer), so `run()` pairs only the last batch after exit. Calls
+go into a CallStore as columns of numbers; their values are decoded, and their Call
+objects made, when a test first reads them (callstore.py).
 """
 
 from __future__ import annotations
