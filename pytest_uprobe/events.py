@@ -15,191 +15,310 @@ not return" with the way the process ended.
 
 One event is one call, whatever the number of probe names that name its function: the
 Call answers to each of them (Call.probes), and each name's count includes it.
+
+`Pairing` takes events in batches, in order: the BPF engine's poller feeds it while the
+program runs (RawEvents.consumer), so `run()` pairs only the last batch after exit. Calls
+go into a CallStore as columns of numbers; their values are decoded, and their Call
+objects made, when a test first reads them (callstore.py).
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from .bpf.session import RawEvent
+from .callstore import NOT_CALLED, RETURNED, TAIL_CALL, UNWOUND, CallStore
 from .code import branch_taken
 from .plan import PlannedFunction, ProbePlan, SiteKind, Value
+from .rawevents import EVENT, WORDS_AT, RawEvent, RawEvents
 from .trace import Call
 from .values import Unavailable
 
+# What the loop over events does with a site's events: the two common cases inline.
+_ENTRY, _RETURN, _OTHER = 0, 1, 2
 
-@dataclass
-class _Frame:
-    cfa: int
-    function: int
-    call: Call
-    panicked: bool = False  # a panic started inside this frame (deeper on its thread)
-    exited_in: str | None = None  # the process began to end inside this frame: how
+Frame = tuple[int, int, int]  # a call still pending on its thread: CFA, function, call number
 
 
-@dataclass
-class _Thread:
-    frames: list[_Frame] = field(default_factory=list)  # innermost last (lowest CFA)
-    tail_callers: list[tuple[int, int | None, Call]] = field(default_factory=list)
+def build_calls(
+    plan: ProbePlan, events: Iterable[RawEvent] | RawEvents, *, exited: bool
+) -> list[Call]:
+    """Every call, in entry order, as Call objects (see `collect`)."""
+    store = collect(plan, events, exited=exited)
+    return store.make(range(len(store)))
 
 
-def build_calls(plan: ProbePlan, events: Iterable[RawEvent], *, exited: bool) -> list[Call]:
-    """Every call, in entry order. `exited`: the process ended by itself (not by a signal),
-    so frames still pending at the end were left without a return."""
-    calls: list[Call] = []
-    threads: dict[int, _Thread] = {}
-    tail_callers_of: dict[int, list[Call]] = {}  # id(callee call) -> calls that jumped to it
-    for event in events:
-        site = plan.sites[event.site]
+def collect(plan: ProbePlan, events: Iterable[RawEvent] | RawEvents, *, exited: bool) -> CallStore:
+    """Every call, in entry order, as columns (callstore.py). `exited`: the process ended by
+    itself (not by a signal), so frames still pending at the end were left without a
+    return. Events a `Pairing` took while the program ran (RawEvents.consumer) are in."""
+    raw = RawEvents.of(events)
+    if raw.failure is not None:
+        raise raw.failure
+    if isinstance(raw.consumer, Pairing):
+        pairing = raw.consumer
+        raw.flush()
+    else:
+        pairing = Pairing(plan)
+        pairing.feed(raw.records, raw.data)
+    pairing.end(exited)
+    return pairing.store
+
+
+class Pairing:
+    """Events -> calls, fed in order: all at once, or a batch at a time while the program
+    runs (set it as the run's `RawEvents.consumer`); then `end` once the process ended."""
+
+    def __init__(self, plan: ProbePlan) -> None:
+        self.plan = plan
+        self.store = CallStore(plan)
+        self.threads: dict[int, list[Frame]] = {}  # innermost last (lowest CFA)
+        self.panicked: set[int] = set()  # calls a panic started inside (deeper on its thread)
+        self.exited_in: dict[int, str] = {}  # calls the process began to end inside: how
+        self.tails: dict[int, list[tuple[int, int | None, int]]] = {}  # tid -> tail calls
+        self.tail_callers_of: dict[int, list[int]] = {}  # callee call -> calls that jumped to it
+        self.codes = [_code(plan, s.kind, s.function, s.condition) for s in plan.sites]
+
+    def feed(self, records: bytes | bytearray, data: dict[int, bytes]) -> None:
+        """Pair these events (RawEvents' layout; `data`: a big event's copied bytes, by its
+        number among them). Plain entries and returns write the store's columns right here
+        (a method call per event would be a quarter of the loop's cost); the rest go to
+        `_other`."""
+        plan, store, threads, codes = self.plan, self.store, self.threads, self.codes
+        functions = [site.function for site in plan.sites]
+        made_for = [store.functions[site.function] for site in plan.sites]
+        entry_data, extra = store.entry_data, store.extra
+        function_append, row_append = store.function.append, store.row.append
+        ts_append, return_ts_append = store.ts.append, store.return_ts.append
+        tid_append, caller_append = store.tid.append, store.caller.append
+        flags_append = store.flags.append
+        flags, return_ts, rows = store.flags, store.return_ts, store.row
+        for number, rec in enumerate(EVENT.iter_unpack(records)):
+            site = rec[3]
+            code = codes[site]
+            if code == _ENTRY:
+                tid = rec[2]
+                frames = threads.get(tid)
+                if frames is None:
+                    frames = threads[tid] = []
+                if frames and frames[-1][0] <= rec[1]:
+                    self._drop_frames(frames, rec[1])
+                call = len(flags)
+                f = made_for[site]
+                function_append(functions[site])
+                row_append(f.calls)
+                f.calls += 1
+                ts_append(rec[0])
+                return_ts_append(0)
+                tid_append(tid)
+                caller_append(frames[-1][2] if frames else NOT_CALLED)
+                flags_append(0)
+                if f.entry_width:
+                    f.entry_words.extend(rec[WORDS_AT : WORDS_AT + f.entry_width])
+                if f.return_width:
+                    f.return_words.extend(f.blank)
+                if rec[4] or (data and number in data):
+                    entry_data[call] = (data.get(number, b""), rec[4])
+                if self.tails:
+                    self._after_entry(tid, rec[1], functions[site], call)
+                frames.append((rec[1], functions[site], call))
+            elif code == _RETURN:
+                frames = threads.get(rec[2])
+                if not frames:
+                    continue  # no entry seen for this frame: nothing to pair with
+                top = frames[-1]
+                if top[0] == rec[1] and top[1] == functions[site]:
+                    frames.pop()
+                    call = top[2]
+                else:
+                    frame = self._pop_frame(frames, rec[1], functions[site])
+                    if frame is None:
+                        continue
+                    call = frame[2]
+                flags[call] |= RETURNED
+                return_ts[call] = rec[0]
+                f = made_for[site]
+                width = f.return_width
+                if width == 1:
+                    f.return_words[rows[call]] = rec[WORDS_AT]
+                elif width:
+                    start = rows[call] * width
+                    f.return_words[start : start + width] = array(
+                        "Q", rec[WORDS_AT : WORDS_AT + width]
+                    )
+                if rec[4] or (data and number in data):
+                    store.return_data[call] = (data.get(number, b""), rec[4])
+                if extra and call in extra:
+                    extra[call].pop("retval", None)
+                if self.tail_callers_of:
+                    self._after_return(call)
+            else:
+                self._other(rec, data.get(number, b""))
+
+    def _other(self, rec: tuple[int, ...], copied: bytes) -> None:
+        """Any event but a plain entry or return: markers, tail calls, inlined copies,
+        source lines and USDT probes."""
+        plan, store = self.plan, self.store
+        ts, cfa, tid, site_number, failed = rec[:5]
+        site = plan.sites[site_number]
         function = plan.function(site.function)
-        thread = threads.setdefault(event.tid, _Thread())
+        frames = self.threads.setdefault(tid, [])
+        event = RawEvent(ts, cfa, tid, site_number, rec[5:], copied, failed)
+        caller = frames[-1][2] if frames else NOT_CALLED
         if site.kind in (SiteKind.LINE, SiteKind.USDT):
             # A point in the code, not a call: no frame, no return (see points.py).
-            call = _call(function, event)
-            _set_caller(call, thread)
+            call = store.add(site.function, rec, caller)
+            args, kwargs = _arguments(function, event)
+            store.set(call, args=args, kwargs=kwargs)
             if site.kind is SiteKind.LINE:
-                call.locals = (
-                    call.kwargs if isinstance(call.kwargs, Unavailable) else dict(call.kwargs)
-                )
-            call.at = function.point.describe() if function.point is not None else None
-            calls.append(call)
-            continue
+                store.set(call, locals=kwargs if isinstance(kwargs, Unavailable) else dict(kwargs))
+            store.set(call, at=function.point.describe() if function.point is not None else None)
+            return
         if site.kind is SiteKind.INLINED:
             # No frame of its own: nothing to pair, and no return to wait for.
             copy = function.inlined
             for _ in range(site.calls):  # entries that share this probe point
-                call = _call(function, event)
-                _set_caller(call, thread)
-                call.retval = _decode(function.returns, event) if function.returns else None
-                call.inlined = True
-                call.inlined_into = copy.describe() if copy is not None else None
-                calls.append(call)
-            continue
-        if site.kind is SiteKind.ENTRY and function.marker is not None:
-            _mark(thread, function.marker, event.cfa)
-            if not function.probes:
-                continue
+                call = store.add(site.function, rec, caller)
+                args, kwargs = _arguments(function, event)
+                store.set(
+                    call,
+                    args=args,
+                    kwargs=kwargs,
+                    retval=_decode(function.returns, event) if function.returns else None,
+                    inlined=True,
+                    inlined_into=copy.describe() if copy is not None else None,
+                )
+            return
         if site.kind is SiteKind.ENTRY:
-            _drop_frames(thread, event.cfa)
-            call = _call(function, event)
-            _set_caller(call, thread)
-            for cfa, target, caller in thread.tail_callers:
-                if cfa == event.cfa and target == function.symbol.address:
-                    tail_callers_of.setdefault(id(call), []).append(caller)
-            thread.tail_callers = [t for t in thread.tail_callers if t[0] > event.cfa]
-            entered = _Frame(event.cfa, site.function, call)
+            if function.marker is not None:
+                self._mark(frames, function.marker, cfa)
+                if not function.probes:
+                    return
+            if frames and frames[-1][0] <= cfa:
+                self._drop_frames(frames, cfa)
+            caller = frames[-1][2] if frames else NOT_CALLED
+            call = store.add(site.function, rec, caller)
+            if failed or event.data:
+                store.entry_data[call] = (event.data, failed)
+            if self.tails:
+                self._after_entry(tid, cfa, site.function, call)
             if function.marker in ("exit", "abort"):  # the user probes exit itself
-                entered.exited_in = "aborted" if function.marker == "abort" else "exited"
-            thread.frames.append(entered)
-            calls.append(call)
-            continue
-        if site.condition is not None and not branch_taken(site.condition, event.words[0]):
-            continue  # a conditional tail call that did not jump: the function goes on
-        frame = _pop_frame(thread, event.cfa, site.function)
+                self.exited_in[call] = "aborted" if function.marker == "abort" else "exited"
+            frames.append((cfa, site.function, call))
+            return
+        if site.condition is not None and not branch_taken(site.condition, rec[5]):
+            return  # a conditional tail call that did not jump: the function goes on
+        frame = self._pop_frame(frames, cfa, site.function)
         if frame is None:
-            continue  # no entry seen for this frame: nothing to pair with
-        call = frame.call
-        call.returned = True
-        call.return_ts_ns = event.ts
+            return  # no entry seen for this frame: nothing to pair with
+        call = frame[2]
         if site.kind is SiteKind.TAIL_CALL:
-            call.tail_call = True
+            store.flags[call] |= RETURNED | TAIL_CALL
+            store.return_ts[call] = ts
+            assert site.target is not None
             callee = plan.symbol_name_at(site.target)
-            call.retval = Unavailable(f"tail call into {callee}")
-            thread.tail_callers.append((event.cfa, site.target, call))
-            continue
-        value = _decode(function.returns, event) if function.returns is not None else None
-        call.retval = value
-        for caller in tail_callers_of.pop(id(call), ()):
-            caller.retval = value
-    for thread in threads.values():
-        for frame in thread.frames:
-            _ended(frame, exited)
-    return calls
+            store.set(call, retval=Unavailable(f"tail call into {callee}"))
+            self.tails.setdefault(tid, []).append((cfa, site.target, call))
+            return
+        store.returned(call, rec, event.data)
+        if self.tail_callers_of:
+            self._after_return(call)
+
+    def _after_entry(self, tid: int, cfa: int, function: int, call: int) -> None:
+        """A call entered where a tail call on its thread jumped: it returns for that caller
+        too. Tail calls from frames at or below it are over."""
+        tails = self.tails.get(tid)
+        if not tails:
+            return
+        address = self.plan.function(function).symbol.address
+        for at, target, caller in tails:
+            if at == cfa and target == address:
+                self.tail_callers_of.setdefault(call, []).append(caller)
+        kept = [t for t in tails if t[0] > cfa]
+        if kept:
+            self.tails[tid] = kept
+        else:
+            del self.tails[tid]
+
+    def _after_return(self, call: int) -> None:
+        callers = self.tail_callers_of.pop(call, ())
+        if callers:
+            value = self.store.retval(call)
+            for caller in callers:
+                self.store.set(caller, retval=value)
+
+    def _mark(self, frames: list[Frame], marker: str, cfa: int) -> None:
+        """A marker's entry at `cfa`: every pending frame above it (higher CFA) holds it."""
+        for frame_cfa, _, call in frames:
+            if frame_cfa > cfa:
+                if marker == "panic":
+                    self.panicked.add(call)
+                else:
+                    self.exited_in[call] = "aborted" if marker == "abort" else "exited"
+
+    def _drop_frames(self, frames: list[Frame], cfa: int) -> None:
+        """A new frame at `cfa` replaces every pending frame at or below that height (the
+        innermost ones: pending frames are kept in decreasing CFA order)."""
+        while frames and frames[-1][0] <= cfa:
+            self._gone(frames.pop()[2])
+
+    def _pop_frame(self, frames: list[Frame], cfa: int, function: int) -> Frame | None:
+        for i in range(len(frames) - 1, -1, -1):
+            frame = frames[i]
+            if frame[0] == cfa and frame[1] == function:
+                for inner in frames[i + 1 :]:
+                    self._gone(inner[2])
+                del frames[i:]
+                return frame
+        return None
+
+    def _gone(self, call: int) -> None:
+        """A frame proven gone without a return: unwound if a panic started inside it."""
+        if call in self.panicked:
+            self.store.flags[call] |= UNWOUND
+        else:
+            self.store.set(call, ended=LEFT_UNSEEN, retval=Unavailable(LEFT_UNSEEN))
+
+    def end(self, exited: bool) -> None:
+        """How each frame still pending when the process ended, ended."""
+        for frames in self.threads.values():
+            for _, _, call in frames:
+                how = self.exited_in.get(call)
+                if how:
+                    self.store.set(call, ended=f"the process {how} in it")
+                elif not exited:
+                    self.store.set(call, ended="the process was killed while it ran")
+                elif call in self.panicked:
+                    # a panic started in it, and the process went on to exit
+                    self.store.flags[call] |= UNWOUND
+                else:
+                    self.store.set(call, ended="the process ended while it ran")
 
 
-def _mark(thread: _Thread, marker: str, cfa: int) -> None:
-    """A marker's entry at `cfa`: every pending frame above it (higher CFA) holds it."""
-    for frame in thread.frames:
-        if frame.cfa > cfa:
-            if marker == "panic":
-                frame.panicked = True
-            else:
-                frame.exited_in = "aborted" if marker == "abort" else "exited"
+def _code(plan: ProbePlan, kind: SiteKind, function: int, condition: str | None) -> int:
+    if kind is SiteKind.ENTRY and plan.function(function).marker is None:
+        return _ENTRY
+    if kind in (SiteKind.RETURN, SiteKind.URETPROBE) and condition is None:
+        return _RETURN
+    return _OTHER
 
 
-def _ended(frame: _Frame, exited: bool) -> None:
-    """How a frame still pending when the process ended, ended."""
-    call = frame.call
-    if frame.exited_in:
-        call.ended = f"the process {frame.exited_in} in it"
-    elif not exited:
-        call.ended = "the process was killed while it ran"
-    elif frame.panicked:
-        call.unwound = True  # a panic started in it, and the process went on to exit
-    else:
-        call.ended = "the process ended while it ran"
+LEFT_UNSEEN = "its frame ended without a return the probes saw (a tail call through a register?)"
 
 
 def _decode(value: Value, event: RawEvent) -> Any:
     return value.decode(event.words, event.data, event.failed)
 
 
-def _call(function: PlannedFunction, event: RawEvent) -> Call:
+def _arguments(
+    function: PlannedFunction, event: RawEvent
+) -> tuple[tuple[Any, ...] | Unavailable, dict[str, Any] | Unavailable]:
     values = [_decode(v, event) for v in function.params]
     unknown = function.unknown_arguments  # never () for "the parameters are unknown"
-    return Call(
-        function=function.probe,
-        path=function.symbol.path,
-        probes=function.probes,
-        args=tuple(values) if unknown is None else unknown,
-        kwargs={v.name: value for v, value in zip(function.params, values)}
-        if unknown is None
-        else unknown,
-        tid=event.tid,
-        ts_ns=event.ts,
-    )
-
-
-def _set_caller(call: Call, thread: _Thread) -> None:
-    """The nearest traced caller: the innermost frame still pending on the call's thread."""
-    call.caller = thread.frames[-1].call if thread.frames else None
-    call.depth = len(thread.frames)
-
-
-def _drop_frames(thread: _Thread, cfa: int) -> None:
-    """A new frame at `cfa` replaces every pending frame at or below that height."""
-    keep: list[_Frame] = []
-    for frame in thread.frames:
-        if frame.cfa <= cfa:
-            _gone(frame)
-        else:
-            keep.append(frame)
-    thread.frames = keep
-
-
-LEFT_UNSEEN = "its frame ended without a return the probes saw (a tail call through a register?)"
-
-
-def _gone(frame: _Frame) -> None:
-    """A frame proven gone without a return: unwound if a panic started inside it."""
-    if frame.panicked:
-        frame.call.unwound = True
-    else:
-        frame.call.ended = LEFT_UNSEEN
-        frame.call.retval = Unavailable(LEFT_UNSEEN)
-
-
-def _pop_frame(thread: _Thread, cfa: int, function: int) -> _Frame | None:
-    for i in range(len(thread.frames) - 1, -1, -1):
-        frame = thread.frames[i]
-        if frame.cfa == cfa and frame.function == function:
-            for inner in thread.frames[i + 1 :]:
-                _gone(inner)
-            del thread.frames[i:]
-            return frame
-    return None
+    if unknown is not None:
+        return unknown, unknown
+    return tuple(values), {v.name: value for v, value in zip(function.params, values)}
 
 
 def entry_counts(plan: ProbePlan, site_counts: Sequence[int]) -> dict[str, int]:

@@ -1,8 +1,9 @@
 """Start the target held before `exec`, so probes are attached before its first instruction,
 and make sure that nothing it starts outlives the run unless the user asks for it.
 
-A tiny Python launcher (fixed code, arguments passed as argv, never through a shell) waits
-to read one byte from a pipe, then execs the target; the pid stays the same across exec,
+A tiny launcher (a fixed C program compiled once per machine, else fixed Python code;
+arguments passed as argv, never through a shell) waits to read one byte from a pipe, then
+execs the target; the pid stays the same across exec,
 so probes filtered on that pid see the target from its very first instruction.
 
 Every run is contained twice: the target leads its own session and process group, and,
@@ -20,11 +21,14 @@ from __future__ import annotations
 import atexit
 import contextlib
 import errno
+import hashlib
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -52,6 +56,98 @@ _LAUNCHER = (
     "    sys.stderr.write(f'pytest-uprobe: cannot execute {sys.argv[3]}: {exc}\\n')\n"
     "    os._exit(127)\n"
 )
+
+# The same launcher in C, the same argv: the target cannot start before the launcher reads
+# its byte, and a second Python takes 7 to 30 ms (more on a loaded machine) to get there,
+# on the way of every run. Compiled once per machine into the cache directory (`launcher`);
+# the Python one runs where no C compiler is, or with PYTEST_UPROBE_PYTHON_LAUNCHER=1.
+_LAUNCHER_C = r"""
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+extern char **environ;
+
+int main(int argc, char **argv) {
+    if (argc < 5)
+        _exit(125);
+    int fd = atoi(argv[1]), exe = atoi(argv[2]);
+    char go = 0;
+    ssize_t n;
+    do
+        n = read(fd, &go, 1);
+    while (n < 0 && errno == EINTR);
+    close(fd);
+    if (n != 1 || go != 'x')
+        _exit(125);
+    if (exe >= 0) {
+        fcntl(exe, F_SETFD, FD_CLOEXEC);
+        fexecve(exe, argv + 4, environ);
+    } else {
+        execv(argv[3], argv + 4);
+    }
+    dprintf(2, "pytest-uprobe: cannot execute %s: %s\n", argv[3], strerror(errno));
+    _exit(127);
+}
+"""
+PYTHON_LAUNCHER_ENV = "PYTEST_UPROBE_PYTHON_LAUNCHER"
+_built: dict[str, Path | None] = {}  # the compiled launcher, once looked for
+_built_lock = threading.Lock()
+
+
+def launcher() -> list[str]:
+    """The command (before its argv) that starts a held launcher: the compiled one, else
+    Python's."""
+    if not os.environ.get(PYTHON_LAUNCHER_ENV):
+        with _built_lock:
+            if "path" not in _built:
+                _built["path"] = build_launcher()
+        path = _built["path"]
+        if path is not None:
+            return [str(path)]
+    return [sys.executable, "-I", "-S", "-c", _LAUNCHER]
+
+
+def build_launcher() -> Path | None:
+    """The compiled launcher in the cache directory, compiled there first if missing; None
+    where there is no C compiler, or it failed (then the Python launcher is used)."""
+    from .diskcache import cache_dir
+    from .errors import PrerequisiteError
+
+    digest = hashlib.sha256(_LAUNCHER_C.encode()).hexdigest()[:16]
+    try:
+        directory = cache_dir() / "launcher"
+        directory.mkdir(mode=0o700, exist_ok=True)
+    except (OSError, PrerequisiteError):
+        return None
+    path = directory / f"held-{digest}"
+    if path.is_file() and os.access(path, os.X_OK):
+        return path
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        return None
+    with tempfile.TemporaryDirectory(dir=directory) as building:
+        source, output = Path(building, "held.c"), Path(building, "held")
+        source.write_text(_LAUNCHER_C)
+        try:
+            done = subprocess.run(
+                [compiler, "-O2", "-o", str(output), str(source)],
+                capture_output=True,
+                timeout=120,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        if done.returncode != 0 or not output.is_file():
+            return None
+        os.chmod(output, 0o700)
+        os.replace(output, path)  # atomic: a concurrent build writes the same bytes
+    return path
+
 
 # Reads "+ PGID CGROUP" (a run started; CGROUP may be empty) and "- PGID" (it ended) from
 # stdin until EOF, which comes when the process that started it is gone, however it died;
@@ -407,11 +503,7 @@ class HeldProcess:
         try:
             self.popen = subprocess.Popen(
                 [
-                    sys.executable,
-                    "-I",
-                    "-S",
-                    "-c",
-                    _LAUNCHER,
+                    *launcher(),
                     str(read_end),
                     str(exe_fd),
                     str(executable),

@@ -7,12 +7,13 @@ test explains itself from its report alone.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .bounds import CallCount, InexactCount
+from .lazylist import LazyList
 from .options import CHILDREN, LOST_EVENTS, LostEvents
 from .values import Struct, Truncated, Unavailable, Variant
 
@@ -132,7 +133,7 @@ class FunctionTrace:
         merged_away: Sequence[str] = (),
     ) -> None:
         self.name = name
-        self.calls: list[Call] = list(calls)
+        self.calls: list[Call] = calls if isinstance(calls, LazyList) else list(calls)
         # Sites of this probe no uprobe could take (each "where at address: why"): the
         # calls through them are not counted, so the count is a lower bound.
         self.left_out: tuple[str, ...] = tuple(left_out)
@@ -462,14 +463,18 @@ class Trace:
         counts: Mapping[str, int],
         lost: int,
         lost_events_policy: LostEvents,
+        calls_of: Callable[[str], list[Call]] | None = None,
         children: str,
         record: bool,
         compile_seconds: float,
         pid: int | None,
     ) -> Trace:
         """The Trace of one finished run: `calls` built from its events, `counts` per
-        probe name counted in the kernel, `lost` events the ring buffer dropped."""
-        calls = sorted(calls, key=lambda c: c.ts_ns)  # time order across CPUs (stable)
+        probe name counted in the kernel, `lost` events the ring buffer dropped.
+        `calls_of(probe)` gives one probe's calls in time order (a call store makes them as
+        they are used); without it `calls` are sorted by time and filtered here."""
+        if calls_of is None:
+            calls = sorted(calls, key=lambda c: c.ts_ns)  # time order across CPUs (stable)
         trace = cls(
             argv=argv,
             returncode=finished.returncode,
@@ -490,7 +495,11 @@ class Trace:
             coverage = plan.coverage_of(probe)
             trace.functions[probe] = FunctionTrace(
                 probe,
-                [c for c in calls if probe in c.probes],  # one Call may answer to several
+                (
+                    calls_of(probe)
+                    if calls_of is not None
+                    else [c for c in calls if probe in c.probes]  # one Call may answer to several
+                ),
                 call_count=counts[probe],
                 lost_events=lost,
                 arguments_known=all(

@@ -19,7 +19,7 @@ from .bpf import session as bpf
 from .bpf.prerequisites import check_prerequisites
 from .elf import ElfBinary, check_file
 from .errors import BinaryChanged, BinaryNotFound, PrerequisiteError, TraceTimeout, UsageError
-from .events import build_calls, entry_counts
+from .events import Pairing, collect, entry_counts
 from .launch import HeldProcess
 from .options import (
     BACKEND,
@@ -236,14 +236,15 @@ class Tracer:
             plan = session.plan  # the in-process engine adds values only it reads (xmm floats)
             counts = entry_counts(plan, session.counts())
             lost = session.lost()
-            calls = build_calls(plan, session.events, exited=finished.returncode >= 0)
+            store = collect(plan, session.events, exited=finished.returncode >= 0)
         finally:
             self.close()
         trace = Trace.from_run(
             plan,
             finished,
             argv=args,
-            calls=calls,
+            calls=store.calls(),  # time order across CPUs, each Call made when first used
+            calls_of=store.calls,
             counts=counts,
             lost=lost,
             lost_events_policy=self.lost_events,
@@ -277,6 +278,7 @@ class Tracer:
         """The BPF engine's run: the program is held before its first instruction (through
         an fd of the very file planned) until every probe is attached."""
         session = bpf.Session(plan, record=self.record, follow_children=follow)
+        session.events.consumer = Pairing(plan)  # pairs events while the program runs
         self._live.append(session)
         held = HeldProcess(
             plan.binary.path,

@@ -4,16 +4,12 @@ glob or path a user typed: what each site copies comes from the `sites` map at r
 from __future__ import annotations
 
 import ctypes as ct
-import struct
 from typing import Any
 
 from ..plan import AREA, MAX_DEREFS, MAX_PIECES, Site
+from ..rawevents import EVENT as EVENT  # `struct event` below, as Python reads it
 
 RINGBUF_PAGES = 4096  # 16 MiB: the common case loses no event
-# `struct event` of the C text below, as Python reads it: ts, cfa, tid, site, failed, pad,
-# then the words (a big event's copied data follows). tests/integration/test_layouts.py
-# checks this and the ctypes mirrors below against what the compiler laid out.
-EVENT = struct.Struct(f"<QQIII4x{MAX_PIECES}Q")
 
 _TEMPLATE = r"""
 #include <uapi/linux/ptrace.h>

@@ -15,29 +15,18 @@ import re
 import signal
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from ..errors import PrerequisiteError
 from ..plan import ProbePlan, Site, SiteKind
+from ..rawevents import EVENT_SIZE, RawEvents
 from . import btf, headers, program
 from .bcc import load_bcc
 
 POLL_MS = 2  # how long `finish` may wait for the poller to notice it should stop
-
-
-
-@dataclass(frozen=True)
-class RawEvent:
-    ts: int
-    cfa: int
-    tid: int
-    site: int
-    words: tuple[int, ...]
-    data: bytes = b""  # a big event's bytes copied from behind pointers
-    failed: int = 0  # bit i: copy i of the site's derefs could not read its memory
+FLUSH_BYTES = 1 << 16  # events (about 400) the poller gathers before handing them on
 
 
 def _set_kernel_source() -> None:
@@ -58,7 +47,7 @@ class _Loaded:
         self.bcc = bcc
         self.capacity = capacity
         self.pid = os.getpid()
-        self.sink: list[RawEvent] | None = None  # where the events of the current run go
+        self.sink: RawEvents | None = None  # where the events of the current run go
         self.multi: bool | None = None  # uprobe_multi links work here; None: not tried yet
         self.links: list[int] = []  # uprobe_multi link fds of the current run
         self.linked = False  # a link was made once: the kernel supports them
@@ -78,11 +67,13 @@ class _Loaded:
             raise
 
     def _on_event(self, _ctx: Any, data: Any, size: int) -> int:
+        # No object per event here: the poller shares the GIL with everything else.
         sink = self.sink
         if sink is not None:
-            raw = _string_at(data, size)
-            ts, cfa, tid, site, failed, *words = _unpack_from(raw)
-            sink.append(RawEvent(ts, cfa, tid, site, tuple(words), raw[_EVENT_SIZE:], failed))
+            if size == EVENT_SIZE:
+                sink.records += _string_at(data, size)
+            else:
+                sink.add(_string_at(data, size))
         return 0
 
     def load(self, count: int) -> None:
@@ -362,8 +353,6 @@ def join_detaches(pid: int | None = None) -> None:
 
 
 _string_at = ct.string_at
-_unpack_from = program.EVENT.unpack_from
-_EVENT_SIZE = program.EVENT.size
 _offsets: dict[tuple[object, int], int] = {}  # (binary identity, address) -> file offset
 
 BPF_LINK_CREATE = 28
@@ -547,7 +536,7 @@ class Session:
         self.plan = plan
         self.record = record
         self.follow_children = follow_children
-        self.events: list[RawEvent] = []
+        self.events = RawEvents()
         self.compile_seconds = 0.0
         self._program: _Loaded | None = None
         self._poller: threading.Thread | None = None
@@ -652,9 +641,10 @@ class Session:
             )
 
     def _poll(self) -> None:
-        bpf = self._bpf
+        bpf, events = self._bpf, self.events
         while not self._stop.is_set():
             bpf.ring_buffer_poll(POLL_MS)
+            events.flush(FLUSH_BYTES)  # pair them while the program runs (events.Pairing)
 
     def _join_poller(self) -> None:
         self._stop.set()
@@ -699,6 +689,7 @@ class Session:
             return
         self._closed = True
         self._join_poller()
+        self.events = RawEvents()  # what a run's Trace needs is decoded by now
         loaded, self._program = self._program, None
         if loaded is None:
             return

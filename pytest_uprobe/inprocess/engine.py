@@ -23,11 +23,11 @@ from types import ModuleType
 from typing import Any
 
 from ..bpf import program
-from ..bpf.session import RawEvent
 from ..dwarf.locations import Cfa, Piece
 from ..errors import PrerequisiteError, UnreadableFunction
 from ..launch import Finished
 from ..plan import AREA, WORDS, ProbePlan
+from ..rawevents import RawEvent
 from . import agent, placement
 from .sse import with_sse_returns
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from pytest_uprobe.bpf.session import RawEvent
 from pytest_uprobe.code import CodeShape, TailCall
 from pytest_uprobe.dwarf.locations import Cfa, Piece
 from pytest_uprobe.dwarf.types import RustType
 from pytest_uprobe.elf import Symbol
 from pytest_uprobe.events import LEFT_UNSEEN, build_calls
 from pytest_uprobe.plan import PlannedFunction, ProbePlan, ReturnMode, Site, SiteKind, Value
+from pytest_uprobe.rawevents import RawEvent
 
 I64 = RustType("i64", "int", 8, signed=True)
 ARG = Value("n", I64, (Piece(5, 0, 8, memory=False),))
