@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
+from typing import Any
 
 import capstone
 
@@ -251,41 +252,22 @@ def keeps_rdi(code: bytes, start: int) -> bool:
 
 
 @dataclass(frozen=True)
-class Step:
-    """How control leaves one instruction: `falls_through` to the next one, and/or jumps
-    to `target` (None: no jump, or an indirect one)."""
+class MemoryOperand:
+    """`[base + index * scale + disp]`, `size` bytes; registers by name, None when absent
+    (a rip-relative operand has base "rip")."""
 
-    address: int
+    base: str | None
+    index: str | None
+    disp: int
     size: int
-    falls_through: bool
-    target: int | None
-    indirect: bool = False
-
-
-def steps(code: bytes, start: int) -> list[Step]:
-    """Every instruction of straight or branching code from `start`, with where it goes
-    next (a call returns to the next instruction: it falls through)."""
-    cs = _disassembler()
-    found: list[Step] = []
-    for insn in cs.disasm(code, start):
-        groups = set(insn.groups)
-        target = None
-        falls = True
-        indirect = False
-        if capstone.CS_GRP_RET in groups or insn.mnemonic in ("ud2", "hlt", "int3"):
-            falls = False
-        elif capstone.CS_GRP_JUMP in groups:
-            target = _immediate_target(insn)
-            indirect = target is None
-            falls = insn.mnemonic != "jmp"
-        found.append(Step(insn.address, insn.size, falls, target, indirect))
-    return found
 
 
 @dataclass(frozen=True)
 class Flow:
     """The control flow of one function's code, instruction by instruction: what each
-    instruction can be reached from (`preds`), and which instructions are padding (`nops`)."""
+    instruction can be reached from (`preds`), and which instructions are padding (`nops`).
+    The one control-flow analysis: line probes (dwarf/lines.py) and inlined copies' entries
+    (dwarf/entries.py) both read it."""
 
     boundaries: tuple[int, ...]
     preds: dict[int, tuple[int, ...]]  # address -> the instructions that fall or jump into it
@@ -298,10 +280,97 @@ class Flow:
     indirect_sources: tuple[int, ...] = ()  # the jumps through a register or memory
     calls: frozenset[int] = frozenset()  # call instructions
     falls: frozenset[int] = frozenset()  # instructions that may go on to the next one
+    # address -> the memory its explicit operands write (a push's or a call's slot below
+    # the stack pointer is no operand: nothing of the frame lives there).
+    stores: dict[int, tuple[MemoryOperand, ...]] = field(default_factory=dict)
+    # address -> the memory its explicit operands read (a lea reads none: it computes)
+    loads: dict[int, tuple[MemoryOperand, ...]] = field(default_factory=dict)
+    # Stores that only copy a register or a constant to memory (`mov [rsp + 8], rax`).
+    plain_stores: frozenset[int] = frozenset()
+    leas: dict[int, MemoryOperand] = field(default_factory=dict)  # address computations
+    # Instructions that copy rsp or rbp into another register: a pointer into the frame.
+    frame_copies: frozenset[int] = frozenset()
+    tables: dict[int, tuple[int, ...]] = field(default_factory=dict)  # jump -> its targets
 
     def next_of(self, address: int) -> int | None:
         i = bisect.bisect_right(self.boundaries, address)
         return self.boundaries[i] if i < len(self.boundaries) else None
+
+    @property
+    def start(self) -> int:
+        return self.boundaries[0] if self.boundaries else 0
+
+    def successors(self, address: int) -> list[int]:
+        """Where control goes after `address` inside the function: the next instruction
+        (unless it jumps, returns or traps) and a direct jump's target (calls return)."""
+        found = []
+        if address in self.falls:
+            after = self.next_of(address)
+            if after is not None:
+                found.append(after)
+        target = self.jumps.get(address)
+        if target is not None and self._inside(target):
+            found.append(target)
+        return found
+
+    def leaves(self, address: int) -> bool:
+        """Control may leave the function at `address`: a return, a trap, a jump elsewhere."""
+        target = self.jumps.get(address)
+        return (address not in self.falls and target is None) or (
+            target is not None and not self._inside(target)
+        )
+
+    def _inside(self, address: int) -> bool:
+        i = bisect.bisect_left(self.boundaries, address)
+        return i < len(self.boundaries) and self.boundaries[i] == address
+
+    def reachable(self, starts: Iterable[int], avoiding: Container[int] = ()) -> set[int]:
+        """The instructions control can reach from `starts` (included) without passing
+        through `avoiding` (a jump through a register goes where `may_follow` says)."""
+        seen: set[int] = set()
+        todo = [a for a in starts if a not in avoiding]
+        while todo:
+            address = todo.pop()
+            if address in seen or not self._inside(address):
+                continue
+            seen.add(address)
+            todo.extend(a for a in self.may_follow(address) if a not in avoiding)
+        return seen
+
+    @cached_property
+    def indirect_set(self) -> frozenset[int]:
+        return frozenset(self.indirect_sources)
+
+    def on_a_cycle_avoiding(self, address: int, avoiding: Container[int]) -> bool:
+        """Control can leave `address` and come back to it without passing `avoiding`."""
+        return address in self.reachable(self.successors(address), avoiding)
+
+    def may_follow(self, address: int) -> list[int]:
+        """`successors`, and where a jump through a register may go: its jump table's
+        targets when the table was read, else anywhere."""
+        if address in self.indirect_set:
+            return list(self.tables.get(address) or self.boundaries)
+        return self.successors(address)
+
+    def written_on_every_path(
+        self, target: int, written: Callable[[int], frozenset[int]], wanted: frozenset[int]
+    ) -> bool:
+        """Every path from the function's entry to `target` runs instructions that write,
+        together, all of `wanted` (`written(address)`: what that instruction surely writes,
+        as a set of whatever units the caller counts, bytes say). A jump through a register
+        may land anywhere."""
+        known: dict[int, frozenset[int]] = {self.start: frozenset()}  # written on entry
+        todo = [self.start]
+        while todo:
+            address = todo.pop()
+            after = known[address] | (written(address) & wanted)
+            for successor in self.may_follow(address):
+                before = known.get(successor)
+                meet = after if before is None else before & after
+                if meet != before:
+                    known[successor] = meet
+                    todo.append(successor)
+        return target in known and known[target] >= wanted
 
 
 _RIP_RELATIVE = re.compile(r"rip ([+-]) 0x([0-9a-f]+)")
@@ -317,10 +386,13 @@ def _text(insn: capstone.CsInsn) -> str:
     return f"{insn.mnemonic} {_RIP_RELATIVE.sub(absolute, insn.op_str)}"
 
 
-def flow(code: bytes, start: int) -> Flow:
+def flow(code: bytes, start: int, read: Reader | None = None) -> Flow:
     """Who reaches each instruction of [start, start + len(code)): the instruction before
-    it (unless that one is a jmp, a ret or a trap) and every direct jump to it."""
+    it (unless that one is a jmp, a ret or a trap) and every direct jump to it. With `read`
+    (the binary's bytes at an address), the targets of LLVM's jump tables too (`tables`)."""
     cs = _disassembler()
+    recent: list[capstone.CsInsn] = []
+    table_jumps: dict[int, int] = {}  # indirect jump -> its table's address
     boundaries: list[int] = []
     preds: dict[int, list[int]] = {}
     nops: set[int] = set()
@@ -331,9 +403,16 @@ def flow(code: bytes, start: int) -> Flow:
     falling: set[int] = set()
     sources: list[int] = []
     call_sites: set[int] = set()
+    stores: dict[int, tuple[MemoryOperand, ...]] = {}
+    loads: dict[int, tuple[MemoryOperand, ...]] = {}
+    plain: set[int] = set()
+    leas: dict[int, MemoryOperand] = {}
+    copies: set[int] = set()
     for insn in cs.disasm(code, start):
         boundaries.append(insn.address)
         texts[insn.address] = _text(insn)
+        _memory_facts(insn, stores, loads, plain, leas, copies)
+        recent = recent[-7:] + [insn]
         if falls is not None:
             preds.setdefault(insn.address, []).append(falls)
         mnemonic = insn.mnemonic
@@ -352,6 +431,9 @@ def flow(code: bytes, start: int) -> Flow:
             if target is None:
                 indirect += 1
                 sources.append(insn.address)
+                table = _jump_table(recent)
+                if table is not None:
+                    table_jumps[insn.address] = table
             else:
                 preds.setdefault(target, []).append(insn.address)
                 jumps[insn.address] = target
@@ -365,7 +447,124 @@ def flow(code: bytes, start: int) -> Flow:
         indirect_sources=tuple(sources),
         falls=frozenset(falling),
         calls=frozenset(call_sites),
+        stores=stores,
+        loads=loads,
+        plain_stores=frozenset(plain),
+        leas=leas,
+        frame_copies=frozenset(copies),
+        tables=_table_targets(table_jumps, frozenset(boundaries), read),
     )
+
+
+Reader = Callable[[int, int], "bytes | None"]
+_MAX_TABLE = 4096
+
+
+def _jump_table(recent: list[capstone.CsInsn]) -> int | None:
+    """The address of the table an indirect `jmp` (the last of `recent`) reads, when the
+    instructions before it are LLVM's position-independent jump table:
+    `lea rcx, [rip + T]; movsxd rax, dword ptr [rcx + rax*4]; add rax, rcx; jmp rax`."""
+    jump = recent[-1]
+    if len(jump.operands) != 1 or jump.operands[0].type != capstone.x86.X86_OP_REG:
+        return None
+    target = jump.reg_name(jump.operands[0].reg)
+    base: str | None = None
+    for insn in reversed(recent[:-1]):
+        ops = insn.operands
+        names = [insn.reg_name(o.reg) for o in ops if o.type == capstone.x86.X86_OP_REG]
+        if base is None and insn.mnemonic == "add" and len(names) == 2 and target in names:
+            base = names[1] if names[0] == target else names[0]
+        elif base is not None and insn.mnemonic == "movsxd" and names == [target]:
+            mem = ops[1].mem
+            if insn.reg_name(mem.base) != base or mem.scale != 4 or mem.disp != 0:
+                return None
+        elif base is not None and insn.mnemonic == "lea" and names == [base]:
+            mem = ops[1].mem
+            if insn.reg_name(mem.base) != "rip" or mem.index:
+                return None
+            return int(insn.address + insn.size + mem.disp)
+        elif base is not None and base in names:
+            return None  # the base changes some other way
+    return None
+
+
+def _table_targets(
+    jumps: dict[int, int], boundaries: frozenset[int], read: Reader | None
+) -> dict[int, tuple[int, ...]]:
+    """The instructions each jump table sends control to: its 4-byte offsets from the
+    table's start, read until one lands on no instruction of the function (the table has
+    ended: reading past it only adds targets, which is safe)."""
+    found: dict[int, tuple[int, ...]] = {}
+    for jump, table in jumps.items() if read is not None else ():
+        raw = read(table, 4 * _MAX_TABLE) if read is not None else None
+        if raw is None:
+            continue
+        targets: list[int] = []
+        for n in range(0, len(raw) - 3, 4):
+            target = table + int.from_bytes(raw[n : n + 4], "little", signed=True)
+            if target not in boundaries:
+                break
+            targets.append(target)
+        else:
+            continue  # no end in sight: unknown
+        if targets:
+            found[jump] = tuple(sorted(set(targets)))
+    return found
+
+
+_FRAME_REGISTERS = frozenset({"rsp", "rbp"})
+
+
+def _memory(insn: capstone.CsInsn, operand: Any) -> MemoryOperand:
+    mem = operand.mem
+    return MemoryOperand(
+        insn.reg_name(mem.base) if mem.base else None,
+        insn.reg_name(mem.index) if mem.index else None,
+        int(mem.disp),
+        int(operand.size),
+    )
+
+
+def _memory_facts(
+    insn: capstone.CsInsn,
+    stores: dict[int, tuple[MemoryOperand, ...]],
+    loads: dict[int, tuple[MemoryOperand, ...]],
+    plain: set[int],
+    leas: dict[int, MemoryOperand],
+    copies: set[int],
+) -> None:
+    """What one instruction reads from and writes to memory, which address it computes
+    (lea), and whether it copies the stack or frame pointer into another register."""
+    operands = list(insn.operands)
+    if insn.mnemonic != "lea" and not insn.mnemonic.startswith("nop"):
+        read = [
+            _memory(insn, o)
+            for o in operands
+            if o.type == capstone.x86.X86_OP_MEM and o.access & capstone.CS_AC_READ
+        ]
+        if read:
+            loads[insn.address] = tuple(read)
+    written = [
+        _memory(insn, o)
+        for o in operands
+        if o.type == capstone.x86.X86_OP_MEM and o.access & capstone.CS_AC_WRITE
+    ]
+    if written:
+        stores[insn.address] = tuple(written)
+        if insn.mnemonic.startswith(("mov", "vmov")) and len(operands) == 2:
+            plain.add(insn.address)
+    if insn.mnemonic == "lea" and len(operands) == 2:
+        leas[insn.address] = _memory(insn, operands[1])
+    elif insn.mnemonic.startswith("mov") and len(operands) == 2:
+        source, target = operands[1], operands[0]
+        if (
+            source.type == capstone.x86.X86_OP_REG
+            and insn.reg_name(source.reg) in _FRAME_REGISTERS
+            and target.type == capstone.x86.X86_OP_REG
+        ):
+            copies.add(insn.address)
+
+
 def written_before_returns(
     code: bytes, start: int, shape: CodeShape, registers: tuple[frozenset[str], ...]
 ) -> bool:

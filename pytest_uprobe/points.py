@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from . import plan as _plan
 from . import usdt
-from .dwarf import frames, lines
+from .dwarf import frames, lines, slots
+from .dwarf.index import Parameter
 from .dwarf.locations import Cfa, Piece
 from .dwarf.types import RustType
 from .elf import ElfBinary, Symbol
 from .errors import ProbeNameError
+from .values import Unavailable
 
 if TYPE_CHECKING:
     from .plan import ProbePlan
@@ -168,7 +170,7 @@ def _plan_line(plan: ProbePlan, probe: str) -> None:
         scope = lines.scope_at(binary, entry.address, path, line)
         located = (
             [
-                (v.name, v.type, _plan._locate(v, address, scope.frame_base, cfa))
+                (v.name, v.type, _settled(binary, entry.host, address, v, scope.frame_base, cfa))
                 for v in scope.variables
             ]
             if scope is not None
@@ -184,6 +186,32 @@ def _plan_line(plan: ProbePlan, probe: str) -> None:
             entry.loops_back,
         )
         _add(plan, probe, point, address, cfa, values, pieces, derefs, scope is not None)
+
+
+def _settled(
+    binary: ElfBinary,
+    host: Symbol,
+    address: int,
+    variable: Parameter,
+    frame_base: Any,
+    cfa: Cfa,
+) -> Any:
+    """Where `variable` is at `address`; a stack slot DWARF gives for the whole scope only
+    where optimized code provably keeps the value there (dwarf/slots.py), else Unavailable."""
+    where = _plan._locate(variable, address, frame_base, cfa)
+    location = variable.die.attributes.get("DW_AT_location")
+    whole_scope = location is not None and location.form.startswith(
+        ("DW_FORM_exprloc", "DW_FORM_block")
+    )
+    if not whole_scope or not isinstance(where, tuple) or not lines.optimized(binary, address):
+        return where
+    flow = lines.host_flow(binary, host)
+    why = (
+        slots.unsettled(binary, flow, address, where)
+        if flow is not None
+        else slots.STALE_SLOT.format(why="the function's code is not in the file")
+    )
+    return where if why is None else Unavailable(why)
 
 
 def nearest_lines(binary: ElfBinary, path: str, line: int) -> list[int]:

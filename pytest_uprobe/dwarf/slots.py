@@ -1,0 +1,163 @@
+"""Whether a variable's stack slot holds its value at one address of optimized code.
+
+rustc describes a variable whose address is taken (`println!("{acc}")` borrows it) with one
+DW_OP_fbreg expression for its whole scope: "in this stack slot". At opt-level 0 that is
+true at every statement. Optimized code keeps such a variable in a register wherever no one
+reads the slot, and writes the slot only where it must: a loop's accumulator lives in rax
+through the loop and reaches its slot once, after it. A probe in the loop body reading the
+slot then reads a stale value (or bytes never written), and DWARF does not say so.
+
+So, in optimized code, a slot is trusted at an address only when the machine code proves
+it holds the variable there:
+
+- every path from the function's entry to the address writes all of the slot's bytes (a
+  store the CFA rules place on it: `mov [rsp + 8], rax` with the CFA at rsp + 0x68 is the
+  slot CFA - 0x60), so it holds no bytes of before the variable's life, and
+- every path on from the address *reads* the slot before anything may write it and before
+  the function returns: a load of it (`add rax, [rsp]`), or a call made after a pointer to
+  it was taken on that path (`lea rcx, [rsp + 8]`: the callee may read it, so the compiler
+  had to put the current value there first). A read sees the variable's value; no write in
+  between means the slot held that value already at the address, and a write of the source
+  between the two would have had to reach the slot before the read.
+
+A "write" is a store on the slot, a store through any other register or a call once a
+pointer to the slot may exist anywhere in the function (a `lea` of it, a copy of rsp), and
+a path that leaves the function or jumps through a register proves nothing. The rule is a
+sufficient condition, not a necessary one: a slot it cannot prove is `Unavailable`, never a
+guess. It cannot see a store the scheduler moved above the address from a later line with
+no read in between; no such reordering is known from rustc's output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .. import code
+from ..elf import ElfBinary
+from . import frames
+from .locations import Cfa, Piece
+
+RBP, RSP = 6, 7
+_FRAME_REGISTERS = {"rsp": RSP, "rbp": RBP}
+
+STALE_SLOT = (
+    "DWARF gives one stack slot for the whole function; at this line the value may live in "
+    "a register ({why}): build with opt-level 0 (a debug profile) to read it"
+)
+
+
+def unsettled(
+    binary: ElfBinary, flow: code.Flow, address: int, pieces: tuple[Piece, ...]
+) -> str | None:
+    """Why the frame slots `pieces` (as located at `address`) may not hold the variable's
+    value there, or None when the code proves they do (see the module's doc)."""
+    cfa = frames.cfa_at(binary, address)
+    slots = [p for p in pieces if p.memory and p.value is None]
+    if not slots:
+        return None
+    if cfa is None or any(p.reg != cfa.reg for p in slots):
+        return STALE_SLOT.format(why="its slot cannot be related to the frame's CFA rules")
+    # Bytes relative to the CFA, which stays put while rsp moves.
+    wanted = frozenset(
+        b for p in slots for b in range(p.offset - cfa.offset, p.offset - cfa.offset + p.size)
+    )
+    rules = _CfaRules(binary)
+
+    def makes_pointer(at: int) -> bool:
+        if at in flow.frame_copies:
+            return True
+        operand = flow.leas.get(at)
+        if operand is None or operand.base not in _FRAME_REGISTERS:
+            return False
+        point = _bytes(rules, at, code.MemoryOperand(operand.base, operand.index, operand.disp, 1))
+        return point is None or bool(point & wanted)
+
+    # Where a pointer to the slot may exist: after an instruction that makes one.
+    makers = [a for a in flow.boundaries if makes_pointer(a)]
+    pointer = flow.reachable([b for a in makers for b in flow.successors(a)])
+
+    def surely(at: int) -> frozenset[int]:
+        return frozenset(
+            b for store in flow.stores.get(at, ()) for b in _bytes(rules, at, store) or ()
+        )
+
+    def may_write(at: int) -> bool:
+        for store in flow.stores.get(at, ()):
+            written = _bytes(rules, at, store)
+            if written is None:
+                if store.base in _FRAME_REGISTERS or at in pointer:
+                    return True
+            elif written & wanted:
+                return True
+        return False
+
+    if not flow.written_on_every_path(address, surely, wanted):
+        return STALE_SLOT.format(why="the code does not write the slot on every path to it")
+
+    def reads(at: int) -> bool:
+        return any((_bytes(rules, at, m) or frozenset()) & wanted for m in flow.loads.get(at, ()))
+
+    made = flow.written_on_every_path(
+        address, lambda at: _POINTER if makes_pointer(at) else frozenset(), _POINTER
+    )
+    unpinned = _first_unpinned(flow, address, made, reads, makes_pointer, may_write, pointer)
+    if unpinned is not None:
+        return STALE_SLOT.format(why=f"no read of the slot proves it, {unpinned}")
+    return None
+
+
+_POINTER = frozenset({0})  # "a pointer to the slot was made", for written_on_every_path
+
+
+def _first_unpinned(
+    flow: code.Flow,
+    address: int,
+    made: bool,
+    reads: Callable[[int], bool],
+    makes_pointer: Callable[[int], bool],
+    may_write: Callable[[int], bool],
+    pointer: set[int],
+) -> str | None:
+    """Walk every path from `address` until the slot is read (see the module's doc); say
+    where a path instead writes it or leaves, or None when every path reads it first.
+    `made`: a pointer to the slot was made on every path to `address`."""
+    seen: set[tuple[int, bool]] = set()
+    todo = [(address, made)]
+    while todo:
+        at, made = todo.pop()
+        if (at, made) in seen:
+            continue
+        seen.add((at, made))
+        if reads(at) or (made and at in flow.calls):
+            continue  # read here: this path proves the value
+        if may_write(at) or (at in pointer and at in flow.calls):
+            return f"a path may write it first, at {at:#x}"
+        if flow.leaves(at):
+            return f"a path leaves the function first, at {at:#x}"
+        made = made or makes_pointer(at)
+        todo.extend((after, made) for after in flow.may_follow(at))
+    return None
+
+
+class _CfaRules:
+    """The CFA rule of each address, memoized for one analysis."""
+
+    def __init__(self, binary: ElfBinary) -> None:
+        self._binary = binary
+        self._known: dict[int, Cfa | None] = {}
+
+    def at(self, address: int) -> Cfa | None:
+        if address not in self._known:
+            self._known[address] = frames.cfa_at(self._binary, address)
+        return self._known[address]
+
+
+def _bytes(rules: _CfaRules, at: int, operand: code.MemoryOperand) -> frozenset[int] | None:
+    """The bytes, relative to the CFA, that `operand` of the instruction at `at` covers;
+    None when its address is not rsp or rbp plus a constant the CFA rule there relates."""
+    base = _FRAME_REGISTERS.get(operand.base or "")
+    cfa = rules.at(at)
+    if base is None or operand.index is not None or cfa is None or cfa.reg != base:
+        return None
+    low = operand.disp - cfa.offset
+    return frozenset(range(low, low + operand.size))
