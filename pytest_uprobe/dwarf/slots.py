@@ -14,9 +14,9 @@ it holds the variable there:
   store the CFA rules place on it: `mov [rsp + 8], rax` with the CFA at rsp + 0x68 is the
   slot CFA - 0x60), so it holds no bytes of before the variable's life, and
 - every path on from the address *reads* the slot before anything may write it and before
-  the function returns: a load of it (`add rax, [rsp]`), or a call made after a pointer to
-  it was taken on that path (`lea rcx, [rsp + 8]`: the callee may read it, so the compiler
-  had to put the current value there first). A read sees the variable's value; no write in
+  the function returns: a load of it (`add rax, [rsp]`), or a call made once a pointer to
+  it was taken on every path there (`lea rcx, [rsp + 8]`: the callee may read it, so the
+  compiler had to put the current value there first). A read sees the variable's value; no write in
   between means the slot held that value already at the address, and a write of the source
   between the two would have had to reach the slot before the read.
 
@@ -51,7 +51,17 @@ def unsettled(
 ) -> str | None:
     """Why the frame slots `pieces` (as located at `address`) may not hold the variable's
     value there, or None when the code proves they do (see the module's doc)."""
-    cfa = frames.cfa_at(binary, address)
+    return unsettled_with(flow, address, pieces, lambda at: frames.cfa_at(binary, at))
+
+
+def unsettled_with(
+    flow: code.Flow,
+    address: int,
+    pieces: tuple[Piece, ...],
+    cfa_at: Callable[[int], Cfa | None],
+) -> str | None:
+    """`unsettled`, with the CFA rule of each address from `cfa_at`."""
+    cfa = cfa_at(address)
     slots = [p for p in pieces if p.memory and p.value is None]
     if not slots:
         return None
@@ -61,7 +71,7 @@ def unsettled(
     wanted = frozenset(
         b for p in slots for b in range(p.offset - cfa.offset, p.offset - cfa.offset + p.size)
     )
-    rules = _CfaRules(binary)
+    rules = _CfaRules(cfa_at)
 
     def makes_pointer(at: int) -> bool:
         if at in flow.frame_copies:
@@ -142,13 +152,13 @@ def _first_unpinned(
 class _CfaRules:
     """The CFA rule of each address, memoized for one analysis."""
 
-    def __init__(self, binary: ElfBinary) -> None:
-        self._binary = binary
+    def __init__(self, cfa_at: Callable[[int], Cfa | None]) -> None:
+        self._cfa_at = cfa_at
         self._known: dict[int, Cfa | None] = {}
 
     def at(self, address: int) -> Cfa | None:
         if address not in self._known:
-            self._known[address] = frames.cfa_at(self._binary, address)
+            self._known[address] = self._cfa_at(address)
         return self._known[address]
 
 
