@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
@@ -300,29 +300,31 @@ class Flow:
     def start(self) -> int:
         return self.boundaries[0] if self.boundaries else 0
 
-    def successors(self, address: int) -> list[int]:
+    @cached_property
+    def _successors(self) -> dict[int, tuple[int, ...]]:
+        inside = set(self.boundaries)
+        found: dict[int, tuple[int, ...]] = {}
+        for n, address in enumerate(self.boundaries):
+            after = []
+            if address in self.falls and n + 1 < len(self.boundaries):
+                after.append(self.boundaries[n + 1])
+            target = self.jumps.get(address)
+            if target is not None and target in inside:
+                after.append(target)
+            found[address] = tuple(after)
+        return found
+
+    def successors(self, address: int) -> tuple[int, ...]:
         """Where control goes after `address` inside the function: the next instruction
         (unless it jumps, returns or traps) and a direct jump's target (calls return)."""
-        found = []
-        if address in self.falls:
-            after = self.next_of(address)
-            if after is not None:
-                found.append(after)
-        target = self.jumps.get(address)
-        if target is not None and self._inside(target):
-            found.append(target)
-        return found
+        return self._successors.get(address, ())
 
     def leaves(self, address: int) -> bool:
         """Control may leave the function at `address`: a return, a trap, a jump elsewhere."""
         target = self.jumps.get(address)
         return (address not in self.falls and target is None) or (
-            target is not None and not self._inside(target)
+            target is not None and target not in self._successors
         )
-
-    def _inside(self, address: int) -> bool:
-        i = bisect.bisect_left(self.boundaries, address)
-        return i < len(self.boundaries) and self.boundaries[i] == address
 
     def reachable(self, starts: Iterable[int], avoiding: Container[int] = ()) -> set[int]:
         """The instructions control can reach from `starts` (included) without passing
@@ -331,7 +333,7 @@ class Flow:
         todo = [a for a in starts if a not in avoiding]
         while todo:
             address = todo.pop()
-            if address in seen or not self._inside(address):
+            if address in seen or address not in self._successors:
                 continue
             seen.add(address)
             todo.extend(a for a in self.may_follow(address) if a not in avoiding)
@@ -345,32 +347,53 @@ class Flow:
         """Control can leave `address` and come back to it without passing `avoiding`."""
         return address in self.reachable(self.successors(address), avoiding)
 
-    def may_follow(self, address: int) -> list[int]:
+    def may_follow(self, address: int) -> tuple[int, ...]:
         """`successors`, and where a jump through a register may go: its jump table's
         targets when the table was read, else anywhere."""
         if address in self.indirect_set:
-            return list(self.tables.get(address) or self.boundaries)
-        return self.successors(address)
+            return self.tables.get(address) or self.boundaries
+        return self._successors.get(address, ())
 
-    def written_on_every_path(
-        self, target: int, written: Callable[[int], frozenset[int]], wanted: frozenset[int]
-    ) -> bool:
+    def written_on_every_path(self, target: int, written: Mapping[int, int], wanted: int) -> bool:
         """Every path from the function's entry to `target` runs instructions that write,
-        together, all of `wanted` (`written(address)`: what that instruction surely writes,
-        as a set of whatever units the caller counts, bytes say). A jump through a register
-        may land anywhere."""
-        known: dict[int, frozenset[int]] = {self.start: frozenset()}  # written on entry
+        together, all of `wanted` (bit masks: `written[address]` is what that instruction
+        surely writes, of whatever units the caller counts, bytes say). A jump through a
+        register may land where `may_follow` says."""
+        relevant = tuple(sorted((a, m & wanted) for a, m in written.items() if m & wanted))
+        key = (relevant, wanted)
+        known = self._memo.get(key)
+        if known is None:
+            known = self._memo[key] = self._written_before(dict(relevant))
+        return target in known and known[target] & wanted == wanted
+
+    def after_any(self, addresses: Iterable[int]) -> frozenset[int]:
+        """The instructions control can reach after running one of `addresses`."""
+        key = ("after", tuple(sorted(addresses)))
+        found = self._memo.get(key)
+        if found is None:
+            starts = [b for a in key[1] for b in self.successors(a)]
+            found = self._memo[key] = frozenset(self.reachable(starts))
+        return found
+
+    @cached_property
+    def _memo(self) -> dict[Any, Any]:
+        """Results of written_on_every_path, kept for the other addresses asked about."""
+        return {}
+
+    def _written_before(self, written: dict[int, int]) -> dict[int, int]:
+        """What every path from the entry has written before each reachable instruction."""
+        known: dict[int, int] = {self.start: 0}  # written on entry: nothing
         todo = [self.start]
         while todo:
             address = todo.pop()
-            after = known[address] | (written(address) & wanted)
+            after = known[address] | written.get(address, 0)
             for successor in self.may_follow(address):
                 before = known.get(successor)
                 meet = after if before is None else before & after
                 if meet != before:
                     known[successor] = meet
                     todo.append(successor)
-        return target in known and known[target] >= wanted
+        return known
 
 
 _RIP_RELATIVE = re.compile(r"rip ([+-]) 0x([0-9a-f]+)")

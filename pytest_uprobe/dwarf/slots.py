@@ -46,12 +46,18 @@ STALE_SLOT = (
 )
 
 
+_rules_by_binary: dict[object, _CfaRules] = {}
+
+
 def unsettled(
     binary: ElfBinary, flow: code.Flow, address: int, pieces: tuple[Piece, ...]
 ) -> str | None:
     """Why the frame slots `pieces` (as located at `address`) may not hold the variable's
     value there, or None when the code proves they do (see the module's doc)."""
-    return unsettled_with(flow, address, pieces, lambda at: frames.cfa_at(binary, at))
+    rules = _rules_by_binary.get(binary.identity)
+    if rules is None:
+        rules = _rules_by_binary[binary.identity] = _CfaRules(lambda at: frames.cfa_at(binary, at))
+    return unsettled_with(flow, address, pieces, rules.at)
 
 
 def unsettled_with(
@@ -67,56 +73,71 @@ def unsettled_with(
         return None
     if cfa is None or any(p.reg != cfa.reg for p in slots):
         return STALE_SLOT.format(why="its slot cannot be related to the frame's CFA rules")
-    # Bytes relative to the CFA, which stays put while rsp moves.
-    wanted = frozenset(
-        b for p in slots for b in range(p.offset - cfa.offset, p.offset - cfa.offset + p.size)
-    )
-    rules = _CfaRules(cfa_at)
-
-    def makes_pointer(at: int) -> bool:
-        if at in flow.frame_copies:
-            return True
-        operand = flow.leas.get(at)
-        if operand is None or operand.base not in _FRAME_REGISTERS:
-            return False
-        point = _bytes(rules, at, code.MemoryOperand(operand.base, operand.index, operand.disp, 1))
-        return point is None or bool(point & wanted)
-
+    # The slot's bytes, relative to the CFA (which stays put while rsp moves), as bits.
+    slot = _Slot(cfa_at, {b for p in slots for b in range(p.offset, p.offset + p.size)}, cfa)
+    makers = [
+        at
+        for at in flow.boundaries
+        if at in flow.frame_copies or (at in flow.leas and slot.pointed(at, flow.leas[at]))
+    ]
     # Where a pointer to the slot may exist: after an instruction that makes one.
-    makers = [a for a in flow.boundaries if makes_pointer(a)]
-    pointer = flow.reachable([b for a in makers for b in flow.successors(a)])
-
-    def surely(at: int) -> frozenset[int]:
-        return frozenset(
-            b for store in flow.stores.get(at, ()) for b in _bytes(rules, at, store) or ()
-        )
+    pointer = flow.after_any(makers)
+    surely = {at: slot.covered(at, stores) for at, stores in flow.stores.items()}
+    if not flow.written_on_every_path(address, surely, slot.all):
+        return STALE_SLOT.format(why="the code does not write the slot on every path to it")
 
     def may_write(at: int) -> bool:
         for store in flow.stores.get(at, ()):
-            written = _bytes(rules, at, store)
-            if written is None:
-                if store.base in _FRAME_REGISTERS or at in pointer:
-                    return True
-            elif written & wanted:
+            bits = slot.bits(at, store)
+            if bits is None and (store.base in _FRAME_REGISTERS or at in pointer):
                 return True
-        return False
-
-    if not flow.written_on_every_path(address, surely, wanted):
-        return STALE_SLOT.format(why="the code does not write the slot on every path to it")
+            if bits:
+                return True
+        return at in pointer and at in flow.calls
 
     def reads(at: int) -> bool:
-        return any((_bytes(rules, at, m) or frozenset()) & wanted for m in flow.loads.get(at, ()))
+        return any(slot.bits(at, m) for m in flow.loads.get(at, ()))
 
-    made = flow.written_on_every_path(
-        address, lambda at: _POINTER if makes_pointer(at) else frozenset(), _POINTER
-    )
-    unpinned = _first_unpinned(flow, address, made, reads, makes_pointer, may_write, pointer)
+    made = flow.written_on_every_path(address, dict.fromkeys(makers, 1), 1)
+    unpinned = _first_unpinned(flow, address, made, reads, set(makers).__contains__, may_write)
     if unpinned is not None:
         return STALE_SLOT.format(why=f"no read of the slot proves it, {unpinned}")
     return None
 
 
-_POINTER = frozenset({0})  # "a pointer to the slot was made", for written_on_every_path
+class _Slot:
+    """Bytes of the frame relative to the CFA, and which of them an operand covers."""
+
+    def __init__(self, cfa_at: Callable[[int], Cfa | None], offsets: set[int], cfa: Cfa):
+        self._cfa_at = cfa_at
+        self.low = min(offsets) - cfa.offset
+        self.all = sum(1 << (o - cfa.offset - self.low) for o in offsets)
+
+    def bits(self, at: int, operand: code.MemoryOperand) -> int | None:
+        """The slot's bytes `operand` of the instruction at `at` covers (a mask, maybe 0);
+        None when its address is not rsp or rbp plus a constant the CFA rule relates."""
+        base = _FRAME_REGISTERS.get(operand.base or "")
+        cfa = self._cfa_at(at) if base is not None else None
+        if cfa is None or operand.index is not None or cfa.reg != base:
+            return None
+        start = operand.disp - cfa.offset - self.low
+        span = (
+            ((1 << operand.size) - 1) << start
+            if start >= 0
+            else (1 << max(0, operand.size + start)) - 1
+        )
+        return span & self.all
+
+    def covered(self, at: int, operands: tuple[code.MemoryOperand, ...]) -> int:
+        return sum(self.bits(at, o) or 0 for o in operands) & self.all
+
+    def pointed(self, at: int, operand: code.MemoryOperand) -> bool:
+        """A `lea` of `operand` may point into the slot (or somewhere in the frame no CFA
+        rule relates)."""
+        if operand.base not in _FRAME_REGISTERS:
+            return False
+        bits = self.bits(at, code.MemoryOperand(operand.base, operand.index, operand.disp, 1))
+        return bits is None or bits != 0
 
 
 def _first_unpinned(
@@ -126,7 +147,6 @@ def _first_unpinned(
     reads: Callable[[int], bool],
     makes_pointer: Callable[[int], bool],
     may_write: Callable[[int], bool],
-    pointer: set[int],
 ) -> str | None:
     """Walk every path from `address` until the slot is read (see the module's doc); say
     where a path instead writes it or leaves, or None when every path reads it first.
@@ -140,7 +160,7 @@ def _first_unpinned(
         seen.add((at, made))
         if reads(at) or (made and at in flow.calls):
             continue  # read here: this path proves the value
-        if may_write(at) or (at in pointer and at in flow.calls):
+        if may_write(at):
             return f"a path may write it first, at {at:#x}"
         if flow.leaves(at):
             return f"a path leaves the function first, at {at:#x}"
@@ -150,7 +170,7 @@ def _first_unpinned(
 
 
 class _CfaRules:
-    """The CFA rule of each address, memoized for one analysis."""
+    """The CFA rule of each address of one binary, memoized."""
 
     def __init__(self, cfa_at: Callable[[int], Cfa | None]) -> None:
         self._cfa_at = cfa_at
@@ -160,14 +180,3 @@ class _CfaRules:
         if address not in self._known:
             self._known[address] = self._cfa_at(address)
         return self._known[address]
-
-
-def _bytes(rules: _CfaRules, at: int, operand: code.MemoryOperand) -> frozenset[int] | None:
-    """The bytes, relative to the CFA, that `operand` of the instruction at `at` covers;
-    None when its address is not rsp or rbp plus a constant the CFA rule there relates."""
-    base = _FRAME_REGISTERS.get(operand.base or "")
-    cfa = rules.at(at)
-    if base is None or operand.index is not None or cfa is None or cfa.reg != base:
-        return None
-    low = operand.disp - cfa.offset
-    return frozenset(range(low, low + operand.size))
