@@ -287,10 +287,18 @@ class Flow:
     loads: dict[int, tuple[MemoryOperand, ...]] = field(default_factory=dict)
     # Stores that only copy a register or a constant to memory (`mov [rsp + 8], rax`).
     plain_stores: frozenset[int] = frozenset()
-    leas: dict[int, MemoryOperand] = field(default_factory=dict)  # address computations
+    # Address computations: a `lea`'s operand, or rsp + 0 for a `mov` copying rsp.
+    leas: dict[int, MemoryOperand] = field(default_factory=dict)
     # Instructions that copy rsp or rbp into another register: a pointer into the frame.
     frame_copies: frozenset[int] = frozenset()
     tables: dict[int, tuple[int, ...]] = field(default_factory=dict)  # jump -> its targets
+    lea_targets: dict[int, str] = field(default_factory=dict)  # lea -> the register it sets
+    store_sources: dict[int, str] = field(default_factory=dict)  # plain store -> its register
+    registers_written: dict[int, frozenset[str]] = field(default_factory=dict)  # explicitly
+    registers_read: dict[int, frozenset[str]] = field(default_factory=dict)  # explicitly
+    # Calls through a register or memory (a function pointer, a GOT entry): the compiler
+    # could not see what the callee does, so it must assume it reads escaped memory.
+    opaque_calls: frozenset[int] = frozenset()
 
     def next_of(self, address: int) -> int | None:
         i = bisect.bisect_right(self.boundaries, address)
@@ -354,16 +362,24 @@ class Flow:
             return self.tables.get(address) or self.boundaries
         return self._successors.get(address, ())
 
-    def written_on_every_path(self, target: int, written: Mapping[int, int], wanted: int) -> bool:
+    def written_on_every_path(
+        self,
+        target: int,
+        written: Mapping[int, int],
+        wanted: int,
+        calls_into_joins_return: bool = True,
+    ) -> bool:
         """Every path from the function's entry to `target` runs instructions that write,
         together, all of `wanted` (bit masks: `written[address]` is what that instruction
         surely writes, of whatever units the caller counts, bytes say). A jump through a
-        register may land where `may_follow` says."""
+        register may land where `may_follow` says. With `calls_into_joins_return` False, a
+        call followed by a jump target is taken for one that does not return (LLVM puts a
+        panic's call last in its block, and the next block may be anything)."""
         relevant = tuple(sorted((a, m & wanted) for a, m in written.items() if m & wanted))
-        key = (relevant, wanted)
+        key = (relevant, wanted, calls_into_joins_return)
         known = self._memo.get(key)
         if known is None:
-            known = self._memo[key] = self._written_before(dict(relevant))
+            known = self._memo[key] = self._written_before(dict(relevant), calls_into_joins_return)
         return target in known and known[target] & wanted == wanted
 
     def after_any(self, addresses: Iterable[int]) -> frozenset[int]:
@@ -380,14 +396,22 @@ class Flow:
         """Results of written_on_every_path, kept for the other addresses asked about."""
         return {}
 
-    def _written_before(self, written: dict[int, int]) -> dict[int, int]:
+    @cached_property
+    def jump_targets(self) -> frozenset[int]:
+        """The targets of direct jumps and of the jump tables read."""
+        return frozenset(self.jumps.values()) | {t for ts in self.tables.values() for t in ts}
+
+    def _written_before(self, written: dict[int, int], calls_return: bool) -> dict[int, int]:
         """What every path from the entry has written before each reachable instruction."""
         known: dict[int, int] = {self.start: 0}  # written on entry: nothing
         todo = [self.start]
         while todo:
             address = todo.pop()
             after = known[address] | written.get(address, 0)
-            for successor in self.may_follow(address):
+            following = self.may_follow(address)
+            if not calls_return and address in self.calls:
+                following = tuple(f for f in following if f not in self.jump_targets)
+            for successor in following:
                 before = known.get(successor)
                 meet = after if before is None else before & after
                 if meet != before:
@@ -426,15 +450,11 @@ def flow(code: bytes, start: int, read: Reader | None = None) -> Flow:
     falling: set[int] = set()
     sources: list[int] = []
     call_sites: set[int] = set()
-    stores: dict[int, tuple[MemoryOperand, ...]] = {}
-    loads: dict[int, tuple[MemoryOperand, ...]] = {}
-    plain: set[int] = set()
-    leas: dict[int, MemoryOperand] = {}
-    copies: set[int] = set()
+    facts = _Facts()
     for insn in cs.disasm(code, start):
         boundaries.append(insn.address)
         texts[insn.address] = _text(insn)
-        _memory_facts(insn, stores, loads, plain, leas, copies)
+        _memory_facts(insn, facts)
         recent = recent[-7:] + [insn]
         if falls is not None:
             preds.setdefault(insn.address, []).append(falls)
@@ -470,11 +490,16 @@ def flow(code: bytes, start: int, read: Reader | None = None) -> Flow:
         indirect_sources=tuple(sources),
         falls=frozenset(falling),
         calls=frozenset(call_sites),
-        stores=stores,
-        loads=loads,
-        plain_stores=frozenset(plain),
-        leas=leas,
-        frame_copies=frozenset(copies),
+        stores=facts.stores,
+        loads=facts.loads,
+        plain_stores=frozenset(facts.plain),
+        leas=facts.leas,
+        frame_copies=frozenset(facts.copies),
+        lea_targets=facts.lea_targets,
+        store_sources=facts.store_sources,
+        registers_written=facts.registers_written,
+        registers_read=facts.registers_read,
+        opaque_calls=frozenset(facts.opaque_calls),
         tables=_table_targets(table_jumps, frozenset(boundaries), read),
     )
 
@@ -485,28 +510,39 @@ _MAX_TABLE = 4096
 
 def _jump_table(recent: list[capstone.CsInsn]) -> int | None:
     """The address of the table an indirect `jmp` (the last of `recent`) reads, when the
-    instructions before it are LLVM's position-independent jump table:
-    `lea rcx, [rip + T]; movsxd rax, dword ptr [rcx + rax*4]; add rax, rcx; jmp rax`."""
+    instructions before it are LLVM's position-independent jump table: a `lea` of the
+    table into one register, a `movsxd` of a 4-byte offset from it into another, an `add`
+    of the two and a `jmp` to the sum (`lea rcx, [rip + T]; movsxd rax, dword ptr
+    [rcx + rax*4]; add rax, rcx; jmp rax`, or with the roles of the registers swapped)."""
     jump = recent[-1]
     if len(jump.operands) != 1 or jump.operands[0].type != capstone.x86.X86_OP_REG:
         return None
     target = jump.reg_name(jump.operands[0].reg)
+    pair: set[str] | None = None
     base: str | None = None
     for insn in reversed(recent[:-1]):
         ops = insn.operands
         names = [insn.reg_name(o.reg) for o in ops if o.type == capstone.x86.X86_OP_REG]
-        if base is None and insn.mnemonic == "add" and len(names) == 2 and target in names:
-            base = names[1] if names[0] == target else names[0]
-        elif base is not None and insn.mnemonic == "movsxd" and names == [target]:
-            mem = ops[1].mem
-            if insn.reg_name(mem.base) != base or mem.scale != 4 or mem.disp != 0:
+        if pair is None:
+            if insn.mnemonic != "add" or len(names) != 2 or names[0] != target:
                 return None
-        elif base is not None and insn.mnemonic == "lea" and names == [base]:
+            pair = set(names)
+        elif base is None:
+            if insn.mnemonic != "movsxd" or len(names) != 1 or names[0] not in pair:
+                return None
+            mem = ops[1].mem
+            base = insn.reg_name(mem.base) if mem.base else None
+            index = insn.reg_name(mem.index) if mem.index else None
+            if base not in pair or base == names[0] or index in (None, base):
+                return None
+            if mem.scale != 4 or mem.disp != 0:
+                return None
+        elif insn.mnemonic == "lea" and names == [base]:
             mem = ops[1].mem
             if insn.reg_name(mem.base) != "rip" or mem.index:
                 return None
             return int(insn.address + insn.size + mem.disp)
-        elif base is not None and base in names:
+        elif base in names or insn.group(capstone.CS_GRP_JUMP):
             return None  # the base changes some other way
     return None
 
@@ -548,16 +584,27 @@ def _memory(insn: capstone.CsInsn, operand: Any) -> MemoryOperand:
     )
 
 
-def _memory_facts(
-    insn: capstone.CsInsn,
-    stores: dict[int, tuple[MemoryOperand, ...]],
-    loads: dict[int, tuple[MemoryOperand, ...]],
-    plain: set[int],
-    leas: dict[int, MemoryOperand],
-    copies: set[int],
-) -> None:
+@dataclass
+class _Facts:
+    """What flow() gathers about memory and registers, instruction by instruction."""
+
+    stores: dict[int, tuple[MemoryOperand, ...]] = field(default_factory=dict)
+    loads: dict[int, tuple[MemoryOperand, ...]] = field(default_factory=dict)
+    plain: set[int] = field(default_factory=set)
+    leas: dict[int, MemoryOperand] = field(default_factory=dict)
+    lea_targets: dict[int, str] = field(default_factory=dict)
+    copies: set[int] = field(default_factory=set)
+    store_sources: dict[int, str] = field(default_factory=dict)
+    registers_written: dict[int, frozenset[str]] = field(default_factory=dict)
+    registers_read: dict[int, frozenset[str]] = field(default_factory=dict)
+    opaque_calls: set[int] = field(default_factory=set)
+
+
+def _memory_facts(insn: capstone.CsInsn, facts: _Facts) -> None:
     """What one instruction reads from and writes to memory, which address it computes
-    (lea), and whether it copies the stack or frame pointer into another register."""
+    (lea), which registers it writes, whether it copies the stack or frame pointer into
+    another register, and whether it calls through a register or memory."""
+    at = insn.address
     operands = list(insn.operands)
     if insn.mnemonic != "lea" and not insn.mnemonic.startswith("nop"):
         read = [
@@ -566,18 +613,38 @@ def _memory_facts(
             if o.type == capstone.x86.X86_OP_MEM and o.access & capstone.CS_AC_READ
         ]
         if read:
-            loads[insn.address] = tuple(read)
+            facts.loads[at] = tuple(read)
     written = [
         _memory(insn, o)
         for o in operands
         if o.type == capstone.x86.X86_OP_MEM and o.access & capstone.CS_AC_WRITE
     ]
+    registers = frozenset(
+        insn.reg_name(o.reg)
+        for o in operands
+        if o.type == capstone.x86.X86_OP_REG and o.access & capstone.CS_AC_WRITE
+    )
+    if registers:
+        facts.registers_written[at] = registers
+    read_registers = frozenset(
+        insn.reg_name(o.reg)
+        for o in operands
+        if o.type == capstone.x86.X86_OP_REG and o.access & capstone.CS_AC_READ
+    )
+    if read_registers:
+        facts.registers_read[at] = read_registers
     if written:
-        stores[insn.address] = tuple(written)
+        facts.stores[at] = tuple(written)
         if insn.mnemonic.startswith(("mov", "vmov")) and len(operands) == 2:
-            plain.add(insn.address)
+            facts.plain.add(at)
+            if operands[1].type == capstone.x86.X86_OP_REG:
+                facts.store_sources[at] = insn.reg_name(operands[1].reg)
+    called = operands[0].type if insn.group(capstone.CS_GRP_CALL) and operands else None
+    if called is not None and called != capstone.x86.X86_OP_IMM:
+        facts.opaque_calls.add(at)
     if insn.mnemonic == "lea" and len(operands) == 2:
-        leas[insn.address] = _memory(insn, operands[1])
+        facts.leas[at] = _memory(insn, operands[1])
+        facts.lea_targets[at] = insn.reg_name(operands[0].reg)
     elif insn.mnemonic.startswith("mov") and len(operands) == 2:
         source, target = operands[1], operands[0]
         if (
@@ -585,7 +652,10 @@ def _memory_facts(
             and insn.reg_name(source.reg) in _FRAME_REGISTERS
             and target.type == capstone.x86.X86_OP_REG
         ):
-            copies.add(insn.address)
+            facts.copies.add(at)
+            # `mov rax, rsp` computes the address rsp + 0, as `lea rax, [rsp]` would.
+            facts.leas[at] = MemoryOperand(insn.reg_name(source.reg), None, 0, 8)
+            facts.lea_targets[at] = insn.reg_name(target.reg)
 
 
 def written_before_returns(

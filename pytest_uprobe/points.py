@@ -197,17 +197,17 @@ def _settled(
     cfa: Cfa,
 ) -> Any:
     """Where `variable` is at `address`; a stack slot DWARF gives for the whole scope only
-    where optimized code provably keeps the value there (dwarf/slots.py), else Unavailable."""
+    where the code provably keeps the value there (dwarf/slots.py), else Unavailable."""
     where = _plan._locate(variable, address, frame_base, cfa)
     location = variable.die.attributes.get("DW_AT_location")
     whole_scope = location is not None and location.form.startswith(
         ("DW_FORM_exprloc", "DW_FORM_block")
     )
-    if not whole_scope or not isinstance(where, tuple) or not lines.optimized(binary, address):
+    if not whole_scope or not isinstance(where, tuple):
         return where
     flow = lines.host_flow(binary, host)
     why = (
-        slots.unsettled(binary, flow, address, where)
+        slots.unsettled(binary, flow, address, where, lines.optimized(binary, address))
         if flow is not None
         else slots.STALE_SLOT.format(why="the function's code is not in the file")
     )

@@ -30,7 +30,9 @@ no read in between; no such reordering is known from rustc's output.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from typing import NamedTuple
 
 from .. import code
 from ..elf import ElfBinary
@@ -49,15 +51,27 @@ STALE_SLOT = (
 _rules_by_binary: dict[object, _CfaRules] = {}
 
 
+NOT_YET = (
+    "not yet in its stack slot at this line (the code does not write the slot on every "
+    "path to it: at a function's first line its arguments are still in registers): probe "
+    "a later line, or the function itself for its arguments"
+)
+
+
 def unsettled(
-    binary: ElfBinary, flow: code.Flow, address: int, pieces: tuple[Piece, ...]
+    binary: ElfBinary,
+    flow: code.Flow,
+    address: int,
+    pieces: tuple[Piece, ...],
+    optimized: bool = True,
 ) -> str | None:
     """Why the frame slots `pieces` (as located at `address`) may not hold the variable's
-    value there, or None when the code proves they do (see the module's doc)."""
+    value there, or None when the code proves they do (see the module's doc). Code built
+    at opt-level 0 needs the first condition only: it writes every statement's result."""
     rules = _rules_by_binary.get(binary.identity)
     if rules is None:
         rules = _rules_by_binary[binary.identity] = _CfaRules(lambda at: frames.cfa_at(binary, at))
-    return unsettled_with(flow, address, pieces, rules.at)
+    return unsettled_with(flow, address, pieces, rules.at, optimized)
 
 
 def unsettled_with(
@@ -65,6 +79,7 @@ def unsettled_with(
     address: int,
     pieces: tuple[Piece, ...],
     cfa_at: Callable[[int], Cfa | None],
+    optimized: bool = True,
 ) -> str | None:
     """`unsettled`, with the CFA rule of each address from `cfa_at`."""
     cfa = cfa_at(address)
@@ -72,19 +87,30 @@ def unsettled_with(
     if not slots:
         return None
     if cfa is None or any(p.reg != cfa.reg for p in slots):
+        if not optimized:
+            return None  # opt-level 0 writes every statement's result; not checked here
         return STALE_SLOT.format(why="its slot cannot be related to the frame's CFA rules")
     # The slot's bytes, relative to the CFA (which stays put while rsp moves), as bits.
     slot = _Slot(cfa_at, {b for p in slots for b in range(p.offset, p.offset + p.size)}, cfa)
-    makers = [
-        at
-        for at in flow.boundaries
-        if at in flow.frame_copies or (at in flow.leas and slot.pointed(at, flow.leas[at]))
-    ]
+    # A `mov rax, rsp` is in `leas` as rsp + 0: a pointer to the object there.
+    makers = [at for at, operand in flow.leas.items() if slot.pointed(at, operand)]
     # Where a pointer to the slot may exist: after an instruction that makes one.
     pointer = flow.after_any(makers)
+    escapes, unclear, receiving_calls = _escapes(flow, slot)
+    # Where a callee may hold a pointer to the slot (and so write it when called).
+    escaped = flow.after_any(escapes | unclear) | receiving_calls
     surely = {at: slot.covered(at, stores) for at, stores in flow.stores.items()}
+    # A call given a pointer to the slot writes it (a value returned through a hidden
+    # pointer, a memcpy) or reads it, which needs it written before.
+    surely.update(dict.fromkeys(receiving_calls, slot.all))
+    if not optimized:
+        # Only the hazard opt-level 0 has: a line run before the prologue stored the
+        # arguments (a function's or closure's first line). A panic's call falling into
+        # the next block is no path there.
+        return None if flow.written_on_every_path(address, surely, slot.all, False) else NOT_YET
     if not flow.written_on_every_path(address, surely, slot.all):
         return STALE_SLOT.format(why="the code does not write the slot on every path to it")
+    reading_calls = receiving_calls & flow.opaque_calls
 
     def may_write(at: int) -> bool:
         for store in flow.stores.get(at, ()):
@@ -93,13 +119,17 @@ def unsettled_with(
                 return True
             if bits:
                 return True
-        return at in pointer and at in flow.calls
+        return at in escaped and at in flow.calls
 
     def reads(at: int) -> bool:
         return any(slot.bits(at, m) for m in flow.loads.get(at, ()))
 
-    made = flow.written_on_every_path(address, dict.fromkeys(makers, 1), 1)
-    unpinned = _first_unpinned(flow, address, made, reads, set(makers).__contains__, may_write)
+    made = flow.written_on_every_path(address, dict.fromkeys(escapes, 1), 1)
+
+    def pins(at: int, after_escape: bool) -> bool:
+        return reads(at) or at in reading_calls or (after_escape and at in flow.opaque_calls)
+
+    unpinned = _first_unpinned(flow, address, made, pins, escapes.__contains__, may_write)
     if unpinned is not None:
         return STALE_SLOT.format(why=f"no read of the slot proves it, {unpinned}")
     return None
@@ -140,32 +170,84 @@ class _Slot:
         return bits is None or bits != 0
 
 
+_ARGUMENT_REGISTERS = frozenset({"rdi", "rsi", "rdx", "rcx", "r8", "r9"})
+_SCAN = 24  # instructions followed after a `lea` to see where the pointer goes
+
+
+_CALLER_SAVED = _ARGUMENT_REGISTERS | {"rax", "r10", "r11"}
+
+
+class _Escapes(NamedTuple):
+    """Where pointers to a slot go (see `_escapes`)."""
+
+    proven: set[int]  # instructions after which some callee may hold a pointer to the slot
+    unclear: set[int]  # `lea`s whose pointer was not followed to its end: it may escape
+    receiving_calls: set[int]  # calls given a pointer to the slot in an argument register
+
+
+def _escapes(flow: code.Flow, slot: _Slot) -> _Escapes:
+    """Follow each `lea` of the slot (or copy of rsp onto it) through straight-line code:
+    the pointer escapes where its register is stored to memory (into `fmt::Arguments`,
+    say) or passed to a call in an argument register. Where its fate is not clear before
+    the register is overwritten or dies in a call (copied to another register, live past
+    a branch or a call, followed too far), the `lea` is `unclear`: it may escape there."""
+    points: set[int] = set()
+    unclear: set[int] = set()
+    receiving: set[int] = set()
+    for lea, operand in flow.leas.items():
+        register = flow.lea_targets.get(lea)
+        if register is None or not slot.bits(lea, dataclasses.replace(operand, size=1)):
+            continue
+        at, settled = lea, False
+        for _ in range(_SCAN):
+            following = flow.successors(at)
+            if len(following) != 1 or at in flow.jumps or (at != lea and at in flow.calls):
+                break
+            at = following[0]
+            if at in flow.calls:
+                if register in _ARGUMENT_REGISTERS:
+                    points.add(at)
+                    receiving.add(at)
+                settled = register in _CALLER_SAVED  # else it survives the call: unknown
+                break
+            if flow.store_sources.get(at) == register:
+                points.add(at)
+            elif register in flow.registers_read.get(at, ()):
+                break  # copied or changed: followed no further
+            if register in flow.registers_written.get(at, ()):
+                settled = True
+                break
+        if not settled:
+            unclear.add(lea)
+    return _Escapes(points, unclear, receiving)
+
+
 def _first_unpinned(
     flow: code.Flow,
     address: int,
-    made: bool,
-    reads: Callable[[int], bool],
-    makes_pointer: Callable[[int], bool],
+    escaped: bool,
+    pins: Callable[[int, bool], bool],
+    escapes_here: Callable[[int], bool],
     may_write: Callable[[int], bool],
 ) -> str | None:
     """Walk every path from `address` until the slot is read (see the module's doc); say
     where a path instead writes it or leaves, or None when every path reads it first.
-    `made`: a pointer to the slot was made on every path to `address`."""
+    `escaped`: a pointer to the slot escaped on every path to `address`."""
     seen: set[tuple[int, bool]] = set()
-    todo = [(address, made)]
+    todo = [(address, escaped)]
     while todo:
-        at, made = todo.pop()
-        if (at, made) in seen:
+        at, escaped = todo.pop()
+        if (at, escaped) in seen:
             continue
-        seen.add((at, made))
-        if reads(at) or (made and at in flow.calls):
+        seen.add((at, escaped))
+        if pins(at, escaped):
             continue  # read here: this path proves the value
         if may_write(at):
             return f"a path may write it first, at {at:#x}"
         if flow.leaves(at):
             return f"a path leaves the function first, at {at:#x}"
-        made = made or makes_pointer(at)
-        todo.extend((after, made) for after in flow.may_follow(at))
+        escaped = escaped or escapes_here(at)
+        todo.extend((after, escaped) for after in flow.may_follow(at))
     return None
 
 
