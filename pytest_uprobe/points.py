@@ -162,11 +162,18 @@ def _plan_line(plan: ProbePlan, probe: str) -> None:
     entries = lines.entry_points(binary, path, line)
     if not entries:
         raise NoCodeAtLine(probe, binary.path, nearest_lines(binary, path, line))
+    refusal: _plan.UnprobeableSite | None = None
     for entry in entries:
         shape = _plan.shape_of(binary, entry.host, probe)
-        address, cfa = _plan._probe_point(
-            binary, shape, entry.address, probe, f"line {line} in {entry.host.path}"
-        )
+        try:
+            address, cfa = _plan._probe_point(
+                binary, shape, entry.address, probe, f"line {line} in {entry.host.path}"
+            )
+        except _plan.UnprobeableSite as refused:
+            # Its executions are not counted: the count becomes a lower bound that says so.
+            plan.coverage_of(probe).left_out.append(refused.left_out)
+            refusal = refusal or refused
+            continue
         scope = lines.scope_at(binary, entry.address, path, line)
         located = (
             [
@@ -186,6 +193,10 @@ def _plan_line(plan: ProbePlan, probe: str) -> None:
             entry.loops_back,
         )
         _add(plan, probe, point, address, cfa, values, pieces, derefs, scope is not None)
+    if refusal is not None and (not plan.functions_of(probe) or any(e.loops_back for e in entries)):
+        # No site of the line can be probed; or one that loops is, and its count (each pass
+        # through its loop) would be no lower bound of the line's executions.
+        raise refusal
 
 
 def _settled(

@@ -77,3 +77,24 @@ def test_a_variable_changed_after_its_slot_was_last_read_is_new_or_unavailable(
     else:
         assert shown == seed * 7
     assert hit.locals["seed"] == seed
+
+
+def test_a_line_a_uprobe_cannot_count_is_not_listed_and_says_why(uprobe_trace, cargo_bin):
+    """In the stockpile crate's release build, `*rule_hits.entry(..).or_insert(0) += 1;`
+    has a site on a `lock`-prefixed instruction with no stand-in, and a site its inlined
+    hash-table probing loops back to (each pass counts): no count of it would be a bound
+    of its executions, so probing it fails naming the site, and `pytest-uprobe lines`,
+    which lists the lines that can be probed, leaves it out (it listed it before)."""
+    from pytest_uprobe.elf import ElfBinary
+    from pytest_uprobe.lines_command import line_rows
+    from pytest_uprobe.plan import UnprobeableSite
+    from tests.blackbox.stockpile import CRATE
+
+    exe = cargo_bin(str(CRATE), profile="release")
+    source = (CRATE / "src" / "main.rs").read_text().splitlines()
+    line = source.index("                *rule_hits.entry(r.name.as_str()).or_insert(0) += 1;") + 1
+    with pytest.raises(UnprobeableSite) as refused:
+        uprobe_trace.plan(exe, [f"src/main.rs:{line}"])
+    assert "uprobe cannot take" in str(refused.value)
+    listed = {r.line for r in line_rows(ElfBinary.open(exe), "src/main.rs", None)}
+    assert line not in listed and line - 1 in listed
