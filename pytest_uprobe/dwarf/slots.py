@@ -12,20 +12,28 @@ it holds the variable there:
 
 - every path from the function's entry to the address writes all of the slot's bytes (a
   store the CFA rules place on it: `mov [rsp + 8], rax` with the CFA at rsp + 0x68 is the
-  slot CFA - 0x60), so it holds no bytes of before the variable's life, and
+  slot CFA - 0x60; or a call given a pointer to it, which fills it or reads it), so it
+  holds no bytes of before the variable's life, and
 - every path on from the address *reads* the slot before anything may write it and before
-  the function returns: a load of it (`add rax, [rsp]`), or a call made once a pointer to
-  it was taken on every path there (`lea rcx, [rsp + 8]`: the callee may read it, so the
-  compiler had to put the current value there first). A read sees the variable's value; no write in
-  between means the slot held that value already at the address, and a write of the source
-  between the two would have had to reach the slot before the read.
+  the function returns: a load of it (`add rax, [rsp]`), or a call the compiler could not
+  see into (through a register or the GOT) once a pointer to the slot escaped to it (in an
+  argument register, or stored to memory as into `fmt::Arguments`): the compiler had to
+  put the current value there first. A read sees the variable's value; no write in
+  between means the slot held that value already at the address, and a write of the
+  source between the two would have had to reach the slot before the read. A direct call
+  proves nothing: LLVM infers which functions of the crate read no memory.
 
-A "write" is a store on the slot, a store through any other register or a call once a
-pointer to the slot may exist anywhere in the function (a `lea` of it, a copy of rsp), and
-a path that leaves the function or jumps through a register proves nothing. The rule is a
-sufficient condition, not a necessary one: a slot it cannot prove is `Unavailable`, never a
-guess. It cannot see a store the scheduler moved above the address from a later line with
-no read in between; no such reordering is known from rustc's output.
+A "write" is a store on the slot, a store through another register where a pointer to it
+may exist (after a `lea` of it or a copy of rsp), or a call where a pointer to it may have
+escaped; a path that leaves the function proves nothing, and an unread jump table may go
+anywhere. The rule is a sufficient condition, not a necessary one: a slot it cannot prove
+is `Unavailable`, never a guess. It cannot see a store the scheduler moved above the
+address from a later line with no read in between; no such reordering is known from
+rustc's output.
+
+At opt-level 0 every statement writes its result to its slot, so only the first condition
+applies: it catches a function's first line, which runs before the prologue stores the
+arguments.
 """
 
 from __future__ import annotations
