@@ -377,23 +377,23 @@ class Flow:
         panic's call last in its block, and the next block may be anything)."""
         relevant = tuple(sorted((a, m & wanted) for a, m in written.items() if m & wanted))
         key = (relevant, wanted, calls_into_joins_return)
-        known = self._memo.get(key)
+        known = self.memo.get(key)
         if known is None:
-            known = self._memo[key] = self._written_before(dict(relevant), calls_into_joins_return)
+            known = self.memo[key] = self._written_before(dict(relevant), calls_into_joins_return)
         return target in known and known[target] & wanted == wanted
 
     def after_any(self, addresses: Iterable[int]) -> frozenset[int]:
         """The instructions control can reach after running one of `addresses`."""
         key = ("after", tuple(sorted(addresses)))
-        found = self._memo.get(key)
+        found = self.memo.get(key)
         if found is None:
             starts = [b for a in key[1] for b in self.successors(a)]
-            found = self._memo[key] = frozenset(self.reachable(starts))
+            found = self.memo[key] = frozenset(self.reachable(starts))
         return found
 
     @cached_property
-    def _memo(self) -> dict[Any, Any]:
-        """Results of written_on_every_path, kept for the other addresses asked about."""
+    def memo(self) -> dict[Any, Any]:
+        """Results of analyses of this code, kept for the other addresses asked about."""
         return {}
 
     @cached_property

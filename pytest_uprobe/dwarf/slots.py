@@ -100,17 +100,10 @@ def unsettled_with(
         return STALE_SLOT.format(why="its slot cannot be related to the frame's CFA rules")
     # The slot's bytes, relative to the CFA (which stays put while rsp moves), as bits.
     slot = _Slot(cfa_at, {b for p in slots for b in range(p.offset, p.offset + p.size)}, cfa)
-    # A `mov rax, rsp` is in `leas` as rsp + 0: a pointer to the object there.
-    makers = [at for at, operand in flow.leas.items() if slot.pointed(at, operand)]
-    # Where a pointer to the slot may exist: after an instruction that makes one.
-    pointer = flow.after_any(makers)
-    escapes, unclear, receiving_calls = _escapes(flow, slot)
-    # Where a callee may hold a pointer to the slot (and so write it when called).
-    escaped = flow.after_any(escapes | unclear) | receiving_calls
-    surely = {at: slot.covered(at, stores) for at, stores in flow.stores.items()}
-    # A call given a pointer to the slot writes it (a value returned through a hidden
-    # pointer, a memcpy) or reads it, which needs it written before.
-    surely.update(dict.fromkeys(receiving_calls, slot.all))
+    facts = flow.memo.get(("slot", slot.low, slot.all))
+    if facts is None:
+        facts = flow.memo[("slot", slot.low, slot.all)] = _slot_facts(flow, slot)
+    surely, escapes, receiving_calls, pointer, escaped = facts
     if not optimized:
         # Only the hazard opt-level 0 has: a line run before the prologue stored the
         # arguments (a function's or closure's first line). A panic's call falling into
@@ -141,6 +134,33 @@ def unsettled_with(
     if unpinned is not None:
         return STALE_SLOT.format(why=f"no read of the slot proves it, {unpinned}")
     return None
+
+
+class _SlotFacts(NamedTuple):
+    """What the code of one function does with one slot, wherever the line is."""
+
+    surely: dict[int, int]  # instruction -> the slot's bytes it surely writes
+    escapes: set[int]  # where a pointer to it surely escapes (see _escapes)
+    receiving_calls: set[int]  # calls given a pointer to it
+    pointer: frozenset[int]  # where a pointer to it may be in a register
+    escaped: frozenset[int]  # where a callee may hold a pointer to it
+
+
+def _slot_facts(flow: code.Flow, slot: _Slot) -> _SlotFacts:
+    # A `mov rax, rsp` is in `leas` as rsp + 0: a pointer to the object there.
+    makers = [at for at, operand in flow.leas.items() if slot.pointed(at, operand)]
+    escapes, unclear, receiving_calls = _escapes(flow, slot)
+    surely = {at: slot.covered(at, stores) for at, stores in flow.stores.items()}
+    # A call given a pointer to the slot writes it (a value returned through a hidden
+    # pointer, a memcpy) or reads it, which needs it written before.
+    surely.update(dict.fromkeys(receiving_calls, slot.all))
+    return _SlotFacts(
+        surely,
+        escapes,
+        receiving_calls,
+        flow.after_any(makers),
+        flow.after_any(escapes | unclear) | receiving_calls,
+    )
 
 
 class _Slot:
