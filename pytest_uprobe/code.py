@@ -433,10 +433,12 @@ def _text(insn: capstone.CsInsn) -> str:
     return f"{insn.mnemonic} {_RIP_RELATIVE.sub(absolute, insn.op_str)}"
 
 
-def flow(code: bytes, start: int, read: Reader | None = None) -> Flow:
+def flow(code: bytes, start: int, read: Reader | None = None, memory: bool = False) -> Flow:
     """Who reaches each instruction of [start, start + len(code)): the instruction before
     it (unless that one is a jmp, a ret or a trap) and every direct jump to it. With `read`
-    (the binary's bytes at an address), the targets of LLVM's jump tables too (`tables`)."""
+    (the binary's bytes at an address), the targets of LLVM's jump tables too (`tables`);
+    with `memory`, what each instruction does to memory and registers (`stores`, `loads`,
+    `leas`...: three times the work, which only stack-slot questions need)."""
     cs = _disassembler()
     recent: list[capstone.CsInsn] = []
     table_jumps: dict[int, int] = {}  # indirect jump -> its table's address
@@ -454,8 +456,10 @@ def flow(code: bytes, start: int, read: Reader | None = None) -> Flow:
     for insn in cs.disasm(code, start):
         boundaries.append(insn.address)
         texts[insn.address] = _text(insn)
-        _memory_facts(insn, facts)
-        recent = recent[-7:] + [insn]
+        if memory:
+            _memory_facts(insn, facts)
+        if read is not None:
+            recent = recent[-7:] + [insn]
         if falls is not None:
             preds.setdefault(insn.address, []).append(falls)
         mnemonic = insn.mnemonic
@@ -474,7 +478,7 @@ def flow(code: bytes, start: int, read: Reader | None = None) -> Flow:
             if target is None:
                 indirect += 1
                 sources.append(insn.address)
-                table = _jump_table(recent)
+                table = _jump_table(recent) if recent else None
                 if table is not None:
                     table_jumps[insn.address] = table
             else:

@@ -295,7 +295,7 @@ def host_flow(binary: ElfBinary, host: Symbol) -> code.Flow | None:
     key = (binary.identity, host.address)
     if key not in _flows_by_host:
         raw = binary.code(host.address, host.size)
-        found = code.flow(raw, host.address, _reader(binary)) if raw is not None else None
+        found = code.flow(raw, host.address, _reader(binary), memory=True) if raw else None
         _flows_by_host[key] = found
     return _flows_by_host[key]
 
