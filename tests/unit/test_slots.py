@@ -32,7 +32,7 @@ SLOT = (Piece(7, 8, 8, memory=True),)  # [rsp + 8] at the probed address
 def why(*parts: str, probe: int) -> str | None:
     """What unsettled says about the slot at the `probe`-th instruction of `parts`."""
     code = bytes.fromhex("".join(parts))
-    shape = flow(code, START)
+    shape = flow(code, START, memory=True)
     sub_end = START + 4
     ret = shape.boundaries[-1]
 
