@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
+from typing import Any
 
 import capstone
 
@@ -251,41 +252,22 @@ def keeps_rdi(code: bytes, start: int) -> bool:
 
 
 @dataclass(frozen=True)
-class Step:
-    """How control leaves one instruction: `falls_through` to the next one, and/or jumps
-    to `target` (None: no jump, or an indirect one)."""
+class MemoryOperand:
+    """`[base + index * scale + disp]`, `size` bytes; registers by name, None when absent
+    (a rip-relative operand has base "rip")."""
 
-    address: int
+    base: str | None
+    index: str | None
+    disp: int
     size: int
-    falls_through: bool
-    target: int | None
-    indirect: bool = False
-
-
-def steps(code: bytes, start: int) -> list[Step]:
-    """Every instruction of straight or branching code from `start`, with where it goes
-    next (a call returns to the next instruction: it falls through)."""
-    cs = _disassembler()
-    found: list[Step] = []
-    for insn in cs.disasm(code, start):
-        groups = set(insn.groups)
-        target = None
-        falls = True
-        indirect = False
-        if capstone.CS_GRP_RET in groups or insn.mnemonic in ("ud2", "hlt", "int3"):
-            falls = False
-        elif capstone.CS_GRP_JUMP in groups:
-            target = _immediate_target(insn)
-            indirect = target is None
-            falls = insn.mnemonic != "jmp"
-        found.append(Step(insn.address, insn.size, falls, target, indirect))
-    return found
 
 
 @dataclass(frozen=True)
 class Flow:
     """The control flow of one function's code, instruction by instruction: what each
-    instruction can be reached from (`preds`), and which instructions are padding (`nops`)."""
+    instruction can be reached from (`preds`), and which instructions are padding (`nops`).
+    The one control-flow analysis: line probes (dwarf/lines.py) and inlined copies' entries
+    (dwarf/entries.py) both read it."""
 
     boundaries: tuple[int, ...]
     preds: dict[int, tuple[int, ...]]  # address -> the instructions that fall or jump into it
@@ -298,10 +280,144 @@ class Flow:
     indirect_sources: tuple[int, ...] = ()  # the jumps through a register or memory
     calls: frozenset[int] = frozenset()  # call instructions
     falls: frozenset[int] = frozenset()  # instructions that may go on to the next one
+    # address -> the memory its explicit operands write (a push's or a call's slot below
+    # the stack pointer is no operand: nothing of the frame lives there).
+    stores: dict[int, tuple[MemoryOperand, ...]] = field(default_factory=dict)
+    # address -> the memory its explicit operands read (a lea reads none: it computes)
+    loads: dict[int, tuple[MemoryOperand, ...]] = field(default_factory=dict)
+    # Stores that only copy a register or a constant to memory (`mov [rsp + 8], rax`).
+    plain_stores: frozenset[int] = frozenset()
+    # Address computations: a `lea`'s operand, or rsp + 0 for a `mov` copying rsp.
+    leas: dict[int, MemoryOperand] = field(default_factory=dict)
+    # Instructions that copy rsp or rbp into another register: a pointer into the frame.
+    frame_copies: frozenset[int] = frozenset()
+    tables: dict[int, tuple[int, ...]] = field(default_factory=dict)  # jump -> its targets
+    lea_targets: dict[int, str] = field(default_factory=dict)  # lea -> the register it sets
+    store_sources: dict[int, str] = field(default_factory=dict)  # plain store -> its register
+    registers_written: dict[int, frozenset[str]] = field(default_factory=dict)  # explicitly
+    registers_read: dict[int, frozenset[str]] = field(default_factory=dict)  # explicitly
+    # Calls through a register or memory (a function pointer, a GOT entry): the compiler
+    # could not see what the callee does, so it must assume it reads escaped memory.
+    opaque_calls: frozenset[int] = frozenset()
 
     def next_of(self, address: int) -> int | None:
         i = bisect.bisect_right(self.boundaries, address)
         return self.boundaries[i] if i < len(self.boundaries) else None
+
+    @property
+    def start(self) -> int:
+        return self.boundaries[0] if self.boundaries else 0
+
+    @cached_property
+    def _successors(self) -> dict[int, tuple[int, ...]]:
+        inside = set(self.boundaries)
+        found: dict[int, tuple[int, ...]] = {}
+        for n, address in enumerate(self.boundaries):
+            after = []
+            if address in self.falls and n + 1 < len(self.boundaries):
+                after.append(self.boundaries[n + 1])
+            target = self.jumps.get(address)
+            if target is not None and target in inside:
+                after.append(target)
+            found[address] = tuple(after)
+        return found
+
+    def successors(self, address: int) -> tuple[int, ...]:
+        """Where control goes after `address` inside the function: the next instruction
+        (unless it jumps, returns or traps) and a direct jump's target (calls return)."""
+        return self._successors.get(address, ())
+
+    def leaves(self, address: int) -> bool:
+        """Control may leave the function at `address`: a return, a trap, a jump elsewhere."""
+        target = self.jumps.get(address)
+        return (address not in self.falls and target is None) or (
+            target is not None and target not in self._successors
+        )
+
+    def reachable(self, starts: Iterable[int], avoiding: Container[int] = ()) -> set[int]:
+        """The instructions control can reach from `starts` (included) without passing
+        through `avoiding` (a jump through a register goes where `may_follow` says)."""
+        seen: set[int] = set()
+        todo = [a for a in starts if a not in avoiding]
+        while todo:
+            address = todo.pop()
+            if address in seen or address not in self._successors:
+                continue
+            seen.add(address)
+            todo.extend(a for a in self.may_follow(address) if a not in avoiding)
+        return seen
+
+    @cached_property
+    def indirect_set(self) -> frozenset[int]:
+        return frozenset(self.indirect_sources)
+
+    def on_a_cycle_avoiding(self, address: int, avoiding: Container[int]) -> bool:
+        """Control can leave `address` and come back to it without passing `avoiding`."""
+        return address in self.reachable(self.successors(address), avoiding)
+
+    def may_follow(self, address: int) -> tuple[int, ...]:
+        """`successors`, and where a jump through a register may go: its jump table's
+        targets when the table was read, else anywhere."""
+        if address in self.indirect_set:
+            return self.tables.get(address) or self.boundaries
+        return self._successors.get(address, ())
+
+    def written_on_every_path(
+        self,
+        target: int,
+        written: Mapping[int, int],
+        wanted: int,
+        calls_into_joins_return: bool = True,
+    ) -> bool:
+        """Every path from the function's entry to `target` runs instructions that write,
+        together, all of `wanted` (bit masks: `written[address]` is what that instruction
+        surely writes, of whatever units the caller counts, bytes say). A jump through a
+        register may land where `may_follow` says. With `calls_into_joins_return` False, a
+        call followed by a jump target is taken for one that does not return (LLVM puts a
+        panic's call last in its block, and the next block may be anything)."""
+        relevant = tuple(sorted((a, m & wanted) for a, m in written.items() if m & wanted))
+        key = (relevant, wanted, calls_into_joins_return)
+        known = self.memo.get(key)
+        if known is None:
+            known = self.memo[key] = self._written_before(dict(relevant), calls_into_joins_return)
+        return target in known and known[target] & wanted == wanted
+
+    def after_any(self, addresses: Iterable[int]) -> frozenset[int]:
+        """The instructions control can reach after running one of `addresses`."""
+        key = ("after", tuple(sorted(addresses)))
+        found = self.memo.get(key)
+        if found is None:
+            starts = [b for a in key[1] for b in self.successors(a)]
+            found = self.memo[key] = frozenset(self.reachable(starts))
+        return found
+
+    @cached_property
+    def memo(self) -> dict[Any, Any]:
+        """Results of analyses of this code, kept for the other addresses asked about."""
+        return {}
+
+    @cached_property
+    def jump_targets(self) -> frozenset[int]:
+        """The targets of direct jumps and of the jump tables read."""
+        return frozenset(self.jumps.values()) | {t for ts in self.tables.values() for t in ts}
+
+    def _written_before(self, written: dict[int, int], calls_return: bool) -> dict[int, int]:
+        """What every path from the entry has written before each reachable instruction."""
+        known: dict[int, int] = {self.start: 0}  # written on entry: nothing
+        todo = [self.start]
+        while todo:
+            address = todo.pop()
+            after = known[address] | written.get(address, 0)
+            following = self.may_follow(address)
+            if not calls_return and address in self.calls:
+                following = tuple(f for f in following if f not in self.jump_targets)
+            for successor in following:
+                before = known.get(successor)
+                meet = after if before is None else before & after
+                if meet != before:
+                    known[successor] = meet
+                    todo.append(successor)
+        return known
 
 
 _RIP_RELATIVE = re.compile(r"rip ([+-]) 0x([0-9a-f]+)")
@@ -317,10 +433,15 @@ def _text(insn: capstone.CsInsn) -> str:
     return f"{insn.mnemonic} {_RIP_RELATIVE.sub(absolute, insn.op_str)}"
 
 
-def flow(code: bytes, start: int) -> Flow:
+def flow(code: bytes, start: int, read: Reader | None = None, memory: bool = False) -> Flow:
     """Who reaches each instruction of [start, start + len(code)): the instruction before
-    it (unless that one is a jmp, a ret or a trap) and every direct jump to it."""
+    it (unless that one is a jmp, a ret or a trap) and every direct jump to it. With `read`
+    (the binary's bytes at an address), the targets of LLVM's jump tables too (`tables`);
+    with `memory`, what each instruction does to memory and registers (`stores`, `loads`,
+    `leas`...: three times the work, which only stack-slot questions need)."""
     cs = _disassembler()
+    recent: list[capstone.CsInsn] = []
+    table_jumps: dict[int, int] = {}  # indirect jump -> its table's address
     boundaries: list[int] = []
     preds: dict[int, list[int]] = {}
     nops: set[int] = set()
@@ -331,9 +452,14 @@ def flow(code: bytes, start: int) -> Flow:
     falling: set[int] = set()
     sources: list[int] = []
     call_sites: set[int] = set()
+    facts = _Facts()
     for insn in cs.disasm(code, start):
         boundaries.append(insn.address)
         texts[insn.address] = _text(insn)
+        if memory:
+            _memory_facts(insn, facts)
+        if read is not None:
+            recent = recent[-7:] + [insn]
         if falls is not None:
             preds.setdefault(insn.address, []).append(falls)
         mnemonic = insn.mnemonic
@@ -352,6 +478,9 @@ def flow(code: bytes, start: int) -> Flow:
             if target is None:
                 indirect += 1
                 sources.append(insn.address)
+                table = _jump_table(recent) if recent else None
+                if table is not None:
+                    table_jumps[insn.address] = table
             else:
                 preds.setdefault(target, []).append(insn.address)
                 jumps[insn.address] = target
@@ -365,7 +494,174 @@ def flow(code: bytes, start: int) -> Flow:
         indirect_sources=tuple(sources),
         falls=frozenset(falling),
         calls=frozenset(call_sites),
+        stores=facts.stores,
+        loads=facts.loads,
+        plain_stores=frozenset(facts.plain),
+        leas=facts.leas,
+        frame_copies=frozenset(facts.copies),
+        lea_targets=facts.lea_targets,
+        store_sources=facts.store_sources,
+        registers_written=facts.registers_written,
+        registers_read=facts.registers_read,
+        opaque_calls=frozenset(facts.opaque_calls),
+        tables=_table_targets(table_jumps, frozenset(boundaries), read),
     )
+
+
+Reader = Callable[[int, int], "bytes | None"]
+_MAX_TABLE = 4096
+
+
+def _jump_table(recent: list[capstone.CsInsn]) -> int | None:
+    """The address of the table an indirect `jmp` (the last of `recent`) reads, when the
+    instructions before it are LLVM's position-independent jump table: a `lea` of the
+    table into one register, a `movsxd` of a 4-byte offset from it into another, an `add`
+    of the two and a `jmp` to the sum (`lea rcx, [rip + T]; movsxd rax, dword ptr
+    [rcx + rax*4]; add rax, rcx; jmp rax`, or with the roles of the registers swapped)."""
+    jump = recent[-1]
+    if len(jump.operands) != 1 or jump.operands[0].type != capstone.x86.X86_OP_REG:
+        return None
+    target = jump.reg_name(jump.operands[0].reg)
+    pair: set[str] | None = None
+    base: str | None = None
+    for insn in reversed(recent[:-1]):
+        ops = insn.operands
+        names = [insn.reg_name(o.reg) for o in ops if o.type == capstone.x86.X86_OP_REG]
+        if pair is None:
+            if insn.mnemonic != "add" or len(names) != 2 or names[0] != target:
+                return None
+            pair = set(names)
+        elif base is None:
+            if insn.mnemonic != "movsxd" or len(names) != 1 or names[0] not in pair:
+                return None
+            mem = ops[1].mem
+            base = insn.reg_name(mem.base) if mem.base else None
+            index = insn.reg_name(mem.index) if mem.index else None
+            if base not in pair or base == names[0] or index in (None, base):
+                return None
+            if mem.scale != 4 or mem.disp != 0:
+                return None
+        elif insn.mnemonic == "lea" and names == [base]:
+            mem = ops[1].mem
+            if insn.reg_name(mem.base) != "rip" or mem.index:
+                return None
+            return int(insn.address + insn.size + mem.disp)
+        elif base in names or insn.group(capstone.CS_GRP_JUMP):
+            return None  # the base changes some other way
+    return None
+
+
+def _table_targets(
+    jumps: dict[int, int], boundaries: frozenset[int], read: Reader | None
+) -> dict[int, tuple[int, ...]]:
+    """The instructions each jump table sends control to: its 4-byte offsets from the
+    table's start, read until one lands on no instruction of the function (the table has
+    ended: reading past it only adds targets, which is safe)."""
+    found: dict[int, tuple[int, ...]] = {}
+    for jump, table in jumps.items() if read is not None else ():
+        raw = read(table, 4 * _MAX_TABLE) if read is not None else None
+        if raw is None:
+            continue
+        targets: list[int] = []
+        for n in range(0, len(raw) - 3, 4):
+            target = table + int.from_bytes(raw[n : n + 4], "little", signed=True)
+            if target not in boundaries:
+                break
+            targets.append(target)
+        else:
+            continue  # no end in sight: unknown
+        if targets:
+            found[jump] = tuple(sorted(set(targets)))
+    return found
+
+
+_FRAME_REGISTERS = frozenset({"rsp", "rbp"})
+
+
+def _memory(insn: capstone.CsInsn, operand: Any) -> MemoryOperand:
+    mem = operand.mem
+    return MemoryOperand(
+        insn.reg_name(mem.base) if mem.base else None,
+        insn.reg_name(mem.index) if mem.index else None,
+        int(mem.disp),
+        int(operand.size),
+    )
+
+
+@dataclass
+class _Facts:
+    """What flow() gathers about memory and registers, instruction by instruction."""
+
+    stores: dict[int, tuple[MemoryOperand, ...]] = field(default_factory=dict)
+    loads: dict[int, tuple[MemoryOperand, ...]] = field(default_factory=dict)
+    plain: set[int] = field(default_factory=set)
+    leas: dict[int, MemoryOperand] = field(default_factory=dict)
+    lea_targets: dict[int, str] = field(default_factory=dict)
+    copies: set[int] = field(default_factory=set)
+    store_sources: dict[int, str] = field(default_factory=dict)
+    registers_written: dict[int, frozenset[str]] = field(default_factory=dict)
+    registers_read: dict[int, frozenset[str]] = field(default_factory=dict)
+    opaque_calls: set[int] = field(default_factory=set)
+
+
+def _memory_facts(insn: capstone.CsInsn, facts: _Facts) -> None:
+    """What one instruction reads from and writes to memory, which address it computes
+    (lea), which registers it writes, whether it copies the stack or frame pointer into
+    another register, and whether it calls through a register or memory."""
+    at = insn.address
+    operands = list(insn.operands)
+    if insn.mnemonic != "lea" and not insn.mnemonic.startswith("nop"):
+        read = [
+            _memory(insn, o)
+            for o in operands
+            if o.type == capstone.x86.X86_OP_MEM and o.access & capstone.CS_AC_READ
+        ]
+        if read:
+            facts.loads[at] = tuple(read)
+    written = [
+        _memory(insn, o)
+        for o in operands
+        if o.type == capstone.x86.X86_OP_MEM and o.access & capstone.CS_AC_WRITE
+    ]
+    registers = frozenset(
+        insn.reg_name(o.reg)
+        for o in operands
+        if o.type == capstone.x86.X86_OP_REG and o.access & capstone.CS_AC_WRITE
+    )
+    if registers:
+        facts.registers_written[at] = registers
+    read_registers = frozenset(
+        insn.reg_name(o.reg)
+        for o in operands
+        if o.type == capstone.x86.X86_OP_REG and o.access & capstone.CS_AC_READ
+    )
+    if read_registers:
+        facts.registers_read[at] = read_registers
+    if written:
+        facts.stores[at] = tuple(written)
+        if insn.mnemonic.startswith(("mov", "vmov")) and len(operands) == 2:
+            facts.plain.add(at)
+            if operands[1].type == capstone.x86.X86_OP_REG:
+                facts.store_sources[at] = insn.reg_name(operands[1].reg)
+    called = operands[0].type if insn.group(capstone.CS_GRP_CALL) and operands else None
+    if called is not None and called != capstone.x86.X86_OP_IMM:
+        facts.opaque_calls.add(at)
+    if insn.mnemonic == "lea" and len(operands) == 2:
+        facts.leas[at] = _memory(insn, operands[1])
+        facts.lea_targets[at] = insn.reg_name(operands[0].reg)
+    elif insn.mnemonic.startswith("mov") and len(operands) == 2:
+        source, target = operands[1], operands[0]
+        if (
+            source.type == capstone.x86.X86_OP_REG
+            and insn.reg_name(source.reg) in _FRAME_REGISTERS
+            and target.type == capstone.x86.X86_OP_REG
+        ):
+            facts.copies.add(at)
+            # `mov rax, rsp` computes the address rsp + 0, as `lea rax, [rsp]` would.
+            facts.leas[at] = MemoryOperand(insn.reg_name(source.reg), None, 0, 8)
+            facts.lea_targets[at] = insn.reg_name(target.reg)
+
+
 def written_before_returns(
     code: bytes, start: int, shape: CodeShape, registers: tuple[frozenset[str], ...]
 ) -> bool:

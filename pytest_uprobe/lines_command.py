@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from .dwarf import lines
 from .elf import ElfBinary
 from .names import matcher
-from .plan import resolve
+from .plan import resolve, shape_of
 from .points import resolve_source_file
 
 
@@ -42,6 +42,13 @@ def line_rows(binary: ElfBinary, file: str | None, function: str | None) -> list
         entries = lines.entry_points(binary, source, line)
         if hosts is not None and matches is not None:
             entries = [e for e in entries if e.host.address in hosts or matches(e.host.path)]
+        # Sites no uprobe can take (a `lock`-prefixed instruction with no stand-in) are not
+        # listed; a line left with none, or with one that loops, cannot be probed (see
+        # points._plan_line).
+        probeable = [e for e in entries if _probeable(binary, e)]
+        if len(probeable) < len(entries) and any(e.loops_back for e in entries):
+            continue
+        entries = probeable
         if not entries:
             continue
         shown = file if file is not None and source == path else _short(source)
@@ -56,6 +63,11 @@ def line_rows(binary: ElfBinary, file: str | None, function: str | None) -> list
             )
         )
     return rows
+
+
+def _probeable(binary: ElfBinary, entry: lines.LineEntry) -> bool:
+    shape = shape_of(binary, entry.host, entry.host.path)
+    return shape.probe_point(entry.address) is not None
 
 
 def _short(source: str) -> str:

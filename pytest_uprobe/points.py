@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from . import plan as _plan
 from . import usdt
-from .dwarf import frames, lines
+from .dwarf import frames, lines, slots
+from .dwarf.index import Parameter
 from .dwarf.locations import Cfa, Piece
 from .dwarf.types import RustType
 from .elf import ElfBinary, Symbol
 from .errors import ProbeNameError
+from .values import Unavailable
 
 if TYPE_CHECKING:
     from .plan import ProbePlan
@@ -160,15 +162,22 @@ def _plan_line(plan: ProbePlan, probe: str) -> None:
     entries = lines.entry_points(binary, path, line)
     if not entries:
         raise NoCodeAtLine(probe, binary.path, nearest_lines(binary, path, line))
+    refusal: _plan.UnprobeableSite | None = None
     for entry in entries:
         shape = _plan.shape_of(binary, entry.host, probe)
-        address, cfa = _plan._probe_point(
-            binary, shape, entry.address, probe, f"line {line} in {entry.host.path}"
-        )
+        try:
+            address, cfa = _plan._probe_point(
+                binary, shape, entry.address, probe, f"line {line} in {entry.host.path}"
+            )
+        except _plan.UnprobeableSite as refused:
+            # Its executions are not counted: the count becomes a lower bound that says so.
+            plan.coverage_of(probe).left_out.append(refused.left_out)
+            refusal = refusal or refused
+            continue
         scope = lines.scope_at(binary, entry.address, path, line)
         located = (
             [
-                (v.name, v.type, _plan._locate(v, address, scope.frame_base, cfa))
+                (v.name, v.type, _settled(binary, entry.host, address, v, scope.frame_base, cfa))
                 for v in scope.variables
             ]
             if scope is not None
@@ -184,6 +193,36 @@ def _plan_line(plan: ProbePlan, probe: str) -> None:
             entry.loops_back,
         )
         _add(plan, probe, point, address, cfa, values, pieces, derefs, scope is not None)
+    if refusal is not None and (not plan.functions_of(probe) or any(e.loops_back for e in entries)):
+        # No site of the line can be probed; or one that loops is, and its count (each pass
+        # through its loop) would be no lower bound of the line's executions.
+        raise refusal
+
+
+def _settled(
+    binary: ElfBinary,
+    host: Symbol,
+    address: int,
+    variable: Parameter,
+    frame_base: Any,
+    cfa: Cfa,
+) -> Any:
+    """Where `variable` is at `address`; a stack slot DWARF gives for the whole scope only
+    where the code provably keeps the value there (dwarf/slots.py), else Unavailable."""
+    where = _plan._locate(variable, address, frame_base, cfa)
+    location = variable.die.attributes.get("DW_AT_location")
+    whole_scope = location is not None and location.form.startswith(
+        ("DW_FORM_exprloc", "DW_FORM_block")
+    )
+    if not whole_scope or not isinstance(where, tuple):
+        return where
+    flow = lines.host_flow(binary, host)
+    why = (
+        slots.unsettled(binary, flow, address, where, lines.optimized(binary, address))
+        if flow is not None
+        else slots.STALE_SLOT.format(why="the function's code is not in the file")
+    )
+    return where if why is None else Unavailable(why)
 
 
 def nearest_lines(binary: ElfBinary, path: str, line: int) -> list[int]:

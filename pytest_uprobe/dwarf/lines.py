@@ -279,22 +279,45 @@ def entry_points(binary: ElfBinary, path: str, line: int) -> list[LineEntry]:
             by_host[host.address] = host
     found: list[LineEntry] = []
     for host in by_host.values():
-        flows = _flows(binary, host)
-        if flows is None:
+        flow = host_flow(binary, host)
+        if flow is None:
             continue
-        found.extend(_host_entries(host, flows, ranges, unattributed, statements))
+        optimized = _optimized(binary, host.address)
+        found.extend(_host_entries(host, flow, ranges, unattributed, statements, optimized))
     return sorted(found, key=lambda e: e.address)
 
 
-_flows_by_host: dict[tuple[object, int], list[code.Step] | None] = {}
+_flows_by_host: dict[tuple[object, int], code.Flow | None] = {}
 
 
-def _flows(binary: ElfBinary, host: Symbol) -> list[code.Step] | None:
+def host_flow(binary: ElfBinary, host: Symbol) -> code.Flow | None:
+    """The control flow of the function `host` (None: its bytes are not in the file)."""
     key = (binary.identity, host.address)
     if key not in _flows_by_host:
         raw = binary.code(host.address, host.size)
-        _flows_by_host[key] = code.steps(raw, host.address) if raw is not None else None
+        found = code.flow(raw, host.address, _reader(binary), memory=True) if raw else None
+        _flows_by_host[key] = found
     return _flows_by_host[key]
+
+
+def _reader(binary: ElfBinary) -> code.Reader:
+    """The bytes of the file at a virtual address (through the PT_LOAD segments), as many
+    of the `size` asked for as the segment holds."""
+    segments = [
+        (int(s["p_vaddr"]), int(s["p_filesz"]), int(s["p_offset"]))
+        for s in binary.elf.iter_segments()
+        if s["p_type"] == "PT_LOAD"
+    ]
+    stream = binary.elf.stream
+
+    def read(address: int, size: int) -> bytes | None:
+        for start, length, offset in segments:
+            if start <= address < start + length:
+                stream.seek(offset + address - start)
+                return bytes(stream.read(min(size, start + length - address)))
+        return None
+
+    return read
 
 
 _zero_by_file: dict[tuple[object, str], list[tuple[int, int]]] = {}
@@ -320,28 +343,32 @@ def _within(ranges: list[tuple[int, int]], address: int) -> bool:
 
 def _host_entries(
     host: Symbol,
-    flows: list[code.Step],
+    flow: code.Flow,
     ranges: list[tuple[int, int]],
     unattributed: list[tuple[int, int]],
     statements: set[int],
+    optimized: bool = False,
 ) -> list[LineEntry]:
     """The entry points of a line in one function. Code of no line (line 0) reached only
-    from the line is part of it (the greatest such set, by fixpoint)."""
-    indirect = any(f.indirect for f in flows)
-    live = _reachable(host, flows) if not indirect else {f.address for f in flows}
-    preds: dict[int, list[int]] = {f.address: [] for f in flows}
-    previous: code.Step | None = None
-    for flow in flows:
+    from the line is part of it (the greatest such set, by fixpoint). In `optimized` code,
+    stores sunk out of a loop are no execution (_without_sunk_stores)."""
+    addresses = list(flow.boundaries)
+    indirect = bool(flow.indirect_sources)
+    live = flow.reachable([host.address]) if not indirect else set(addresses)
+    preds: dict[int, list[int]] = {a: [] for a in addresses}
+    previous: int | None = None
+    for address in addresses:
         # Padding after a jump (a `nop` before a loop head) never runs: it is no predecessor.
-        if previous is not None and previous.falls_through and previous.address in live:
-            preds[flow.address].append(previous.address)
-        if flow.target is not None and flow.target in preds and flow.address in live:
-            preds[flow.target].append(flow.address)
-        previous = flow
+        if previous is not None and previous in flow.falls and previous in live:
+            preds[address].append(previous)
+        target = flow.jumps.get(address)
+        if target is not None and target in preds and address in live:
+            preds[target].append(address)
+        previous = address
     entry = -1  # a caller: outside everything
     preds.setdefault(host.address, []).append(entry)
-    own = {f.address for f in flows if _within(ranges, f.address)}
-    zero = {f.address for f in flows if f.address not in own and _within(unattributed, f.address)}
+    own = {a for a in addresses if _within(ranges, a)}
+    zero = {a for a in addresses if a not in own and _within(unattributed, a)}
     changed = True
     while changed:
         changed = False
@@ -350,65 +377,103 @@ def _host_entries(
                 zero.discard(address)
                 changed = True
     member = own | zero
-    addresses = [f.address for f in flows]
-    entries: list[LineEntry] = []
+    runs: list[list[int]] = []
     run: list[int] = []
-    for n, flow in enumerate(flows + [code.Step(host.end, 0, False, None)]):
-        if flow.address in member and (not run or addresses[n - 1] == run[-1]):
-            run.append(flow.address)
+    for n, address in enumerate(addresses + [host.end]):
+        if address in member and (not run or addresses[n - 1] == run[-1]):
+            run.append(address)
             continue
         if run:
-            entries.extend(
-                _run_entries(host, flows, addresses, run, preds, member, statements, indirect)
-            )
-        run = [flow.address] if flow.address in member else []
+            runs.append(run)
+        run = [address] if address in member else []
+    runs = [r for r in runs if any(a in statements for a in r)]
+    if optimized:
+        runs = _without_sunk_stores(flow, runs)
+    entries: list[LineEntry] = []
+    for run in runs:
+        entries.extend(_run_entries(host, flow, addresses, run, preds, member, indirect))
     return entries
 
 
-def _reachable(host: Symbol, flows: list[code.Step]) -> set[int]:
-    """The instructions control can reach from the function's entry (direct jumps only)."""
-    after = {a.address: b.address for a, b in zip(flows, flows[1:])}
-    by_address = {f.address: f for f in flows}
-    seen: set[int] = set()
-    todo = [host.address]
-    while todo:
-        address = todo.pop()
-        if address in seen or address not in by_address:
+def _without_sunk_stores(flow: code.Flow, runs: list[list[int]]) -> list[list[int]]:
+    """The runs of a line in optimized code, less those that only store registers or
+    constants to memory outside a loop that holds the line's other code: LLVM keeps a
+    variable a loop changes in a register and stores it once after the loop (LICM), and that
+    store carries the line's number although no execution of the line begins there (a loop
+    body ran 18 times and was counted 21)."""
+    stores = [all(a in flow.plain_stores or a in flow.nops for a in run) for run in runs]
+    working = [
+        run[0]
+        for run, only_stores in zip(runs, stores)
+        if not only_stores and not all(a in flow.jumps and a not in flow.falls for a in run)
+    ]
+    kept = []
+    for run, only_stores in zip(runs, stores):
+        if only_stores and any(flow.on_a_cycle_avoiding(w, set(run)) for w in working):
             continue
-        seen.add(address)
-        flow = by_address[address]
-        if flow.falls_through and address in after:
-            todo.append(after[address])
-        if flow.target is not None:
-            todo.append(flow.target)
-    return seen
+        kept.append(run)
+    return kept
+
+
+_optimized_units: dict[tuple[object, int], bool] = {}
+
+
+def _optimized(binary: ElfBinary, address: int) -> bool:
+    """Whether the compile unit holding `address` was optimized: some variable of it has a
+    location list. rustc at opt-level 0 keeps every variable in its stack slot for the
+    whole scope (one DW_OP_fbreg expression each) and writes it there statement by
+    statement; optimized code moves values between registers and the stack, which LLVM
+    describes with location lists. Without debug info: optimized (the careful answer)."""
+    offset = unit_offset_at(binary, address) if binary.has_dwarf else None
+    if offset is None:
+        return True
+    key = (binary.identity, offset)
+    found = _optimized_units.get(key)
+    if found is None:
+        found = _has_location_list(binary.dwarf.get_CU_at(offset))
+        _optimized_units[key] = found
+    return found
+
+
+_LOCATION_LIST_FORMS = frozenset({"DW_FORM_sec_offset", "DW_FORM_loclistx", "DW_FORM_data4"})
+
+
+def _has_location_list(cu: Any) -> bool:
+    for die in cu.iter_DIEs():
+        if die.tag not in ("DW_TAG_variable", "DW_TAG_formal_parameter"):
+            continue
+        location = die.attributes.get("DW_AT_location")
+        if location is not None and location.form in _LOCATION_LIST_FORMS:
+            return True
+    return False
+
+
+def optimized(binary: ElfBinary, address: int) -> bool:
+    """Whether the code at `address` was compiled with optimizations (see _optimized)."""
+    return _optimized(binary, address)
 
 
 def _run_entries(
     host: Symbol,
-    flows: list[code.Step],
+    flow: code.Flow,
     addresses: list[int],
     run: list[int],
     preds: dict[int, list[int]],
     member: set[int],
-    statements: set[int],
     indirect: bool,
 ) -> list[LineEntry]:
     """The entry points of one run of consecutive instructions of the line."""
-    if not any(a in statements for a in run):
-        return []
-    by_address = {f.address: f for f in flows}
-    if all(by_address[a].target is not None and not by_address[a].falls_through for a in run):
+    if all(a in flow.jumps and a not in flow.falls for a in run):
         return []  # only jumps on: the join after an `if`'s branches, which does no work
     points = [a for a in run if any(p not in member for p in preds.get(a, ()))]
     if not points and not preds.get(run[0]) and indirect:
         points = [run[0]]  # reached only through a jump table (or by unwinding)
-    targets = {f.target for f in flows if f.target is not None} | set(points)
+    targets = set(flow.jumps.values()) | set(points)
     final: list[LineEntry] = []
     merged: set[int] = set()
     for n, point in enumerate(points):
         following = points[n + 1] if n + 1 < len(points) else None
-        if following is not None and _straight(flows, addresses, point, following, targets):
+        if following is not None and _straight(flow, addresses, point, following, targets):
             merged.add(following)
             continue
         inside = [p for p in preds.get(point, ()) if p in member]
@@ -424,19 +489,19 @@ def _previous(addresses: list[int], address: int) -> int | None:
 
 
 def _straight(
-    flows: list[code.Step], addresses: list[int], start: int, stop: int, targets: set[int]
+    flow: code.Flow, addresses: list[int], start: int, stop: int, targets: set[int]
 ) -> bool:
     """Control entering at `start` always reaches `stop` (calls return; no jump leaves, none
     lands in between)."""
     i = bisect.bisect_left(addresses, start)
-    while i < len(flows) and flows[i].address < stop:
-        flow = flows[i]
-        if flow.address != start and flow.address in targets:
+    while i < len(addresses) and addresses[i] < stop:
+        address = addresses[i]
+        if address != start and address in targets:
             return False
-        if not flow.falls_through or flow.target is not None or flow.indirect:
+        if address not in flow.falls or address in flow.jumps or address in flow.indirect_set:
             return False
         i += 1
-    return i < len(flows) and flows[i].address == stop
+    return i < len(addresses) and addresses[i] == stop
 
 
 # -- variables in scope at an address ---------------------------------------------------

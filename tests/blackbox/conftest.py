@@ -66,10 +66,6 @@ KNOWN_GAPS = {
         "WRONG: DWARF gives the <u8> instance's inlined copies empty ranges, so 3 of 6 calls "
         "are found and the count does not say it may be more"
     ),
-    "test_inlining.py::test_worker_loop_body_line[release]": (
-        "WRONG: a local DWARF places in a stack slot for the whole function lives in a "
-        "register at the line, and the line table gives a later store the line's number"
-    ),
     "test_calls.py::test_rule_new_generic_instances_with_closure_env[release]": (
         "inlined copies of a generic inherent method, whose origin is a declaration inside "
         "the impl (DW_AT_specification), are not found"

@@ -118,11 +118,18 @@ def test_worker_loop_body_line(uprobe_trace, cargo_bin, profile):
         wid = hits[0].locals["id"]
         acc = 0
         for h in hits:
-            assert h.locals["acc"] == acc
+            if profile == "release":
+                # the loop keeps acc in a register; DWARF names its stack slot for the whole
+                # function: Unavailable, naming the build that reads it (never a stale value)
+                assert isinstance(h.locals["acc"], Unavailable), h.locals
+                assert "opt-level 0" in h.locals["acc"].reason
+            else:
+                assert h.locals["acc"] == acc
             acc += h.locals["k"] * wid
     first = next(h for h in body.calls if h.locals["id"] == workers[0][0][0] and h.locals["k"] == 1)
+    acc_at_first = first.locals["acc"] if profile == "release" else 0
     body.assert_any_call(
-        id=workers[0][0][0], n=workers[0][0][1], acc=0, iter=first.locals["iter"], k=1
+        id=workers[0][0][0], n=workers[0][0][1], acc=acc_at_first, iter=first.locals["iter"], k=1
     )
 
 

@@ -80,9 +80,19 @@ def test_a_loop_body_line_counts_each_iteration_and_reads_the_counter(
     body = trace[probe]
     assert body.call_count == n == len(printed)
     seen = [{k: c.locals[k] for k in ("i", "square", "total")} for c in body.calls]
+    if profile == "release":
+        # `i` has one stack slot for the whole function; the code writes it there for the
+        # println and reads it no more, so nothing proves the slot holds it at the line
+        # (dwarf/slots.py): Unavailable, naming the fix. `square` and `total` are read
+        # from their slots there, which proves them.
+        assert all(
+            isinstance(c["i"], Unavailable) and "opt-level 0" in c["i"].reason for c in seen
+        ), seen
+        seen = [{**c, "i": p["i"]} for c, p in zip(seen, printed)]
     assert seen == printed
     assert [c.locals["n"] for c in body.calls] == [n] * n
-    assert all(not isinstance(v, Unavailable) for c in body.calls for v in c.locals.values())
+    readable = [v for c in body.calls for k, v in c.locals.items() if k != "i"]
+    assert all(not isinstance(v, Unavailable) for v in readable)
 
 
 def test_the_counts_of_a_line_split_over_several_ranges_match_bpftrace_free_arithmetic(
@@ -179,9 +189,9 @@ def test_functions_lines_and_usdt_probes_in_one_run(uprobe_trace, cargo_bin, pro
     trace.assert_sequence(["lines::sum_squares", body, body, body, "usdt:lines:start"])
     for call in trace[body].calls:
         assert call.caller is not None and call.caller.function == "lines::sum_squares"
-    trace[body].assert_any_call(
-        n=n, total=1, iter=trace[body].calls[2].locals["iter"], i=2, square=4
-    )
+    third = trace[body].calls[2].locals
+    i = 2 if profile == "dev" else third["i"]  # Unavailable in release (see above)
+    trace[body].assert_any_call(n=n, total=1, iter=third["iter"], i=i, square=4)
 
 
 def test_count_only_mode_counts_lines_and_usdt_hits(cargo_bin):

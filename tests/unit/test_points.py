@@ -3,9 +3,11 @@ no root, no compiler."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import pytest
 
-from pytest_uprobe.code import Step
+from pytest_uprobe.code import Flow
 from pytest_uprobe.dwarf.lines import _host_entries
 from pytest_uprobe.dwarf.locations import Piece
 from pytest_uprobe.elf import Symbol
@@ -88,11 +90,34 @@ def test_probe_names_of_points():
 HOST = Symbol("f", "crate::f", 0x100, 0x40, "function")
 
 
-def _entries(flows, ranges, zero=(), statements=None):
+class Step(NamedTuple):
+    """One hand-made instruction: it falls through to the next and/or jumps to `target`."""
+
+    address: int
+    size: int
+    falls_through: bool
+    target: int | None
+
+
+def as_flow(steps, stores=()):
+    """The Flow code.flow would make of `steps` (`stores`: plain stores to memory)."""
+    return Flow(
+        boundaries=tuple(s.address for s in steps),
+        preds={},
+        nops=frozenset(),
+        indirect_jumps=0,
+        jumps={s.address: s.target for s in steps if s.target is not None},
+        falls=frozenset(s.address for s in steps if s.falls_through),
+        plain_stores=frozenset(stores),
+    )
+
+
+def _entries(flows, ranges, zero=(), statements=None, stores=(), optimized=False):
     statements = {r[0] for r in ranges} if statements is None else statements
+    flow = as_flow(flows, stores)
     return [
         (e.address, e.loops_back)
-        for e in _host_entries(HOST, flows, ranges, list(zero), statements)
+        for e in _host_entries(HOST, flow, ranges, list(zero), statements, optimized)
     ]
 
 
@@ -166,3 +191,27 @@ def test_a_loop_head_entered_from_outside_and_from_the_line_itself_is_marked():
 def test_a_run_without_a_statement_row_is_left_out():
     flows = straight(0x100, 0x104, 0x108) + [Step(0x10C, 1, False, None)]
     assert _entries(flows, [(0x104, 0x108)], statements=set()) == []
+
+
+def test_a_store_sunk_out_of_the_line_s_loop_is_no_execution_in_optimized_code():
+    # The loop 0x104-0x110 holds the line's work at 0x104 (a statement); the loop exits at
+    # 0x110, where `mov [rsp + 8], rax` (a statement of the same line) writes the value the
+    # loop kept in a register, and on the path that skips the loop at 0x118 (the stockpile
+    # worker's release code: 21 hits for 18 executions).
+    flows = [
+        Step(0x100, 4, True, 0x118),  # je: n == 0
+        Step(0x104, 4, True, None),  # the line's work
+        Step(0x108, 4, True, None),  # the iterator's code (another line)
+        Step(0x10C, 4, True, 0x104),  # jbe: next iteration
+        Step(0x110, 4, True, None),  # mov [rsp + 8], rax: the sunk store
+        Step(0x114, 4, False, 0x11C),  # another line: jmp to the join
+        Step(0x118, 4, True, None),  # n == 0: the sunk store's copy
+        Step(0x11C, 1, False, None),  # the join: ret
+    ]
+    line = [(0x104, 0x108), (0x110, 0x114), (0x118, 0x11C)]
+    sunk = (0x110, 0x118)
+    assert _entries(flows, line, stores=sunk, optimized=True) == [(0x104, False)]
+    # At opt-level 0 every store is the statement's own: each run stays an execution.
+    assert len(_entries(flows, line, stores=sunk)) == 3
+    # A store-only run of a line with no code in a loop is the line's only execution.
+    assert _entries(flows, [(0x110, 0x114)], stores=sunk, optimized=True) == [(0x110, False)]
