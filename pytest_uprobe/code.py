@@ -252,6 +252,38 @@ def keeps_rdi(code: bytes, start: int) -> bool:
 
 
 @dataclass(frozen=True)
+class Step:
+    """How control leaves one instruction: `falls_through` to the next one, and/or jumps
+    to `target` (None: no jump, or an indirect one)."""
+
+    address: int
+    size: int
+    falls_through: bool
+    target: int | None
+    indirect: bool = False
+
+
+def steps(code: bytes, start: int) -> list[Step]:
+    """Every instruction of straight or branching code from `start`, with where it goes
+    next (a call returns to the next instruction: it falls through)."""
+    cs = _disassembler()
+    found: list[Step] = []
+    for insn in cs.disasm(code, start):
+        groups = set(insn.groups)
+        target = None
+        falls = True
+        indirect = False
+        if capstone.CS_GRP_RET in groups or insn.mnemonic in ("ud2", "hlt", "int3"):
+            falls = False
+        elif capstone.CS_GRP_JUMP in groups:
+            target = _immediate_target(insn)
+            indirect = target is None
+            falls = insn.mnemonic != "jmp"
+        found.append(Step(insn.address, insn.size, falls, target, indirect))
+    return found
+
+
+@dataclass(frozen=True)
 class MemoryOperand:
     """`[base + index * scale + disp]`, `size` bytes; registers by name, None when absent
     (a rip-relative operand has base "rip")."""
