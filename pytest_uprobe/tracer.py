@@ -220,7 +220,7 @@ class Tracer:
         try:
             if self.backend_used == "inprocess":
                 session, finished = self._run_inprocess(
-                    plan, pinned, args, env, cwd, data, timeout, follow
+                    plan, pinned, args, env, cwd, data, timeout, follow, policy
                 )
                 plan = session.plan  # the values only this engine reads (floats in xmm)
                 traced_pid = getattr(session, "pid", None)
@@ -298,6 +298,7 @@ class Tracer:
         data: bytes | None,
         timeout: float | None,
         follow: bool,
+        children: str,
     ) -> tuple[Any, Any]:
         """The in-process engine's run (see pytest_uprobe/inprocess): Frida spawns the
         target itself, suspended, so no held launcher is needed."""
@@ -312,7 +313,9 @@ class Tracer:
         self._live.append(engine)
         # The very file the plan was made from, through a path the child can open.
         path = f"/proc/{os.getpid()}/fd/{pinned.fd}"
-        finished = engine.run(path, args, env=env, cwd=cwd, input=data, timeout=timeout)
+        finished = engine.run(
+            path, args, env=env, cwd=cwd, input=data, timeout=timeout, children=children
+        )
         return engine, finished
 
 
