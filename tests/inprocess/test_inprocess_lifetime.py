@@ -18,21 +18,23 @@ from pytest_uprobe import launch
 from pytest_uprobe.errors import TraceTimeout
 from pytest_uprobe.launch import CGROUP_SWITCH, cgroup_root, containment
 from pytest_uprobe.tracer import Tracer
+from tests.integration import test_lifetime as lifetime
+from tests.integration.test_cleanup import use_tool_homes
 from tests.integration.test_lifetime import (
     TARGETS,
     TICK,
     descendants_of,
-    mark,  # noqa: F401  (fixture)
     marked,
-    marked_env,  # noqa: F401  (fixture)
     running,
     spawned_pid,
-    started,  # noqa: F401  (fixture)
     wait_until,
-    workload,  # noqa: F401  (fixture)
     writes_of,
 )
-from tests.integration.test_cleanup import use_tool_homes
+
+# The same fixtures as the BPF engine's lifetime tests.
+workload, mark, marked_env, started = (
+    lifetime.workload, lifetime.mark, lifetime.marked_env, lifetime.started
+)  # fmt: skip
 
 pytest.importorskip("frida")
 pytestmark = pytest.mark.uprobe
