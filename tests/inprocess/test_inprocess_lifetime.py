@@ -186,15 +186,15 @@ def test_a_timeout_kills_the_run_and_says_the_program_did_not_exit(workload, mar
 
 
 def test_children_wait_waits_for_them_and_collects_their_output(workload, mark, marked_env):
-    """`orphan 50` waits until the program has exited, then ticks and prints: the run
+    """`orphan 30000000` waits until the program has exited, then ticks (for tens of ms) and prints: the run
     returns once it exited too, with its output (its calls are not traced: the in-process
     engine instruments the program only)."""
     with Tracer(backend=INPROCESS, children="wait") as tracer:
         trace = tracer.run(
-            [workload, "spawn", "3", "exit", "orphan", "50"], probes=TICK, env=marked_env
+            [workload, "spawn", "3", "exit", "orphan", "30000000"], probes=TICK, env=marked_env
         )
     spawned = spawned_pid(trace.stdout)
-    assert trace.stdout == f"spawned {spawned}\norphan ticked 50\n"
+    assert trace.stdout == f"spawned {spawned}\norphan ticked 30000000\n"
     assert trace.returncode == 0 and trace.children == "wait" and not trace.timed_out
     assert [p.pid for p in trace.orphans] == [spawned] and trace.orphans_held_output
     assert trace["workload::tick"].args_list == [(0,), (1,), (2,)]
@@ -244,6 +244,7 @@ def test_a_run_leaves_no_cgroup_and_no_shared_file(workload):
     with Tracer(backend=INPROCESS) as tracer:
         trace = tracer.run([workload, "loop", "5"], probes=TICK)
     assert trace["workload::tick"].call_count == 5
-    if root is not None:
-        assert {n for n in os.listdir(root) if n.startswith("pytest-uprobe-run-")} <= before
+    if root is not None:  # this process's run cgroups (others' runs share the directory)
+        ours = f"pytest-uprobe-run-{os.getpid()}-"
+        assert {n for n in os.listdir(root) if n.startswith(ours)} <= before
     assert {n for n in os.listdir("/dev/shm") if n.startswith("pytest-uprobe-")} <= shm_before
