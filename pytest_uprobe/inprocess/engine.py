@@ -11,6 +11,7 @@ from the mapping after the process has been reaped.
 from __future__ import annotations
 
 import contextlib
+import copy
 import ctypes as ct
 import mmap
 import os
@@ -27,7 +28,7 @@ from ..bpf.session import RawEvent
 from ..dwarf.locations import Cfa, Piece
 from ..errors import PrerequisiteError, UnreadableFunction
 from ..launch import Finished, Process, _Run, cgroup_root, watchdog
-from ..plan import AREA, WORDS, ProbePlan
+from ..plan import AREA, WORDS, Coverage, LeftOut, ProbePlan
 from . import agent, placement
 from .sse import with_sse_returns
 
@@ -351,37 +352,73 @@ class InprocessRun:
         script = self._session.create_script(agent.script_source())
         script.load()
         pie = self.plan.binary.elf.header["e_type"] == "ET_DYN"
-        try:
-            planned = placement.hooks(self.plan, self.record)
-        except placement.Unhookable as exc:
-            number, why = exc.args
-        else:
-            for hook in planned:
-                if hook.cfa is not None:
-                    self._buffer.set_cfa(hook.site, hook.cfa)
-                if hook.pieces is not None:
-                    self._buffer.set_pieces(hook.site, hook.pieces)
-            wanted = [
-                [[h.site, h.returns] if h.kind == "both" else h.site, h.address, h.kind]
-                for h in planned
-            ]
-            failed = script.exports_sync.setup(self._buffer.path, self._buffer.size, wanted, pie)
-            # Both sides have it mapped: its name is no longer needed, and nothing is left
-            # in /dev/shm when this process is killed mid-run.
-            with contextlib.suppress(OSError):
-                os.unlink(self._buffer.path)
-            number, why = failed[0] if failed else (None, "")
-        if number is not None:
-            site = self.plan.sites[number]
-            function = self.plan.function(site.function)
-            raise UnreadableFunction(
-                function.probe,
-                self.plan.binary.path,
-                f"the in-process engine cannot instrument {function.symbol.path} at "
-                f"{site.address:#x} ({site.kind.name.lower()} site): {why}",
-                "use --uprobe-backend=bpf for this probe",
-            )
+        placed = placement.hooks(self.plan, self.record)
+        self._leave_out(placed.left_out)
+        planned = placed.hooks
+        for hook in planned:
+            if hook.cfa is not None:
+                self._buffer.set_cfa(hook.site, hook.cfa)
+            if hook.pieces is not None:
+                self._buffer.set_pieces(hook.site, hook.pieces)
+        wanted = [
+            [[h.site, h.returns] if h.kind == "both" else h.site, h.address, h.kind]
+            for h in planned
+        ]
+        failed = script.exports_sync.setup(self._buffer.path, self._buffer.size, wanted, pie)
+        # Both sides have it mapped: its name is no longer needed, and nothing is left
+        # in /dev/shm when this process is killed mid-run.
+        with contextlib.suppress(OSError):
+            os.unlink(self._buffer.path)
+        if failed:
+            number, why = failed[0]
+            raise self._refusal(number, why)
         self._script = script
+
+    def _refusal(self, number: int, why: str) -> UnreadableFunction:
+        site = self.plan.sites[number]
+        function = self.plan.function(site.function)
+        return UnreadableFunction(
+            function.probe,
+            self.plan.binary.path,
+            f"the in-process engine cannot instrument {function.symbol.path} at "
+            f"{site.address:#x} ({site.kind.name.lower()} site): {why}",
+            "use --uprobe-backend=bpf for this probe",
+        )
+
+    def _leave_out(self, left_out: dict[int, tuple[int, str]]) -> None:
+        """Functions with a site Frida cannot hook run unhooked, as the plan leaves out a
+        site no uprobe can take (plan.LeftOut): the count of every probe naming them is a
+        lower bound that names the site, and exact comparisons refuse it. A probe left with
+        nothing hooked fails before the run, as the plan's refusals do."""
+        if not left_out:
+            return
+        plan = copy.copy(self.plan)  # the plan is shared and cached: its coverage too
+        plan.coverage = {
+            probe: Coverage(list(c.left_out), list(c.shares_address_with))
+            for probe, c in self.plan.coverage.items()
+        }
+        for index, (number, why) in left_out.items():
+            function, site = plan.functions[index], plan.sites[number]
+            where = (
+                f"the copy inlined into {function.inlined.describe()}"
+                if function.inlined is not None
+                else f"the {site.kind.name.lower()} site of {function.symbol.path}"
+            )
+            item = LeftOut(
+                where,
+                site.address,
+                f"cannot be hooked by the in-process engine ({why}); "
+                "--uprobe-backend=bpf probes it",
+            )
+            for probe in function.probes:
+                coverage = plan.coverage_of(probe)
+                if item not in coverage.left_out:
+                    coverage.left_out.append(item)
+        for probe in plan.probes:
+            indices = plan.functions_of(probe)
+            if indices and all(i in left_out for i in indices):
+                raise self._refusal(*left_out[indices[0]])
+        self.plan = plan
 
     def _start_waiter(self) -> None:
         """Wait for the target's exit in a thread started before it runs: Frida's own child

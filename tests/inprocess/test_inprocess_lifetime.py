@@ -186,9 +186,9 @@ def test_a_timeout_kills_the_run_and_says_the_program_did_not_exit(workload, mar
 
 
 def test_children_wait_waits_for_them_and_collects_their_output(workload, mark, marked_env):
-    """`orphan 30000000` waits until the program has exited, then ticks (for tens of ms) and prints: the run
-    returns once it exited too, with its output (its calls are not traced: the in-process
-    engine instruments the program only)."""
+    """`orphan 30000000` waits until the program has exited, then ticks (tens of ms) and
+    prints: the run returns once it exited too, with its output (its calls are not traced:
+    the in-process engine instruments the program only)."""
     with Tracer(backend=INPROCESS, children="wait") as tracer:
         trace = tracer.run(
             [workload, "spawn", "3", "exit", "orphan", "30000000"], probes=TICK, env=marked_env
