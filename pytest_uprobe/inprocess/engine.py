@@ -34,7 +34,7 @@ from .sse import with_sse_returns
 
 _SHM = "/dev/shm"  # noqa: S108  (used through mkstemp only)
 RING_BYTES = 64 << 20  # a full ring makes the target wait for the drain, then drop
-DRAIN_SECONDS = 0.005
+DRAIN_SECONDS = 0.02  # between drains, unless a quarter of the ring was full
 OUTPUT_GRACE = 2.0  # seconds to wait, after a kill, for the pipes to close
 POLL_SECONDS = 0.01  # how often children="wait" looks whether the run's processes are gone
 _EVENT_HEAD = 32  # ts, cfa, tid, site, failed, pad: then the words (and a big event's area)
@@ -478,9 +478,13 @@ class InprocessRun:
         )
 
     def _drain(self) -> None:
+        """Copy the ring out in large batches: a drainer that loops while events pour in
+        takes a CPU from the target on a small machine and pulls the ring's header line
+        away from it on every pass (measured: full mode 20% slower per call)."""
         while not self._stop.is_set():
-            if not self._buffer.drain(self._records):
-                time.sleep(DRAIN_SECONDS)
+            taken = self._buffer.drain(self._records)
+            if taken < self._buffer.capacity // 4:
+                self._stop.wait(DRAIN_SECONDS)
 
     def _finish(self) -> None:
         self._stop.set()
