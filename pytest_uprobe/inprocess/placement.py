@@ -220,8 +220,19 @@ def _tail_calls_into_leave_hooks(plan: ProbePlan, planned: list[Hook]) -> list[t
     return refused
 
 
+def _reads_red_zone(site: Site) -> bool:
+    return any(p.memory and p.reg == RSP and p.offset < 0 for p in site.pieces)
+
+
 def _hook(plan: ProbePlan, number: int, site: Site) -> Hook:
     code = _Code.of(plan, site)
+    if _reads_red_zone(site):
+        # A leaf keeps values in the red zone below rsp, which Frida's trampoline overwrites
+        # before the callback reads it (measured: a pointer read for a u64 argument). At
+        # the first instruction they are still in the registers the prologue stores.
+        if site.kind is not SiteKind.ENTRY or site.address == code.start:
+            raise Unhookable("a value lives below rsp, where Frida's trampoline writes")
+        return Hook(number, code.start, "probe", Cfa(RSP, 8), code.pieces_at_start(site))
     if site.kind is SiteKind.URETPROBE:
         code.check_window(site.address)
         return Hook(number, site.address, "leave")

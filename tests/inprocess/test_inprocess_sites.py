@@ -91,3 +91,26 @@ def test_a_probe_with_nothing_left_to_hook_fails_before_the_run(cargo_bin):
         tracer.run([exe], probes=["helloworld::hello"])
     assert "its ret is too short" in str(error.value)
     assert "--uprobe-backend=bpf" in str(error.value)
+
+
+@pytest.mark.parametrize("profile", ["dev", "release"])
+def test_values_a_leaf_keeps_below_rsp_are_read_at_its_first_instruction(cargo_bin, profile):
+    """Dev closures of the user's crate store their arguments in the red zone below rsp
+    (`mov [rsp - 8], rsi`), which Frida's trampoline overwrites before the callback reads
+    it: they read a pointer for a u64 (a silently wrong value). Their entry moves to the
+    first instruction, where the values are still in registers: the same values as the BPF
+    engine's, and as the program printed (tests/blackbox/test_calls.py)."""
+    from tests.blackbox.stockpile import ARGV_TAIL, printed_calls
+
+    exe = cargo_bin("example_crates/stockpile", profile=profile)
+    probes = ["stockpile::main::{closure#12}", "stockpile::main::{closure#13}"]
+    traces = {}
+    for backend in ("bpf", "inprocess"):
+        with Tracer(backend=backend) as tracer:
+            traces[backend] = tracer.run([exe, *ARGV_TAIL], probes=probes)
+    for probe in probes:
+        assert _calls(traces["inprocess"], probe) == _calls(traces["bpf"], probe)
+        assert traces["inprocess"][probe].left_out == ()
+    printed = printed_calls(traces["inprocess"].stdout, "Rule::matches")
+    over_area = [size for (name, size), _ in printed if name == "over_area"]
+    assert [c.args[-1] for c in traces["inprocess"][probes[1]].calls] == over_area
