@@ -403,7 +403,7 @@ const cm = new CModule(SOURCE, {
 });
 const listeners = [];
 rpc.exports = {
-  setup(path, size, sites, pie) {
+  setup(path, size, sites, pie, semaphores) {
     const open = libc('open', 'int', ['pointer', 'int']);
     const close = libc('close', 'int', ['int']);
     const mmap = libc('mmap', 'pointer', ['pointer', 'size_t', 'int', 'int', 'int', 'int64']);
@@ -427,6 +427,14 @@ rpc.exports = {
     libc('__register_atfork', 'int', ['pointer', 'pointer', 'pointer', 'pointer'])(
       NULL, NULL, cm.after_fork_child, NULL);
     const start = Process.mainModule.base;
+    for (const address of semaphores) {  // a u16 in .probes: one more tracer watches
+      const at = pie ? start.add(address) : ptr(address);
+      const range = Process.findRangeByAddress(at);
+      const writable = range !== null && range.protection.includes('w');
+      if (!writable) Memory.protect(at, 2, 'rw-');
+      at.writeU16(at.readU16() + 1);
+      if (!writable && range !== null) Memory.protect(at, 2, range.protection);
+    }
     const failed = [];
     for (const [index, address, kind] of sites) {
       const at = pie ? start.add(address) : ptr(address);

@@ -364,7 +364,18 @@ class InprocessRun:
             [[h.site, h.returns] if h.kind == "both" else h.site, h.address, h.kind]
             for h in planned
         ]
-        failed = script.exports_sync.setup(self._buffer.path, self._buffer.size, wanted, pie)
+        # USDT semaphores (a program may skip a probe nobody watches): one more watcher.
+        hooked = {self.plan.sites[h.site].function for h in planned}
+        semaphores = sorted(
+            {
+                self.plan.function(s.function).point.semaphore
+                for s in self.plan.sites
+                if s.semaphore and s.function in hooked
+            }
+        )
+        failed = script.exports_sync.setup(
+            self._buffer.path, self._buffer.size, wanted, pie, semaphores
+        )
         # Both sides have it mapped: its name is no longer needed, and nothing is left
         # in /dev/shm when this process is killed mid-run.
         with contextlib.suppress(OSError):

@@ -236,9 +236,10 @@ def _hook(plan: ProbePlan, number: int, site: Site) -> Hook:
     if site.kind is SiteKind.URETPROBE:
         code.check_window(site.address)
         return Hook(number, site.address, "leave")
-    if site.kind in (SiteKind.ENTRY, SiteKind.INLINED):
+    if site.kind in (SiteKind.ENTRY, SiteKind.INLINED, SiteKind.LINE, SiteKind.USDT):
         # A probe listener, never an onEnter one: Frida hijacks the return of every call
         # through a function listener, which turns an unwinding panic into an abort.
+        # A line's first instruction and a USDT probe's nop are hooked as an entry is.
         try:
             code.check_window(site.address)
         except Unhookable:
