@@ -114,3 +114,25 @@ def test_values_a_leaf_keeps_below_rsp_are_read_at_its_first_instruction(cargo_b
     printed = printed_calls(traces["inprocess"].stdout, "Rule::matches")
     over_area = [size for (name, size), _ in printed if name == "over_area"]
     assert [c.args[-1] for c in traces["inprocess"][probes[1]].calls] == over_area
+
+
+@pytest.mark.parametrize("profile", ["dev", "release"])
+def test_lines_and_usdt_probes_with_their_semaphore(cargo_bin, profile):
+    """The user's crate's USDT probe (whose semaphore the program reads: it prints
+    PROGRESS_TRACED only while a tracer watches) and a line in a recursive function, on
+    the in-process engine: counts and arguments as the program printed."""
+    from tests.blackbox.stockpile import ARGV_TAIL, printed_calls, printed_counts
+    from tests.blackbox.test_inlining import line_of
+
+    exe = cargo_bin("example_crates/stockpile", profile=profile)
+    line = f"main.rs:{line_of('FIB_CALLS.fetch_add(1, Ordering::Relaxed);')}"
+    with Tracer(backend="inprocess") as tracer:
+        trace = tracer.run([exe, *ARGV_TAIL], probes=["usdt:stockpile:progress", line])
+    workers = printed_calls(trace.stdout, "worker")
+    progress = trace["usdt:stockpile:progress"]
+    assert progress.call_count == sum(n for (_, n), _ in workers) > 0
+    assert sorted(progress.args_list) == sorted(
+        (wid, k) for (wid, n), _ in workers for k in range(1, n + 1)
+    )
+    assert all(f"PROGRESS_TRACED worker={wid}" in trace.stdout for (wid, _), _ in workers)
+    assert trace[line].call_count == printed_counts(trace.stdout)["fib"]
