@@ -410,6 +410,7 @@ def main() -> int:
     count_only(options.calls, options.repeat)
     full_mode(options.calls, options.repeat)
     return_probes(options.calls, options.repeat)
+    __import__("inprocess_engines").rows(row, options.calls, options.repeat)  # (g) issue 20
     events(options.events)
     resolution(options.repeat)
     table()
