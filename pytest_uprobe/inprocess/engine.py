@@ -73,7 +73,7 @@ class SharedBuffer:
         self.size = ring_offset + capacity
         # mkstemp: a fresh name only this user can open (mode 0600); tmpfs when there is one.
         directory = _SHM if os.access(_SHM, os.W_OK) else None
-        fd, self.path = tempfile.mkstemp(prefix="pytest-uprobe-", dir=directory)
+        fd, self.path = tempfile.mkstemp(prefix=f"pytest-uprobe-{os.getpid()}-", dir=directory)
         try:
             os.ftruncate(fd, self.size)
             self.map = mmap.mmap(fd, self.size)
