@@ -13,10 +13,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import ctypes as ct
+import fcntl
 import mmap
 import os
 import signal
+import struct
 import tempfile
+import termios
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -36,6 +39,7 @@ _SHM = "/dev/shm"  # noqa: S108  (used through mkstemp only)
 RING_BYTES = 64 << 20  # a full ring makes the target wait for the drain, then drop
 DRAIN_SECONDS = 0.02  # between drains, unless a quarter of the ring was full
 OUTPUT_GRACE = 2.0  # seconds to wait, after a kill, for the pipes to close
+HAND_OVER_SECONDS = 0.5  # at most this long for the readers to take what the pipes hold
 POLL_SECONDS = 0.01  # how often children="wait" looks whether the run's processes are gone
 _EVENT_HEAD = 32  # ts, cfa, tid, site, failed, pad: then the words (and a big event's area)
 
@@ -625,7 +629,12 @@ class _Pipes:
 
     def hand_over(self) -> None:
         """Processes left running keep writing to the pipes: the readers go on reading
-        (so that they get no SIGPIPE while this process lives) and drop what they read."""
+        (so that they get no SIGPIPE while this process lives) and drop what they read,
+        once what the pipes already hold (the program's last output) is read."""
+        deadline = time.monotonic() + HAND_OVER_SECONDS
+        while any(_pending(fd) for fd in self.chunks) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        time.sleep(0.005)  # a reader between its read and keeping the chunk
         self.kept = False
         self.handed_over = True
 
@@ -659,6 +668,14 @@ class _Pipes:
         for fd in (self.out_read, self.err_read):
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+def _pending(fd: int) -> int:
+    """Bytes waiting in a pipe (FIONREAD)."""
+    try:
+        return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0])
+    except OSError:
+        return 0
 
 
 def _returncode(status: int) -> int:
