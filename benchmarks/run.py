@@ -15,6 +15,8 @@ Builds benchmarks/loop in release (with debug info), then measures, in this one 
       times the empty program's cost per hit (issue 15's targets 2 and 3)
   (h) scale: 10,000,000 calls in a fresh process: lost events, resident memory the Trace
       keeps per call, and the peak (issue 15's target 4); `--scale 0` skips it
+  (i) the in-process engine beside BPF on the same loop (benchmarks/inprocess_engines.py):
+      per call in count-only and full mode, and one short traced run (issue 20)
   (f) resolution: `Tracer().plan` of three probes on a generated crate of about 700,000
       DIEs (benchmarks/big_crate.py), each in a fresh process, cold (empty cache) and warm
       (the on-disk cache the cold run wrote); `--resolution-only` runs just this one
@@ -567,6 +569,8 @@ def main() -> int:
         ("c", lambda: return_probes(options.calls, options.repeat)),
         ("e", lambda: events(options.events)),
         ("g", lambda: end_to_end(options.end_to_end, options.repeat)),
+        # (i) issue 20: the in-process engine beside BPF
+        ("i", lambda: __import__("inprocess_engines").rows(row, options.calls, options.repeat)),
         ("h", lambda: scale(options.scale) if options.scale else None),
         ("f", lambda: resolution(options.repeat)),
     ]

@@ -371,8 +371,12 @@ class _Watchdog:
     def __init__(self) -> None:
         self.pid = os.getpid()
         self._lock = threading.Lock()
+        # Any Python runs it: a user may run an interpreter it cannot exec again by path.
+        python = sys.executable
+        if not os.access(python, os.X_OK):
+            python = shutil.which("python3") or python
         self.popen = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", _WATCHDOG],
+            [python, "-I", "-S", "-c", _WATCHDOG],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

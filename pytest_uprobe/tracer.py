@@ -321,7 +321,9 @@ class Tracer:
         self._live.append(engine)
         # The very file the plan was made from, through a path the child can open.
         path = f"/proc/{os.getpid()}/fd/{pinned.fd}"
-        finished = engine.run(path, args, env=env, cwd=cwd, input=data, timeout=timeout)
+        finished = engine.run(
+            path, args, env=env, cwd=cwd, input=data, timeout=timeout, children=children
+        )
         return engine, finished
 
 
@@ -339,6 +341,12 @@ def choose_backend(backend: str) -> str:
         load_frida()
         return "inprocess"
     try:
+        if backend == "auto" and _bpf_syscall_refused():
+            raise PrerequisiteError(
+                _MACHINE_REFUSES_BPF[-1],
+                "a sandbox (a seccomp filter, as in Docker's default profile) refuses bpf()",
+                "use --uprobe-backend=inprocess, or run outside the sandbox",
+            )
         check_prerequisites()
     except PrerequisiteError as exc:
         if backend == "bpf" or exc.missing not in _MACHINE_REFUSES_BPF:
@@ -357,7 +365,23 @@ _MACHINE_REFUSES_BPF = (
     "root, or CAP_BPF and CAP_PERFMON",
     "Linux 5.8 or newer",
     "a kernel with uprobes",
+    "a bpf() system call this process may make",
 )
+
+
+def _bpf_syscall_refused() -> bool:
+    """bpf() with a command no kernel has fails with EINVAL where the call is allowed; a
+    seccomp filter that refuses it (EPERM, ENOSYS) answers before the kernel looks."""
+    import ctypes
+    import errno
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    nr_bpf = {"x86_64": 321, "aarch64": 280}.get(os.uname().machine)
+    if nr_bpf is None:
+        return False
+    if libc.syscall(nr_bpf, 0xFFFF, None, 0) != -1:
+        return False
+    return ctypes.get_errno() in (errno.EPERM, errno.ENOSYS)
 
 
 _PIN_ATTEMPTS = 3

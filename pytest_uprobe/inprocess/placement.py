@@ -15,7 +15,7 @@ as the plan says: on a function a panic unwinds through, it turns the panic into
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import capstone
 
@@ -25,6 +25,7 @@ from ..dwarf.locations import Cfa, Piece
 from ..plan import RSP, ProbePlan, Site, SiteKind, shape_of
 
 PATCH_BYTES = 5  # Frida's near jump
+_ZEROED = -1  # pieces_at_start: a register the prologue zeroed (`xor eax, eax`)
 # Epilogue instructions that change neither the return registers nor where control goes.
 _EPILOGUE = {"pop", "add", "lea", "mov", "leave", "nop", "endbr64"}
 _RETURN_REGISTERS = {"rax", "eax", "ax", "al", "rdx", "edx", "dx", "dl", "xmm0", "xmm1"}
@@ -46,8 +47,21 @@ class Unhookable(Exception):
     """A site the in-process engine cannot hook: args are (site number, why)."""
 
 
-def hooks(plan: ProbePlan, record: bool) -> list[Hook]:
+class Placement(NamedTuple):
+    """The hooks of a plan, and the functions (by index) left out whole because a site of
+    theirs cannot be hooked: (that site's number, why)."""
+
+    hooks: list[Hook]
+    left_out: dict[int, tuple[int, str]]
+
+
+def hooks(plan: ProbePlan, record: bool) -> Placement:
+    """Every site's hook. A function with a site that cannot be hooked is left out whole
+    (none of its sites hooked: a call whose entry is seen but not its return would look
+    unwound), as the plan leaves out a site no uprobe can take: its probe's count is then
+    a lower bound naming the site (see engine.py)."""
     out = []
+    left_out: dict[int, tuple[int, str]] = {}
     for number, site in enumerate(plan.sites):
         if not (record or site.kind.starts_a_call):
             continue
@@ -56,9 +70,103 @@ def hooks(plan: ProbePlan, record: bool) -> list[Hook]:
         except Unhookable as exc:
             if site.function >= len(plan.functions):
                 continue  # a marker (std::process::exit, abort, rust_panic): only evidence
-            raise Unhookable(number, str(exc)) from None
-    _check_tail_calls_into_leave_hooks(plan, out)
-    return _combine_leaf_hooks(plan, out)
+            left_out.setdefault(site.function, (number, str(exc)))
+    for index in list(left_out):
+        leave = _leaf_return_hook(plan, index, left_out[index][0])
+        if leave is not None:  # its returns through one return hook instead
+            del left_out[index]
+            out = [h for h in out if not _is_return_of(plan, h.site, index)] + [leave]
+    kept = [h for h in out if plan.sites[h.site].function not in left_out]
+    for number, why in _tail_calls_into_leave_hooks(plan, kept):
+        left_out.setdefault(plan.sites[number].function, (number, why))
+    kept = [h for h in kept if plan.sites[h.site].function not in left_out]
+    kept = _separate_overlaps(plan, kept, left_out)
+    return Placement(_combine_leaf_hooks(plan, kept), left_out)
+
+
+def _separate_overlaps(
+    plan: ProbePlan, planned: list[Hook], left_out: dict[int, tuple[int, str]]
+) -> list[Hook]:
+    """Two hooks whose patches overlap (a return hook on a leaf's first instruction, its
+    entry probe 2 bytes further) break each other: the second patch lands inside the
+    first's jump, and the second never fires (measured: a call counted 0 for 1). The later
+    one is an entry probe moved to the first instruction when its values can be read back
+    there; otherwise its function is left out whole."""
+    while True:
+        ordered = sorted(planned, key=lambda h: h.address)
+        clash = None
+        for first, second in zip(ordered, ordered[1:]):
+            if first.address < second.address < _window_end(plan, first):
+                clash = (first, second)
+                break
+        if clash is None:
+            return planned
+        first, second = clash
+        site = plan.sites[second.site]
+        moved = None
+        code = _Code.of(plan, site)
+        if site.kind is SiteKind.ENTRY and first.address == code.start and second.kind == "probe":
+            try:
+                pieces = code.pieces_at_start(site)
+                moved = Hook(second.site, code.start, "probe", Cfa(RSP, 8), pieces)
+            except Unhookable:
+                moved = None
+        if moved is not None:
+            planned = [moved if h is second else h for h in planned]
+            continue
+        why = f"its hook at {second.address:#x} overlaps Frida's patch at {first.address:#x}"
+        for hook in (first, second):
+            index = plan.sites[hook.site].function
+            if index < len(plan.functions):
+                left_out.setdefault(index, (hook.site, why))
+        planned = [h for h in planned if plan.sites[h.site].function not in left_out]
+        # a marker overlapping a probe's hook: the probe is left out, the marker kept
+        if any(h is first or h is second for h in planned):
+            planned = [h for h in planned if h is not first and h is not second]
+
+
+def _window_end(plan: ProbePlan, hook: Hook) -> int:
+    """The end of the instructions Frida's patch at the hook's address overwrites."""
+    code = _Code.of(plan, plan.sites[hook.site])
+    i = code.index.get(hook.address)
+    if i is None:
+        return hook.address + PATCH_BYTES
+    end = hook.address
+    while end < hook.address + PATCH_BYTES and i < len(code.instructions):
+        end = code.instructions[i].address + code.instructions[i].size
+        i += 1
+    return max(end, hook.address + PATCH_BYTES)
+
+
+def _is_return_of(plan: ProbePlan, number: int, function: int) -> bool:
+    site = plan.sites[number]
+    return site.function == function and site.kind is SiteKind.RETURN
+
+
+def _leaf_return_hook(plan: ProbePlan, index: int, failed: int) -> Hook | None:
+    """A leaf whose `ret` cannot be hooked (`xor eax, eax; ret`, `lea rax, [rdi + rsi];
+    ret`) has its returns seen by one return hook on its first instruction (Frida's onLeave,
+    as a uretprobe): allowed on a leaf only, since nothing can unwind through a frame that
+    calls nothing. Every return site must read the same values (they all read the return
+    registers), and the first instruction must take Frida's patch."""
+    function = plan.functions[index]
+    shape = function.shape
+    if plan.sites[failed].kind is not SiteKind.RETURN or shape is None or not shape.is_leaf:
+        return None
+    sites = [(n, s) for n, s in enumerate(plan.sites) if s.function == index]
+    returns = [(n, s) for n, s in sites if s.kind is SiteKind.RETURN]
+    if any(s.kind not in (SiteKind.ENTRY, SiteKind.RETURN) for _, s in sites) or not returns:
+        return None
+    first = returns[0][1]
+    recipe = (first.pieces, first.derefs, first.save_reg, first.load_word)
+    if any((s.pieces, s.derefs, s.save_reg, s.load_word) != recipe for _, s in returns):
+        return None
+    code = _Code.of(plan, first)
+    try:
+        code.check_window(shape.start)
+    except Unhookable:
+        return None
+    return Hook(returns[0][0], shape.start, "leave")
 
 
 def _combine_leaf_hooks(plan: ProbePlan, planned: list[Hook]) -> list[Hook]:
@@ -87,34 +195,51 @@ def _combine_leaf_hooks(plan: ProbePlan, planned: list[Hook]) -> list[Hook]:
     return out
 
 
-def _check_tail_calls_into_leave_hooks(plan: ProbePlan, planned: list[Hook]) -> None:
+def _tail_calls_into_leave_hooks(plan: ProbePlan, planned: list[Hook]) -> list[tuple[int, str]]:
     """Frida runs no leave hook for a function entered by a jump out of a hooked tail-call
-    site (measured: the return is never seen, so the call would look unwound). Refuse a
-    plan where that can happen rather than report such a call as unwound."""
+    site (measured: the return is never seen, so the call would look unwound). The leave
+    hooks where that can happen: (site number, why), to be left out rather than report
+    such a call as unwound."""
     jumps = [plan.sites[h.site] for h in planned if plan.sites[h.site].kind is SiteKind.TAIL_CALL]
     if not jumps:
-        return
+        return []
     targets = {site.target for site in jumps}
+    refused = []
     for hook in planned:
         if hook.kind != "leave":
             continue
         function = plan.function(plan.sites[hook.site].function)
         if function.symbol.address in targets or None in targets:
-            raise Unhookable(
-                hook.site,
-                f"a traced tail call may jump into {function.symbol.path}, and Frida runs no "
-                "return hook for a function entered that way",
+            refused.append(
+                (
+                    hook.site,
+                    f"a traced tail call may jump into {function.symbol.path}, and Frida runs "
+                    "no return hook for a function entered that way",
+                )
             )
+    return refused
+
+
+def _reads_red_zone(site: Site) -> bool:
+    return any(p.memory and p.reg == RSP and p.offset < 0 for p in site.pieces)
 
 
 def _hook(plan: ProbePlan, number: int, site: Site) -> Hook:
     code = _Code.of(plan, site)
+    if _reads_red_zone(site):
+        # A leaf keeps values in the red zone below rsp, which Frida's trampoline overwrites
+        # before the callback reads it (measured: a pointer read for a u64 argument). At
+        # the first instruction they are still in the registers the prologue stores.
+        if site.kind is not SiteKind.ENTRY or site.address == code.start:
+            raise Unhookable("a value lives below rsp, where Frida's trampoline writes")
+        return Hook(number, code.start, "probe", Cfa(RSP, 8), code.pieces_at_start(site))
     if site.kind is SiteKind.URETPROBE:
         code.check_window(site.address)
         return Hook(number, site.address, "leave")
-    if site.kind in (SiteKind.ENTRY, SiteKind.INLINED):
+    if site.kind in (SiteKind.ENTRY, SiteKind.INLINED, SiteKind.LINE, SiteKind.USDT):
         # A probe listener, never an onEnter one: Frida hijacks the return of every call
         # through a function listener, which turns an unwinding panic into an abort.
+        # A line's first instruction and a USDT probe's nop are hooked as an entry is.
         try:
             code.check_window(site.address)
         except Unhookable:
@@ -260,8 +385,14 @@ class _Code:
                 stores[-depth] = (_REGISTERS[operands[0]], 8)
             elif mnemonic == "sub" and operands[0] == "rsp" and operands[1].startswith("0x"):
                 depth += int(operands[1], 16)
+            elif mnemonic in ("nop", "endbr64", "test", "cmp"):
+                continue  # flags only
+            elif mnemonic == "xor" and operands[0] == operands[1] and operands[0] in _REGISTERS:
+                copies[_REGISTERS[operands[0]]] = _ZEROED  # no longer the start's value
             elif mnemonic in ("mov", "movsd", "movss", "movq") and operands[1] in _REGISTERS:
                 source = copies.get(_REGISTERS[operands[1]], _REGISTERS[operands[1]])
+                if source == _ZEROED:
+                    raise Unhookable(f"its prologue stores {operands[1]} after zeroing it")
                 if operands[0] in _REGISTERS and operands[0] not in ("rsp", "esp"):
                     # a register copy (`mov al, dil`): the value is the source's at the start
                     copies[_REGISTERS[operands[0]]] = source
@@ -280,7 +411,10 @@ class _Code:
             if not piece.memory or piece.reg != RSP:
                 if piece.reg == RSP or piece.memory:
                     raise Unhookable("a value's location depends on the prologue's registers")
-                pieces.append(Piece(copies.get(piece.reg, piece.reg), 0, piece.size, False))
+                source = copies.get(piece.reg, piece.reg)
+                if source == _ZEROED:
+                    raise Unhookable("a value's register is zeroed by the prologue")
+                pieces.append(Piece(source, 0, piece.size, False))
                 continue
             offset = piece.offset - depth
             if offset >= 0:  # the caller's frame: the same memory at the start
