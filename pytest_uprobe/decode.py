@@ -20,11 +20,12 @@ array indexes, `"*"` for "behind the pointer", then element indexes.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Union
 
-from .dwarf.types import POINTERS, SCALARS, RustType
+from . import stdtypes
+from .dwarf.types import POINTERS, SCALARS, BTreeNode, RustType
 from .values import BadUtf8, Struct, Truncated, Unavailable, Variant
 
 MAX_PIECES = 16  # words one event carries; the BPF program is built for this many
@@ -52,6 +53,16 @@ class Deref:
     scale: int = 1
     guard_at: int = NO_SLOT
     guard_min: int = 0
+    flags: int = 0  # BELOW, PLUS_ONE
+    pad: int = 0
+
+
+# Deref.flags. BELOW: copy the bytes that end at the address instead of those that start
+# there, and place them so that they end where the copy's room ends (hashbrown keeps its
+# buckets below the control bytes, bucket i at ctrl - (i + 1) * size). PLUS_ONE: the
+# count is the u64 at len_at plus one (hashbrown's bucket_mask is the buckets less one).
+BELOW = 1
+PLUS_ONE = 2
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,7 @@ class Copy:
     size: int
     scale: int
     counted: bool
+    flags: int = 0
 
 
 Planned = Union[Copy, Unavailable]
@@ -80,6 +92,7 @@ class Layout:
         self.derefs: list[Deref] = []
         self.copies: dict[Path, Planned] = {}
         self.next_dst = WORDS
+        self.later: list[Callable[[], None]] = []  # planned once the queue is empty
 
     @property
     def used(self) -> int:
@@ -96,27 +109,34 @@ class Layout:
         len_at: int = NO_SLOT,
         scale: int = 1,
         guard: tuple[int, int] | None = None,
+        flags: int = 0,
     ) -> Planned:
         counted = len_at != NO_SLOT
         room = min(HALF, AREA - self.next_dst) if self.next_dst < HALF else 0
+        if flags & BELOW:  # it may start anywhere in its room: the room ends below HALF
+            room = max(0, HALF - self.next_dst)
         fits = min(size, room)
         if counted:
             fits -= fits % scale
         if len(self.derefs) >= MAX_DEREFS:
             planned: Planned = Unavailable(
-                f"not copied: one event follows at most {MAX_DEREFS} pointers"
+                f"not copied: one event follows at most {MAX_DEREFS} pointers, and the "
+                "values before it took them all"
             )
         elif fits <= 0 or (not counted and fits < size):
             planned = Unavailable(
-                f"not copied: {size} more bytes do not fit in the event's {AREA}-byte area"
-                " (lower max_string or max_elements)"
+                f"not copied: {size} more bytes do not fit in the event's area (every copy "
+                f"must start in its first {HALF} bytes, and the values before it, copied up "
+                "to max_string and max_elements, took them; lower max_string or max_elements)"
             )
         else:
             guard_at, guard_min = guard if guard is not None else (NO_SLOT, 0)
             dst = self.next_dst
-            self.derefs.append(Deref(addr_at, add, fits, dst, len_at, scale, guard_at, guard_min))
+            self.derefs.append(
+                Deref(addr_at, add, fits, dst, len_at, scale, guard_at, guard_min, flags)
+            )
             self.next_dst = (dst + fits + 7) & ~7
-            planned = Copy(len(self.derefs) - 1, dst, fits, scale, counted)
+            planned = Copy(len(self.derefs) - 1, dst, fits, scale, counted, flags)
         self.copies[path] = planned
         return planned
 
@@ -126,7 +146,10 @@ class Layout:
         queue: deque[tuple[RustType, Segments, Path, tuple[int, int] | None, int]] = deque(
             (t, segments, path, None, 0) for t, segments, path in roots
         )
-        while queue:
+        while queue or self.later:
+            if not queue:
+                self.later.pop(0)()
+                continue
             value, segments, path, guard, depth = queue.popleft()
             for pointer, offset, at in inline_pointers(value, 0, path, self.max_elements):
                 behind = at + ("*",)
@@ -143,6 +166,10 @@ class Layout:
                         "registers, or a constant), so what it points to is not copied"
                     )
                     continue
+                if pointer.kind in ("table", "btree"):
+                    self._follow_collection(pointer, segments, offset, at, addr_at, guard, depth,
+                                            queue)  # fmt: skip
+                    continue
                 if pointer.kind == "pointer":
                     target = pointer.target
                     if target.size == 0 or target.kind == "unsupported":
@@ -154,7 +181,10 @@ class Layout:
                             (target, ((planned.dst, target.size),), behind, guard, depth + 1)
                         )
                     continue
-                len_at = _area_offset(segments, offset + pointer.part("len").offset)
+                # A VecDeque's ring: every slot up to its capacity (head and len say which
+                # are live), read in logical order by the decoder.
+                count = "cap" if pointer.kind == "deque" else "len"
+                len_at = _area_offset(segments, offset + pointer.part(count).offset)
                 if len_at is None:
                     self.copies[behind] = Unavailable(
                         "the length is not in one register or stack slot, so what the pointer "
@@ -181,6 +211,96 @@ class Layout:
                             (element, ((start, element.size),), behind + (i,), (len_at, i),
                              depth + 1)
                         )  # fmt: skip
+
+
+    def _follow_collection(
+        self,
+        value: RustType,
+        segments: Segments,
+        offset: int,
+        at: Path,
+        addr_at: int,
+        guard: tuple[int, int] | None,
+        depth: int,
+        queue: deque[tuple[RustType, Segments, Path, tuple[int, int] | None, int]],
+    ) -> None:
+        """A hashbrown table (its control bytes and the buckets below them) or a BTreeMap
+        (its root node and, for a tree of height 1, the children the first max_elements
+        entries need)."""
+        behind = at + ("*",)
+        counter = "len" if value.kind == "table" else "height"
+        count_at = _area_offset(segments, offset + value.part(counter).offset)
+        if count_at is None:
+            self.copies[behind] = Unavailable(
+                f"the {counter} of {value.name} is not in one register or stack slot, so "
+                "what it points to is not copied"
+            )
+            return
+        if value.kind == "table":
+            element = value.element
+            assert element is not None
+            if element.size == 0:
+                self.copies[behind] = NOTHING
+                return
+            buckets = 2 * self.max_elements  # at load factor 7/8, enough for max_elements
+            ctrl = self.add(at + ("ctrl",), addr_at, 0, buckets, len_at=count_at, guard=guard,
+                            flags=PLUS_ONE)  # fmt: skip
+            if isinstance(ctrl, Unavailable):
+                self.copies[behind] = ctrl
+                return
+            data = self.add(behind, addr_at, 0, buckets * element.size, len_at=count_at,
+                            scale=element.size, guard=guard, flags=PLUS_ONE | BELOW)  # fmt: skip
+            if isinstance(data, Copy) and has_pointers(element):
+                end = data.dst + data.size
+                for i in range(data.size // element.size):
+                    start = end - (i + 1) * element.size
+                    live = (count_at, i - 1) if i else guard  # bucket_mask >= i
+                    queue.append((element, ((start, element.size),), behind + (i,), live,
+                                  depth + 1))  # fmt: skip
+            return
+        node = value.node
+        assert node is not None
+        root = self.add(behind, addr_at, 0, node.leaf_size, guard=guard)
+        self._node_entries(node, behind, root, guard, depth, queue)
+        if not isinstance(root, Copy):
+            return
+
+        def children() -> None:
+            """Children of a root of height 1, in order, until they hold max_elements
+            entries (each holds at least 5, and a root key sits between two): planned
+            after everything else, since most maps have height 0."""
+            wanted = min(node.capacity + 1, -(-self.max_elements // 6) + 1)
+            edges = self.add(at + ("edges",), addr_at, node.edges_at, 8 * wanted,
+                             guard=(count_at, 0))  # fmt: skip
+            if not isinstance(edges, Copy):
+                return
+            for j in range(wanted):
+                child = self.add(at + ("edges", j), edges.dst + 8 * j, 0, node.leaf_size,
+                                 guard=(count_at, 0))  # fmt: skip
+                self._node_entries(node, at + ("edges", j), child, (count_at, 0), depth, queue)
+
+        self.later.append(children)
+
+    def _node_entries(
+        self,
+        node: BTreeNode,
+        path: Path,
+        planned: Planned,
+        guard: tuple[int, int] | None,
+        depth: int,
+        queue: deque[tuple[RustType, Segments, Path, tuple[int, int] | None, int]],
+    ) -> None:
+        """Follow the pointers inside a B-tree node's keys and values."""
+        if not isinstance(planned, Copy):
+            return
+        for part, element, start in (("k", node.key, node.keys_at), ("v", node.value,
+                                                                    node.vals_at)):
+            if not has_pointers(element):
+                continue
+            for i in range(min(node.capacity, self.max_elements)):
+                where = planned.dst + start + i * element.size
+                queue.append((element, ((where, element.size),), path + (part, i), guard,
+                              depth + 1))  # fmt: skip
 
 
 def _area_offset(segments: Segments, offset: int) -> int | None:
@@ -249,8 +369,11 @@ class Reader:
         size = planned.size
         if planned.counted:
             assert count is not None
+            count += 1 if planned.flags & PLUS_ONE else 0
             size = min(min(count, planned.size) * planned.scale, planned.size)
         start = planned.dst - WORDS
+        if planned.flags & BELOW:
+            start += planned.size - size
         chunk = self.data[start : start + size]
         if len(chunk) < size:
             return Unavailable("the event holds fewer bytes than planned")
@@ -272,6 +395,12 @@ NO_READER = _ConstantReader(b"", 0, {})
 
 def decode_value(value: RustType, raw: bytes, reader: Reader, path: Path) -> Any:
     """The Python value of `value`'s bytes `raw`, following pointers through `reader`."""
+    if value.std:
+        return stdtypes.meaning(value, _decode(value, raw, reader, path))
+    return _decode(value, raw, reader, path)
+
+
+def _decode(value: RustType, raw: bytes, reader: Reader, path: Path) -> Any:
     kind = value.kind
     if kind in SCALARS or kind in ("unit", "unsupported", "trait_object"):
         return value.decode(raw)
@@ -317,12 +446,22 @@ def decode_value(value: RustType, raw: bytes, reader: Reader, path: Path) -> Any
         return decode_value(target, data, reader, path + ("*",))
     length = int.from_bytes(raw[value.part("len").offset :][:8], "little")
     address = int.from_bytes(raw[value.part("ptr").offset :][:8], "little")
+    if kind == "deque":
+        return _deque(value, raw, reader, path, address, length)
+    if kind == "table":
+        return _table(value, raw, reader, path, address, length)
+    if kind == "btree":
+        return _btree(value, raw, reader, path, address, length)
     if length == 0:  # nothing behind the pointer to copy (it may be dangling)
         return "" if kind in ("str", "string") else []
     data = reader.fetch(path + ("*",), address, length)
     if isinstance(data, Unavailable):
         return data
     if kind in ("str", "string"):
+        if value.std == "cstr":  # the bytes end with the nul, which is no part of the text
+            if len(data) == length and data.endswith(b"\0"):
+                return _text(data[:-1], length - 1)
+            return _text(data, length - 1)
         return _text(data, length)
     element = value.element
     assert element is not None
@@ -333,6 +472,132 @@ def decode_value(value: RustType, raw: bytes, reader: Reader, path: Path) -> Any
         for i in range(copied)
     ]
     return items if copied == length else Truncated(items, length)
+
+
+def _word(value: RustType, raw: bytes, name: str) -> int:
+    return int.from_bytes(raw[value.part(name).offset :][:8], "little")
+
+
+def _deque(
+    value: RustType, raw: bytes, reader: Reader, path: Path, address: int, length: int
+) -> Any:
+    """A VecDeque in logical order: element i sits in slot (head + i) % cap."""
+    if length == 0:
+        return []
+    element = value.element
+    assert element is not None
+    cap, head = _word(value, raw, "cap"), _word(value, raw, "head")
+    if cap == 0 or head >= cap or length > cap:
+        return Unavailable(f"not a valid VecDeque (head {head}, len {length}, capacity {cap})")
+    size = element.size
+    if size == 0:
+        return [decode_value(element, b"", reader, path + ("*", 0)) for _ in range(length)]
+    data = reader.fetch(path + ("*",), address, cap)
+    if isinstance(data, Unavailable):
+        return data
+    items: list[Any] = []
+    for i in range(length):
+        slot = (head + i) % cap
+        if (slot + 1) * size > len(data):
+            return Truncated(items, length)  # slots past the copied ones (max_elements)
+        chunk = data[slot * size : (slot + 1) * size]
+        items.append(decode_value(element, chunk, reader, path + ("*", slot)))
+    return items
+
+
+def _table(
+    value: RustType, raw: bytes, reader: Reader, path: Path, address: int, mask: int
+) -> Any:
+    """A hashbrown table's entries in bucket order (its iteration order): bucket i is full
+    when its control byte's top bit is clear; its bytes sit at ctrl - (i + 1) * size."""
+    items = _word(value, raw, "items")
+    if items == 0:
+        return []
+    element = value.element
+    assert element is not None
+    ctrl = reader.fetch(path + ("ctrl",), address, mask)
+    if isinstance(ctrl, Unavailable):
+        return ctrl
+    data = reader.fetch(path + ("*",), address, mask)
+    if isinstance(data, Unavailable):
+        return data
+    size = element.size
+    found = []
+    buckets = min(len(ctrl), len(data) // size, mask + 1)
+    for i in range(buckets):
+        if ctrl[i] & 0x80:
+            continue  # empty or deleted
+        end = len(data) - i * size
+        found.append(decode_value(element, data[end - size : end], reader, path + ("*", i)))
+        if len(found) == items:
+            return found
+    if buckets == mask + 1:
+        return Unavailable(
+            f"the table says it holds {items} entries, and its control bytes show {len(found)}"
+        )
+    return Truncated(found, items)  # buckets past the copied ones (max_elements)
+
+
+def _btree(
+    value: RustType, raw: bytes, reader: Reader, path: Path, address: int, length: int
+) -> Any:
+    """A BTreeMap's (key, value) pairs in order, from its root and, at height 1, the
+    children the copy holds."""
+    if length == 0:
+        return []
+    node = value.node
+    assert node is not None
+    height = _word(value, raw, "height")
+    if height > 1:
+        return Unavailable(
+            f"a BTreeMap of height {height} ({length} entries): only trees of height 0 and 1 "
+            f"(up to {node.capacity * (node.capacity + 2)} entries) are copied"
+        )
+    root = reader.fetch(path + ("*",), address)
+    if isinstance(root, Unavailable):
+        return root
+    pairs: list[Any] = []
+
+    def entry(data: bytes, at: Path, i: int) -> None:
+        key_at = node.keys_at + i * node.key.size
+        val_at = node.vals_at + i * node.value.size
+        key = decode_value(node.key, data[key_at : key_at + node.key.size], reader, at + ("k", i))
+        val = decode_value(node.value, data[val_at : val_at + node.value.size], reader,
+                           at + ("v", i))  # fmt: skip
+        pairs.append((key, val))
+
+    def count(data: bytes) -> int:
+        number = int.from_bytes(data[node.len_at : node.len_at + 2], "little")
+        return number if number <= node.capacity else -1
+
+    keys = count(root)
+    if keys < 0:
+        return Unavailable(f"a node of {value.name} holds more than {node.capacity} keys")
+    if height == 0:
+        for i in range(keys):
+            entry(root, path + ("*",), i)
+    else:
+        edges = reader.fetch(path + ("edges",), address)
+        if isinstance(edges, Unavailable):
+            return edges
+        for j in range(keys + 1):
+            child = reader.fetch(path + ("edges", j), int.from_bytes(edges[8 * j :][:8], "little"))
+            if isinstance(child, Unavailable):
+                if child.reason.startswith("not followed"):
+                    return Truncated(pairs, length)  # children past max_elements
+                return child
+            held = count(child)
+            if held < 0:
+                return Unavailable(f"a node of {value.name} holds more than {node.capacity} keys")
+            for i in range(held):
+                entry(child, path + ("edges", j), i)
+            if j < keys:
+                entry(root, path + ("*",), j)
+    if len(pairs) != length:
+        return Unavailable(
+            f"the map says it holds {length} entries, and its nodes show {len(pairs)}"
+        )
+    return pairs
 
 
 def _text(data: bytes, length: int) -> str | Truncated:

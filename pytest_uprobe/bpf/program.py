@@ -36,7 +36,12 @@ struct deref {
     u32 scale;
     u32 guard_at;
     u64 guard_min;
+    u32 flags;     /* BELOW: copy the bytes ending at the address, placed to end where the
+                    * copy's room ends; PLUS_ONE: the count is the u64 at len_at plus one */
+    u32 pad;
 };
+#define BELOW 1
+#define PLUS_ONE 2
 
 struct piece {
     s64 offset;
@@ -187,6 +192,8 @@ static __always_inline u32 copy_one(struct big_event *b, struct deref *d, u32 bi
         if (at > AREA - 8)
             return 0;
         u64 count = *(u64 *)&b->area[at];
+        if (d->flags & PLUS_ONE)
+            count += 1;
         if (count < len)
             len = count;
         len *= d->scale;
@@ -197,7 +204,12 @@ static __always_inline u32 copy_one(struct big_event *b, struct deref *d, u32 bi
         len = HALF;
     if (len == 0)
         return 0;
-    u32 dst = d->dst & (HALF - 1);
+    u32 dst = d->dst;
+    if (d->flags & BELOW) {
+        address -= len;
+        dst += d->size - len;
+    }
+    dst &= HALF - 1;
     if (bpf_probe_read_user(&b->area[dst], len, (void *)address) < 0)
         return bit;
     return 0;
@@ -371,6 +383,8 @@ class CDeref(ct.Structure):
         ("scale", ct.c_uint32),
         ("guard_at", ct.c_uint32),
         ("guard_min", ct.c_uint64),
+        ("flags", ct.c_uint32),
+        ("pad", ct.c_uint32),
     ]
 
 

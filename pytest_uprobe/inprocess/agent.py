@@ -98,7 +98,9 @@ extern int usleep(unsigned int us);
 extern int getpid(void);
 
 struct deref { s64 add; u32 addr_at; u32 size; u32 dst; u32 len_at; u32 scale; u32 guard_at;
-               u64 guard_min; };
+               u64 guard_min; u32 flags; u32 pad; };
+#define BELOW 1     /* as in bpf/program.py */
+#define PLUS_ONE 2
 struct piece { s64 offset; u32 reg; u32 size; u32 memory; u32 pad; };
 struct site {
     s64 cfa_offset; u32 cfa_reg; u32 npieces; u32 record; u32 nderefs;
@@ -224,13 +226,16 @@ static u32 copy_one(u8 *area, struct deref *d, u32 bit) {
     if (at != NO_SLOT) {
         if (at > AREA - 8) return 0;
         u64 count = *(u64 *)&area[at];
+        if (d->flags & PLUS_ONE) count += 1;
         if (count < len) len = count;
         len *= d->scale;
         if (len > d->size) len = d->size;
     }
     if (len > HALF) len = HALF;
     if (len == 0) return 0;
-    u32 dst = d->dst & (HALF - 1);
+    u32 dst = d->dst;
+    if (d->flags & BELOW) { address -= len; dst += d->size - len; }
+    dst &= HALF - 1;
     if (safe_read(&area[dst], address, len) < 0) return bit;
     return 0;
 }
