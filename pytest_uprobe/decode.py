@@ -166,6 +166,9 @@ class Layout:
                         "registers, or a constant), so what it points to is not copied"
                     )
                     continue
+                if pointer.kind == "trait_object":
+                    self._follow_dyn(pointer, segments, offset, at, addr_at, guard, depth, queue)
+                    continue
                 if pointer.kind in ("table", "btree"):
                     self._follow_collection(pointer, segments, offset, at, addr_at, guard, depth,
                                             queue)  # fmt: skip
@@ -280,6 +283,47 @@ class Layout:
                 self._node_entries(node, at + ("edges", j), child, (count_at, 0), depth, queue)
 
         self.later.append(children)
+
+    def _follow_dyn(
+        self,
+        value: RustType,
+        segments: Segments,
+        offset: int,
+        at: Path,
+        addr_at: int,
+        guard: tuple[int, int] | None,
+        depth: int,
+        queue: deque[tuple[RustType, Segments, Path, tuple[int, int] | None, int]],
+    ) -> None:
+        """A trait object: its vtable's size and alignment words, and the bytes of the value
+        as large as the largest implementation, which the decoder picks by the vtable."""
+        behind = at + ("*",)
+        implementations = value.implementations
+        if not implementations:
+            self.copies[behind] = value.decode(b"")
+            return
+        vtable_at = _area_offset(segments, offset + value.part("vtable").offset)
+        if vtable_at is None:
+            self.copies[behind] = Unavailable(
+                "the vtable pointer is not in one register or stack slot"
+            )
+            return
+        words = self.add(at + ("vtable",), vtable_at, 0, 24, guard=guard)
+        if isinstance(words, Unavailable):
+            self.copies[behind] = words
+            return
+        size = max(i.type.size for i in implementations)
+        if size == 0:
+            self.copies[behind] = NOTHING
+            return
+        data = self.add(behind, addr_at, 0, size, guard=guard)
+        if not isinstance(data, Copy):
+            return
+        for k, implementation in enumerate(implementations):
+            concrete = implementation.type
+            if concrete.size and has_pointers(concrete):
+                queue.append((concrete, ((data.dst, concrete.size),), behind + (k,), guard,
+                              depth + 1))  # fmt: skip
 
     def _node_entries(
         self,
@@ -402,8 +446,10 @@ def decode_value(value: RustType, raw: bytes, reader: Reader, path: Path) -> Any
 
 def _decode(value: RustType, raw: bytes, reader: Reader, path: Path) -> Any:
     kind = value.kind
-    if kind in SCALARS or kind in ("unit", "unsupported", "trait_object"):
+    if kind in SCALARS or kind in ("unit", "unsupported"):
         return value.decode(raw)
+    if kind == "trait_object":
+        return _dyn(value, raw, reader, path)
     if len(raw) < value.size:
         return Unavailable(f"only {len(raw)} of the {value.size} bytes of {value.name} were read")
     if kind in ("struct", "tuple"):
@@ -472,6 +518,48 @@ def _decode(value: RustType, raw: bytes, reader: Reader, path: Path) -> Any:
         for i in range(copied)
     ]
     return items if copied == length else Truncated(items, length)
+
+
+PAGE = 4096
+
+
+def _dyn(value: RustType, raw: bytes, reader: Reader, path: Path) -> Any:
+    """The value a trait object points to, as its concrete type: the implementation whose
+    vtable's file address has the run-time vtable's offset within a page (a binary is
+    loaded at a page boundary), and whose size and alignment the vtable's words repeat.
+    Where several remain, Unavailable names them: a guess could be wrong."""
+    if len(raw) < value.size:
+        return Unavailable(f"only {len(raw)} of the {value.size} bytes of {value.name} were read")
+    address = _word(value, raw, "ptr")
+    vtable = _word(value, raw, "vtable")
+    implementations = value.implementations
+    if not implementations:
+        return value.decode(b"")
+    words = reader.fetch(path + ("vtable",), vtable)
+    if isinstance(words, Unavailable):
+        return words
+    size = int.from_bytes(words[8:16], "little")
+    align = int.from_bytes(words[16:24], "little")
+    fits = [
+        (k, i)
+        for k, i in enumerate(implementations)
+        if i.vtable % PAGE == vtable % PAGE and i.type.size == size
+        and (not i.type.align or i.type.align == align)
+    ]  # fmt: skip
+    if len(fits) != 1:
+        names = ", ".join(i.name for _, i in fits) or "none"
+        return Unavailable(
+            f"which type {value.name} points to is not known: the vtable at {vtable:#x} "
+            f"(size {size}, align {align}) matches {len(fits)} implementations ({names})"
+        )
+    k, implementation = fits[0]
+    concrete = implementation.type
+    if concrete.size == 0:
+        return decode_value(concrete, b"", reader, path + ("*", k))
+    data = reader.fetch(path + ("*",), address)
+    if isinstance(data, Unavailable):
+        return data
+    return decode_value(concrete, data[: concrete.size], reader, path + ("*", k))
 
 
 def _word(value: RustType, raw: bytes, name: str) -> int:

@@ -33,7 +33,9 @@ _ATE_UTF = 0x10
 
 SCALARS = frozenset({"int", "bool", "char", "float", "address"})
 # Kinds that hold a pointer to follow, at `fields` "ptr" (and "len" for the counted ones).
-POINTERS = frozenset({"pointer", "str", "string", "slice", "vec", "deque", "table", "btree"})
+POINTERS = frozenset(
+    {"pointer", "str", "string", "slice", "vec", "deque", "table", "btree", "trait_object"}
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,6 +91,18 @@ class RustType:
         if cached is None:
             cached = type_of(self.target_die) if self.target_die is not None else UNIT
             object.__setattr__(self, "_target", cached)
+        return cached
+
+    @property
+    def implementations(self) -> tuple[Implementation, ...]:
+        """A trait object's candidates: every vtable of its trait DWARF describes."""
+        cached = self.__dict__.get("_implementations")
+        if cached is None:
+            trait = _trait_of(self.name)
+            cached = () if trait is None or self.target_die is None else (
+                _vtables(self.target_die.cu.dwarfinfo, trait)
+            )
+            object.__setattr__(self, "_implementations", cached)
         return cached
 
     @property
@@ -354,8 +368,11 @@ def _structure(die: Any, name: str, size: int) -> RustType:
     if std is not None:
         return std
     if names == ["pointer", "vtable"]:  # `&dyn Trait`, `Box<dyn Trait>`: a fat pointer
-        why = "trait objects are not decoded (a data pointer and a vtable)"
-        return RustType(name, "trait_object", size, fields=fields, why=why)
+        trait = _trait_of(name)
+        why = f"no implementation of {trait or 'the trait'} has a vtable in DWARF"
+        parts = (Field("ptr", fields[0].offset, fields[0].type),
+                 Field("vtable", fields[1].offset, fields[1].type))  # fmt: skip
+        return RustType(name, "trait_object", size, fields=parts, why=why, target_die=die)
     if name in ("&str", "&mut str") and names == ["data_ptr", "length"]:
         return RustType(name, "str", size, fields=_fat(fields))
     if name.startswith(("&[", "&mut [")) and names == ["data_ptr", "length"]:
@@ -629,6 +646,122 @@ def _maybe_uninit(array: Any) -> RustType | None:
     if inner.name.startswith("MaybeDangling<") and len(inner.fields) == 1:
         inner = inner.fields[0].type  # ManuallyDrop<T> { value: MaybeDangling<T>(T) }
     return inner
+
+
+@dataclass(frozen=True, eq=False)
+class Implementation:
+    """One vtable of a trait: `<type as trait>::{vtable}` at file address `vtable`."""
+
+    name: str
+    vtable: int
+    die: Any = field(repr=False)
+
+    @property
+    def type(self) -> RustType:
+        return type_of(self.die)
+
+
+def _trait_of(name: str) -> str | None:
+    """The trait of a trait object's type name (`&dyn a::T`, `Box<dyn a::T + Send, ..>`,
+    `&(dyn a::T + Sync)`), without auto traits."""
+    at = name.find("dyn ")
+    if at < 0:
+        return None
+    depth = 0
+    for end in range(at + 4, len(name)):
+        c = name[end]
+        if c == "<":
+            depth += 1
+        elif c == ">" and depth:
+            depth -= 1
+        elif depth == 0 and (c in ",)>" or name.startswith(" +", end)):
+            return name[at + 4 : end]
+    return name[at + 4 :]
+
+
+_vtable_cache: dict[int, dict[str, tuple[Implementation, ...]]] = {}
+
+
+def _vtables(dwarf: Any, trait: str) -> tuple[Implementation, ...]:
+    """Every `<T as trait>::{vtable}` variable DWARF has, found fast: the names are looked up
+    in .debug_str, then the DIEs that name them through DW_FORM_strp."""
+    by_trait = _vtable_cache.setdefault(id(dwarf), {})
+    known = by_trait.get(trait)
+    if known is not None:
+        return known
+    from .scan import section_bytes  # the raw bytes of a section, shared with the scanner
+
+    strings = section_bytes(dwarf.debug_str_sec)
+    info = section_bytes(dwarf.debug_info_sec)
+    suffix = f" as {trait}>::{{vtable}}\0".encode()
+    found: list[Implementation] = []
+    seen: set[int] = set()
+    at = strings.find(suffix)
+    while at >= 0:
+        start = strings.rfind(b"\0", 0, at) + 1
+        found += _vtables_named(dwarf, info, start, seen)
+        at = strings.find(suffix, at + 1)
+    result = tuple(found)
+    by_trait[trait] = result
+    return result
+
+
+def _vtables_named(dwarf: Any, info: bytes, string: int, seen: set[int]) -> list[Implementation]:
+    pattern = string.to_bytes(4, "little")
+    found = []
+    at = info.find(pattern)
+    while at >= 0:
+        for back in (1, 2, 3):  # the abbreviation code before DW_AT_name, as a ULEB128
+            offset = at - back
+            if offset in seen:
+                continue
+            implementation = _vtable_at(dwarf, info, offset, back)
+            if implementation is not None:
+                seen.add(offset)
+                found.append(implementation)
+                break
+        at = info.find(pattern, at + 1)
+    return found
+
+
+def _vtable_at(dwarf: Any, info: bytes, offset: int, back: int) -> Implementation | None:
+    """The vtable variable whose DIE starts at `offset`, if one does: its abbreviation
+    (the ULEB128 of `back` bytes there) must be a variable's whose first attribute is a
+    DW_FORM_strp name, before pyelftools parses anything there."""
+    code, shift, pos = 0, 0, offset
+    while pos < offset + back:
+        code |= (info[pos] & 0x7F) << shift
+        shift += 7
+        if not info[pos] & 0x80:
+            break
+        pos += 1
+    if pos != offset + back - 1 or code == 0:
+        return None
+    try:
+        cu = dwarf.get_CU_containing(offset)
+        abbrev = cu.get_abbrev_table().get_abbrev(code)
+    except Exception:  # no unit there, or no such abbreviation: not a DIE's start
+        return None
+    specs = list(abbrev.iter_attr_specs())
+    if abbrev["tag"] != "DW_TAG_variable" or not specs or tuple(specs[0][:2]) != (
+        "DW_AT_name", "DW_FORM_strp"
+    ):
+        return None
+    die = cu.get_DIE_from_refaddr(offset)
+    if not _name(die).endswith("::{vtable}"):
+        return None
+    location = die.attributes.get("DW_AT_location")
+    vtable_type = _type_die(die)
+    concrete = vtable_type.get_DIE_from_attribute("DW_AT_containing_type") if (
+        vtable_type is not None and "DW_AT_containing_type" in vtable_type.attributes
+    ) else None
+    if location is None or concrete is None or location.form != "DW_FORM_exprloc":
+        return None
+    ops = list(location.value)
+    if len(ops) != 9 or ops[0] != 0x03:  # DW_OP_addr <8 bytes>
+        return None
+    name = _name(die).removesuffix("::{vtable}")
+    return Implementation(name, int.from_bytes(bytes(ops[1:]), "little"), concrete)
 
 
 def _fat(fields: tuple[Field, ...]) -> tuple[Field, ...]:
