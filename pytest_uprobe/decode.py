@@ -2,14 +2,20 @@
 copied bytes turn back into Python values.
 
 An event carries an *area* of bytes: first one 8-byte word per piece (registers and stack
-slots, `plan.Piece`), then, in a big event, data copied from behind pointers. A `Deref` tells
-the BPF program to read a u64 address from the area (at `addr_at`), add `add`, and copy `size`
-bytes from there into the area at `dst`; or, for a counted copy (a `&str`, a slice, a Vec),
-`count * scale` bytes at most `size`, with the count read from the area at `len_at`. A copy
-whose `guard_at` is set runs only when the u64 there is above `guard_min` (element i of a
-collection is followed only when its length is more than i). The program runs the derefs in
-order, so a later one can take its address from the bytes an earlier one copied: that is how
-a `&[String]` reaches each string's bytes.
+slots, `plan.Piece`), then, in a big event, a table of where each copy landed and the data
+copied from behind pointers. A `Deref` tells the BPF program to read a u64 address from the
+area (at `addr_at`), add `add`, and copy `size` bytes from there; or, for a counted copy (a
+`&str`, a slice, a Vec), `count * scale` bytes at most `size`, with the count read from the
+area at `len_at`. A copy whose `guard_at` is set runs only when the u64 there is above
+`guard_min` (element i of a collection is followed only when its length is more than i).
+
+Copies are placed one after another as they run, each taking the bytes its run-time length
+needs (not its cap), so the room a value takes follows the value: the table (`TABLE`, one
+u32 per deref: offset | bytes << 16, or NOT_RUN / FAILED / FULL) says where each landed.
+`addr_at`, `len_at` and `guard_at` are *references* into the area: offset | source << 16,
+where source 0 is the area itself (the words) and source k + 1 the bytes copy k landed in.
+The program runs the derefs in order, so a later one can take its address from the bytes an
+earlier one copied: that is how a `&[String]` reaches each string's bytes.
 
 Paths name every place a pointer can be followed, so planning (which must cover every
 variant and element) and decoding (which follows the one the value holds) meet:
@@ -30,9 +36,14 @@ from .values import BadUtf8, Struct, Truncated, Unavailable, Variant
 
 MAX_PIECES = 16  # words one event carries; the BPF program is built for this many
 WORDS = 8 * MAX_PIECES  # area bytes the pieces fill
-AREA = 8192  # a big event's area: the words, then data copied from behind pointers
-HALF = AREA // 2  # every copy starts below HALF and is at most HALF long (the verifier's bound)
-MAX_DEREFS = 32  # copies per event (each one's failure is a bit of a u32)
+AREA = 12288  # a big event's area: the words, the table, then data copied behind pointers
+MAX_COPY = 4096  # bytes one copy takes at most
+START_LIMIT = AREA - MAX_COPY  # every copy starts below it (the verifier's bound)
+MAX_DEREFS = 128  # copies per event
+TABLE = WORDS  # where the table of placements starts in the area
+DATA = TABLE + 4 * MAX_DEREFS  # where copied data starts
+NOT_RUN, FULL, FAILED = 0, 0xFFFFFFFE, 0xFFFFFFFF  # table entries other than a placement
+SOURCE = 1 << 16  # a reference's source unit: copy k's bytes are source k + 1
 MAX_DEPTH = 3  # pointers followed one behind another (&Vec<String>: three)
 NO_SLOT = 0xFFFFFFFF
 
@@ -79,25 +90,20 @@ class Copy:
 
 
 Planned = Union[Copy, Unavailable]
-NOTHING = Copy(-1, WORDS, 0, 1, False)
+NOTHING = Copy(-1, 0, 0, 1, False)
 U8 = RustType("u8", "int", 1)
 
 
 class Layout:
-    """The copies of one site, placed in order within the event's area."""
+    """The copies of one site, in the order the program runs them. Where each lands is
+    decided at run time; a Copy's `dst` is the reference to its first byte."""
 
     def __init__(self, max_string: int, max_elements: int) -> None:
         self.max_string = max_string
         self.max_elements = max_elements
         self.derefs: list[Deref] = []
         self.copies: dict[Path, Planned] = {}
-        self.next_dst = WORDS
         self.later: list[Callable[[], None]] = []  # planned once the queue is empty
-
-    @property
-    def used(self) -> int:
-        """Bytes of the area this site's events use."""
-        return self.next_dst if self.derefs else WORDS
 
     def add(
         self,
@@ -112,31 +118,25 @@ class Layout:
         flags: int = 0,
     ) -> Planned:
         counted = len_at != NO_SLOT
-        room = min(HALF, AREA - self.next_dst) if self.next_dst < HALF else 0
-        if flags & BELOW:  # it may start anywhere in its room: the room ends below HALF
-            room = max(0, HALF - self.next_dst)
-        fits = min(size, room)
+        fits = min(size, MAX_COPY)
         if counted:
             fits -= fits % scale
         if len(self.derefs) >= MAX_DEREFS:
             planned: Planned = Unavailable(
                 f"not copied: one event follows at most {MAX_DEREFS} pointers, and the "
-                "values before it took them all"
+                "values before it (planned up to max_elements each) took them all"
             )
         elif fits <= 0 or (not counted and fits < size):
             planned = Unavailable(
-                f"not copied: {size} more bytes do not fit in the event's area (every copy "
-                f"must start in its first {HALF} bytes, and the values before it, copied up "
-                "to max_string and max_elements, took them; lower max_string or max_elements)"
+                f"not copied: {size} bytes, more than one copy takes ({MAX_COPY} bytes)"
             )
         else:
             guard_at, guard_min = guard if guard is not None else (NO_SLOT, 0)
-            dst = self.next_dst
+            index = len(self.derefs)
             self.derefs.append(
-                Deref(addr_at, add, fits, dst, len_at, scale, guard_at, guard_min, flags)
+                Deref(addr_at, add, fits, 0, len_at, scale, guard_at, guard_min, flags)
             )
-            self.next_dst = (dst + fits + 7) & ~7
-            planned = Copy(len(self.derefs) - 1, dst, fits, scale, counted, flags)
+            planned = Copy(index, (index + 1) * SOURCE, fits, scale, counted, flags)
         self.copies[path] = planned
         return planned
 
@@ -408,18 +408,28 @@ class Reader:
             return planned
         if planned.index < 0:
             return b""
-        if self.failed >> planned.index & 1:
+        at = TABLE - WORDS + 4 * planned.index
+        entry = int.from_bytes(self.data[at : at + 4], "little")
+        if entry == FAILED:
             return Unavailable(f"the memory at {address:#x} could not be read")
-        size = planned.size
+        if entry == FULL:
+            return Unavailable(
+                f"not copied: the values copied before it filled the event's area (copies "
+                f"start in its first {START_LIMIT} bytes); lower max_string or max_elements"
+            )
+        if entry == NOT_RUN:
+            return Unavailable("not copied: the value it is read from was not copied")
+        offset, extent = entry & 0xFFFF, entry >> 16
+        size = extent
         if planned.counted:
             assert count is not None
             count += 1 if planned.flags & PLUS_ONE else 0
             size = min(min(count, planned.size) * planned.scale, planned.size)
-        start = planned.dst - WORDS
+        start = offset - WORDS
         if planned.flags & BELOW:
-            start += planned.size - size
+            start += extent - size
         chunk = self.data[start : start + size]
-        if len(chunk) < size:
+        if len(chunk) < size or size > extent:
             return Unavailable("the event holds fewer bytes than planned")
         return chunk
 

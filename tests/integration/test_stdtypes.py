@@ -320,20 +320,44 @@ def test_caps_cut_std_collections_visibly(root):
     assert tiny == {3, -1}
 
 
-def test_a_slice_of_structs_with_strings_names_the_limit_it_hit(traces):
-    """Copies are planned at their caps, so a slice of small books with tags runs out of
-    room before its last strings: each part that did not fit says which limit it hit."""
-    (books,) = traces["dev"]["stdtypes::t_books"].args_list[0]
-    printed = [e for e in printed_calls(traces["dev"].stdout) if e[0] == "t_books"][0][1]
-    assert [b.year for b in books] == [b.year for b in printed["books"]]
-    missing = [
-        part
-        for book in books
-        for part in (book.title, *(book.tags if isinstance(book.tags, list) else [book.tags]))
-        if isinstance(part, Unavailable)
-    ]
-    for part in missing:
-        assert "must start in its first 4096 bytes" in part.reason
-    for book, expected in zip(books, printed["books"]):
-        if not isinstance(book.title, Unavailable):
-            assert book.title == expected.title
+@pytest.mark.parametrize("profile", PROFILES)
+def test_a_slice_of_books_with_tags_arrives_whole_at_the_default_caps(root, profile):
+    """Copies take what the run-time lengths need, not their caps: four books with ten tags
+    in all (fifteen strings, a slice and four Vecs) fit one event."""
+    exe = cargo_bin(root / CRATE, profile=profile)
+    with Tracer() as tracer:
+        trace = tracer.run([exe], probes=["stdtypes::t_books"])
+    (printed,) = [e[1]["books"] for e in printed_calls(trace.stdout) if e[0] == "t_books"]
+    (books,) = trace["stdtypes::t_books"].args_list[0]
+    assert books == printed
+    assert sum(len(b.tags) for b in books) == 10
+
+
+@pytest.mark.parametrize(
+    ("count", "length", "max_string", "reason"),
+    [
+        # 3 x 3000 bytes fit (each starts below 8192); the 4th finds the area full
+        (4, 3000, 4096, "filled the event's area (copies start in its first 8192 bytes)"),
+        # more strings than one event follows pointers
+        (150, 1, 256, "one event follows at most 128 pointers"),
+    ],
+)
+def test_what_does_not_fit_names_the_limit_it_hit(root, count, length, max_string, reason):
+    exe = cargo_bin(root / CRATE)
+    with Tracer(max_string=max_string, max_elements=200) as tracer:
+        trace = tracer.run([exe, "lines", str(count), str(length)], probes=["stdtypes::t_lines"])
+    (lines,) = trace["stdtypes::t_lines"].args_list[0]
+    assert len(lines) == count
+    whole = [line for line in lines if isinstance(line, str)]
+    assert whole == [chr(ord("a") + i % 26) * length for i in range(len(whole))]
+    missing = lines[len(whole) :]
+    assert missing and all(isinstance(m, Unavailable) for m in missing)
+    assert all(reason in m.reason for m in missing), missing[0]
+
+
+def test_a_string_longer_than_one_copy_is_truncated_there(root):
+    exe = cargo_bin(root / CRATE)
+    with Tracer(max_string=10_000) as tracer:
+        trace = tracer.run([exe, "lines", "1", "5000"], probes=["stdtypes::t_lines"])
+    ((line,),) = trace["stdtypes::t_lines"].args_list[0]
+    assert line == Truncated("a" * 4096, 5000)

@@ -1,7 +1,8 @@
 //! One `#[inline(never)]` function per std type. Each prints its arguments with `{:?}` as
 //! `ARG <function> <name> = <value>`; `main` prints each return value as
 //! `RET <function> = <value>`. tests/integration/test_stdtypes.py reads the text back and
-//! compares it with what pytest-uprobe decoded.
+//! compares it with what pytest-uprobe decoded. `stdtypes lines N LEN` passes N strings of
+//! LEN bytes to `t_lines` only (it prints their lengths).
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -235,6 +236,13 @@ pub fn t_box_dyn(s: Box<dyn Scorer>) -> u32 {
     s.score(&Book { title: "x".into(), year: 2000, tags: vec![] })
 }
 
+#[inline(never)]
+pub fn t_lines(lines: &[String]) -> usize {
+    let lens: Vec<usize> = lines.iter().map(|l| l.len()).collect();
+    println!("ARG t_lines lines = {:?}", lens);
+    lines.len()
+}
+
 fn book(title: &str, year: u32, tags: &[&str]) -> Book {
     Book { title: title.into(), year, tags: tags.iter().map(|t| t.to_string()).collect() }
 }
@@ -242,6 +250,15 @@ fn book(title: &str, year: u32, tags: &[&str]) -> Book {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let word = |i: usize, default: &str| args.get(i).cloned().unwrap_or_else(|| default.into());
+    if word(1, "") == "lines" {
+        // `lines N LEN`: N strings of LEN bytes each ('a', 'b', ... 'z', 'a', ...), to fill an event.
+        let n: usize = word(2, "4").parse().unwrap();
+        let len: usize = word(3, "3000").parse().unwrap();
+        let lines: Vec<String> =
+            (0..n).map(|i| ((b'a' + (i % 26) as u8) as char).to_string().repeat(len)).collect();
+        ret!("t_lines", t_lines(black_box(&lines)));
+        return;
+    }
 
     ret!("t_string", t_string(black_box(word(1, "héllo"))));
     ret!("t_osstr", t_osstr(black_box(OsStr::new("plain"))));
