@@ -214,6 +214,7 @@ def _vecdeque(decoded: Any) -> Any:
 
 
 _MEANINGS = {
+    "newtype": _text,  # a std newtype known not to be #[repr(C)]: as it is
     "path": _path,
     "os": _text,
     "cstr": _text,

@@ -149,7 +149,9 @@ class RustType:
             return _abi_shape([(f.offset, f.type) for f in self.fields], self.size)
         if kind in ("struct", "tuple"):
             sized = [f for f in self.fields if f.type.size]
-            if not newtypes and kind == "struct" and len(sized) == 1:
+            if not newtypes and kind == "struct" and len(sized) == 1 and (
+                self.std not in _NOT_C_TAGS
+            ):
                 inner = sized[0].type.scalars(newtypes)
                 if inner is not None and len(inner) == 1:
                     return None  # as #[repr(C)] makes it (DWARF does not record repr)
@@ -458,9 +460,13 @@ def _std_type(
                                 element_die=data_ptr.target_die)  # fmt: skip
         return None
     short = name.split("<", 1)[0]
-    if short not in _STD_SHORT_NAMES:
+    if short not in _STD_SHORT_NAMES and not short.endswith("Inner"):
         return None
     path = _qualified(die, short)
+    if path in _NOT_REPR_C or path.startswith("core::num::niche_types::"):
+        # known to be no #[repr(C)] struct: passed as its field
+        return RustType(name, "struct", size, fields=tuple(_renamed(fields)), std="newtype",
+                        tuple_like=True)  # fmt: skip
     if path in _WRAPPERS:
         return RustType(name, "struct", size, fields=fields, std=_WRAPPERS[path],
                         tuple_like=bool(names) and names[0] == "__0")  # fmt: skip
@@ -499,8 +505,13 @@ def _std_type(
     return None
 
 
+# One-field std structs that are no #[repr(C)] (so rustc passes them as their field),
+# which DWARF cannot tell: Duration's nanoseconds.
+_NOT_REPR_C = frozenset({"core::num::niche_types::Nanoseconds"})
+# std tags of one-field structs that are #[repr(transparent)] or plain Rust (never C)
+_NOT_C_TAGS = frozenset({"newtype", "nonzero", "cell", "unsafecell"})
 _STD_SHORT_NAMES = frozenset(
-    {p.rsplit("::", 1)[1] for p in _WRAPPERS}
+    {p.rsplit("::", 1)[1] for p in (*_WRAPPERS, *_NOT_REPR_C)}
     | {"OsString", "PathBuf", "CString", "Rc", "Arc", "Mutex", "RwLock", "VecDeque",
        "RawTable", "BTreeMap"}
 )  # fmt: skip

@@ -252,7 +252,6 @@ def traces(root: Any) -> dict[str, Any]:
 
 # What cannot be compared, and why (each checked to say so instead).
 NOT_COMPARED = {
-    ("t_duration", "return"): "how rustc returns it depends on whether a one-field struct",
 }
 
 
