@@ -2,7 +2,8 @@
 //! `ARG <function> <name> = <value>`; `main` prints each return value as
 //! `RET <function> = <value>`. tests/integration/test_stdtypes.py reads the text back and
 //! compares it with what pytest-uprobe decoded. `stdtypes lines N LEN` passes N strings of
-//! LEN bytes to `t_lines` only (it prints their lengths).
+//! LEN bytes to `t_lines` only (it prints their lengths); `stdtypes repeat N` calls
+//! `t_word` N times (for benchmarks).
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -243,6 +244,12 @@ pub fn t_lines(lines: &[String]) -> usize {
     lines.len()
 }
 
+/// Not printed: `stdtypes repeat N` calls it N times, to measure the cost of big events.
+#[inline(never)]
+pub fn t_word(word: &str, book: &Book) -> usize {
+    word.len() + book.tags.len()
+}
+
 fn book(title: &str, year: u32, tags: &[&str]) -> Book {
     Book { title: title.into(), year, tags: tags.iter().map(|t| t.to_string()).collect() }
 }
@@ -250,6 +257,16 @@ fn book(title: &str, year: u32, tags: &[&str]) -> Book {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let word = |i: usize, default: &str| args.get(i).cloned().unwrap_or_else(|| default.into());
+    if word(1, "") == "repeat" {
+        let n: usize = word(2, "1000").parse().unwrap();
+        let dune = book("Dune", 1965, &["sf", "classic", "desert"]);
+        let mut sum = 0;
+        for i in 0..n {
+            sum += t_word(black_box(["alpha", "beta", "gamma"][i % 3]), black_box(&dune));
+        }
+        println!("repeat {} sum {}", n, sum);
+        return;
+    }
     if word(1, "") == "lines" {
         // `lines N LEN`: N strings of LEN bytes each ('a', 'b', ... 'z', 'a', ...), to fill an event.
         let n: usize = word(2, "4").parse().unwrap();
