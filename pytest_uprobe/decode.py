@@ -11,7 +11,8 @@ area at `len_at`. A copy whose `guard_at` is set runs only when the u64 there is
 
 Copies are placed one after another as they run, each taking the bytes its run-time length
 needs (not its cap), so the room a value takes follows the value: the table (`TABLE`, one
-u32 per deref: offset | bytes << 16, or NOT_RUN / FAILED / FULL) says where each landed.
+u32 per deref of the site: offset | bytes << 16, or NOT_RUN / FAILED / FULL) says where each
+landed, and the first lands right after it.
 `addr_at`, `len_at` and `guard_at` are *references* into the area: offset | source << 16,
 where source 0 is the area itself (the words) and source k + 1 the bytes copy k landed in.
 The program runs the derefs in order, so a later one can take its address from the bytes an
@@ -41,7 +42,7 @@ MAX_COPY = 4096  # bytes one copy takes at most
 START_LIMIT = AREA - MAX_COPY  # every copy starts below it (the verifier's bound)
 MAX_DEREFS = 128  # copies per event
 TABLE = WORDS  # where the table of placements starts in the area
-DATA = TABLE + 4 * MAX_DEREFS  # where copied data starts
+DATA = TABLE + 4 * MAX_DEREFS  # copied data starts here at the latest (after the site's entries)
 NOT_RUN, FULL, FAILED = 0, 0xFFFFFFFE, 0xFFFFFFFF  # table entries other than a placement
 SOURCE = 1 << 16  # a reference's source unit: copy k's bytes are source k + 1
 MAX_DEPTH = 3  # pointers followed one behind another (&Vec<String>: three)

@@ -28,7 +28,8 @@ _TEMPLATE = r"""
 #define NOT_RUN 0
 #define FULL 0xfffffffe
 #define FAILED 0xffffffff
-#define DATA @DATA@          /* where the first copy lands */
+#define DATA @DATA@          /* where copies land at the latest (a site's first lands after its
+                              * own table entries) */
 #define NO_SLOT 0xffffffff
 #define NOWHERE 0xffffffff
 
@@ -258,15 +259,15 @@ static __always_inline u32 copy_one(struct big_event *b, struct deref *d) {
 /* Every deref of the site, in order; returns the bytes of the area in use. */
 static __always_inline u32 copy_behind(struct big_event *b, struct site *s) {
     u32 n = s->nderefs;
-    b->pad = DATA;
+    if (n > MAX_DEREFS)
+        n = MAX_DEREFS;
+    b->pad = TABLE + ((4 * n + 7) & ~7u);  /* the table has an entry per deref of the site */
     /* A real loop (the verifier bounds it), not unrolled: unrolled, every site function
      * would carry MAX_DEREFS copies of the body and the compile would take minutes. */
 #pragma clang loop unroll(disable)
     for (int i = 0; i < MAX_DEREFS; i++) {
-        u32 entry = NOT_RUN;
         if (i < n)
-            entry = copy_one(b, &s->derefs[i]);
-        *(u32 *)&b->area[TABLE + 4 * i] = entry;
+            *(u32 *)&b->area[TABLE + 4 * i] = copy_one(b, &s->derefs[i]);
     }
     u32 used = b->pad;
     b->failed = 0;

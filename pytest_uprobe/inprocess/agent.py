@@ -367,10 +367,10 @@ static void record_hit(GumInvocationContext *ic, u32 index, int leaving) {
     }
     u32 used = 8 * MAX_PIECES;
     if (s->nderefs) {
-        u32 cursor = DATA;
-        for (u32 i = 0; i < MAX_DEREFS; i++)
-            *(u32 *)&area[TABLE + 4 * i] = i < s->nderefs ? copy_one(area, &s->derefs[i], &cursor)
-                                                          : NOT_RUN;
+        u32 n = s->nderefs < MAX_DEREFS ? s->nderefs : MAX_DEREFS;
+        u32 cursor = TABLE + ((4 * n + 7) & ~7u);  /* as the BPF program: after its entries */
+        for (u32 i = 0; i < n; i++)
+            *(u32 *)&area[TABLE + 4 * i] = copy_one(area, &s->derefs[i], &cursor);
         used = cursor > AREA ? AREA : cursor;
     }
     u32 size = sizeof(struct event) - 8 * MAX_PIECES + used;
