@@ -614,6 +614,8 @@ def _table(
         return []
     element = value.element
     assert element is not None
+    if element.size == 0:  # zero-sized entries: nothing was copied, every entry the same
+        return [decode_value(element, b"", reader, path + ("*", 0)) for _ in range(items)]
     ctrl = reader.fetch(path + ("ctrl",), address, mask)
     if isinstance(ctrl, Unavailable):
         return ctrl

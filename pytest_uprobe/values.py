@@ -175,6 +175,8 @@ class Inside:
         self.state = state
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in Inside.__slots__:
+            raise AttributeError(name)  # (copy and pickle look for these before __init__)
         if name in self.state:
             return self.state[name]
         return getattr(self.value, name)

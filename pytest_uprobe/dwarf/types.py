@@ -453,6 +453,11 @@ def _std_type(
         bare = name.removeprefix("&mut ").removeprefix("&")
         if bare in _BYTE_POINTERS and name != bare:
             return RustType(name, "str", size, fields=_fat(fields), std=_BYTE_POINTERS[bare])
+        owned = name.removeprefix("alloc::boxed::Box<").rsplit(",", 1)[0]
+        if name.startswith("alloc::boxed::Box<") and (owned == "str" or owned in _BYTE_POINTERS):
+            # Box<str>, Box<Path>, Box<OsStr>, Box<CStr>: the bytes they own
+            return RustType(name, "str", size, fields=_fat(fields),
+                            std=_BYTE_POINTERS.get(owned, ""))  # fmt: skip
         if name.startswith("alloc::boxed::Box<["):  # Box<[T]>: a slice it owns
             data_ptr = type_of(_type_die(_member_die(children, "data_ptr")))
             if data_ptr.target_die is not None:
@@ -690,13 +695,10 @@ def _trait_of(name: str) -> str | None:
     return name[at + 4 :]
 
 
-_vtable_cache: dict[int, dict[str, tuple[Implementation, ...]]] = {}
-
-
 def _vtables(dwarf: Any, trait: str) -> tuple[Implementation, ...]:
     """Every `<T as trait>::{vtable}` variable DWARF has, found fast: the names are looked up
     in .debug_str, then the DIEs that name them through DW_FORM_strp."""
-    by_trait = _vtable_cache.setdefault(id(dwarf), {})
+    by_trait = dwarf.__dict__.setdefault("_pytest_uprobe_vtables", {})  # lives with its DWARF
     known = by_trait.get(trait)
     if known is not None:
         return known

@@ -125,3 +125,21 @@ def test_the_trait_of_a_trait_object_type_name():
     assert _trait_of("alloc::boxed::Box<dyn a::Scorer, alloc::alloc::Global>") == "a::Scorer"
     assert _trait_of("&(dyn a::T<u8, u16> + core::marker::Send)") == "a::T<u8, u16>"
     assert _trait_of("&u8") is None
+
+
+def test_a_set_of_zero_sized_values_needs_no_copy():
+    unit_table = RustType(
+        "RawTable<((), ())>", "table", 32, item=RustType("((), ())", "tuple", 0),
+        fields=(Field("ptr", 0, ADDRESS), Field("len", 8, WORD), Field("items", 16, WORD)),
+    )  # fmt: skip
+    found = decode_value(unit_table, words(0x9000, 0, 1, 0), Reader(event_data(), 0, {}), (0,))
+    assert found == [()]
+
+
+def test_inside_copies_and_pickles():
+    import copy
+    import pickle
+
+    shared = Inside([1, 2], "Rc", strong=2, weak=1)
+    for again in (copy.deepcopy(shared), pickle.loads(pickle.dumps(shared))):
+        assert again == [1, 2] and again.strong == 2 and again.container == "Rc"
