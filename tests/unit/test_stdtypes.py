@@ -141,5 +141,5 @@ def test_inside_copies_and_pickles():
     import pickle
 
     shared = Inside([1, 2], "Rc", strong=2, weak=1)
-    for again in (copy.deepcopy(shared), pickle.loads(pickle.dumps(shared))):
+    for again in (copy.deepcopy(shared), pickle.loads(pickle.dumps(shared))):  # noqa: S301
         assert again == [1, 2] and again.strong == 2 and again.container == "Rc"
