@@ -18,6 +18,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+from elftools.dwarf.die import DIE
 from elftools.dwarf.dwarf_expr import DWARFExprParser
 
 from ..values import Unavailable
@@ -760,14 +761,29 @@ def _vtable_at(dwarf: Any, info: bytes, offset: int, back: int) -> Implementatio
         "DW_AT_name", "DW_FORM_strp"
     ):
         return None
-    die = cu.get_DIE_from_refaddr(offset)
-    if not _name(die).endswith("::{vtable}"):
+    try:
+        # Parsed apart from pyelftools' DIE cache: a false match must leave no DIE behind.
+        die = DIE(cu, dwarf.debug_info_sec.stream, offset)
+        if not _name(die).endswith("::{vtable}"):
+            return None
+        location = die.attributes.get("DW_AT_location")
+        kind = die.attributes.get("DW_AT_type")
+        if kind is None or kind.form not in ("DW_FORM_ref4", "DW_FORM_ref8"):
+            return None
+        at = cu.cu_offset + kind.value
+        if not cu.cu_offset < at < cu.cu_offset + cu.size:
+            return None
+        vtable_type = DIE(cu, dwarf.debug_info_sec.stream, at)
+        if vtable_type.tag != "DW_TAG_structure_type" or not _name(vtable_type).endswith(
+            "::{vtable_type}"
+        ):
+            return None
+        vtable_type = cu.get_DIE_from_refaddr(at)  # a real DIE: cached like any other
+        concrete = vtable_type.get_DIE_from_attribute("DW_AT_containing_type") if (
+            "DW_AT_containing_type" in vtable_type.attributes
+        ) else None
+    except Exception:  # not a DIE's start after all: the bytes only looked like one
         return None
-    location = die.attributes.get("DW_AT_location")
-    vtable_type = _type_die(die)
-    concrete = vtable_type.get_DIE_from_attribute("DW_AT_containing_type") if (
-        vtable_type is not None and "DW_AT_containing_type" in vtable_type.attributes
-    ) else None
     if location is None or concrete is None or location.form != "DW_FORM_exprloc":
         return None
     ops = list(location.value)
