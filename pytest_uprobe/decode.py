@@ -2,14 +2,21 @@
 copied bytes turn back into Python values.
 
 An event carries an *area* of bytes: first one 8-byte word per piece (registers and stack
-slots, `plan.Piece`), then, in a big event, data copied from behind pointers. A `Deref` tells
-the BPF program to read a u64 address from the area (at `addr_at`), add `add`, and copy `size`
-bytes from there into the area at `dst`; or, for a counted copy (a `&str`, a slice, a Vec),
-`count * scale` bytes at most `size`, with the count read from the area at `len_at`. A copy
-whose `guard_at` is set runs only when the u64 there is above `guard_min` (element i of a
-collection is followed only when its length is more than i). The program runs the derefs in
-order, so a later one can take its address from the bytes an earlier one copied: that is how
-a `&[String]` reaches each string's bytes.
+slots, `plan.Piece`), then, in a big event, a table of where each copy landed and the data
+copied from behind pointers. A `Deref` tells the BPF program to read a u64 address from the
+area (at `addr_at`), add `add`, and copy `size` bytes from there; or, for a counted copy (a
+`&str`, a slice, a Vec), `count * scale` bytes at most `size`, with the count read from the
+area at `len_at`. A copy whose `guard_at` is set runs only when the u64 there is above
+`guard_min` (element i of a collection is followed only when its length is more than i).
+
+Copies are placed one after another as they run, each taking the bytes its run-time length
+needs (not its cap), so the room a value takes follows the value: the table (`TABLE`, one
+u32 per deref of the site: offset | bytes << 16, or NOT_RUN / FAILED / FULL) says where each
+landed, and the first lands right after it.
+`addr_at`, `len_at` and `guard_at` are *references* into the area: offset | source << 16,
+where source 0 is the area itself (the words) and source k + 1 the bytes copy k landed in.
+The program runs the derefs in order, so a later one can take its address from the bytes an
+earlier one copied: that is how a `&[String]` reaches each string's bytes.
 
 Paths name every place a pointer can be followed, so planning (which must cover every
 variant and element) and decoding (which follows the one the value holds) meet:
@@ -20,18 +27,24 @@ array indexes, `"*"` for "behind the pointer", then element indexes.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Union
 
-from .dwarf.types import POINTERS, SCALARS, RustType
+from . import stdtypes
+from .dwarf.types import POINTERS, SCALARS, BTreeNode, RustType
 from .values import BadUtf8, Struct, Truncated, Unavailable, Variant
 
 MAX_PIECES = 16  # words one event carries; the BPF program is built for this many
 WORDS = 8 * MAX_PIECES  # area bytes the pieces fill
-AREA = 8192  # a big event's area: the words, then data copied from behind pointers
-HALF = AREA // 2  # every copy starts below HALF and is at most HALF long (the verifier's bound)
-MAX_DEREFS = 32  # copies per event (each one's failure is a bit of a u32)
+AREA = 12288  # a big event's area: the words, the table, then data copied behind pointers
+MAX_COPY = 4096  # bytes one copy takes at most
+START_LIMIT = AREA - MAX_COPY  # every copy starts below it (the verifier's bound)
+MAX_DEREFS = 128  # copies per event
+TABLE = WORDS  # where the table of placements starts in the area
+DATA = TABLE + 4 * MAX_DEREFS  # copied data starts here at the latest (after the site's entries)
+NOT_RUN, FULL, FAILED = 0, 0xFFFFFFFE, 0xFFFFFFFF  # table entries other than a placement
+SOURCE = 1 << 16  # a reference's source unit: copy k's bytes are source k + 1
 MAX_DEPTH = 3  # pointers followed one behind another (&Vec<String>: three)
 NO_SLOT = 0xFFFFFFFF
 
@@ -52,6 +65,16 @@ class Deref:
     scale: int = 1
     guard_at: int = NO_SLOT
     guard_min: int = 0
+    flags: int = 0  # BELOW, PLUS_ONE
+    pad: int = 0
+
+
+# Deref.flags. BELOW: copy the bytes that end at the address instead of those that start
+# there, and place them so that they end where the copy's room ends (hashbrown keeps its
+# buckets below the control bytes, bucket i at ctrl - (i + 1) * size). PLUS_ONE: the
+# count is the u64 at len_at plus one (hashbrown's bucket_mask is the buckets less one).
+BELOW = 1
+PLUS_ONE = 2
 
 
 @dataclass(frozen=True)
@@ -64,27 +87,24 @@ class Copy:
     size: int
     scale: int
     counted: bool
+    flags: int = 0
 
 
 Planned = Union[Copy, Unavailable]
-NOTHING = Copy(-1, WORDS, 0, 1, False)
+NOTHING = Copy(-1, 0, 0, 1, False)
 U8 = RustType("u8", "int", 1)
 
 
 class Layout:
-    """The copies of one site, placed in order within the event's area."""
+    """The copies of one site, in the order the program runs them. Where each lands is
+    decided at run time; a Copy's `dst` is the reference to its first byte."""
 
     def __init__(self, max_string: int, max_elements: int) -> None:
         self.max_string = max_string
         self.max_elements = max_elements
         self.derefs: list[Deref] = []
         self.copies: dict[Path, Planned] = {}
-        self.next_dst = WORDS
-
-    @property
-    def used(self) -> int:
-        """Bytes of the area this site's events use."""
-        return self.next_dst if self.derefs else WORDS
+        self.later: list[Callable[[], None]] = []  # planned once the queue is empty
 
     def add(
         self,
@@ -96,27 +116,28 @@ class Layout:
         len_at: int = NO_SLOT,
         scale: int = 1,
         guard: tuple[int, int] | None = None,
+        flags: int = 0,
     ) -> Planned:
         counted = len_at != NO_SLOT
-        room = min(HALF, AREA - self.next_dst) if self.next_dst < HALF else 0
-        fits = min(size, room)
+        fits = min(size, MAX_COPY)
         if counted:
             fits -= fits % scale
         if len(self.derefs) >= MAX_DEREFS:
             planned: Planned = Unavailable(
-                f"not copied: one event follows at most {MAX_DEREFS} pointers"
+                f"not copied: one event follows at most {MAX_DEREFS} pointers, and the "
+                "values before it (planned up to max_elements each) took them all"
             )
         elif fits <= 0 or (not counted and fits < size):
             planned = Unavailable(
-                f"not copied: {size} more bytes do not fit in the event's {AREA}-byte area"
-                " (lower max_string or max_elements)"
+                f"not copied: {size} bytes, more than one copy takes ({MAX_COPY} bytes)"
             )
         else:
             guard_at, guard_min = guard if guard is not None else (NO_SLOT, 0)
-            dst = self.next_dst
-            self.derefs.append(Deref(addr_at, add, fits, dst, len_at, scale, guard_at, guard_min))
-            self.next_dst = (dst + fits + 7) & ~7
-            planned = Copy(len(self.derefs) - 1, dst, fits, scale, counted)
+            index = len(self.derefs)
+            self.derefs.append(
+                Deref(addr_at, add, fits, 0, len_at, scale, guard_at, guard_min, flags)
+            )
+            planned = Copy(index, (index + 1) * SOURCE, fits, scale, counted, flags)
         self.copies[path] = planned
         return planned
 
@@ -126,7 +147,10 @@ class Layout:
         queue: deque[tuple[RustType, Segments, Path, tuple[int, int] | None, int]] = deque(
             (t, segments, path, None, 0) for t, segments, path in roots
         )
-        while queue:
+        while queue or self.later:
+            if not queue:
+                self.later.pop(0)()
+                continue
             value, segments, path, guard, depth = queue.popleft()
             for pointer, offset, at in inline_pointers(value, 0, path, self.max_elements):
                 behind = at + ("*",)
@@ -143,6 +167,13 @@ class Layout:
                         "registers, or a constant), so what it points to is not copied"
                     )
                     continue
+                if pointer.kind == "trait_object":
+                    self._follow_dyn(pointer, segments, offset, at, addr_at, guard, depth, queue)
+                    continue
+                if pointer.kind in ("table", "btree"):
+                    self._follow_collection(pointer, segments, offset, at, addr_at, guard, depth,
+                                            queue)  # fmt: skip
+                    continue
                 if pointer.kind == "pointer":
                     target = pointer.target
                     if target.size == 0 or target.kind == "unsupported":
@@ -154,7 +185,10 @@ class Layout:
                             (target, ((planned.dst, target.size),), behind, guard, depth + 1)
                         )
                     continue
-                len_at = _area_offset(segments, offset + pointer.part("len").offset)
+                # A VecDeque's ring: every slot up to its capacity (head and len say which
+                # are live), read in logical order by the decoder.
+                count = "cap" if pointer.kind == "deque" else "len"
+                len_at = _area_offset(segments, offset + pointer.part(count).offset)
                 if len_at is None:
                     self.copies[behind] = Unavailable(
                         "the length is not in one register or stack slot, so what the pointer "
@@ -181,6 +215,137 @@ class Layout:
                             (element, ((start, element.size),), behind + (i,), (len_at, i),
                              depth + 1)
                         )  # fmt: skip
+
+
+    def _follow_collection(
+        self,
+        value: RustType,
+        segments: Segments,
+        offset: int,
+        at: Path,
+        addr_at: int,
+        guard: tuple[int, int] | None,
+        depth: int,
+        queue: deque[tuple[RustType, Segments, Path, tuple[int, int] | None, int]],
+    ) -> None:
+        """A hashbrown table (its control bytes and the buckets below them) or a BTreeMap
+        (its root node and, for a tree of height 1, the children the first max_elements
+        entries need)."""
+        behind = at + ("*",)
+        counter = "len" if value.kind == "table" else "height"
+        count_at = _area_offset(segments, offset + value.part(counter).offset)
+        if count_at is None:
+            self.copies[behind] = Unavailable(
+                f"the {counter} of {value.name} is not in one register or stack slot, so "
+                "what it points to is not copied"
+            )
+            return
+        if value.kind == "table":
+            element = value.element
+            assert element is not None
+            if element.size == 0:
+                self.copies[behind] = NOTHING
+                return
+            buckets = 2 * self.max_elements  # at load factor 7/8, enough for max_elements
+            ctrl = self.add(at + ("ctrl",), addr_at, 0, buckets, len_at=count_at, guard=guard,
+                            flags=PLUS_ONE)  # fmt: skip
+            if isinstance(ctrl, Unavailable):
+                self.copies[behind] = ctrl
+                return
+            data = self.add(behind, addr_at, 0, buckets * element.size, len_at=count_at,
+                            scale=element.size, guard=guard, flags=PLUS_ONE | BELOW)  # fmt: skip
+            if isinstance(data, Copy) and has_pointers(element):
+                end = data.dst + data.size
+                for i in range(data.size // element.size):
+                    start = end - (i + 1) * element.size
+                    live = (count_at, i - 1) if i else guard  # bucket_mask >= i
+                    queue.append((element, ((start, element.size),), behind + (i,), live,
+                                  depth + 1))  # fmt: skip
+            return
+        node = value.node
+        assert node is not None
+        root = self.add(behind, addr_at, 0, node.leaf_size, guard=guard)
+        self._node_entries(node, behind, root, guard, depth, queue)
+        if not isinstance(root, Copy):
+            return
+
+        def children() -> None:
+            """Children of a root of height 1, in order, until they hold max_elements
+            entries (each holds at least 5, and a root key sits between two): planned
+            after everything else, since most maps have height 0."""
+            wanted = min(node.capacity + 1, -(-self.max_elements // 6) + 1)
+            edges = self.add(at + ("edges",), addr_at, node.edges_at, 8 * wanted,
+                             guard=(count_at, 0))  # fmt: skip
+            if not isinstance(edges, Copy):
+                return
+            for j in range(wanted):
+                child = self.add(at + ("edges", j), edges.dst + 8 * j, 0, node.leaf_size,
+                                 guard=(count_at, 0))  # fmt: skip
+                self._node_entries(node, at + ("edges", j), child, (count_at, 0), depth, queue)
+
+        self.later.append(children)
+
+    def _follow_dyn(
+        self,
+        value: RustType,
+        segments: Segments,
+        offset: int,
+        at: Path,
+        addr_at: int,
+        guard: tuple[int, int] | None,
+        depth: int,
+        queue: deque[tuple[RustType, Segments, Path, tuple[int, int] | None, int]],
+    ) -> None:
+        """A trait object: its vtable's size and alignment words, and the bytes of the value
+        as large as the largest implementation, which the decoder picks by the vtable."""
+        behind = at + ("*",)
+        implementations = value.implementations
+        if not implementations:
+            self.copies[behind] = value.decode(b"")
+            return
+        vtable_at = _area_offset(segments, offset + value.part("vtable").offset)
+        if vtable_at is None:
+            self.copies[behind] = Unavailable(
+                "the vtable pointer is not in one register or stack slot"
+            )
+            return
+        words = self.add(at + ("vtable",), vtable_at, 0, 24, guard=guard)
+        if isinstance(words, Unavailable):
+            self.copies[behind] = words
+            return
+        size = max(i.type.size for i in implementations)
+        if size == 0:
+            self.copies[behind] = NOTHING
+            return
+        data = self.add(behind, addr_at, 0, size, guard=guard)
+        if not isinstance(data, Copy):
+            return
+        for k, implementation in enumerate(implementations):
+            concrete = implementation.type
+            if concrete.size and has_pointers(concrete):
+                queue.append((concrete, ((data.dst, concrete.size),), behind + (k,), guard,
+                              depth + 1))  # fmt: skip
+
+    def _node_entries(
+        self,
+        node: BTreeNode,
+        path: Path,
+        planned: Planned,
+        guard: tuple[int, int] | None,
+        depth: int,
+        queue: deque[tuple[RustType, Segments, Path, tuple[int, int] | None, int]],
+    ) -> None:
+        """Follow the pointers inside a B-tree node's keys and values."""
+        if not isinstance(planned, Copy):
+            return
+        for part, element, start in (("k", node.key, node.keys_at), ("v", node.value,
+                                                                    node.vals_at)):
+            if not has_pointers(element):
+                continue
+            for i in range(min(node.capacity, self.max_elements)):
+                where = planned.dst + start + i * element.size
+                queue.append((element, ((where, element.size),), path + (part, i), guard,
+                              depth + 1))  # fmt: skip
 
 
 def _area_offset(segments: Segments, offset: int) -> int | None:
@@ -244,15 +409,28 @@ class Reader:
             return planned
         if planned.index < 0:
             return b""
-        if self.failed >> planned.index & 1:
+        at = TABLE - WORDS + 4 * planned.index
+        entry = int.from_bytes(self.data[at : at + 4], "little")
+        if entry == FAILED:
             return Unavailable(f"the memory at {address:#x} could not be read")
-        size = planned.size
+        if entry == FULL:
+            return Unavailable(
+                f"not copied: the values copied before it filled the event's area (copies "
+                f"start in its first {START_LIMIT} bytes); lower max_string or max_elements"
+            )
+        if entry == NOT_RUN:
+            return Unavailable("not copied: the value it is read from was not copied")
+        offset, extent = entry & 0xFFFF, entry >> 16
+        size = extent
         if planned.counted:
             assert count is not None
+            count += 1 if planned.flags & PLUS_ONE else 0
             size = min(min(count, planned.size) * planned.scale, planned.size)
-        start = planned.dst - WORDS
+        start = offset - WORDS
+        if planned.flags & BELOW:
+            start += extent - size
         chunk = self.data[start : start + size]
-        if len(chunk) < size:
+        if len(chunk) < size or size > extent:
             return Unavailable("the event holds fewer bytes than planned")
         return chunk
 
@@ -272,9 +450,17 @@ NO_READER = _ConstantReader(b"", 0, {})
 
 def decode_value(value: RustType, raw: bytes, reader: Reader, path: Path) -> Any:
     """The Python value of `value`'s bytes `raw`, following pointers through `reader`."""
+    if value.std:
+        return stdtypes.meaning(value, _decode(value, raw, reader, path))
+    return _decode(value, raw, reader, path)
+
+
+def _decode(value: RustType, raw: bytes, reader: Reader, path: Path) -> Any:
     kind = value.kind
-    if kind in SCALARS or kind in ("unit", "unsupported", "trait_object"):
+    if kind in SCALARS or kind in ("unit", "unsupported"):
         return value.decode(raw)
+    if kind == "trait_object":
+        return _dyn(value, raw, reader, path)
     if len(raw) < value.size:
         return Unavailable(f"only {len(raw)} of the {value.size} bytes of {value.name} were read")
     if kind in ("struct", "tuple"):
@@ -317,12 +503,22 @@ def decode_value(value: RustType, raw: bytes, reader: Reader, path: Path) -> Any
         return decode_value(target, data, reader, path + ("*",))
     length = int.from_bytes(raw[value.part("len").offset :][:8], "little")
     address = int.from_bytes(raw[value.part("ptr").offset :][:8], "little")
+    if kind == "deque":
+        return _deque(value, raw, reader, path, address, length)
+    if kind == "table":
+        return _table(value, raw, reader, path, address, length)
+    if kind == "btree":
+        return _btree(value, raw, reader, path, address, length)
     if length == 0:  # nothing behind the pointer to copy (it may be dangling)
         return "" if kind in ("str", "string") else []
     data = reader.fetch(path + ("*",), address, length)
     if isinstance(data, Unavailable):
         return data
     if kind in ("str", "string"):
+        if value.std == "cstr":  # the bytes end with the nul, which is no part of the text
+            if len(data) == length and data.endswith(b"\0"):
+                return _text(data[:-1], length - 1)
+            return _text(data, length - 1)
         return _text(data, length)
     element = value.element
     assert element is not None
@@ -333,6 +529,176 @@ def decode_value(value: RustType, raw: bytes, reader: Reader, path: Path) -> Any
         for i in range(copied)
     ]
     return items if copied == length else Truncated(items, length)
+
+
+PAGE = 4096
+
+
+def _dyn(value: RustType, raw: bytes, reader: Reader, path: Path) -> Any:
+    """The value a trait object points to, as its concrete type: the implementation whose
+    vtable's file address has the run-time vtable's offset within a page (a binary is
+    loaded at a page boundary), and whose size and alignment the vtable's words repeat.
+    Where several remain, Unavailable names them: a guess could be wrong."""
+    if len(raw) < value.size:
+        return Unavailable(f"only {len(raw)} of the {value.size} bytes of {value.name} were read")
+    address = _word(value, raw, "ptr")
+    vtable = _word(value, raw, "vtable")
+    implementations = value.implementations
+    if not implementations:
+        return value.decode(b"")
+    words = reader.fetch(path + ("vtable",), vtable)
+    if isinstance(words, Unavailable):
+        return words
+    size = int.from_bytes(words[8:16], "little")
+    align = int.from_bytes(words[16:24], "little")
+    fits = [
+        (k, i)
+        for k, i in enumerate(implementations)
+        if i.vtable % PAGE == vtable % PAGE and i.type.size == size
+        and (not i.type.align or i.type.align == align)
+    ]  # fmt: skip
+    if len(fits) != 1:
+        names = ", ".join(i.name for _, i in fits) or "none"
+        return Unavailable(
+            f"which type {value.name} points to is not known: the vtable at {vtable:#x} "
+            f"(size {size}, align {align}) matches {len(fits)} implementations ({names})"
+        )
+    k, implementation = fits[0]
+    concrete = implementation.type
+    if concrete.size == 0:
+        return decode_value(concrete, b"", reader, path + ("*", k))
+    data = reader.fetch(path + ("*",), address)
+    if isinstance(data, Unavailable):
+        return data
+    return decode_value(concrete, data[: concrete.size], reader, path + ("*", k))
+
+
+def _word(value: RustType, raw: bytes, name: str) -> int:
+    return int.from_bytes(raw[value.part(name).offset :][:8], "little")
+
+
+def _deque(
+    value: RustType, raw: bytes, reader: Reader, path: Path, address: int, length: int
+) -> Any:
+    """A VecDeque in logical order: element i sits in slot (head + i) % cap."""
+    if length == 0:
+        return []
+    element = value.element
+    assert element is not None
+    cap, head = _word(value, raw, "cap"), _word(value, raw, "head")
+    if cap == 0 or head >= cap or length > cap:
+        return Unavailable(f"not a valid VecDeque (head {head}, len {length}, capacity {cap})")
+    size = element.size
+    if size == 0:
+        return [decode_value(element, b"", reader, path + ("*", 0)) for _ in range(length)]
+    data = reader.fetch(path + ("*",), address, cap)
+    if isinstance(data, Unavailable):
+        return data
+    items: list[Any] = []
+    for i in range(length):
+        slot = (head + i) % cap
+        if (slot + 1) * size > len(data):
+            return Truncated(items, length)  # slots past the copied ones (max_elements)
+        chunk = data[slot * size : (slot + 1) * size]
+        items.append(decode_value(element, chunk, reader, path + ("*", slot)))
+    return items
+
+
+def _table(
+    value: RustType, raw: bytes, reader: Reader, path: Path, address: int, mask: int
+) -> Any:
+    """A hashbrown table's entries in bucket order (its iteration order): bucket i is full
+    when its control byte's top bit is clear; its bytes sit at ctrl - (i + 1) * size."""
+    items = _word(value, raw, "items")
+    if items == 0:
+        return []
+    element = value.element
+    assert element is not None
+    if element.size == 0:  # zero-sized entries: nothing was copied, every entry the same
+        return [decode_value(element, b"", reader, path + ("*", 0)) for _ in range(items)]
+    ctrl = reader.fetch(path + ("ctrl",), address, mask)
+    if isinstance(ctrl, Unavailable):
+        return ctrl
+    data = reader.fetch(path + ("*",), address, mask)
+    if isinstance(data, Unavailable):
+        return data
+    size = element.size
+    found = []
+    buckets = min(len(ctrl), len(data) // size, mask + 1)
+    for i in range(buckets):
+        if ctrl[i] & 0x80:
+            continue  # empty or deleted
+        end = len(data) - i * size
+        found.append(decode_value(element, data[end - size : end], reader, path + ("*", i)))
+        if len(found) == items:
+            return found
+    if buckets == mask + 1:
+        return Unavailable(
+            f"the table says it holds {items} entries, and its control bytes show {len(found)}"
+        )
+    return Truncated(found, items)  # buckets past the copied ones (max_elements)
+
+
+def _btree(
+    value: RustType, raw: bytes, reader: Reader, path: Path, address: int, length: int
+) -> Any:
+    """A BTreeMap's (key, value) pairs in order, from its root and, at height 1, the
+    children the copy holds."""
+    if length == 0:
+        return []
+    node = value.node
+    assert node is not None
+    height = _word(value, raw, "height")
+    if height > 1:
+        return Unavailable(
+            f"a BTreeMap of height {height} ({length} entries): only trees of height 0 and 1 "
+            f"(up to {node.capacity * (node.capacity + 2)} entries) are copied"
+        )
+    root = reader.fetch(path + ("*",), address)
+    if isinstance(root, Unavailable):
+        return root
+    pairs: list[Any] = []
+
+    def entry(data: bytes, at: Path, i: int) -> None:
+        key_at = node.keys_at + i * node.key.size
+        val_at = node.vals_at + i * node.value.size
+        key = decode_value(node.key, data[key_at : key_at + node.key.size], reader, at + ("k", i))
+        val = decode_value(node.value, data[val_at : val_at + node.value.size], reader,
+                           at + ("v", i))  # fmt: skip
+        pairs.append((key, val))
+
+    def count(data: bytes) -> int:
+        number = int.from_bytes(data[node.len_at : node.len_at + 2], "little")
+        return number if number <= node.capacity else -1
+
+    keys = count(root)
+    if keys < 0:
+        return Unavailable(f"a node of {value.name} holds more than {node.capacity} keys")
+    if height == 0:
+        for i in range(keys):
+            entry(root, path + ("*",), i)
+    else:
+        edges = reader.fetch(path + ("edges",), address)
+        if isinstance(edges, Unavailable):
+            return edges
+        for j in range(keys + 1):
+            child = reader.fetch(path + ("edges", j), int.from_bytes(edges[8 * j :][:8], "little"))
+            if isinstance(child, Unavailable):
+                if child.reason.startswith("not followed"):
+                    return Truncated(pairs, length)  # children past max_elements
+                return child
+            held = count(child)
+            if held < 0:
+                return Unavailable(f"a node of {value.name} holds more than {node.capacity} keys")
+            for i in range(held):
+                entry(child, path + ("edges", j), i)
+            if j < keys:
+                entry(root, path + ("*",), j)
+    if len(pairs) != length:
+        return Unavailable(
+            f"the map says it holds {length} entries, and its nodes show {len(pairs)}"
+        )
+    return pairs
 
 
 def _text(data: bytes, length: int) -> str | Truncated:

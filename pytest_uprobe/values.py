@@ -8,6 +8,7 @@ Scalars, strings, lists, tuples and None are plain Python values. Rust structs b
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 
@@ -154,3 +155,78 @@ class BadUtf8(str):
 
     def __repr__(self) -> str:
         return f"BadUtf8({self.raw!r})"
+
+
+class Inside:
+    """The value inside an Rc, Arc, RefCell, Mutex or RwLock, with the container's state.
+
+    It equals what it holds (`Inside == 41` when the Rc holds 41), so assertions read as
+    they would on the value; `.value` is the value itself, `.state` the container's state
+    (`strong`/`weak` counts of Rc and Arc, `borrow` of RefCell: 0 when not borrowed, the
+    number of shared borrows, or -1 while borrowed mutably; `locked` and `poisoned` of a
+    Mutex, `readers`, `write_locked` and `poisoned` of an RwLock), also as attributes
+    (`rc.strong`); other attributes and items are the value's (`rc.name`, `rc[0]`)."""
+
+    __slots__ = ("value", "container", "state")
+
+    def __init__(self, value: Any, container: str, **state: Any) -> None:
+        self.value = value
+        self.container = container
+        self.state = state
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in Inside.__slots__:
+            raise AttributeError(name)  # (copy and pickle look for these before __init__)
+        if name in self.state:
+            return self.state[name]
+        return getattr(self.value, name)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.value[key]
+
+    def __eq__(self, other: Any) -> bool:
+        if isinstance(other, Inside):
+            return bool(self.value == other.value)
+        return bool(self.value == other)
+
+    def __ne__(self, other: Any) -> bool:
+        return not self == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        state = "".join(f", {k}={v!r}" for k, v in self.state.items())
+        return f"{self.container}({self.value!r}{state})"
+
+
+class Duration(timedelta):
+    """A `std::time::Duration`: a `datetime.timedelta` that keeps the nanoseconds
+    (`.nanoseconds`, the whole duration in ns), which timedelta's microseconds cannot.
+
+    It equals another Duration of the same nanoseconds, and a timedelta only when it is a
+    whole number of microseconds (1.5 us never equals the timedelta of 1 us)."""
+
+    nanoseconds: int
+
+    def __new__(cls, seconds: int, nanos: int) -> Duration:
+        total = seconds * 10**9 + nanos
+        made = super().__new__(cls, seconds=seconds, microseconds=nanos // 1000)
+        made.nanoseconds = total
+        return made
+
+    def __eq__(self, other: Any) -> bool:
+        if isinstance(other, Duration):
+            return self.nanoseconds == other.nanoseconds
+        if isinstance(other, timedelta):
+            return self.nanoseconds % 1000 == 0 and timedelta.__eq__(self, other)
+        return NotImplemented
+
+    def __ne__(self, other: Any) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = timedelta.__hash__
+
+    def __repr__(self) -> str:
+        seconds, nanos = divmod(self.nanoseconds, 10**9)
+        return f"Duration(seconds={seconds}, nanoseconds={nanos})"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes as ct
 from typing import Any
 
+from ..decode import DATA, MAX_COPY, START_LIMIT, TABLE
 from ..plan import AREA, MAX_DEREFS, MAX_PIECES, Site
 from ..rawevents import EVENT as EVENT  # `struct event` below, as Python reads it
 
@@ -15,14 +16,24 @@ _TEMPLATE = r"""
 #include <uapi/linux/ptrace.h>
 
 #define MAX_PIECES @MAX_PIECES@
-#define AREA @AREA@          /* a big event's bytes: the words, then copies from behind pointers */
-#define HALF (AREA / 2)      /* each copy starts below HALF and is at most HALF long */
+#define AREA @AREA@          /* a big event's bytes: the words, the table, then copies */
+#define MAX_COPY @MAX_COPY@  /* one copy's bytes at most */
+#define START_LIMIT @START_LIMIT@  /* every copy starts below it: START_LIMIT + MAX_COPY = AREA */
 #define MAX_DEREFS @MAX_DEREFS@
+#define TABLE @TABLE@        /* u32 per deref: offset | bytes << 16, or one of these: */
+#define NOT_RUN 0
+#define FULL 0xfffffffe
+#define FAILED 0xffffffff
+#define DATA @DATA@          /* where copies land at the latest (a site's first lands after its
+                              * own table entries) */
 #define NO_SLOT 0xffffffff
+#define NOWHERE 0xffffffff
 
-/* Copy from memory at the u64 address at area[addr_at] (+ add) into area[dst]: `size`
- * bytes, or count * scale (at most `size`) with the count the u64 at area[len_at]. Only
- * when guard_at is NO_SLOT or the u64 at area[guard_at] exceeds guard_min. */
+/* Copy from memory at the u64 address at addr_at (+ add): `size` bytes, or count * scale
+ * (at most `size`) with the count the u64 at len_at. Only when guard_at is NO_SLOT or the
+ * u64 at guard_at exceeds guard_min. addr_at, len_at and guard_at are references: offset |
+ * source << 16, source 0 the area itself, source k + 1 the bytes deref k copied. Each copy
+ * lands after the one before, taking the bytes it copied (dst is unused). */
 struct deref {
     s64 add;
     u32 addr_at;
@@ -32,7 +43,12 @@ struct deref {
     u32 scale;
     u32 guard_at;
     u64 guard_min;
+    u32 flags;     /* BELOW: copy the bytes ending at the address, placed to end where the
+                    * copy's room ends; PLUS_ONE: the count is the u64 at len_at plus one */
+    u32 pad;
 };
+#define BELOW 1
+#define PLUS_ONE 2
 
 struct piece {
     s64 offset;
@@ -73,11 +89,15 @@ struct big_event {
     u32 pad;
     u8 area[AREA]; /* starts with the words */
 };
+#define HEADER 32      /* the bytes of big_event before its area */
 
 BPF_ARRAY(sites, struct site, @NSITES@);
 BPF_PERCPU_ARRAY(counts, u64, @NSITES@);
 BPF_PERCPU_ARRAY(lost, u64, 1);
 BPF_RINGBUF_OUTPUT(events, @PAGES@);
+/* A big event is built here, then sent with the bytes its copies took (bpf_ringbuf_output
+ * takes a run-time size; a reservation does not). */
+BPF_PERCPU_ARRAY(scratch, struct big_event, 1);
 
 /* A hidden return pointer (rdi at the entry), kept until the frame's return. */
 struct frame_key {
@@ -164,52 +184,91 @@ static __always_inline u64 reg_value(u64 *r, u32 reg) {
     return reg < 17 ? r[reg] : 0;
 }
 
-/* One deref: 0 when done or skipped, else its bit in `failed`. */
-static __always_inline u32 copy_one(struct big_event *b, struct deref *d, u32 bit) {
-    u32 at = d->guard_at;
-    if (at != NO_SLOT) {
-        if (at > AREA - 8)
-            return 0;
-        if (*(u64 *)&b->area[at] <= d->guard_min)
-            return 0;
+/* The area offset of the 8 bytes a reference names, or NOWHERE (its copy did not run, or
+ * copied fewer bytes). */
+static __always_inline u32 resolve(struct big_event *b, u32 ref) {
+    u32 source = (ref >> 16) & 0xff;
+    u32 at = ref & 0xffff;
+    if (source) {
+        u32 entry = *(u32 *)&b->area[TABLE + 4 * ((source - 1) & (MAX_DEREFS - 1))];
+        if (entry == NOT_RUN || entry >= FULL || at + 8 > (entry >> 16))
+            return NOWHERE;
+        at += entry & 0xffff;
     }
-    at = d->addr_at;
+    return at > AREA - 8 ? NOWHERE : at;
+}
+
+/* One deref, landing at the cursor (b->pad while the copies run; kept in the map value, not
+ * a register, so the verifier does not follow its every value through the loop); returns
+ * its table entry. */
+static __always_inline u32 copy_one(struct big_event *b, struct deref *d) {
+    u32 at;
+    if (d->guard_at != NO_SLOT) {
+        at = resolve(b, d->guard_at);
+        if (at > AREA - 8 || *(u64 *)&b->area[at] <= d->guard_min)
+            return NOT_RUN;
+    }
+    at = resolve(b, d->addr_at);
     if (at > AREA - 8)
-        return 0;
+        return NOT_RUN;
     u64 address = *(u64 *)&b->area[at] + d->add;
     u64 len = d->size;
-    at = d->len_at;
-    if (at != NO_SLOT) {
+    if (d->len_at != NO_SLOT) {
+        at = resolve(b, d->len_at);
         if (at > AREA - 8)
-            return 0;
+            return NOT_RUN;
         u64 count = *(u64 *)&b->area[at];
+        if (d->flags & PLUS_ONE)
+            count += 1;
         if (count < len)
             len = count;
         len *= d->scale;
         if (len > d->size)
             len = d->size;
     }
-    if (len > HALF)
-        len = HALF;
+    if (len > MAX_COPY)
+        len = MAX_COPY;
     if (len == 0)
-        return 0;
-    u32 dst = d->dst & (HALF - 1);
+        return NOT_RUN;
+    u64 extent = len;
+    u64 cursor = b->pad;
+    if (cursor >= START_LIMIT)
+        return FULL;
+    u64 dst = cursor;
+    if (d->flags & BELOW) {  /* the bytes below the address, ending where its room ends */
+        extent = d->size > MAX_COPY ? MAX_COPY : d->size;
+        if (len > extent)
+            return FULL;
+        address -= len;
+        dst += extent - len;
+    }
+    if (dst >= START_LIMIT)
+        return FULL;
+    /* The read gets the checked registers, as the verifier needs (not copies made before). */
+    asm volatile("" : "+r"(dst), "+r"(len));
     if (bpf_probe_read_user(&b->area[dst], len, (void *)address) < 0)
-        return bit;
-    return 0;
+        return FAILED;
+    b->pad = (cursor + extent + 7) & ~7ull;
+    return (u32)(cursor | (extent << 16));
 }
 
-static __always_inline void copy_behind(struct big_event *b, struct site *s) {
+/* Every deref of the site, in order; returns the bytes of the area in use. */
+static __always_inline u32 copy_behind(struct big_event *b, struct site *s) {
     u32 n = s->nderefs;
-    u32 failed = 0;
+    if (n > MAX_DEREFS)
+        n = MAX_DEREFS;
+    b->pad = TABLE + ((4 * n + 7) & ~7u);  /* the table has an entry per deref of the site */
     /* A real loop (the verifier bounds it), not unrolled: unrolled, every site function
      * would carry MAX_DEREFS copies of the body and the compile would take minutes. */
 #pragma clang loop unroll(disable)
     for (int i = 0; i < MAX_DEREFS; i++) {
         if (i < n)
-            failed |= copy_one(b, &s->derefs[i], 1u << i);
+            *(u32 *)&b->area[TABLE + 4 * i] = copy_one(b, &s->derefs[i]);
     }
-    b->failed = failed;
+    u32 used = b->pad;
+    b->failed = 0;
+    b->pad = 0;
+    return used > AREA ? AREA : used;
 }
 
 static __always_inline int on_hit(struct pt_regs *ctx, u32 index) {
@@ -233,7 +292,7 @@ static __always_inline int on_hit(struct pt_regs *ctx, u32 index) {
     struct event *e;
     struct big_event *big = 0;
     if (s->nderefs) {
-        big = events.ringbuf_reserve(sizeof(struct big_event));
+        big = scratch.lookup(&zero);
         e = (struct event *)big;
     } else {
         e = events.ringbuf_reserve(sizeof(struct event));
@@ -286,9 +345,19 @@ static __always_inline int on_hit(struct pt_regs *ctx, u32 index) {
                 saved.delete(&key);
         }
     }
-    if (big)
-        copy_behind(big, s);
-    events.ringbuf_submit(e, 0);
+    if (!big) {
+        events.ringbuf_submit(e, 0);
+        return 0;
+    }
+    u64 size = HEADER + copy_behind(big, s);
+    if (size > sizeof(struct big_event))
+        size = sizeof(struct big_event);
+    asm volatile("" : "+r"(size));  /* the call gets the clamped register, as the verifier needs */
+    if (events.ringbuf_output(big, size, 0) < 0) {
+        u64 *missed = lost.lookup(&zero);
+        if (missed)
+            *missed += 1;
+    }
     return 0;
 }
 
@@ -335,6 +404,10 @@ def source(sites: int, per_site_functions: bool = True) -> str:
         _TEMPLATE.replace("@MAX_PIECES@", str(MAX_PIECES))
         .replace("@AREA@", str(AREA))
         .replace("@MAX_DEREFS@", str(MAX_DEREFS))
+        .replace("@MAX_COPY@", str(MAX_COPY))
+        .replace("@START_LIMIT@", str(START_LIMIT))
+        .replace("@TABLE@", str(TABLE))
+        .replace("@DATA@", str(DATA))
         .replace("@NSITES@", str(sites))
         .replace("@PAGES@", str(RINGBUF_PAGES))
     )
@@ -367,6 +440,8 @@ class CDeref(ct.Structure):
         ("scale", ct.c_uint32),
         ("guard_at", ct.c_uint32),
         ("guard_min", ct.c_uint64),
+        ("flags", ct.c_uint32),
+        ("pad", ct.c_uint32),
     ]
 
 

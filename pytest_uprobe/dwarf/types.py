@@ -18,6 +18,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+from elftools.dwarf.die import DIE
 from elftools.dwarf.dwarf_expr import DWARFExprParser
 
 from ..elf import dwarf_memo
@@ -34,7 +35,9 @@ _ATE_UTF = 0x10
 
 SCALARS = frozenset({"int", "bool", "char", "float", "address"})
 # Kinds that hold a pointer to follow, at `fields` "ptr" (and "len" for the counted ones).
-POINTERS = frozenset({"pointer", "str", "string", "slice", "vec"})
+POINTERS = frozenset(
+    {"pointer", "str", "string", "slice", "vec", "deque", "table", "btree", "trait_object"}
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,8 +61,12 @@ class EnumVariant:
 class RustType:
     """A decodable type. `kind` is one of: int, bool, char, float, address (a raw pointer,
     shown as its address), unit, struct, tuple, array, enum, c_enum, pointer (&T, &mut T,
-    Box<T>: the target's value), str (&str), string (String), slice (&[T]), vec (Vec<T>),
-    unsupported."""
+    Box<T>, Rc<T>, Arc<T>: the target's value), str (&str, and the other byte strings
+    behind a fat pointer: &OsStr, &Path, &CStr, CString), string (String, OsString,
+    PathBuf), slice (&[T]), vec (Vec<T>), deque (VecDeque<T>: ptr, cap, head, len), table
+    (hashbrown's RawTable<T>: ctrl, bucket_mask, items), btree (BTreeMap's root: node,
+    height, length), unsupported, trait_object. `std` names the std type a value stands
+    for, which stdtypes turns into what a Rust programmer means by it."""
 
     name: str
     kind: str
@@ -76,6 +83,8 @@ class RustType:
     element_die: Any = field(default=None, repr=False)  # slice, vec, string: the element's DIE
     why: str = ""  # unsupported: the reason
     align: int = 0  # struct, tuple: DW_AT_alignment where DWARF gives it (packed: 1)
+    std: str = ""  # a std type shown as what it means (stdtypes.STD_KINDS), else ""
+    node: BTreeNode | None = None  # btree: the layout of its nodes
 
     @property
     def target(self) -> RustType:
@@ -84,6 +93,18 @@ class RustType:
         if cached is None:
             cached = type_of(self.target_die) if self.target_die is not None else UNIT
             object.__setattr__(self, "_target", cached)
+        return cached
+
+    @property
+    def implementations(self) -> tuple[Implementation, ...]:
+        """A trait object's candidates: every vtable of its trait DWARF describes."""
+        cached = self.__dict__.get("_implementations")
+        if cached is None:
+            trait = _trait_of(self.name)
+            cached = () if trait is None or self.target_die is None else (
+                _vtables(self.target_die.cu.dwarfinfo, trait)
+            )
+            object.__setattr__(self, "_implementations", cached)
         return cached
 
     @property
@@ -130,7 +151,9 @@ class RustType:
             return _abi_shape([(f.offset, f.type) for f in self.fields], self.size)
         if kind in ("struct", "tuple"):
             sized = [f for f in self.fields if f.type.size]
-            if not newtypes and kind == "struct" and len(sized) == 1:
+            if not newtypes and kind == "struct" and len(sized) == 1 and (
+                self.std not in _NOT_C_TAGS
+            ):
                 inner = sized[0].type.scalars(newtypes)
                 if inner is not None and len(inner) == 1:
                     return None  # as #[repr(C)] makes it (DWARF does not record repr)
@@ -345,9 +368,15 @@ def _structure(die: Any, name: str, size: int) -> RustType:
         return _enum(die, name, size, part)
     fields = tuple(_members(children))
     names = [f.name for f in fields]
+    std = _std_type(die, name, size, names, fields, children)
+    if std is not None:
+        return std
     if names == ["pointer", "vtable"]:  # `&dyn Trait`, `Box<dyn Trait>`: a fat pointer
-        why = "trait objects are not decoded (a data pointer and a vtable)"
-        return RustType(name, "trait_object", size, fields=fields, why=why)
+        trait = _trait_of(name)
+        why = f"no implementation of {trait or 'the trait'} has a vtable in DWARF"
+        parts = (Field("ptr", fields[0].offset, fields[0].type),
+                 Field("vtable", fields[1].offset, fields[1].type))  # fmt: skip
+        return RustType(name, "trait_object", size, fields=parts, why=why, target_die=die)
     if name in ("&str", "&mut str") and names == ["data_ptr", "length"]:
         return RustType(name, "str", size, fields=_fat(fields))
     if name.startswith(("&[", "&mut [")) and names == ["data_ptr", "length"]:
@@ -378,6 +407,391 @@ def _structure(die: Any, name: str, size: int) -> RustType:
             name, "struct", size, fields=tuple(_renamed(fields)), tuple_like=True, align=align
         )
     return RustType(name, "struct", size, fields=fields, align=align)
+
+
+# Fat pointers to bytes that std shows as text: the `std` tag says how (stdtypes).
+_BYTE_POINTERS = {
+    "std::path::Path": "path",
+    "std::ffi::os_str::OsStr": "os",
+    "core::ffi::c_str::CStr": "cstr",
+}
+# Structs that std shows as what they hold, by their path without generic arguments.
+_WRAPPERS = {
+    "core::cell::Cell": "cell",
+    "core::cell::RefCell": "refcell",
+    "core::cell::UnsafeCell": "unsafecell",
+    "core::num::nonzero::NonZero": "nonzero",
+    "core::time::Duration": "duration",
+    "std::collections::hash::map::HashMap": "hashmap",
+    "std::collections::hash::set::HashSet": "hashset",
+    "alloc::collections::btree::set::BTreeSet": "btreeset",
+}
+_BTREE_CAPACITY = 11  # keys per node (B = 6): alloc::collections::btree::node::CAPACITY
+
+
+@dataclass(frozen=True, eq=False)
+class BTreeNode:
+    """The layout of one BTreeMap's nodes: a LeafNode (`leaf_size` bytes: `len` at
+    `len_at`, keys at `keys_at`, values at `vals_at`) and, in an internal node, the child
+    pointers at `edges_at` after it."""
+
+    leaf_size: int
+    len_at: int
+    keys_at: int
+    vals_at: int
+    edges_at: int
+    key: RustType
+    value: RustType
+    capacity: int = _BTREE_CAPACITY
+
+
+def _std_type(
+    die: Any, name: str, size: int, names: list[str], fields: tuple[Field, ...],
+    children: list[Any],
+) -> RustType | None:
+    """A std type shown as what it means (see stdtypes), or None for any other struct.
+    Only types in std's own modules qualify: a user's `Duration` stays a struct."""
+    if names == ["data_ptr", "length"]:
+        bare = name.removeprefix("&mut ").removeprefix("&")
+        if bare in _BYTE_POINTERS and name != bare:
+            return RustType(name, "str", size, fields=_fat(fields), std=_BYTE_POINTERS[bare])
+        owned = name.removeprefix("alloc::boxed::Box<").rsplit(",", 1)[0]
+        if name.startswith("alloc::boxed::Box<") and (owned == "str" or owned in _BYTE_POINTERS):
+            # Box<str>, Box<Path>, Box<OsStr>, Box<CStr>: the bytes they own
+            return RustType(name, "str", size, fields=_fat(fields),
+                            std=_BYTE_POINTERS.get(owned, ""))  # fmt: skip
+        if name.startswith("alloc::boxed::Box<["):  # Box<[T]>: a slice it owns
+            data_ptr = type_of(_type_die(_member_die(children, "data_ptr")))
+            if data_ptr.target_die is not None:
+                return RustType(name, "slice", size, fields=_fat(fields),
+                                element_die=data_ptr.target_die)  # fmt: skip
+        return None
+    short = name.split("<", 1)[0]
+    if short not in _STD_SHORT_NAMES and not short.endswith("Inner"):
+        return None
+    path = _qualified(die, short)
+    if path in _NOT_REPR_C or path.startswith("core::num::niche_types::"):
+        # known to be no #[repr(C)] struct: passed as its field
+        return RustType(name, "struct", size, fields=tuple(_renamed(fields)), std="newtype",
+                        tuple_like=True)  # fmt: skip
+    if path in _WRAPPERS:
+        return RustType(name, "struct", size, fields=fields, std=_WRAPPERS[path],
+                        tuple_like=bool(names) and names[0] == "__0")  # fmt: skip
+    if path in ("std::ffi::os_str::OsString", "std::path::PathBuf") and names == ["inner"]:
+        inner = fields[0].type
+        if inner.kind == "string" or (
+            inner.kind == "struct" and len(inner.fields) == 1 and inner.fields[0].type.kind == "vec"
+        ):
+            vec = inner if inner.kind == "string" else inner.fields[0].type
+            base = fields[0].offset + (0 if inner.kind == "string" else inner.fields[0].offset)
+            shifted = tuple(Field(f.name, base + f.offset, f.type) for f in vec.fields)
+            tag = "path" if short == "PathBuf" else "os"
+            return RustType(name, "string", size, fields=shifted, std=tag,
+                            element_die=vec.element_die, item=vec.item)  # fmt: skip
+        return None
+    if path == "alloc::ffi::c_str::CString" and names == ["inner"]:
+        boxed = fields[0].type
+        if boxed.kind == "slice":
+            base = fields[0].offset
+            shifted = tuple(Field(f.name, base + f.offset, f.type) for f in boxed.fields)
+            return RustType(name, "str", size, fields=shifted, std="cstr")
+        return None
+    if path in ("alloc::rc::Rc", "alloc::sync::Arc") and size == 8 and "ptr" in names:
+        inner = _pointer_target(_member_die(children, "ptr"))
+        if inner is not None:
+            return RustType(name, "pointer", 8, target_die=inner, std=short.lower())
+        return None
+    if path.startswith("std::sync::") and short in ("Mutex", "RwLock") and "data" in names:
+        return RustType(name, "struct", size, fields=fields, std=short.lower())
+    if path == "alloc::collections::vec_deque::VecDeque" and {"head", "len", "buf"} <= set(names):
+        return _deque(die, name, size, fields, children)
+    if path == "hashbrown::raw::RawTable" and "table" in names:
+        return _table(name, size, fields, children)
+    if path == "alloc::collections::btree::map::BTreeMap" and {"root", "length"} <= set(names):
+        return _btree(name, size, fields)
+    return None
+
+
+# One-field std structs that are no #[repr(C)] (so rustc passes them as their field),
+# which DWARF cannot tell: Duration's nanoseconds.
+_NOT_REPR_C = frozenset({"core::num::niche_types::Nanoseconds"})
+# std tags of one-field structs that are #[repr(transparent)] or plain Rust (never C)
+_NOT_C_TAGS = frozenset({"newtype", "nonzero", "cell", "unsafecell"})
+_STD_SHORT_NAMES = frozenset(
+    {p.rsplit("::", 1)[1] for p in (*_WRAPPERS, *_NOT_REPR_C)}
+    | {"OsString", "PathBuf", "CString", "Rc", "Arc", "Mutex", "RwLock", "VecDeque",
+       "RawTable", "BTreeMap"}
+)  # fmt: skip
+
+
+def _qualified(die: Any, short: str) -> str:
+    """`short` with the namespaces around `die` (`core::time::Duration`)."""
+    parts = [short]
+    parent = die.get_parent()
+    while parent is not None and parent.tag == "DW_TAG_namespace":
+        parts.append(_name(parent))
+        parent = parent.get_parent()
+    return "::".join(reversed(parts))
+
+
+def _pointer_target(member: Any, depth: int = 0) -> Any:
+    """The DIE a pointer-like member (NonNull<T>, Unique<T>, *const T) points to."""
+    target = _type_die(member)
+    while depth < 8 and target is not None:
+        if target.tag in ("DW_TAG_pointer_type", "DW_TAG_reference_type"):
+            return _type_die(target)
+        if target.tag != "DW_TAG_structure_type":
+            return None
+        members = [c for c in target.iter_children() if c.tag == "DW_TAG_member"]
+        if len(members) != 1 and not any(_name(c) == "pointer" for c in members):
+            return None
+        inner = next((c for c in members if _name(c) == "pointer"), members[0])
+        target = _type_die(inner)
+        depth += 1
+    return None
+
+
+def _find(rust_type: RustType, name: str, base: int = 0, depth: int = 0) -> Field | None:
+    """The first field called `name` inside `rust_type` (depth first), at its offset."""
+    for f in rust_type.fields:
+        if f.name == name:
+            return Field(name, base + f.offset, f.type)
+    if depth >= 6:
+        return None
+    for f in rust_type.fields:
+        if f.type.kind in ("struct", "tuple"):
+            found = _find(f.type, name, base + f.offset, depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+_WORD = RustType("usize", "int", 8)
+
+
+def _deque(die: Any, name: str, size: int, fields: tuple[Field, ...], children: list[Any]) -> Any:
+    item = _template_param(children, "T")
+    buf = next(f for f in fields if f.name == "buf")
+    pointer = _first_pointer(die.cu, _member_die(children, "buf"), 0)
+    cap = _find(buf.type, "cap", buf.offset)
+    if item is None or pointer is None or cap is None or cap.type.size != 8:
+        return None
+    head = next(f for f in fields if f.name == "head")
+    length = next(f for f in fields if f.name == "len")
+    parts = (
+        Field("ptr", pointer, RustType("*const T", "address", 8)),
+        Field("cap", cap.offset, _WORD),
+        Field("head", head.offset, _WORD),
+        Field("len", length.offset, _WORD),
+    )
+    return RustType(name, "deque", size, fields=parts, element_die=item, std="vecdeque")
+
+
+def _table(name: str, size: int, fields: tuple[Field, ...], children: list[Any]) -> Any:
+    item = _template_param(children, "T")
+    table = next(f for f in fields if f.name == "table")
+    found = [_find(table.type, part, table.offset) for part in ("ctrl", "bucket_mask", "items")]
+    if item is None or any(f is None for f in found):
+        return None
+    ctrl, mask, items = found
+    assert ctrl is not None and mask is not None and items is not None
+    ptr = _find(ctrl.type, "pointer", ctrl.offset) if ctrl.type.kind == "struct" else ctrl
+    if ptr is None:
+        return None
+    parts = (
+        Field("ptr", ptr.offset, RustType("*const u8", "address", 8)),
+        Field("len", mask.offset, _WORD),  # bucket_mask: the buckets, less one
+        Field("items", items.offset, _WORD),
+    )
+    return RustType(name, "table", size, fields=parts, element_die=item)
+
+
+def _btree(name: str, size: int, fields: tuple[Field, ...]) -> Any:
+    root = next(f for f in fields if f.name == "root")
+    length = next(f for f in fields if f.name == "length")
+    some = next((v for v in root.type.variants if v.name == "Some"), None)
+    if root.type.kind != "enum" or some is None or len(some.fields) != 1:
+        return None
+    node_ref = some.fields[0]
+    height = _find(node_ref.type, "height", root.offset + node_ref.offset)
+    node = _find(node_ref.type, "node", root.offset + node_ref.offset)
+    if height is None or node is None or node.type.kind != "struct":
+        return None
+    pointer = _find(node.type, "pointer", node.offset)
+    if pointer is None or pointer.type.target_die is None:
+        return None
+    leaf = type_of(pointer.type.target_die)
+    parts = {f.name: f for f in leaf.fields}
+    if not {"len", "keys", "vals", "parent"} <= set(parts):
+        return None
+    keys, vals = parts["keys"].type, parts["vals"].type
+    if keys.kind != "array" or vals.kind != "array" or keys.count != _BTREE_CAPACITY:
+        return None
+    leaf_children = list(pointer.type.target_die.iter_children())
+    key = _maybe_uninit(_type_die(_member_die(leaf_children, "keys")))
+    value = _maybe_uninit(_type_die(_member_die(leaf_children, "vals")))
+    if key is None or value is None:
+        return None
+    # InternalNode { data: LeafNode, edges: [BoxedNode; 12] }: edges follow the leaf part,
+    # aligned to a pointer.
+    edges_at = -(-leaf.size // 8) * 8
+    layout = BTreeNode(leaf.size, parts["len"].offset, parts["keys"].offset,
+                       parts["vals"].offset, edges_at, key, value)  # fmt: skip
+    words = (
+        Field("ptr", pointer.offset, RustType("*const LeafNode", "address", 8)),
+        Field("height", height.offset, _WORD),
+        Field("len", length.offset, _WORD),
+    )
+    return RustType(name, "btree", size, fields=words, node=layout, std="btreemap")
+
+
+def _maybe_uninit(array: Any) -> RustType | None:
+    """T of an array of MaybeUninit<T> (a union of `uninit: ()` and `value:
+    ManuallyDrop<T>`, where ManuallyDrop<T> is a struct of one field `value`)."""
+    union = _type_die(array) if array is not None and array.tag == "DW_TAG_array_type" else None
+    if union is None or union.tag != "DW_TAG_union_type":
+        return None
+    members = [c for c in union.iter_children() if c.tag == "DW_TAG_member"]
+    manually = next((c for c in members if _name(c) == "value"), None)
+    if manually is None:
+        return None
+    wrapper = type_of(_type_die(manually))
+    if wrapper.kind == "unit":
+        return wrapper
+    if wrapper.kind != "struct" or [f.name for f in wrapper.fields] != ["value"]:
+        return None
+    inner = wrapper.fields[0].type
+    if inner.name.startswith("MaybeDangling<") and len(inner.fields) == 1:
+        inner = inner.fields[0].type  # ManuallyDrop<T> { value: MaybeDangling<T>(T) }
+    return inner
+
+
+@dataclass(frozen=True, eq=False)
+class Implementation:
+    """One vtable of a trait: `<type as trait>::{vtable}` at file address `vtable`."""
+
+    name: str
+    vtable: int
+    die: Any = field(repr=False)
+
+    @property
+    def type(self) -> RustType:
+        return type_of(self.die)
+
+
+def _trait_of(name: str) -> str | None:
+    """The trait of a trait object's type name (`&dyn a::T`, `Box<dyn a::T + Send, ..>`,
+    `&(dyn a::T + Sync)`), without auto traits."""
+    at = name.find("dyn ")
+    if at < 0:
+        return None
+    depth = 0
+    for end in range(at + 4, len(name)):
+        c = name[end]
+        if c == "<":
+            depth += 1
+        elif c == ">" and depth:
+            depth -= 1
+        elif depth == 0 and (c in ",)>" or name.startswith(" +", end)):
+            return name[at + 4 : end]
+    return name[at + 4 :]
+
+
+def _vtables(dwarf: Any, trait: str) -> tuple[Implementation, ...]:
+    """Every `<T as trait>::{vtable}` variable DWARF has, found fast: the names are looked up
+    in .debug_str, then the DIEs that name them through DW_FORM_strp."""
+    by_trait = dwarf.__dict__.setdefault("_pytest_uprobe_vtables", {})  # lives with its DWARF
+    known = by_trait.get(trait)
+    if known is not None:
+        return known
+    from .scan import section_bytes  # the raw bytes of a section, shared with the scanner
+
+    strings = section_bytes(dwarf.debug_str_sec)
+    info = section_bytes(dwarf.debug_info_sec)
+    suffix = f" as {trait}>::{{vtable}}\0".encode()
+    found: list[Implementation] = []
+    seen: set[int] = set()
+    at = strings.find(suffix)
+    while at >= 0:
+        start = strings.rfind(b"\0", 0, at) + 1
+        found += _vtables_named(dwarf, info, start, seen)
+        at = strings.find(suffix, at + 1)
+    result = tuple(found)
+    by_trait[trait] = result
+    return result
+
+
+def _vtables_named(dwarf: Any, info: bytes, string: int, seen: set[int]) -> list[Implementation]:
+    pattern = string.to_bytes(4, "little")
+    found = []
+    at = info.find(pattern)
+    while at >= 0:
+        for back in (1, 2, 3):  # the abbreviation code before DW_AT_name, as a ULEB128
+            offset = at - back
+            if offset in seen:
+                continue
+            implementation = _vtable_at(dwarf, info, offset, back)
+            if implementation is not None:
+                seen.add(offset)
+                found.append(implementation)
+                break
+        at = info.find(pattern, at + 1)
+    return found
+
+
+def _vtable_at(dwarf: Any, info: bytes, offset: int, back: int) -> Implementation | None:
+    """The vtable variable whose DIE starts at `offset`, if one does: its abbreviation
+    (the ULEB128 of `back` bytes there) must be a variable's whose first attribute is a
+    DW_FORM_strp name, before pyelftools parses anything there."""
+    code, shift, pos = 0, 0, offset
+    while pos < offset + back:
+        code |= (info[pos] & 0x7F) << shift
+        shift += 7
+        if not info[pos] & 0x80:
+            break
+        pos += 1
+    if pos != offset + back - 1 or code == 0:
+        return None
+    try:
+        cu = dwarf.get_CU_containing(offset)
+        abbrev = cu.get_abbrev_table().get_abbrev(code)
+    except Exception:  # no unit there, or no such abbreviation: not a DIE's start
+        return None
+    specs = list(abbrev.iter_attr_specs())
+    if abbrev["tag"] != "DW_TAG_variable" or not specs or tuple(specs[0][:2]) != (
+        "DW_AT_name", "DW_FORM_strp"
+    ):
+        return None
+    try:
+        # Parsed apart from pyelftools' DIE cache: a false match must leave no DIE behind.
+        die = DIE(cu, dwarf.debug_info_sec.stream, offset)
+        if not _name(die).endswith("::{vtable}"):
+            return None
+        location = die.attributes.get("DW_AT_location")
+        kind = die.attributes.get("DW_AT_type")
+        if kind is None or kind.form not in ("DW_FORM_ref4", "DW_FORM_ref8"):
+            return None
+        at = cu.cu_offset + kind.value
+        if not cu.cu_offset < at < cu.cu_offset + cu.size:
+            return None
+        vtable_type = DIE(cu, dwarf.debug_info_sec.stream, at)
+        if vtable_type.tag != "DW_TAG_structure_type" or not _name(vtable_type).endswith(
+            "::{vtable_type}"
+        ):
+            return None
+        vtable_type = cu.get_DIE_from_refaddr(at)  # a real DIE: cached like any other
+        concrete = vtable_type.get_DIE_from_attribute("DW_AT_containing_type") if (
+            "DW_AT_containing_type" in vtable_type.attributes
+        ) else None
+    except Exception:  # not a DIE's start after all: the bytes only looked like one
+        return None
+    if location is None or concrete is None or location.form != "DW_FORM_exprloc":
+        return None
+    ops = list(location.value)
+    if len(ops) != 9 or ops[0] != 0x03:  # DW_OP_addr <8 bytes>
+        return None
+    name = _name(die).removesuffix("::{vtable}")
+    return Implementation(name, int.from_bytes(bytes(ops[1:]), "little"), concrete)
 
 
 def _fat(fields: tuple[Field, ...]) -> tuple[Field, ...]:

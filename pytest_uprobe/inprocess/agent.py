@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes as ct
 
 from ..bpf.program import CDeref, CPiece
+from ..decode import DATA, MAX_COPY, START_LIMIT, TABLE
 from ..plan import AREA, MAX_DEREFS, MAX_PIECES
 
 MAGIC = 0x31_6F_72_70_6E_69_75_70  # "upinpro1"
@@ -78,7 +79,14 @@ C_SOURCE = r"""
 
 #define MAX_PIECES @MAX_PIECES@
 #define AREA @AREA@
-#define HALF (AREA / 2)
+#define MAX_COPY @MAX_COPY@         /* as in bpf/program.py: copies land one after another, */
+#define START_LIMIT @START_LIMIT@   /* each below START_LIMIT, and the table says where */
+#define TABLE @TABLE@
+#define DATA @DATA@
+#define NOT_RUN 0u
+#define FULL 0xfffffffeu
+#define FAILED 0xffffffffu
+#define NOWHERE 0xffffffffu
 #define MAX_DEREFS @MAX_DEREFS@
 #define NO_SLOT 0xffffffffu
 #define WAIT_ROUNDS 20000   /* x 100 us: how long a full ring is waited out before dropping */
@@ -99,7 +107,9 @@ extern int getpid(void);
 extern void *pthread_self(void);
 
 struct deref { s64 add; u32 addr_at; u32 size; u32 dst; u32 len_at; u32 scale; u32 guard_at;
-               u64 guard_min; };
+               u64 guard_min; u32 flags; u32 pad; };
+#define BELOW 1     /* as in bpf/program.py */
+#define PLUS_ONE 2
 struct piece { s64 offset; u32 reg; u32 size; u32 memory; u32 pad; };
 struct site {
     s64 cfa_offset; u32 cfa_reg; u32 npieces; u32 record; u32 nderefs;
@@ -223,29 +233,51 @@ static int safe_read(void *dst, u64 address, u64 len) {
     return process_vm_readv(self_pid, &local, 1, &remote, 1, 0) == (long)len ? 0 : -1;
 }
 
-static u32 copy_one(u8 *area, struct deref *d, u32 bit) {
-    u32 at = d->guard_at;
-    if (at != NO_SLOT) {
-        if (at > AREA - 8) return 0;
-        if (*(u64 *)&area[at] <= d->guard_min) return 0;
+static u32 resolve(u8 *area, u32 ref) {
+    u32 source = (ref >> 16) & 0xff, at = ref & 0xffff;
+    if (source) {
+        u32 entry = *(u32 *)&area[TABLE + 4 * ((source - 1) & (MAX_DEREFS - 1))];
+        if (entry == NOT_RUN || entry >= FULL || at + 8 > (entry >> 16)) return NOWHERE;
+        at += entry & 0xffff;
     }
-    at = d->addr_at;
-    if (at > AREA - 8) return 0;
+    return at > AREA - 8 ? NOWHERE : at;
+}
+
+/* One deref, landing at *cursor (moved past what it copied); returns its table entry. */
+static u32 copy_one(u8 *area, struct deref *d, u32 *cursor) {
+    u32 at;
+    if (d->guard_at != NO_SLOT) {
+        at = resolve(area, d->guard_at);
+        if (at == NOWHERE || *(u64 *)&area[at] <= d->guard_min) return NOT_RUN;
+    }
+    at = resolve(area, d->addr_at);
+    if (at == NOWHERE) return NOT_RUN;
     u64 address = *(u64 *)&area[at] + d->add;
     u64 len = d->size;
-    at = d->len_at;
-    if (at != NO_SLOT) {
-        if (at > AREA - 8) return 0;
+    if (d->len_at != NO_SLOT) {
+        at = resolve(area, d->len_at);
+        if (at == NOWHERE) return NOT_RUN;
         u64 count = *(u64 *)&area[at];
+        if (d->flags & PLUS_ONE) count += 1;
         if (count < len) len = count;
         len *= d->scale;
         if (len > d->size) len = d->size;
     }
-    if (len > HALF) len = HALF;
-    if (len == 0) return 0;
-    u32 dst = d->dst & (HALF - 1);
-    if (safe_read(&area[dst], address, len) < 0) return bit;
-    return 0;
+    if (len > MAX_COPY) len = MAX_COPY;
+    if (len == 0) return NOT_RUN;
+    u64 extent = len, dst = *cursor;
+    if (dst >= START_LIMIT) return FULL;
+    if (d->flags & BELOW) {
+        extent = d->size > MAX_COPY ? MAX_COPY : d->size;
+        if (len > extent) return FULL;
+        address -= len;
+        dst += extent - len;
+    }
+    if (dst >= START_LIMIT) return FULL;
+    if (safe_read(&area[dst], address, len) < 0) return FAILED;
+    u32 placed = *cursor | (u32)(extent << 16);
+    *cursor = (u32)((*cursor + extent + 7) & ~7ull);
+    return placed;
 }
 
 static struct saved_slot *saved_slot(u64 cfa, u64 tid, int create) {
@@ -346,16 +378,15 @@ static void record_hit(GumInvocationContext *ic, u32 index, int leaving) {
         }
         drop_lock();
     }
+    u32 used = 8 * MAX_PIECES;
     if (s->nderefs) {
-        u32 extent = s->extent > 8 * MAX_PIECES ? s->extent : 8 * MAX_PIECES;
-        __builtin_memset(area + 8 * MAX_PIECES, 0, extent - 8 * MAX_PIECES);
-        u32 failed = 0;
-        for (u32 i = 0; i < s->nderefs && i < MAX_DEREFS; i++)
-            failed |= copy_one(area, &s->derefs[i], 1u << i);
-        e->failed = failed;
+        u32 n = s->nderefs < MAX_DEREFS ? s->nderefs : MAX_DEREFS;
+        u32 cursor = TABLE + ((4 * n + 7) & ~7u);  /* as the BPF program: after its entries */
+        for (u32 i = 0; i < n; i++)
+            *(u32 *)&area[TABLE + 4 * i] = copy_one(area, &s->derefs[i], &cursor);
+        used = cursor > AREA ? AREA : cursor;
     }
-    u32 size = sizeof(struct event) - 8 * MAX_PIECES
-        + (s->nderefs && s->extent > 8 * MAX_PIECES ? s->extent : 8 * MAX_PIECES);
+    u32 size = sizeof(struct event) - 8 * MAX_PIECES + used;
     u32 need = (8 + size + 7) & ~7u;
     take_lock();  /* one lock for the ring and the saved-pointer table */
     u8 *at = reserve(need);
@@ -482,6 +513,10 @@ def c_source() -> str:
         C_SOURCE.replace("@MAX_PIECES@", str(MAX_PIECES))
         .replace("@AREA@", str(AREA))
         .replace("@MAX_DEREFS@", str(MAX_DEREFS))
+        .replace("@MAX_COPY@", str(MAX_COPY))
+        .replace("@START_LIMIT@", str(START_LIMIT))
+        .replace("@TABLE@", str(TABLE))
+        .replace("@DATA@", str(DATA))
         .replace("@SAVED_SLOTS@", str(SAVED_SLOTS))
     )
 

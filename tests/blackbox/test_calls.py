@@ -336,13 +336,19 @@ def test_call_order_across_functions(uprobe_trace, exe):
     )
 
 
-def test_trait_object_arguments_are_unavailable(uprobe_trace, exe):
-    # docs (values): trait objects -> Unavailable with the reason
+def test_trait_object_arguments_decode_as_their_concrete_type(uprobe_trace, exe):
+    # docs (value-types): a trait object -> its concrete type, found from its vtable
     trace = uprobe_trace.run([exe, *ARGV_TAIL], probes=["stockpile::geo::total_area"])
     (shapes,) = trace["stockpile::geo::total_area"].calls[0].args
-    assert isinstance(shapes, Unavailable) or all(isinstance(s, Unavailable) for s in shapes), (
-        shapes
-    )
+    sq = printed_calls(trace.stdout, "Square::area")
+    rc = printed_calls(trace.stdout, "Rect::area")
+    tr = printed_calls(trace.stdout, "Tri::area")
+    assert [s.type_name for s in shapes] == ["Square", "Rect", "Tri"]
+    assert shapes == [
+        {"side": sq[0][0][0]},
+        {"w": rc[0][0][0], "h": rc[0][0][1]},
+        {"base": tr[0][0][0], "height": tr[0][0][1]},
+    ]
 
 
 def test_inlined_copy_caller_is_the_out_of_line_host(uprobe_trace, exe):

@@ -14,9 +14,11 @@ import random
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import PurePosixPath
 from typing import Any
 
-from pytest_uprobe import Struct, Truncated, Unavailable, Variant
+from pytest_uprobe import Duration, Inside, Struct, Truncated, Unavailable, Variant
 
 # Outcomes of one comparison.
 OK, UNAVAILABLE, WRONG = "ok", "unavailable", "wrong"
@@ -785,6 +787,171 @@ class Ref(Ty):
             self.inner.check(decoded, expected, result, f"*{where}")
 
 
+# -- std types, decoded as what they mean (docs/value-types.md) ----------------------------------
+
+
+@dataclass(eq=False)
+class PathTy(Text):
+    """std::path::PathBuf: Debug prints the path as a string; decoded, a PurePosixPath."""
+
+    owned: bool = True
+
+    def __post_init__(self) -> None:
+        self.family = "PathBuf"
+
+    @property
+    def rust(self) -> str:
+        return "std::path::PathBuf"
+
+    @property
+    def copy(self) -> bool:
+        return False
+
+    def make(self) -> str:
+        return "std::path::PathBuf::from(pick_str())"
+
+    def compare_whole(self, decoded: Any, expected: Any, result: Result, where: str) -> None:
+        if not isinstance(decoded, PurePosixPath) or decoded != PurePosixPath(expected):
+            mismatch(result, where, decoded, expected)
+
+
+@dataclass(eq=False)
+class DequeTy(Seq):
+    """std::collections::VecDeque<T>, rotated so that its ring wraps around."""
+
+    kind: str = "vec"
+
+    def __post_init__(self) -> None:
+        self.family = "VecDeque<T>"
+
+    @property
+    def rust(self) -> str:
+        return f"std::collections::VecDeque<{self.element.rust}>"
+
+    @property
+    def copy(self) -> bool:
+        return False
+
+    def make(self) -> str:
+        element = self.element.rust
+        return (
+            f"{{ let mut d: std::collections::VecDeque<{element}> = (0..pick_len())"
+            f".map(|_| {self.element.make()}).collect(); let k = rnd() as usize % "
+            "(d.len() + 1); d.rotate_left(k); if rnd() % 2 == 0 { d.pop_front(); } d }"
+        )
+
+
+@dataclass(eq=False)
+class MapTy(Collection):
+    """std::collections::BTreeMap<u16, T> or HashMap<u16, T>: Debug prints `{k: v, ...}`
+    in iteration order; decoded, a dict in that order."""
+
+    value: Ty
+    sorted_: bool
+
+    def __post_init__(self) -> None:
+        self.family = "BTreeMap" if self.sorted_ else "HashMap"
+
+    @property
+    def rust(self) -> str:
+        kind = "BTreeMap" if self.sorted_ else "HashMap"
+        return f"std::collections::{kind}<u16, {self.value.rust}>"
+
+    def definitions(self) -> Iterator[str]:
+        return self.value.definitions()
+
+    def make(self) -> str:
+        return (
+            f"(0..pick_len()).map(|_| (rnd() as u16, {self.value.make()}))"
+            f".collect::<{self.rust}>()"
+        )
+
+    def read(self, r: Reader) -> Any:
+        def pair(r: Reader) -> tuple[int, Any]:
+            key = int(r.word())
+            r.expect(":")
+            return key, self.value.read(r)
+
+        return r.items("{", "}", pair)
+
+    def compare_prefix(self, prefix: Any, expected: Any, result: Result, where: str) -> None:
+        if not isinstance(prefix, dict) or list(prefix) != [k for k, _ in expected][: len(prefix)]:
+            mismatch(result, where, prefix, expected)
+            return
+        for (key, e) in expected[: len(prefix)]:
+            self.value.check(prefix[key], e, result, f"{where}[{key}]")
+
+    def compare_whole(self, decoded: Any, expected: Any, result: Result, where: str) -> None:
+        if not isinstance(decoded, dict) or list(decoded) != [k for k, _ in expected]:
+            mismatch(result, where, decoded, expected)
+            return
+        for key, e in expected:
+            self.value.check(decoded[key], e, result, f"{where}[{key}]")
+
+
+@dataclass(eq=False)
+class RcTy(Ty):
+    """std::rc::Rc<T>: Debug prints the value; decoded, an Inside equal to it."""
+
+    inner: Ty
+
+    def __post_init__(self) -> None:
+        self.family = "Rc<T>"
+
+    @property
+    def rust(self) -> str:
+        return f"std::rc::Rc<{self.inner.rust}>"
+
+    def definitions(self) -> Iterator[str]:
+        return self.inner.definitions()
+
+    def make(self) -> str:
+        return f"std::rc::Rc::new({self.inner.make()})"
+
+    def read(self, r: Reader) -> Any:
+        return self.inner.read(r)
+
+    def compare(self, decoded: Any, expected: Any, result: Result, where: str) -> None:
+        if not isinstance(decoded, Inside) or decoded.container != "Rc" or decoded.strong < 1:
+            mismatch(result, where, decoded, expected)
+            return
+        self.inner.check(decoded.value, expected, result, f"*{where}")
+
+
+UNITS = {"s": 10**9, "ms": 10**6, "µs": 10**3, "ns": 1}
+
+
+@dataclass(eq=False)
+class DurationTy(Ty):
+    """std::time::Duration: Debug prints `12.5s`, `1.234567ms`, ...; decoded, a Duration."""
+
+    def __post_init__(self) -> None:
+        self.family = "Duration"
+
+    rust = "std::time::Duration"  # type: ignore[assignment]
+
+    @property
+    def copy(self) -> bool:
+        return True
+
+    def make(self) -> str:
+        return (
+            "std::time::Duration::new(match rnd() % 3 { 0 => 0, 1 => rnd() % 100, _ => rnd() "
+            "% 1000000 }, (rnd() % 1000000000) as u32)"
+        )
+
+    def read(self, r: Reader) -> Any:
+        word = r.word()
+        for unit in ("ms", "µs", "ns", "s"):
+            if word.endswith(unit):
+                return int(Decimal(word[: -len(unit)]) * UNITS[unit])
+        raise ValueError(f"not a Duration: {word!r}")
+
+    def compare(self, decoded: Any, expected: Any, result: Result, where: str) -> None:
+        if not isinstance(decoded, Duration) or decoded.nanoseconds != expected:
+            mismatch(result, where, decoded, expected)
+
+
 # -- the random grammar ------------------------------------------------------------------------
 
 INTS = ["u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize"]
@@ -822,12 +989,15 @@ class Grammar:
         if depth <= 0:
             return self.leaf()
         choice = rng.choices(
-            ["leaf", "str", "seq", "tuple", "struct", "enum", "option", "result", "box", "ref"],
-            [30, 8, 10, 8, 10, 6, 10, 5, 4, 6],
-        )[0]
+            ["leaf", "str", "seq", "tuple", "struct", "enum", "option", "result", "box", "ref",
+             "std"],
+            [30, 8, 10, 8, 10, 6, 10, 5, 4, 6, 8],
+        )[0]  # fmt: skip
         inner = depth - 1
         if choice == "leaf":
             return self.leaf()
+        if choice == "std":
+            return self.std(inner)
         if choice == "str":
             return Text(rng.random() < 0.5)
         if choice == "seq":
@@ -854,6 +1024,19 @@ class Grammar:
         if choice == "box":
             return BoxTy(self.any(inner))
         return Ref(self.any(inner))
+
+    def std(self, depth: int) -> Ty:
+        """A std type that decodes as what it means (docs/value-types.md)."""
+        kind = self.rng.choice(["path", "deque", "btree", "hash", "rc", "duration"])
+        if kind == "path":
+            return PathTy()
+        if kind == "duration":
+            return DurationTy()
+        if kind == "deque":
+            return DequeTy(self.any(min(depth, 1)))
+        if kind == "rc":
+            return RcTy(self.any(depth))
+        return MapTy(self.any(min(depth, 1)), kind == "btree")
 
     def not_optional(self, depth: int) -> Ty:
         """A type whose value is never None or (): Option<that> decodes unambiguously."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pytest_uprobe import BadUtf8, Struct, Truncated, Unavailable, Variant
-from pytest_uprobe.decode import Copy, Reader, decode_value
+from pytest_uprobe.decode import DATA, FAILED, FULL, MAX_DEREFS, SOURCE, Copy, Reader, decode_value
 from pytest_uprobe.dwarf.types import EnumVariant, Field, RustType
 
 
@@ -38,14 +38,34 @@ STR = RustType(
 )
 
 
+def event_data(*copies: bytes | int) -> bytes:
+    """An event's bytes after its words: the table of placements, then each copy's bytes
+    one after another (an int instead of bytes: that table entry, FAILED or FULL)."""
+    table, data, at = [], b"", DATA
+    for copy in copies:
+        if isinstance(copy, int):
+            table.append(copy)
+            continue
+        table.append(at | len(copy) << 16)
+        padded = copy + bytes(-len(copy) % 8)
+        data += padded
+        at += len(padded)
+    table += [0] * (MAX_DEREFS - len(table))
+    return b"".join(e.to_bytes(4, "little") for e in table) + data
+
+
 def test_a_str_is_decoded_from_the_copied_bytes_and_cut_at_the_cap():
     raw = (0x1000).to_bytes(8, "little") + (6).to_bytes(8, "little")
-    copies = {(0, "*"): Copy(0, 128, 4, 1, True)}
-    assert decode_value(STR, raw, Reader(b"h\xc3\xa9llo", 0, copies), (0,)) == Truncated("hél", 6)
-    cut = {(0, "*"): Copy(0, 128, 2, 1, True)}  # half of the é: left out, not mangled
-    assert decode_value(STR, raw, Reader(b"h\xc3\xa9llo", 0, cut), (0,)) == Truncated("h", 6)
-    failed = decode_value(STR, raw, Reader(b"", 1, copies), (0,))
+    copies = {(0, "*"): Copy(0, SOURCE, 4, 1, True)}
+    data = event_data(b"h\xc3\xa9l")
+    assert decode_value(STR, raw, Reader(data, 0, copies), (0,)) == Truncated("hél", 6)
+    cut = {(0, "*"): Copy(0, SOURCE, 2, 1, True)}  # half of the é: left out, not mangled
+    data = event_data(b"h\xc3")
+    assert decode_value(STR, raw, Reader(data, 0, cut), (0,)) == Truncated("h", 6)
+    failed = decode_value(STR, raw, Reader(event_data(FAILED), 0, copies), (0,))
     assert isinstance(failed, Unavailable) and "0x1000" in failed.reason
+    full = decode_value(STR, raw, Reader(event_data(FULL), 0, copies), (0,))
+    assert isinstance(full, Unavailable) and "filled the event's area" in full.reason
 
 
 def test_an_enum_picks_its_variant_by_discriminant_or_niche():
