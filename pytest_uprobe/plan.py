@@ -34,8 +34,8 @@ from .decode import (
 from .decode import Copy as DataCopy
 from .dwarf import detail, frames, index, locations
 from .dwarf.closures import closure_aliases
-from .dwarf.inlined import InlinedSite, inlined_sites
-from .dwarf.locations import Cfa, Indirect, Location, Piece
+from .dwarf.inlined import InlinedSite, codeless_copies, inlined_sites
+from .dwarf.locations import Cfa, Computed, Indirect, Location, Piece
 from .dwarf.types import SCALARS, RustType
 from .elf import ElfBinary, Symbol
 from .errors import (
@@ -107,6 +107,12 @@ class Value:
             return location
         if isinstance(location, bytes):  # a constant DWARF gives outright
             return decode_value(self.type, location, NO_READER, self.root)
+        if isinstance(location, Computed):  # arithmetic on copied words, done here
+            count = len(location.inputs)
+            computed = location.compute(words[self.first_piece : self.first_piece + count])
+            if isinstance(computed, Unavailable) or self.type.kind in SCALARS:
+                return computed if isinstance(computed, Unavailable) else self.type.decode(computed)
+            return decode_value(self.type, computed, _COMPUTED_READER, self.root)
         if isinstance(location, Indirect):
             address = words[self.first_piece] + location.add
             reader = Reader(data, failed, self.copies)
@@ -123,6 +129,19 @@ class Value:
         if self.type.kind in SCALARS:
             return self.type.decode(raw)
         return decode_value(self.type, raw, Reader(data, failed, self.copies), self.root)
+
+
+class _ComputedReader(Reader):
+    """For values DWARF computes from registers: nothing behind their pointers was copied."""
+
+    def fetch(self, path: Path, address: int, count: int | None = None) -> bytes | Unavailable:
+        return Unavailable(
+            f"DWARF computes this value from registers; the memory at {address:#x} it points "
+            "to is not copied"
+        )
+
+
+_COMPUTED_READER = _ComputedReader(b"", 0, {})
 
 
 @dataclass(frozen=True)
@@ -180,11 +199,12 @@ class LeftOut:
     """A site of a probe that could not be attached: the calls through it are not counted."""
 
     where: str  # "the copy inlined into crate::f (src/lib.rs:12)", "the entry of crate::g"
-    address: int
+    address: int | None  # None: a copy with no code of its own (dwarf.inlined.codeless_copies)
     why: str
 
     def __str__(self) -> str:
-        return f"{self.where} at {self.address:#x}: {self.why}"
+        at = f" at {self.address:#x}" if self.address is not None else ""
+        return f"{self.where}{at}: {self.why}"
 
 
 @dataclass
@@ -302,6 +322,9 @@ def build_plan(
                     refused.setdefault(probe, refusal)
                     continue
                 copies_planned[key] = list(range(first, len(plan.functions)))  # one per entry
+            if inlined:  # copies whose calls no probe sees: the count may be more
+                for unseen in codeless_copies(binary, probe, matches):
+                    coverage.left_out.append(LeftOut(unseen.where, None, unseen.why))
     for probe in probes:
         if not plan.functions_of(probe) and probe in refused:
             raise refused[probe]  # nothing of it can be probed: fail before the run
@@ -870,10 +893,13 @@ def _site_values(
     for number, (name, rust_type, where) in enumerate(located):
         path: Path = (number,) if root is None else root
         where = _as_block(where)
-        if not isinstance(where, (tuple, Indirect)):  # a constant, or unavailable
+        if not isinstance(where, (tuple, Indirect, Computed)):  # a constant, or unavailable
             values.append(Value(name, rust_type, where, root=path))
             continue
-        needed = (where.address,) if isinstance(where, Indirect) else where
+        if isinstance(where, Computed):
+            needed: tuple[Piece, ...] = where.inputs
+        else:
+            needed = (where.address,) if isinstance(where, Indirect) else where
         if len(pieces) + len(needed) > MAX_PIECES:
             why = Unavailable("too many values to copy in one event")
             values.append(Value(name, rust_type, why, root=path))
@@ -881,7 +907,9 @@ def _site_values(
         first = len(pieces)
         pieces.extend(needed)
         top: Planned | None = None
-        if isinstance(where, Indirect):
+        if isinstance(where, Computed):
+            pass  # nothing behind a computed pointer is copied (_COMPUTED_READER says so)
+        elif isinstance(where, Indirect):
             top = layout.add(path + ("^",), 8 * first, where.add, rust_type.size)
             if isinstance(top, DataCopy):
                 roots.append((rust_type, ((top.dst, rust_type.size),), path))
