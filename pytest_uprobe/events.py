@@ -25,6 +25,7 @@ from typing import Any
 
 from .bpf.session import RawEvent
 from .code import branch_taken
+from .dwarf.inlined import InlinedSite
 from .plan import PlannedFunction, ProbePlan, SiteKind, Value
 from .trace import Call
 from .values import Unavailable
@@ -43,6 +44,39 @@ class _Frame:
 class _Thread:
     frames: list[_Frame] = field(default_factory=list)  # innermost last (lowest CFA)
     tail_callers: list[tuple[int, int | None, Call]] = field(default_factory=list)
+    # The latest call of each probed inlined copy, per frame it ran in (by that frame's CFA):
+    # a copy has no frame of its own, so its calls stay here until a deeper frame's
+    # entry proves its host frame gone.
+    copies: dict[InlinedSite, list[tuple[int, Call]]] = field(default_factory=dict)
+
+
+class _CopyCode:
+    """The code of the plan's probed inlined copies, to tell which copy (the innermost)
+    holds a call instruction."""
+
+    def __init__(self, plan: ProbePlan) -> None:
+        spans: dict[tuple[int, int], InlinedSite] = {}
+        for function in plan.functions:
+            copy = function.inlined
+            if copy is not None:
+                for span in copy.ranges:
+                    # Nested copies: the smaller span is the inner copy.
+                    if span not in spans or _size(copy) < _size(spans[span]):
+                        spans[span] = copy
+        self.spans = sorted(spans.items())
+
+    def holding(self, address: int) -> InlinedSite | None:
+        found: InlinedSite | None = None
+        for (low, high), copy in self.spans:
+            if low > address:
+                break
+            if address < high and (found is None or _size(copy) < _size(found)):
+                found = copy
+        return found
+
+
+def _size(copy: InlinedSite) -> int:
+    return sum(high - low for low, high in copy.ranges)
 
 
 def build_calls(plan: ProbePlan, events: Iterable[RawEvent], *, exited: bool) -> list[Call]:
@@ -50,6 +84,7 @@ def build_calls(plan: ProbePlan, events: Iterable[RawEvent], *, exited: bool) ->
     so frames still pending at the end were left without a return."""
     calls: list[Call] = []
     threads: dict[int, _Thread] = {}
+    copy_code = _CopyCode(plan)
     tail_callers_of: dict[int, list[Call]] = {}  # id(callee call) -> calls that jumped to it
     for event in events:
         site = plan.sites[event.site]
@@ -76,6 +111,9 @@ def build_calls(plan: ProbePlan, events: Iterable[RawEvent], *, exited: bool) ->
                 call.inlined = True
                 call.inlined_into = copy.describe() if copy is not None else None
                 calls.append(call)
+            if copy is not None and copy_code.spans:
+                ran = [c for c in thread.copies.get(copy, ()) if c[0] > event.cfa]
+                thread.copies[copy] = [*ran, (event.cfa, call)]
             continue
         if site.kind is SiteKind.ENTRY and function.marker is not None:
             _mark(thread, function.marker, event.cfa)
@@ -85,6 +123,11 @@ def build_calls(plan: ProbePlan, events: Iterable[RawEvent], *, exited: bool) ->
             _drop_frames(thread, event.cfa)
             call = _call(function, event)
             _set_caller(call, thread)
+            if site.return_address_word is not None:
+                returns_to, ip = event.words[site.return_address_word :][:2]
+                loaded_at = ip - site.address  # where the file's code is mapped
+                if loaded_at % 4096 == 0:  # else not the probed instruction's address
+                    _set_inlined_caller(call, thread, copy_code, returns_to - loaded_at, event.cfa)
             for cfa, target, caller in thread.tail_callers:
                 if cfa == event.cfa and target == function.symbol.address:
                     tail_callers_of.setdefault(id(call), []).append(caller)
@@ -166,6 +209,20 @@ def _set_caller(call: Call, thread: _Thread) -> None:
     """The nearest traced caller: the innermost frame still pending on the call's thread."""
     call.caller = thread.frames[-1].call if thread.frames else None
     call.depth = len(thread.frames)
+
+
+def _set_inlined_caller(
+    call: Call, thread: _Thread, code: _CopyCode, return_address: int, cfa: int
+) -> None:
+    """A call made from the code of a probed inlined copy: that copy's latest call in the
+    calling frame (the innermost pending one above the callee's) is the nearest caller."""
+    copy = code.holding(return_address - 1)  # the call instruction, before the return
+    if copy is None:
+        return
+    above = [c for c in thread.copies.get(copy, ()) if c[0] > cfa]
+    if above:
+        call.caller = min(above, key=lambda c: c[0])[1]
+        call.depth = len(thread.frames) + 1
 
 
 def _drop_frames(thread: _Thread, cfa: int) -> None:

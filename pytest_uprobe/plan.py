@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path as FilePath
 from typing import Any
 
@@ -58,6 +58,7 @@ DEFAULT_MAX_STRING = 256  # bytes of a str or String
 DEFAULT_MAX_ELEMENTS = 16  # elements of a slice, Vec or array whose pointers are followed
 BIG_VALUE = 64  # bytes: a value in memory larger than this is copied as one block
 RAX, RDX, RSP = 0, 1, 7
+RIP = 16
 RDI = 5
 RFLAGS = 49  # DWARF's number; the BPF program reads it for conditional tail calls
 # Not a register: the word a return site fills with the hidden return pointer its entry saved
@@ -112,7 +113,9 @@ class Value:
             computed = location.compute(words[self.first_piece : self.first_piece + count])
             if isinstance(computed, Unavailable) or self.type.kind in SCALARS:
                 return computed if isinstance(computed, Unavailable) else self.type.decode(computed)
-            return decode_value(self.type, computed, _COMPUTED_READER, self.root)
+            followed = self.root + ("*",) in self.copies  # planned by _site_values
+            reader = Reader(data, failed, self.copies) if followed else _COMPUTED_READER
+            return decode_value(self.type, computed, reader, self.root)
         if isinstance(location, Indirect):
             address = words[self.first_piece] + location.add
             reader = Reader(data, failed, self.copies)
@@ -158,6 +161,9 @@ class Site:
     load_word: int | None = None  # RETURN: the word to fill with the register saved at entry
     semaphore: int | None = None  # USDT: the file offset of its semaphore, if it has one
     calls: int = 1  # INLINED: the executions one hit stands for (entries moved onto one probe)
+    # ENTRY: the word holding the return address (the next: the instruction pointer), when
+    # the plan probes inlined copies (a call made from inside one has it as its caller)
+    return_address_word: int | None = None
 
 
 @dataclass
@@ -276,9 +282,10 @@ def build_plan(
     plan = ProbePlan(binary, tuple(probes), caps=(max_string, max_elements))
     # A site belongs to every probe that names its function: attached once (the kernel
     # counts per site), its calls given to each of those names.
-    planned: dict[int, list[int]] = {}  # out-of-line address -> indexes into plan.functions
-    copies_planned: dict[int, list[int]] = {}  # inlined copy's first entry -> indexes
-    left_out: dict[int, LeftOut] = {}  # by the address of the function or copy
+    planned: dict[Hashable, list[int]] = {}  # out-of-line address -> plan.functions indexes
+    # An inlined copy by its first entry and its DIE (nested copies share entries) -> indexes
+    copies_planned: dict[Hashable, list[int]] = {}
+    left_out: dict[Hashable, LeftOut] = {}  # by the address of the function, or copy's key
     refused: dict[str, UnprobeableSite] = {}  # the first refusal of each probe, for errors
     for probe in probes:
         if points.is_point(probe):  # `src/main.rs:42` or `usdt:provider:name`
@@ -292,7 +299,7 @@ def build_plan(
                 for name in _other_names(binary, symbol, matches):
                     if name not in coverage.shares_address_with:
                         coverage.shares_address_with.append(name)
-                key = symbol.address
+                key: Hashable = symbol.address
                 if _known(plan, probe, key, planned, left_out):
                     if key in left_out:  # an earlier probe's refusal, said for this one
                         refused.setdefault(probe, UnprobeableSite(probe, binary, left_out[key]))
@@ -307,7 +314,7 @@ def build_plan(
                     continue
                 planned[key] = [len(plan.functions) - 1]
             for copy in sites.inlined:
-                key = copy.entry
+                key = (copy.entry, copy.die)
                 if _known(plan, probe, key, copies_planned, left_out):
                     if key in left_out:  # an earlier probe's refusal, said for this one
                         refused.setdefault(probe, UnprobeableSite(probe, binary, left_out[key]))
@@ -328,17 +335,34 @@ def build_plan(
     for probe in probes:
         if not plan.functions_of(probe) and probe in refused:
             raise refused[probe]  # nothing of it can be probed: fail before the run
+    _read_return_addresses(plan)
     _plan_markers(plan)
     binary.save_caches()  # what was resolved, for the next process (see diskcache)
     return plan
 
 
+def _read_return_addresses(plan: ProbePlan) -> None:
+    """With inlined copies probed, each entry also copies its return address (at CFA - 8 on
+    x86-64), where there is room: a call made from the code of a probed copy then names
+    that copy's call as its caller, as a call from a frame names the frame's."""
+    if not any(f.inlined is not None for f in plan.functions):
+        return
+    for number, site in enumerate(plan.sites):
+        if site.kind is SiteKind.ENTRY and len(site.pieces) + 2 <= MAX_PIECES:
+            # The instruction pointer too: the code's load address is its distance from
+            # the site's address in the file.
+            words = (Piece(site.cfa.reg, site.cfa.offset - 8, 8, True), Piece(RIP, 0, 8, False))
+            plan.sites[number] = replace(
+                site, pieces=(*site.pieces, *words), return_address_word=len(site.pieces)
+            )
+
+
 def _known(
     plan: ProbePlan,
     probe: str,
-    key: int,
-    planned: dict[int, list[int]],
-    left_out: dict[int, LeftOut],
+    key: Hashable,
+    planned: dict[Hashable, list[int]],
+    left_out: dict[Hashable, LeftOut],
 ) -> bool:
     """Whether an earlier probe planned (or left out) the function or copy at `key`: if so,
     `probe` shares it."""
@@ -908,7 +932,16 @@ def _site_values(
         pieces.extend(needed)
         top: Planned | None = None
         if isinstance(where, Computed):
-            pass  # nothing behind a computed pointer is copied (_COMPUTED_READER says so)
+            # A reference computed as one word plus a constant: copy what it points to (the
+            # BPF side adds the constant); other computed pointers are not followed.
+            word_plus = where.word_plus() if rust_type.kind == "pointer" else None
+            target = rust_type.target if word_plus is not None else None
+            if word_plus is not None and target is not None and target.size:
+                behind = path + ("*",)
+                word, add = word_plus
+                planned = layout.add(behind, 8 * (first + word), add, target.size)
+                if isinstance(planned, DataCopy):
+                    roots.append((target, ((planned.dst, target.size),), behind))
         elif isinstance(where, Indirect):
             top = layout.add(path + ("^",), 8 * first, where.add, rust_type.size)
             if isinstance(top, DataCopy):

@@ -37,6 +37,10 @@ class InlinedSite:
     # is the first. A loop unrolled four times around one call site gives four.
     entries: tuple[int, ...] = ()
     doubt: str | None = field(default=None, compare=False)  # why the count may be wrong
+    # The code that runs as part of the copy (its DIE's address ranges): a call made from
+    # there is made by the copy (events.py names it the caller).
+    ranges: tuple[tuple[int, int], ...] = field(default=(), repr=False, compare=False)
+    die: int = field(default=0, compare=False)  # the copy's DIE (.debug_info offset)
 
     def describe(self) -> str:
         where = f"{self.call_file}:{self.call_line}" if self.call_file else f"{self.entry:#x}"
@@ -80,6 +84,7 @@ class CopyRow(NamedTuple):
     caller_die: int | None  # the subprogram it sits in
     described: bool  # DWARF declares the function (not line tables only)
     doubt: str | None  # why its executions cannot be counted exactly
+    ranges: tuple[tuple[int, int], ...]  # its code, by the DIE's address ranges
 
 
 class CodelessCopy(NamedTuple):
@@ -100,7 +105,7 @@ def _copies(binary: ElfBinary, path: str, matches: Callable[[str], bool]) -> _Fo
     if not crates or not binary.has_dwarf:
         return _Found([], [])
     main = binary.cache("main")
-    key = ("inlined-copies", 4, path)  # bump when what is found changes
+    key = ("inlined-copies", 5, path)  # bump when what is found changes
     found = main.get(key)
     if not isinstance(found, _Found):
         rows: list[CopyRow] = []
@@ -213,6 +218,7 @@ def _find_copies(
                     caller,
                     instance.described,
                     found.doubt,
+                    tuple(r for r in placed if r[1] > r[0]),
                 )
             )
     rows.sort(key=lambda r: r.entries)
@@ -264,6 +270,8 @@ def _site(binary: ElfBinary, row: CopyRow) -> InlinedSite:
         entry=row.entries[0],
         entries=tuple(row.entries),
         doubt=row.doubt,
+        ranges=row.ranges,
+        die=row.copy,
         call_file=row.call_file,
         call_line=row.call_line,
         params=parameters_of(die, origin_die),

@@ -634,6 +634,18 @@ class Computed:
     def describe(self) -> str:
         return ", ".join(_describe(term) for _, term in self.parts)
 
+    def word_plus(self) -> tuple[int, int] | None:
+        """(input, constant) when the value is one copied word plus a constant (a pointer
+        into a frame, or to an array's element at a fixed index): the probe can copy what
+        it points to, at that word plus the constant."""
+        if len(self.parts) != 1 or self.parts[0][0] != 8:
+            return None
+        base, offset = _split(self.parts[0][1])
+        leaves = self._leaves()
+        if base is None or leaves != [base] or (isinstance(base, Mem) and base.size != 8):
+            return None
+        return 0, offset
+
 
 def _computed(parts: list[tuple[int, _Segment]]) -> Computed | Unavailable:
     terms: list[tuple[int, Term]] = []

@@ -218,9 +218,9 @@ def test_pieces_mixing_computed_and_register_parts() -> None:
         None,
     )
     assert isinstance(where, Computed)
-    assert where.compute([0x0000_0007_FFFF_FFFF, 0x1_0000_0009]) == (7).to_bytes(
-        4, "little"
-    ) + (9).to_bytes(4, "little")
+    assert where.compute([0x0000_0007_FFFF_FFFF, 0x1_0000_0009]) == (7).to_bytes(4, "little") + (
+        9
+    ).to_bytes(4, "little")
     pair = RustType(
         "(u32, u32)",
         "tuple",
