@@ -267,3 +267,37 @@ def entry_counts(plan: ProbePlan, site_counts: Sequence[int]) -> dict[str, int]:
             for probe in plan.function(site.function).probes:
                 totals[probe] += count * site.calls
     return totals
+
+
+def vectorized_hits(plan: ProbePlan, site_counts: Sequence[int]) -> dict[str, list[str]]:
+    """Why, per probe name, its count may be more: probes of inlined copies that sit in
+    vectorized code (one hit there may do the work of several calls) and were hit. Decided
+    after the run: a vectorized loop that did not run leaves the count exact."""
+    found: dict[str, list[str]] = {}
+    for site, count in zip(plan.sites, site_counts):
+        copy = plan.function(site.function).inlined if site.kind is SiteKind.INLINED else None
+        if not count or copy is None or not copy.vectorized:
+            continue
+        text = _vector_text(copy, site.address)
+        if text is None:
+            continue
+        reason = (
+            f"the copy inlined into {copy.describe()} at {site.address:#x}: {count} of its "
+            f"executions began in vectorized code ({text}), each of which may do the work of "
+            "several calls (a loop the optimizer vectorized); a dev build, or the function "
+            "marked #[inline(never)], counts every call"
+        )
+        for probe in plan.function(site.function).probes:
+            found.setdefault(probe, []).append(reason)
+    return found
+
+
+def _vector_text(copy: InlinedSite, probed: int) -> str | None:
+    """The vector instruction of the entry a probe at `probed` stands for: the entry itself,
+    or the nearest before it with no other entry in between (a probe moves forward, past an
+    instruction the kernel refuses)."""
+    before = [e for e in copy.entries if e <= probed]
+    if not before:
+        return None
+    entry = max(before)
+    return next((text for address, text in copy.vectorized if address == entry), None)

@@ -18,7 +18,7 @@ from .bpf import session as bpf
 from .bpf.prerequisites import check_prerequisites
 from .elf import ElfBinary, check_file
 from .errors import BinaryChanged, BinaryNotFound, PrerequisiteError, TraceTimeout, UsageError
-from .events import build_calls, entry_counts
+from .events import build_calls, entry_counts, vectorized_hits
 from .launch import CHILDREN_POLICIES, HeldProcess
 from .plan import DEFAULT_MAX_FUNCTIONS, FunctionSites, ProbePlan, build_plan, find_sites
 from .trace import FunctionTrace, LostEventsWarning, Trace
@@ -242,7 +242,9 @@ class Tracer:
                 finished = held.wait(data, timeout, policy)
                 session.finish()
                 traced_pid = held.pid
-            counts = entry_counts(plan, session.counts())
+            site_counts = session.counts()
+            counts = entry_counts(plan, site_counts)
+            vectorized = vectorized_hits(plan, site_counts)  # inlined copies' uncounted calls
             lost = session.lost()
             calls = build_calls(plan, session.events, exited=finished.returncode >= 0)
             calls.sort(key=lambda c: c.ts_ns)  # time order across CPUs (the sort is stable)
@@ -276,7 +278,7 @@ class Tracer:
                 lost_events=lost,
                 arguments_known=all(plan.functions[i].arguments_known for i in indices),
                 lost_events_policy=self.lost_events,
-                left_out=[str(site) for site in coverage.left_out],
+                left_out=[str(site) for site in coverage.left_out] + vectorized.get(probe, []),
                 shares_address_with=coverage.shares_address_with,
             )
         self.traces.append(trace)

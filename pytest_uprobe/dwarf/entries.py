@@ -20,6 +20,7 @@ copy is reported, not guessed.
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,10 @@ class CopyEntries:
 
     addresses: tuple[int, ...]
     doubt: str | None = None  # why these addresses may count some executions twice
+    # The entries whose first statement does vector arithmetic (`psrlq xmm0, 1`), with that
+    # instruction: the loop around them was vectorized, and one execution there may do the
+    # work of several calls.
+    vectorized: tuple[tuple[int, str], ...] = ()
 
 
 def die_ranges(binary: ElfBinary, cu: Any, die: Any, *, keep_empty: bool = False) -> Ranges:
@@ -194,13 +199,41 @@ def copy_entries(binary: ElfBinary, cu: Any, die: Any, ranges: Ranges) -> CopyEn
             doubts.append(address)
     if len(live) == 1 and len(entries) > 1:
         entries = _forward_continuations_dropped(entries, owner, lines, live[0])
+    vectorized = tuple(
+        (address, found)
+        for address in entries
+        if (found := _vector_work(owner[address][1], address, inside, is_first)) is not None
+    )
     doubt = None
     if doubts:
         doubt = (
             f"the copy's own code jumps back to its first statement at {doubts[0]:#x} "
             "(a loop inside the copy), so a probe there would count its iterations"
         )
-    return CopyEntries(tuple(entries), doubt)
+    return CopyEntries(tuple(entries), doubt, vectorized)
+
+
+# Packed (SIMD) arithmetic: several lanes at once. Moves and the zeroing idioms are left out:
+# scalar code copies structs with `movups` and zeroes registers with `pxor`.
+_PACKED = re.compile(
+    r"^v?(p(add|sub|mul|sr|sl|and|or|max|min|cmp|abs|avg|madd|sad|sign|hadd|hsub)\w*"
+    r"|(add|sub|mul|div|max|min|sqrt|hadd|hsub|rcp|rsqrt|round|fmadd\w*|fmsub\w*)p[sdh]"
+    r"|cvt\w*p[sdi]\w*)\s"
+)
+
+
+def _vector_work(flow: code.Flow, entry: int, inside: Any, is_first: Any) -> str | None:
+    """The packed instruction in the run of first-statement instructions that starts at
+    `entry` (`psrlq xmm0, 1 at 0x2580d`), if any."""
+    at: int | None = entry
+    while at is not None and inside(at) and (is_first(at) or at in flow.nops):
+        text = flow.texts.get(at, "")
+        if _PACKED.match(text) and "mm" in text:
+            return f"`{text}` at {at:#x}"
+        if at not in flow.falls:
+            break
+        at = flow.next_of(at)
+    return None
 
 
 _TOMBSTONE = 0xFFFF_FFFF_FFFF_FFF0

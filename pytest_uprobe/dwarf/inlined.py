@@ -41,6 +41,9 @@ class InlinedSite:
     # there is made by the copy (events.py names it the caller).
     ranges: tuple[tuple[int, int], ...] = field(default=(), repr=False, compare=False)
     die: int = field(default=0, compare=False)  # the copy's DIE (.debug_info offset)
+    # Entries whose first statement runs vector arithmetic (the instruction, as text): a hit
+    # there may stand for several calls (events.vectorized_hits says so after a run).
+    vectorized: tuple[tuple[int, str], ...] = field(default=(), repr=False, compare=False)
 
     def describe(self) -> str:
         where = f"{self.call_file}:{self.call_line}" if self.call_file else f"{self.entry:#x}"
@@ -85,6 +88,7 @@ class CopyRow(NamedTuple):
     described: bool  # DWARF declares the function (not line tables only)
     doubt: str | None  # why its executions cannot be counted exactly
     ranges: tuple[tuple[int, int], ...]  # its code, by the DIE's address ranges
+    vectorized: tuple[tuple[int, str], ...]  # entries in vectorized code, with the instruction
 
 
 class CodelessCopy(NamedTuple):
@@ -105,7 +109,7 @@ def _copies(binary: ElfBinary, path: str, matches: Callable[[str], bool]) -> _Fo
     if not crates or not binary.has_dwarf:
         return _Found([], [])
     main = binary.cache("main")
-    key = ("inlined-copies", 5, path)  # bump when what is found changes
+    key = ("inlined-copies", 7, path)  # bump when what is found changes
     found = main.get(key)
     if not isinstance(found, _Found):
         rows: list[CopyRow] = []
@@ -219,6 +223,7 @@ def _find_copies(
                     instance.described,
                     found.doubt,
                     tuple(r for r in placed if r[1] > r[0]),
+                    found.vectorized,
                 )
             )
     rows.sort(key=lambda r: r.entries)
@@ -272,6 +277,7 @@ def _site(binary: ElfBinary, row: CopyRow) -> InlinedSite:
         doubt=row.doubt,
         ranges=row.ranges,
         die=row.copy,
+        vectorized=row.vectorized,
         call_file=row.call_file,
         call_line=row.call_line,
         params=parameters_of(die, origin_die),

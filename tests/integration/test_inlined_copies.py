@@ -38,10 +38,28 @@ def test_an_instance_computed_at_compile_time_makes_the_count_a_lower_bound(upro
     assert "computed at compile time" in why and "a dev build" in why
     with pytest.raises(InexactCount, match="at least 3 calls ran"):
         assert inner.call_count == len(scores) + 3
-    # The closure the <u64> instance calls has all its code: exact.
+    # The closure the <u64> instance calls (`|s| geo::half(s)`) has its own copy, nested in
+    # map_all's closure at the same entries: its own calls and arguments, not the outer's.
+    # Its vectorized loop did not run (three scores): the count is exact.
     c6 = trace["stockpile::main::{closure#6}"]
     assert c6.complete and c6.call_count == len(scores)
     assert [c.args[-1] for c in c6.calls] == scores
+
+
+def test_a_copy_in_a_vectorized_loop_makes_the_count_a_lower_bound(uprobe_trace, release):
+    # map_all::<u64>'s loop halves four scores per iteration (psrlq on two xmm registers),
+    # then the rest one by one: with six items, one vector iteration and two scalar ones.
+    items = [f"i{n}:{n}:{n}" for n in range(1, 7)]
+    trace = uprobe_trace.run([release, *items], probes=["stockpile::main::{closure#6}"])
+    halves = printed_value(trace.stdout, "HALVES")
+    assert len(halves) == 6
+    c6 = trace["stockpile::main::{closure#6}"]
+    assert int(c6.call_count) == 3  # what the probes saw: 1 vector + 2 scalar executions
+    assert c6.call_count >= 3 and not c6.complete
+    (why,) = c6.left_out
+    assert "1 of its executions began in vectorized code (`psrlq xmm0, 1` at" in why
+    with pytest.raises(InexactCount):
+        assert c6.call_count == len(halves)
 
 
 def test_a_generic_method_is_found_through_its_declaration_in_another_unit(uprobe_trace, release):
