@@ -194,3 +194,24 @@ def test_an_instruction_pointer_that_is_not_the_sites_gives_no_inlined_caller():
     events = [ev(0, 1000), RawEvent(0, 980, 1, 1, (7, LOADED_AT + 0x5010, 0x1234) + (0,) * 13)]
     _, g = build_calls(plan_with_a_copy(), events, exited=True)
     assert g.caller is None
+
+
+def test_a_hit_probe_in_vectorized_code_makes_the_count_a_lower_bound():
+    from dataclasses import replace
+
+    from pytest_uprobe.events import vectorized_hits
+
+    plan = plan_with_a_copy()
+    copy = replace(plan.functions[0].inlined, entries=(0x5004, 0x5010))
+    copy = replace(copy, vectorized=((0x5004, "`psrlq xmm0, 1` at 0x5004"),))
+    plan.functions[0].inlined = copy
+    # Not run: exact. Run twice: a lower bound, with the instruction and the count.
+    assert vectorized_hits(plan, [0, 5, 5]) == {}
+    (why,) = vectorized_hits(plan, [2, 5, 5])["c"]
+    assert "2 of its executions began in vectorized code (`psrlq xmm0, 1` at 0x5004)" in why
+    # A probe moved forward past a refused instruction stands for the same entry; a probe at
+    # the copy's other (scalar) entry does not.
+    plan.sites[0] = replace(plan.sites[0], address=0x5008)
+    assert "c" in vectorized_hits(plan, [1, 0, 0])
+    plan.sites[0] = replace(plan.sites[0], address=0x5010)
+    assert vectorized_hits(plan, [1, 0, 0]) == {}
