@@ -202,7 +202,8 @@ def copy_entries(binary: ElfBinary, cu: Any, die: Any, ranges: Ranges) -> CopyEn
     vectorized = tuple(
         (address, found)
         for address in entries
-        if (found := _vector_work(owner[address][1], address, inside, is_first)) is not None
+        if address in owner  # not a way in from outside the copy
+        and (found := _vector_work(owner[address][1], address, inside, is_first)) is not None
     )
     doubt = None
     if doubts:
