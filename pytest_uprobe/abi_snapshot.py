@@ -25,7 +25,7 @@ from . import plan as planner
 from .dwarf import frames, index, locations
 from .dwarf.closures import LEGACY_CLOSURE, closure_aliases
 from .dwarf.inlined import InlinedSite
-from .dwarf.locations import REGISTER_NAMES, Cfa, Indirect, Location, Piece
+from .dwarf.locations import REGISTER_NAMES, Cfa, Computed, Indirect, Location, Piece
 from .dwarf.types import SCALARS, RustType, type_of
 from .elf import ElfBinary, Symbol
 from .errors import UsageError
@@ -369,6 +369,8 @@ def describe(where: Location, rust_type: RustType, cfa: Cfa | None) -> str:
         if rust_type.kind in SCALARS and rust_type.kind != "float":
             return f"constant {rust_type.decode(where)!r}"
         return f"constant 0x{where[::-1].hex()}"
+    if isinstance(where, Computed):
+        return f"computed: {where.describe()}"
     if isinstance(where, Indirect):
         address = where.address
         plus = f", plus {where.add}" if where.add else ""

@@ -24,7 +24,7 @@ from .bpf import prerequisites
 from .dwarf.closures import closure_aliases
 from .dwarf.inlined import inlined_sites
 from .elf import ElfBinary, Symbol
-from .errors import TraceTimeout, UnreadableFunction, UprobeError, UsageError
+from .errors import InlinedFunction, TraceTimeout, UnreadableFunction, UprobeError, UsageError
 from .names import crate_of, matcher, strip_generics
 from .plan import resolve, return_mode, shape_of
 from .values import Unavailable
@@ -88,7 +88,9 @@ def _build_parser() -> argparse.ArgumentParser:
     symbols.add_argument(
         "--inlined",
         action="store_true",
-        help="count the copies DWARF shows inlined into callers (slow on big binaries)",
+        help="count the copies DWARF shows inlined into callers, and with a GLOB list the "
+        "functions that exist only as inlined copies (return mode `inlined`, SIZE 0, "
+        "ADDRESS: where the first copy starts; slow on big binaries)",
     )
     symbols.set_defaults(handler=_symbols)
 
@@ -221,7 +223,7 @@ class Row:
     size: int
     instances: int  # functions sharing the path with generic arguments stripped
     inlined: int | None  # None: not looked up
-    return_mode: str  # "uretprobe", "ret-sites" or "unreadable"
+    return_mode: str  # "uretprobe", "ret-sites", "unreadable", or "inlined" (no code of its own)
     # The other names of the same address (functions merged by the optimizer): a probe on
     # this name counts their calls too.
     shares_address_with: list[str] = field(default_factory=list)
@@ -270,7 +272,12 @@ def symbol_rows(binary: ElfBinary, glob: str | None = None, *, inlined: bool = F
     """The rows `pytest-uprobe symbols` prints; raises the probe-name errors a test would get."""
     functions = _probeable(binary)
     if glob is not None:
-        chosen = resolve(binary, glob, max_functions=len(functions) + 1)
+        try:
+            chosen = resolve(binary, glob, max_functions=len(functions) + 1)
+        except InlinedFunction:
+            if not inlined:
+                raise
+            chosen = []  # the name means inlined copies only: listed below
     else:
         chosen = sorted(functions, key=lambda s: s.address)
     crate = crate_of(glob) if glob is not None else None
@@ -310,8 +317,23 @@ def symbol_rows(binary: ElfBinary, glob: str | None = None, *, inlined: bool = F
                 ],
             )
         )
+    if inlined and glob is not None:
+        rows.extend(_inlined_only_rows(binary, glob, {row.path for row in rows}))
     rows.sort(key=lambda r: (r.path, r.address))
     return rows
+
+
+def _inlined_only_rows(binary: ElfBinary, glob: str, listed: set[str]) -> list[Row]:
+    """A row per function `glob` names that has no code of its own, only inlined copies."""
+    by_path: dict[str, list[int]] = {}
+    for copy in inlined_sites(binary, glob, matcher(glob)):
+        if copy.path not in listed:
+            by_path.setdefault(copy.path, []).append(copy.entry)
+    instances = Counter(strip_generics(path) for path in by_path)
+    return [
+        Row(path, "", min(entries), 0, instances[strip_generics(path)], len(entries), "inlined")
+        for path, entries in by_path.items()
+    ]
 
 
 def _unique_names(symbols: list[Symbol]) -> list[Symbol]:

@@ -30,6 +30,7 @@ from typing import Any
 
 from .callstore import NOT_CALLED, RETURNED, TAIL_CALL, UNWOUND, CallStore
 from .code import branch_taken
+from .dwarf.inlined import InlinedSite
 from .plan import PlannedFunction, ProbePlan, SiteKind, Value
 from .rawevents import EVENT, WORDS_AT, RawEvent, RawEvents
 from .trace import Call
@@ -39,6 +40,35 @@ from .values import Unavailable
 _ENTRY, _RETURN, _OTHER = 0, 1, 2
 
 Frame = tuple[int, int, int]  # a call still pending on its thread: CFA, function, call number
+
+
+class _CopyCode:
+    """The code of the plan's probed inlined copies, to tell which copy (the innermost)
+    holds a call instruction."""
+
+    def __init__(self, plan: ProbePlan) -> None:
+        spans: dict[tuple[int, int], InlinedSite] = {}
+        for function in plan.functions:
+            copy = function.inlined
+            if copy is not None:
+                for span in copy.ranges:
+                    # Nested copies: the smaller span is the inner copy.
+                    if span not in spans or _size(copy) < _size(spans[span]):
+                        spans[span] = copy
+        self.spans = sorted(spans.items())
+
+    def holding(self, address: int) -> InlinedSite | None:
+        found: InlinedSite | None = None
+        for (low, high), copy in self.spans:
+            if low > address:
+                break
+            if address < high and (found is None or _size(copy) < _size(found)):
+                found = copy
+        return found
+
+
+def _size(copy: InlinedSite) -> int:
+    return sum(high - low for low, high in copy.ranges)
 
 
 def build_calls(
@@ -78,7 +108,15 @@ class Pairing:
         self.exited_in: dict[int, str] = {}  # calls the process began to end inside: how
         self.tails: dict[int, list[tuple[int, int | None, int]]] = {}  # tid -> tail calls
         self.tail_callers_of: dict[int, list[int]] = {}  # callee call -> calls that jumped to it
-        self.codes = [_code(plan, s.kind, s.function, s.condition) for s in plan.sites]
+        self.codes = [
+            _code(plan, s.kind, s.function, s.condition, s.return_address_word)
+            for s in plan.sites
+        ]
+        self.copy_code = _CopyCode(plan)
+        # Per thread, the latest call of each probed inlined copy, per frame it ran in (by
+        # that frame's CFA): a copy has no frame of its own, so its calls stay here until
+        # a deeper frame's entry proves its host frame gone.
+        self.copies: dict[int, dict[InlinedSite, list[tuple[int, int]]]] = {}
 
     def feed(self, records: bytes | bytearray, data: dict[int, bytes]) -> None:
         """Pair these events (RawEvents' layout; `data`: a big event's copied bytes, by its
@@ -189,6 +227,10 @@ class Pairing:
                     inlined=True,
                     inlined_into=copy.describe() if copy is not None else None,
                 )
+            if copy is not None and self.copy_code.spans:
+                mine = self.copies.setdefault(tid, {})
+                ran = [c for c in mine.get(copy, ()) if c[0] > cfa]
+                mine[copy] = [*ran, (cfa, call)]
             return
         if site.kind is SiteKind.ENTRY:
             if function.marker is not None:
@@ -199,6 +241,11 @@ class Pairing:
                 self._drop_frames(frames, cfa)
             caller = frames[-1][2] if frames else NOT_CALLED
             call = store.add(site.function, rec, caller)
+            if site.return_address_word is not None:
+                returns_to, ip = event.words[site.return_address_word :][:2]
+                loaded_at = ip - site.address  # where the file's code is mapped
+                if loaded_at % 4096 == 0:  # else not the probed instruction's address
+                    self._set_inlined_caller(call, tid, returns_to - loaded_at, cfa)
             if failed or event.data:
                 store.entry_data[call] = (event.data, failed)
             if self.tails:
@@ -224,6 +271,17 @@ class Pairing:
         store.returned(call, rec, event.data)
         if self.tail_callers_of:
             self._after_return(call)
+
+    def _set_inlined_caller(self, call: int, tid: int, return_address: int, cfa: int) -> None:
+        """A call made from the code of a probed inlined copy: that copy's latest call in the
+        calling frame (the innermost pending one above the callee's) is the nearest caller
+        (the store works out depth from the caller)."""
+        copy = self.copy_code.holding(return_address - 1)  # the call, before the return
+        if copy is None:
+            return
+        above = [c for c in self.copies.get(tid, {}).get(copy, ()) if c[0] > cfa]
+        if above:
+            self.store.caller[call] = min(above, key=lambda c: c[0])[1]
 
     def _after_entry(self, tid: int, cfa: int, function: int, call: int) -> None:
         """A call entered where a tail call on its thread jumped: it returns for that caller
@@ -296,8 +354,18 @@ class Pairing:
                     self.store.set(call, ended="the process ended while it ran")
 
 
-def _code(plan: ProbePlan, kind: SiteKind, function: int, condition: str | None) -> int:
-    if kind is SiteKind.ENTRY and plan.function(function).marker is None:
+def _code(
+    plan: ProbePlan,
+    kind: SiteKind,
+    function: int,
+    condition: str | None,
+    return_address_word: int | None,
+) -> int:
+    if (
+        kind is SiteKind.ENTRY
+        and plan.function(function).marker is None
+        and return_address_word is None  # a caller to find among inlined copies
+    ):
         return _ENTRY
     if kind in (SiteKind.RETURN, SiteKind.URETPROBE) and condition is None:
         return _RETURN
@@ -329,3 +397,37 @@ def entry_counts(plan: ProbePlan, site_counts: Sequence[int]) -> dict[str, int]:
             for probe in plan.function(site.function).probes:
                 totals[probe] += count * site.calls
     return totals
+
+
+def vectorized_hits(plan: ProbePlan, site_counts: Sequence[int]) -> dict[str, list[str]]:
+    """Why, per probe name, its count may be more: probes of inlined copies that sit in
+    vectorized code (one hit there may do the work of several calls) and were hit. Decided
+    after the run: a vectorized loop that did not run leaves the count exact."""
+    found: dict[str, list[str]] = {}
+    for site, count in zip(plan.sites, site_counts):
+        copy = plan.function(site.function).inlined if site.kind is SiteKind.INLINED else None
+        if not count or copy is None or not copy.vectorized:
+            continue
+        text = _vector_text(copy, site.address)
+        if text is None:
+            continue
+        reason = (
+            f"the copy inlined into {copy.describe()} at {site.address:#x}: {count} of its "
+            f"executions began in vectorized code ({text}), each of which may do the work of "
+            "several calls (a loop the optimizer vectorized); a dev build, or the function "
+            "marked #[inline(never)], counts every call"
+        )
+        for probe in plan.function(site.function).probes:
+            found.setdefault(probe, []).append(reason)
+    return found
+
+
+def _vector_text(copy: InlinedSite, probed: int) -> str | None:
+    """The vector instruction of the entry a probe at `probed` stands for: the entry itself,
+    or the nearest before it with no other entry in between (a probe moves forward, past an
+    instruction the kernel refuses)."""
+    before = [e for e in copy.entries if e <= probed]
+    if not before:
+        return None
+    entry = max(before)
+    return next((text for address, text in copy.vectorized if address == entry), None)

@@ -291,9 +291,9 @@ def _inlinable_bodies(binary: ElfBinary, crate: str) -> frozenset[str]:
                 name = entry[4]
                 if not entry[2] or not isinstance(name, str) or not name.startswith(_BODIES):
                     continue
-                path = indexed_path(unit, offset, crate)
-                if path is not None:
-                    paths.add(path)
+                named = indexed_path(unit, offset, crate)
+                if named is not None:
+                    paths.add(named[0])
         found = memo[key] = frozenset(paths)
     return found
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path as FilePath
 from typing import Any
 
@@ -34,8 +34,8 @@ from .decode import (
 from .decode import Copy as DataCopy
 from .dwarf import detail, frames, index, locations, merging, recursion
 from .dwarf.closures import closure_aliases
-from .dwarf.inlined import InlinedSite, inlined_sites
-from .dwarf.locations import Cfa, Indirect, Location, Piece
+from .dwarf.inlined import InlinedSite, codeless_copies, inlined_sites
+from .dwarf.locations import Cfa, Computed, Indirect, Location, Piece
 from .dwarf.types import SCALARS, RustType
 from .elf import ElfBinary, Symbol
 from .errors import (
@@ -56,6 +56,7 @@ from .values import Unavailable
 __all__ = ["AREA", "MAX_DEREFS", "MAX_PIECES", "WORDS", "Deref"]  # the BPF side's sizes
 BIG_VALUE = 64  # bytes: a value in memory larger than this is copied as one block
 RAX, RDX, RSP = 0, 1, 7
+RIP = 16
 RDI = 5
 RFLAGS = 49  # DWARF's number; the BPF program reads it for conditional tail calls
 # Not a register: the word a return site fills with the hidden return pointer its entry saved
@@ -105,6 +106,14 @@ class Value:
             return location
         if isinstance(location, bytes):  # a constant DWARF gives outright
             return decode_value(self.type, location, NO_READER, self.root)
+        if isinstance(location, Computed):  # arithmetic on copied words, done here
+            count = len(location.inputs)
+            computed = location.compute(words[self.first_piece : self.first_piece + count])
+            if isinstance(computed, Unavailable) or self.type.kind in SCALARS:
+                return computed if isinstance(computed, Unavailable) else self.type.decode(computed)
+            followed = self.root + ("*",) in self.copies  # planned by _site_values
+            reader = Reader(data, failed, self.copies) if followed else _COMPUTED_READER
+            return decode_value(self.type, computed, reader, self.root)
         if isinstance(location, Indirect):
             address = words[self.first_piece] + location.add
             reader = Reader(data, failed, self.copies)
@@ -123,6 +132,19 @@ class Value:
         return decode_value(self.type, raw, Reader(data, failed, self.copies), self.root)
 
 
+class _ComputedReader(Reader):
+    """For values DWARF computes from registers: nothing behind their pointers was copied."""
+
+    def fetch(self, path: Path, address: int, count: int | None = None) -> bytes | Unavailable:
+        return Unavailable(
+            f"DWARF computes this value from registers; the memory at {address:#x} it points "
+            "to is not copied"
+        )
+
+
+_COMPUTED_READER = _ComputedReader(b"", 0, {})
+
+
 @dataclass(frozen=True)
 class Site:
     kind: SiteKind
@@ -137,6 +159,9 @@ class Site:
     load_word: int | None = None  # RETURN: the word to fill with the register saved at entry
     semaphore: int | None = None  # USDT: the file offset of its semaphore, if it has one
     calls: int = 1  # INLINED: the executions one hit stands for (entries moved onto one probe)
+    # ENTRY: the word holding the return address (the next: the instruction pointer), when
+    # the plan probes inlined copies (a call made from inside one has it as its caller)
+    return_address_word: int | None = None
 
 
 @dataclass
@@ -178,11 +203,12 @@ class LeftOut:
     """A site of a probe that could not be attached: the calls through it are not counted."""
 
     where: str  # "the copy inlined into crate::f (src/lib.rs:12)", "the entry of crate::g"
-    address: int
+    address: int | None  # None: a copy with no code of its own (dwarf.inlined.codeless_copies)
     why: str
 
     def __str__(self) -> str:
-        return f"{self.where} at {self.address:#x}: {self.why}"
+        at = f" at {self.address:#x}" if self.address is not None else ""
+        return f"{self.where}{at}: {self.why}"
 
 
 @dataclass
@@ -276,9 +302,10 @@ def build_plan(
     plan = ProbePlan(binary, tuple(probes), caps=(max_string, max_elements))
     # A site belongs to every probe that names its function: attached once (the kernel
     # counts per site), its calls given to each of those names.
-    planned: dict[int, list[int]] = {}  # out-of-line address -> indexes into plan.functions
-    copies_planned: dict[int, list[int]] = {}  # inlined copy's first entry -> indexes
-    left_out: dict[int, LeftOut] = {}  # by the address of the function or copy
+    planned: dict[Hashable, list[int]] = {}  # out-of-line address -> plan.functions indexes
+    # An inlined copy by its first entry and its DIE (nested copies share entries) -> indexes
+    copies_planned: dict[Hashable, list[int]] = {}
+    left_out: dict[Hashable, LeftOut] = {}  # by the address of the function, or copy's key
     refused: dict[str, UnprobeableSite] = {}  # the first refusal of each probe, for errors
     for probe in probes:
         if points.is_point(probe):  # `src/main.rs:42` or `usdt:provider:name`
@@ -293,7 +320,7 @@ def build_plan(
                     if name not in coverage.shares_address_with:
                         coverage.shares_address_with.append(name)
                 coverage.note(binary, symbol, matches)
-                key = symbol.address
+                key: Hashable = symbol.address
                 if _known(plan, probe, key, planned, left_out):
                     if key in left_out:  # an earlier probe's refusal, said for this one
                         refused.setdefault(probe, UnprobeableSite(probe, binary, left_out[key]))
@@ -309,7 +336,7 @@ def build_plan(
                 planned[key] = [len(plan.functions) - 1]
             for copy in sites.inlined:
                 coverage.note_copy(binary, copy.path, copy.origin, copy.entry)
-                key = copy.entry
+                key = (copy.entry, copy.die)
                 if _known(plan, probe, key, copies_planned, left_out):
                     if key in left_out:  # an earlier probe's refusal, said for this one
                         refused.setdefault(probe, UnprobeableSite(probe, binary, left_out[key]))
@@ -324,20 +351,40 @@ def build_plan(
                     refused.setdefault(probe, refusal)
                     continue
                 copies_planned[key] = list(range(first, len(plan.functions)))  # one per entry
+            if inlined:  # copies whose calls no probe sees: the count may be more
+                for unseen in codeless_copies(binary, probe, matches):
+                    coverage.left_out.append(LeftOut(unseen.where, None, unseen.why))
     for probe in probes:
         if not plan.functions_of(probe) and probe in refused:
             raise refused[probe]  # nothing of it can be probed: fail before the run
+    _read_return_addresses(plan)
     _plan_markers(plan)
     binary.save_caches()  # what was resolved, for the next process (see diskcache)
     return plan
 
 
+def _read_return_addresses(plan: ProbePlan) -> None:
+    """With inlined copies probed, each entry also copies its return address (at CFA - 8 on
+    x86-64), where there is room: a call made from the code of a probed copy then names
+    that copy's call as its caller, as a call from a frame names the frame's."""
+    if not any(f.inlined is not None for f in plan.functions):
+        return
+    for number, site in enumerate(plan.sites):
+        if site.kind is SiteKind.ENTRY and len(site.pieces) + 2 <= MAX_PIECES:
+            # The instruction pointer too: the code's load address is its distance from
+            # the site's address in the file.
+            words = (Piece(site.cfa.reg, site.cfa.offset - 8, 8, True), Piece(RIP, 0, 8, False))
+            plan.sites[number] = replace(
+                site, pieces=(*site.pieces, *words), return_address_word=len(site.pieces)
+            )
+
+
 def _known(
     plan: ProbePlan,
     probe: str,
-    key: int,
-    planned: dict[int, list[int]],
-    left_out: dict[int, LeftOut],
+    key: Hashable,
+    planned: dict[Hashable, list[int]],
+    left_out: dict[Hashable, LeftOut],
 ) -> bool:
     """Whether an earlier probe planned (or left out) the function or copy at `key`: if so,
     `probe` shares it."""
@@ -907,10 +954,13 @@ def _site_values(
     for number, (name, rust_type, where) in enumerate(located):
         path: Path = (number,) if root is None else root
         where = _as_block(where)
-        if not isinstance(where, (tuple, Indirect)):  # a constant, or unavailable
+        if not isinstance(where, (tuple, Indirect, Computed)):  # a constant, or unavailable
             values.append(Value(name, rust_type, where, root=path))
             continue
-        needed = (where.address,) if isinstance(where, Indirect) else where
+        if isinstance(where, Computed):
+            needed: tuple[Piece, ...] = where.inputs
+        else:
+            needed = (where.address,) if isinstance(where, Indirect) else where
         if len(pieces) + len(needed) > MAX_PIECES:
             why = Unavailable("too many values to copy in one event")
             values.append(Value(name, rust_type, why, root=path))
@@ -918,7 +968,18 @@ def _site_values(
         first = len(pieces)
         pieces.extend(needed)
         top: Planned | None = None
-        if isinstance(where, Indirect):
+        if isinstance(where, Computed):
+            # A reference computed as one word plus a constant: copy what it points to (the
+            # BPF side adds the constant); other computed pointers are not followed.
+            word_plus = where.word_plus() if rust_type.kind == "pointer" else None
+            target = rust_type.target if word_plus is not None else None
+            if word_plus is not None and target is not None and target.size:
+                behind = path + ("*",)
+                word, add = word_plus
+                planned = layout.add(behind, 8 * (first + word), add, target.size)
+                if isinstance(planned, DataCopy):
+                    roots.append((target, ((planned.dst, target.size),), behind))
+        elif isinstance(where, Indirect):
             top = layout.add(path + ("^",), 8 * first, where.add, rust_type.size)
             if isinstance(top, DataCopy):
                 roots.append((rust_type, ((top.dst, rust_type.size),), path))

@@ -464,6 +464,7 @@ class Trace:
         lost: int,
         lost_events_policy: LostEvents,
         calls_of: Callable[[str], list[Call]] | None = None,
+        also_left_out: Mapping[str, list[str]] | None = None,
         children: str,
         record: bool,
         compile_seconds: float,
@@ -472,7 +473,8 @@ class Trace:
         """The Trace of one finished run: `calls` built from its events, `counts` per
         probe name counted in the kernel, `lost` events the ring buffer dropped.
         `calls_of(probe)` gives one probe's calls in time order (a call store makes them as
-        they are used); without it `calls` are sorted by time and filtered here."""
+        they are used); without it `calls` are sorted by time and filtered here.
+        `also_left_out[probe]`: sites found after the run to have calls no hit counted."""
         if calls_of is None:
             calls = sorted(calls, key=lambda c: c.ts_ns)  # time order across CPUs (stable)
         trace = cls(
@@ -506,7 +508,8 @@ class Trace:
                     plan.functions[i].arguments_known for i in plan.functions_of(probe)
                 ),
                 lost_events_policy=lost_events_policy,
-                left_out=[str(site) for site in coverage.left_out],
+                left_out=[str(site) for site in coverage.left_out]
+                + list((also_left_out or {}).get(probe, [])),
                 shares_address_with=coverage.shares_address_with,
                 unseen=coverage.unseen,
                 merged_away=coverage.merged_away,

@@ -19,7 +19,7 @@ from .bpf import session as bpf
 from .bpf.prerequisites import check_prerequisites
 from .elf import ElfBinary, check_file
 from .errors import BinaryChanged, BinaryNotFound, PrerequisiteError, TraceTimeout, UsageError
-from .events import Pairing, collect, entry_counts
+from .events import Pairing, collect, entry_counts, vectorized_hits
 from .launch import HeldProcess
 from .options import (
     BACKEND,
@@ -234,7 +234,9 @@ class Tracer:
         try:
             session, finished = engine(plan, pinned, args, env, cwd, data, seconds, follow, policy)
             plan = session.plan  # the in-process engine adds values only it reads (xmm floats)
-            counts = entry_counts(plan, session.counts())
+            site_counts = session.counts()
+            counts = entry_counts(plan, site_counts)
+            vectorized = vectorized_hits(plan, site_counts)  # inlined copies' uncounted calls
             lost = session.lost()
             store = collect(plan, session.events, exited=finished.returncode >= 0)
         finally:
@@ -245,6 +247,7 @@ class Tracer:
             argv=args,
             calls=store.calls(),  # time order across CPUs, each Call made when first used
             calls_of=store.calls,
+            also_left_out=vectorized,
             counts=counts,
             lost=lost,
             lost_events_policy=self.lost_events,

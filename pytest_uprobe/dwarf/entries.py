@@ -20,6 +20,7 @@ copy is reported, not guessed.
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -37,12 +38,18 @@ class CopyEntries:
 
     addresses: tuple[int, ...]
     doubt: str | None = None  # why these addresses may count some executions twice
+    # The entries whose first statement does vector arithmetic (`psrlq xmm0, 1`), with that
+    # instruction: the loop around them was vectorized, and one execution there may do the
+    # work of several calls.
+    vectorized: tuple[tuple[int, str], ...] = ()
 
 
-def die_ranges(binary: ElfBinary, cu: Any, die: Any) -> Ranges:
+def die_ranges(binary: ElfBinary, cu: Any, die: Any, *, keep_empty: bool = False) -> Ranges:
     """The [low, high) address ranges of a DIE, from low_pc/high_pc or DW_AT_ranges, in
     DWARF 4 (addresses and .debug_ranges offsets) or DWARF 5 (indexes into .debug_addr
-    and .debug_rnglists as well) forms."""
+    and .debug_rnglists as well) forms. Empty ranges are left out unless `keep_empty`
+    (a linker marks code it dropped by them, as [1, 1), and a copy with no instructions of
+    its own has them)."""
     attrs = die.attributes
     low = attrs.get("DW_AT_low_pc")
     high = attrs.get("DW_AT_high_pc")
@@ -62,7 +69,7 @@ def die_ranges(binary: ElfBinary, cu: Any, die: Any) -> Ranges:
     for entry in lists.get_range_list_at_offset(offset, cu=cu):
         if hasattr(entry, "base_address"):
             base_address = entry.base_address
-        elif entry.begin_offset != entry.end_offset:
+        elif keep_empty or entry.begin_offset != entry.end_offset:
             absolute = getattr(entry, "is_absolute", False)
             shift = 0 if absolute else base_address
             found.append((int(entry.begin_offset + shift), int(entry.end_offset + shift)))
@@ -112,10 +119,17 @@ def copy_entries(binary: ElfBinary, cu: Any, die: Any, ranges: Ranges) -> CopyEn
     def inside(address: int) -> bool:
         return address in covered
 
-    def line_of(address: int) -> int | None:
-        for nested_ranges, call_line in nested:
+    def nested_at(address: int) -> int | None:
+        """Which copy inlined into this one holds `address` (None: the copy's own code)."""
+        for number, (nested_ranges, _) in enumerate(nested):
             if any(lo <= address < hi for lo, hi in nested_ranges):
-                return call_line
+                return number
+        return None
+
+    def line_of(address: int) -> int | None:
+        number = nested_at(address)
+        if number is not None:
+            return nested[number][1]
         i = bisect.bisect_right(rows[0], address) - 1
         # Line 0: code the compiler made up (no source line of its own).
         return (rows[1][i] or None) if i >= 0 and rows[2][i] in own_numbers else None
@@ -145,7 +159,8 @@ def copy_entries(binary: ElfBinary, cu: Any, die: Any, ranges: Ranges) -> CopyEn
 
     entries: list[int] = []
     doubts: list[int] = []
-    heads: set[str] = set()  # the instructions that began the runs counted so far
+    # The instructions that began the runs counted so far, with the call they belong to.
+    heads: set[tuple[str, int | None]] = set()
     for address in sorted(lines):
         if lines[address] != first:
             continue
@@ -154,17 +169,21 @@ def copy_entries(binary: ElfBinary, cu: Any, die: Any, ranges: Ranges) -> CopyEn
         text = flow.texts.get(address, "")
         if not origins - {_LOOPS}:
             continue  # nothing reaches it but a loop of its own: dead code
-        if _CONTINUES in origins and (_FRESH not in origins or text in heads):
-            if text in heads:
-                # The statement's first instruction again, straight after the statement
-                # (`lock inc [COUNTER]` three times: a vectorized loop put the first
-                # statements of several executions side by side): one more execution.
+        # The statement's first instruction again, from the same call inside it (or from
+        # the copy's own code): `lock inc [COUNTER]` three times where a vectorized loop put
+        # the first statements of several executions side by side, one more execution each.
+        # Not the same instruction from another call of the statement (two allocations in
+        # one line both begin `call [shim]`): one execution goes on.
+        head = (text, nested_at(address))
+        repeated = head in heads
+        if _CONTINUES in origins and (_FRESH not in origins or repeated):
+            if repeated:
                 entries.append(address)
             continue  # the same statement goes on (after caller code scheduled into it)
         if _CONTINUES in origins:
             doubts.append(address)  # reached both while the statement runs and afresh
             continue
-        heads.add(text)
+        heads.add(head)
         if _closes_a_loop(flow, address, inside, is_first):
             continue  # a rotated loop's latch inside the copy: one more iteration
         if _LOOPS not in origins:
@@ -180,13 +199,42 @@ def copy_entries(binary: ElfBinary, cu: Any, die: Any, ranges: Ranges) -> CopyEn
             doubts.append(address)
     if len(live) == 1 and len(entries) > 1:
         entries = _forward_continuations_dropped(entries, owner, lines, live[0])
+    vectorized = tuple(
+        (address, found)
+        for address in entries
+        if address in owner  # not a way in from outside the copy
+        and (found := _vector_work(owner[address][1], address, inside, is_first)) is not None
+    )
     doubt = None
     if doubts:
         doubt = (
             f"the copy's own code jumps back to its first statement at {doubts[0]:#x} "
             "(a loop inside the copy), so a probe there would count its iterations"
         )
-    return CopyEntries(tuple(entries), doubt)
+    return CopyEntries(tuple(entries), doubt, vectorized)
+
+
+# Packed (SIMD) arithmetic: several lanes at once. Moves and the zeroing idioms are left out:
+# scalar code copies structs with `movups` and zeroes registers with `pxor`.
+_PACKED = re.compile(
+    r"^v?(p(add|sub|mul|sr|sl|and|or|max|min|cmp|abs|avg|madd|sad|sign|hadd|hsub)\w*"
+    r"|(add|sub|mul|div|max|min|sqrt|hadd|hsub|rcp|rsqrt|round|fmadd\w*|fmsub\w*)p[sdh]"
+    r"|cvt\w*p[sdi]\w*)\s"
+)
+
+
+def _vector_work(flow: code.Flow, entry: int, inside: Any, is_first: Any) -> str | None:
+    """The packed instruction in the run of first-statement instructions that starts at
+    `entry` (`psrlq xmm0, 1 at 0x2580d`), if any."""
+    at: int | None = entry
+    while at is not None and inside(at) and (is_first(at) or at in flow.nops):
+        text = flow.texts.get(at, "")
+        if _PACKED.match(text) and "mm" in text:
+            return f"`{text}` at {at:#x}"
+        if at not in flow.falls:
+            break
+        at = flow.next_of(at)
+    return None
 
 
 _TOMBSTONE = 0xFFFF_FFFF_FFFF_FFF0

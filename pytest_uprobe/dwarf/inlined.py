@@ -6,10 +6,11 @@ Looked up only in the compile units of the function's own crate: rustc names the
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..elf import ElfBinary
 from ..names import crates_of, demangle, may_match
@@ -37,6 +38,13 @@ class InlinedSite:
     # is the first. A loop unrolled four times around one call site gives four.
     entries: tuple[int, ...] = ()
     doubt: str | None = field(default=None, compare=False)  # why the count may be wrong
+    # The code that runs as part of the copy (its DIE's address ranges): a call made from
+    # there is made by the copy (events.py names it the caller).
+    ranges: tuple[tuple[int, int], ...] = field(default=(), repr=False, compare=False)
+    die: int = field(default=0, compare=False)  # the copy's DIE (.debug_info offset)
+    # Entries whose first statement runs vector arithmetic (the instruction, as text): a hit
+    # there may stand for several calls (events.vectorized_hits says so after a run).
+    vectorized: tuple[tuple[int, str], ...] = field(default=(), repr=False, compare=False)
 
     def describe(self) -> str:
         where = f"{self.call_file}:{self.call_line}" if self.call_file else f"{self.entry:#x}"
@@ -52,102 +60,185 @@ def inlined_sites(
     memory and on disk, as plain data; only the DIEs of the copies' parameters are read
     again (through pyelftools) to build the sites.
     """
+    return [_site(binary, row) for row in _copies(binary, path, matches).rows]
+
+
+def codeless_copies(
+    binary: ElfBinary, path: str, matches: Callable[[str], bool]
+) -> list[CodelessCopy]:
+    """The copies of the functions `matches` accepts whose calls no probe can see: a copy
+    with no instructions of its own at a place that runs, and an instance whose only copies
+    are in code the linker dropped while the binary has no code of it at all (its calls,
+    if any ran, were computed at compile time). `path`'s count is a lower bound with any."""
+    return list(_copies(binary, path, matches).codeless)
+
+
+class CopyRow(NamedTuple):
+    """One inlined copy as plain data (cached on disk), from which `_site` builds its
+    InlinedSite. Offsets are .debug_info offsets."""
+
+    path: str  # the inlined function, demangled, with DWARF's names
+    caller: str  # the function it was inlined into
+    entries: tuple[int, ...]  # where its executions begin (see dwarf.entries)
+    call_file: str | None
+    call_line: int | None
+    unit: int  # the copy's compile unit
+    copy: int  # the DW_TAG_inlined_subroutine
+    origin: int  # its abstract origin (maybe in another unit)
+    caller_die: int | None  # the subprogram it sits in
+    described: bool  # DWARF declares the function (not line tables only)
+    doubt: str | None  # why its executions cannot be counted exactly
+    ranges: tuple[tuple[int, int], ...]  # its code, by the DIE's address ranges
+    vectorized: tuple[tuple[int, str], ...]  # entries in vectorized code, with the instruction
+
+
+class CodelessCopy(NamedTuple):
+    """A copy (or every copy of one instance) whose calls no probe sees; `why` says so."""
+
+    path: str  # the instance, with DWARF's names
+    where: str  # "the copy inlined into f (src/main.rs:12)", or the instance's copies
+    why: str
+
+
+class _Found(NamedTuple):
+    rows: list[CopyRow]
+    codeless: list[CodelessCopy]
+
+
+def _copies(binary: ElfBinary, path: str, matches: Callable[[str], bool]) -> _Found:
     crates = crates_of(path)
     if not crates or not binary.has_dwarf:
-        return []
+        return _Found([], [])
     main = binary.cache("main")
-    rows = main.get(("inlined-entries", path))
-    if rows is None:
-        rows = []
+    key = ("inlined-copies", 8, path)  # bump when what is found changes
+    found = main.get(key)
+    if not isinstance(found, _Found):
+        rows: list[CopyRow] = []
+        codeless: list[CodelessCopy] = []
         seen: set[int] = set()
         for crate in crates:
-            for row in _find_copies(binary, crate, path, matches):
-                if row[6] not in seen:  # one copy DIE once, whichever crate found it
-                    seen.add(row[6])
+            crate_rows, crate_codeless = _find_copies(binary, crate, path, matches)
+            for row in crate_rows:
+                if row.copy not in seen:  # one copy DIE once, whichever crate found it
+                    seen.add(row.copy)
                     rows.append(row)
-        rows.sort(key=lambda r: r[2])
-        main.put(("inlined-entries", path), rows)  # written by binary.save_caches() (build_plan)
-    return [_site(binary, row) for row in rows]
+            codeless.extend(c for c in crate_codeless if c not in codeless)
+        rows.sort(key=lambda r: r.entries)
+        found = _Found(rows, codeless)
+        main.put(key, found)  # written by binary.save_caches() (build_plan)
+    return found
 
 
-# One copy as plain data: (path, caller, entries, call file, call line, unit offset,
-# copy DIE offset, abstract origin offset, caller DIE offset, described, doubt).
-CopyRow = tuple[
-    str,
-    str,
-    tuple[int, ...],
-    "str | None",
-    "int | None",
-    int,
-    int,
-    int,
-    "int | None",
-    bool,
-    "str | None",
-]
+class _Instance(NamedTuple):
+    """An abstract subprogram the probe names."""
+
+    path: str
+    described: bool
+    linkage: str | None  # the mangled name of the instance, one per instance in every unit
+
+
+class _Units:
+    """The crate's unit indexes, to follow a reference into another unit (a generic
+    method's abstract copy specifies a declaration that may sit in another unit)."""
+
+    def __init__(self, binary: ElfBinary, offsets: list[int]) -> None:
+        self.binary = binary
+        self.offsets = sorted(offsets)
+
+    def holding(self, offset: int) -> UnitIndex | None:
+        i = bisect.bisect_right(self.offsets, offset) - 1
+        if i < 0:
+            return None
+        unit = unit_index(self.binary, self.offsets[i])
+        return unit if offset in unit.subprograms else None
 
 
 def _find_copies(
     binary: ElfBinary, crate: str, path: str, matches: Callable[[str], bool]
-) -> list[CopyRow]:
+) -> tuple[list[CopyRow], list[CodelessCopy]]:
     spelled = may_match(path)
     rows: list[CopyRow] = []
-    units = crate_unit_offsets(binary, crate)
+    units = _Units(binary, crate_unit_offsets(binary, crate))
     # By .debug_info offset, over all the crate's units: with several codegen units a copy's
     # abstract origin may sit in another unit than the copy.
-    abstract: dict[int, tuple[str, bool]] = {}
-    for unit_offset in units:
+    abstract: dict[int, _Instance] = {}
+    for unit_offset in units.offsets:
         unit = unit_index(binary, unit_offset)
         for offset, (_, _, inline, linkage, _, _, described) in unit.subprograms.items():
             if not inline or (linkage is not None and not spelled(linkage)):
                 continue
-            abstract_path = _indexed_path(unit, offset, crate)
-            if abstract_path is not None and matches(abstract_path):
+            named = _indexed_path(unit, offset, crate, units)
+            if named is not None and matches(named[0]):
                 # Line-tables-only DWARF keeps no declaration and no parameters.
-                abstract[offset] = (abstract_path, described)
+                abstract[offset] = _Instance(named[0], described or named[1], named[2])
     if not abstract:
-        return rows
-    for unit_offset in units:
+        return rows, []
+    live: set[str] = set()  # instances (by linkage name, else path) with code here
+    dropped: dict[str, list[str]] = {}  # instance -> its copies in code the linker dropped
+    codeless: list[CodelessCopy] = []
+    for unit_offset in units.offsets:
         unit = unit_index(binary, unit_offset)
         cu = None
-        for offset, origin, entry, _, call_file, call_line, caller in unit.inlined:
-            if origin not in abstract:
+        for offset, origin, _, _, call_file, call_line, caller in unit.inlined:
+            instance = abstract.get(origin)
+            if instance is None:
                 continue
-            if entry is not None and (entry == 0 or entry >= _TOMBSTONE):
-                continue  # code the linker dropped keeps its DWARF at address 0 (or -1)
             if cu is None:
                 cu = binary.dwarf.get_CU_at(unit_offset)
             die = cu.get_DIE_from_refaddr(offset)
-            ranges = die_ranges(binary, cu, die)
-            found = copy_entries(binary, cu, die, ranges)
-            if not found.addresses and (found.doubt is None or not ranges):
-                continue  # no code (dropped by the linker), or none that ever runs
+            caller_path = _caller_path(binary, unit, caller, crate, units) or "?"
+            line = int(call_line) if call_line else None
+            file = _call_file(binary, cu, call_file)
+            where = f"{caller_path} ({file}:{line})" if file else caller_path
+            ranges = die_ranges(binary, cu, die, keep_empty=True)
+            # Code the linker dropped keeps its DWARF at address 0, 1 or -1: in no function.
+            placed = [(lo, hi) for lo, hi in ranges if binary.function_containing(lo)]
+            if not placed:
+                dropped.setdefault(instance.linkage or instance.path, []).append(where)
+                continue
+            live.add(instance.linkage or instance.path)  # the binary has code of it
+            if not any(hi > lo for lo, hi in placed):
+                codeless.append(
+                    CodelessCopy(
+                        instance.path,
+                        f"the copy inlined into {where}",
+                        "DWARF gives it no instructions of its own (empty address ranges), "
+                        "so no probe sees its calls",
+                    )
+                )
+                continue
+            code_ranges = tuple(r for r in placed if r[1] > r[0])
+            found = copy_entries(binary, cu, die, code_ranges)
+            if not found.addresses and found.doubt is None:
+                continue  # no code that ever runs
             if not found.addresses:  # it runs, but where each execution begins is unknown:
-                found = CopyEntries((min(r[0] for r in ranges),), found.doubt)  # left out
-            abstract_path, described = abstract[origin]
+                found = CopyEntries((min(r[0] for r in code_ranges),), found.doubt)  # left out
             if (
                 found.doubt is None
-                and _COROUTINE_BODY.search(abstract_path)
+                and _COROUTINE_BODY.search(instance.path)
                 and _may_suspend(binary, origin)
             ):
-                found = CopyEntries(found.addresses, COROUTINE_DOUBT)
+                found = CopyEntries(found.addresses, COROUTINE_DOUBT, found.vectorized)
             rows.append(
-                (
-                    abstract_path,
-                    _caller_path(binary, unit, caller, crate) or "?",
+                CopyRow(
+                    instance.path,
+                    caller_path,
                     found.addresses,
-                    _call_file(binary, cu, call_file),
-                    int(call_line) if call_line else None,
+                    file,
+                    line,
                     unit_offset,
                     offset,
                     origin,
                     caller,
-                    described,
+                    instance.described,
                     found.doubt,
+                    tuple(r for r in placed if r[1] > r[0]),
+                    found.vectorized,
                 )
             )
-    rows.sort(key=lambda r: r[2])
-    return rows
+    rows.sort(key=lambda r: r.entries)
+    codeless.extend(_vanished(binary, abstract, live, dropped))
+    return rows, codeless
 
 
 _TOMBSTONE = 0xFFFF_FFFF_FFFF_FFF0
@@ -189,34 +280,57 @@ COROUTINE_DOUBT = (
 )
 
 
+def _vanished(
+    binary: ElfBinary,
+    abstract: dict[int, _Instance],
+    live: set[str],
+    dropped: dict[str, list[str]],
+) -> list[CodelessCopy]:
+    """The instances whose every copy is in dropped code and that have no code in the
+    binary: DWARF proves the instance was inlined somewhere, and nothing of it runs. Either
+    it was never called, or every call of it was computed at compile time (a generic
+    instance called on constants): a count cannot tell, so it says it may be more."""
+    instances = {i.linkage or i.path: i for i in abstract.values()}
+    out_of_line = {s.name for s in binary.functions} | {s.path for s in binary.functions}
+    found: list[CodelessCopy] = []
+    for key, callers in sorted(dropped.items()):
+        if key in live or key in out_of_line:
+            continue
+        instance = instances[key]
+        copies = "1 copy" if len(callers) == 1 else f"{len(callers)} copies"
+        found.append(
+            CodelessCopy(
+                instance.path,
+                instance.path,
+                f"the binary has no code of it: DWARF lists {copies} of it, all in code the "
+                "linker dropped, so any call of it was optimized away (computed at compile "
+                "time, as for constant arguments) or never made, and no probe sees such "
+                "calls; a dev build keeps every call",
+            )
+        )
+    return found
+
+
 def _site(binary: ElfBinary, row: CopyRow) -> InlinedSite:
-    (
-        path,
-        caller_path,
-        entries,
-        call_file,
-        call_line,
-        unit_offset,
-        offset,
-        origin,
-        caller,
-        described,
-        doubt,
-    ) = row
-    cu = binary.dwarf.get_CU_at(unit_offset)
-    die = cu.get_DIE_from_refaddr(offset)
-    origin_die = binary.dwarf.get_DIE_from_refaddr(origin)  # maybe in another unit
-    caller_die = binary.dwarf.get_DIE_from_refaddr(caller) if caller is not None else None
+    cu = binary.dwarf.get_CU_at(row.unit)
+    die = cu.get_DIE_from_refaddr(row.copy)
+    origin_die = binary.dwarf.get_DIE_from_refaddr(row.origin)  # maybe in another unit
+    caller_die = (
+        binary.dwarf.get_DIE_from_refaddr(row.caller_die) if row.caller_die is not None else None
+    )
     return InlinedSite(
-        path=path,
-        caller=caller_path,
-        entry=entries[0],
-        entries=tuple(entries),
-        doubt=doubt,
-        call_file=call_file,
-        call_line=call_line,
+        path=row.path,
+        caller=row.caller,
+        entry=row.entries[0],
+        entries=tuple(row.entries),
+        doubt=row.doubt,
+        ranges=row.ranges,
+        die=row.copy,
+        vectorized=row.vectorized,
+        call_file=row.call_file,
+        call_line=row.call_line,
         params=parameters_of(die, origin_die),
-        params_known=described,
+        params_known=row.described,
         origin=origin_die,
         frame_base=(
             caller_die.attributes.get("DW_AT_frame_base") if caller_die is not None else None
@@ -224,19 +338,30 @@ def _site(binary: ElfBinary, row: CopyRow) -> InlinedSite:
     )
 
 
-def _indexed_path(unit: UnitIndex, offset: int, crate: str) -> str | None:
+def _indexed_path(
+    unit: UnitIndex, offset: int, crate: str, units: _Units | None = None
+) -> tuple[str, bool, str | None] | None:
     """`_abstract_path` over a unit's index: the linkage name demangled, or the name in its
-    namespaces, following abstract origins and specifications as `origin_holder` does."""
+    namespaces, following abstract origins and specifications as `origin_holder` does (into
+    the crate's other units with `units`); with whether a DIE on the way declares it, and
+    the linkage name."""
     for wanted in (3, 4):  # linkage name first, then name
         at: int | None = offset
+        here: UnitIndex | None = unit
+        described = False
         for _ in range(4):
-            entry = unit.subprograms.get(at) if at is not None else None
-            if entry is None:
+            entry = here.subprograms.get(at) if here is not None and at is not None else None
+            if entry is None and units is not None and at is not None:
+                here = units.holding(at)  # a reference into another unit (DW_FORM_ref_addr)
+                entry = here.subprograms.get(at) if here is not None else None
+            if entry is None or here is None or at is None:
                 break
+            described = described or bool(entry[6])
             if entry[wanted] is not None:
                 if wanted == 3:
-                    return with_dwarf_names(demangle(entry[3]), indexed_segments(unit, offset))
-                return _namespaced(unit, entry.parent, str(entry.name), crate)
+                    named = with_dwarf_names(demangle(entry[3]), indexed_segments(here, at))
+                    return named, described, str(entry[3])
+                return _namespaced(here, entry.parent, str(entry.name), crate), described, None
             at = entry[5]
     return None
 
@@ -260,12 +385,14 @@ def _path_of(innermost_first: list[str], crate: str) -> str:
     return "::".join(reversed(segments))
 
 
-def _caller_path(binary: ElfBinary, unit: UnitIndex, caller: int | None, crate: str) -> str | None:
+def _caller_path(
+    binary: ElfBinary, unit: UnitIndex, caller: int | None, crate: str, units: _Units
+) -> str | None:
     if caller is None:
         return None
-    found = _indexed_path(unit, caller, crate)
+    found = _indexed_path(unit, caller, crate, units)
     if found is not None:
-        return found
+        return found[0]
     die = binary.dwarf.get_DIE_from_refaddr(caller)  # its origin is in another unit
     named = origin_holder(die, "DW_AT_linkage_name") or origin_holder(die, "DW_AT_name")
     return _abstract_path(named, crate) if named is not None else None

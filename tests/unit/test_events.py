@@ -127,3 +127,91 @@ def test_a_tail_call_into_an_unprobed_function_says_so():
     caller = build_calls(make_plan(), [ev(0, 1000, 1), ev(2, 1000)], exited=True)[0]
     assert caller.returned and caller.tail_call
     assert repr(caller.retval) == "Unavailable('tail call into g')"
+
+
+# -- calls made from inside a probed inlined copy ---------------------------------------------
+
+
+def plan_with_a_copy() -> ProbePlan:
+    """`c`, inlined into an unprobed host at [0x5000, 0x5020) (entry 0x5004), and g, whose
+    entry (site 1) carries its return address (word 1) and instruction pointer (word 2)."""
+    from pytest_uprobe.dwarf.inlined import InlinedSite
+
+    plan = make_plan()
+    copy = InlinedSite(
+        "c", "host", 0x5004, "src/lib.rs", 3, entries=(0x5004,), ranges=((0x5000, 0x5020),)
+    )
+    inlined = PlannedFunction(
+        "c", Symbol("", "c", 0x5004, 0, "inlined"), (), None, ReturnMode.INLINED, None, True, copy
+    )
+    plan.functions = [inlined, function("g", 0x2000)]
+    plan.sites = [
+        Site(SiteKind.INLINED, 0x5004, 0, Cfa(7, 8)),  # 0
+        Site(SiteKind.ENTRY, 0x2000, 1, Cfa(7, 8), ARG.location, return_address_word=1),  # 1
+        Site(SiteKind.RETURN, 0x200F, 1, Cfa(7, 8), RET.location),  # 2
+    ]
+    return plan
+
+
+LOADED_AT = 0x5555_0000_0000  # where the file's code is mapped (a PIE)
+
+
+def entry_of_g(cfa: int, returns_to: int, tid: int = 1) -> RawEvent:
+    words = (7, LOADED_AT + returns_to, LOADED_AT + 0x2000) + (0,) * 13
+    return RawEvent(0, cfa, tid, 1, words)
+
+
+def test_a_call_from_inside_a_probed_copy_has_the_copys_call_as_caller():
+    events = [
+        ev(0, 1000),  # c runs in the host's frame (CFA 1000)
+        entry_of_g(980, 0x5010),  # g called from inside c's code
+        ev(2, 980, 1),
+        entry_of_g(980, 0x5030),  # g called from the host, after c's code
+        ev(2, 980, 2),
+    ]
+    c, inside, after = build_calls(plan_with_a_copy(), events, exited=True)
+    assert inside.caller is c and inside.depth == 1
+    assert after.caller is None
+
+
+def test_the_copys_call_must_be_in_a_frame_above_the_callee_and_on_its_thread():
+    events = [
+        ev(0, 1000),
+        entry_of_g(1020, 0x5010),  # a frame above the copy's: not called by it
+        entry_of_g(980, 0x5010, tid=2),  # another thread
+    ]
+    _, above, other_thread = build_calls(plan_with_a_copy(), events, exited=True)
+    assert above.caller is None and other_thread.caller is None
+
+
+def test_the_latest_call_of_the_copy_in_the_calling_frame_is_the_caller():
+    events = [ev(0, 1000), ev(0, 1000), entry_of_g(980, 0x5010)]
+    _, second, g = build_calls(plan_with_a_copy(), events, exited=True)
+    assert g.caller is second
+
+
+def test_an_instruction_pointer_that_is_not_the_sites_gives_no_inlined_caller():
+    events = [ev(0, 1000), RawEvent(0, 980, 1, 1, (7, LOADED_AT + 0x5010, 0x1234) + (0,) * 13)]
+    _, g = build_calls(plan_with_a_copy(), events, exited=True)
+    assert g.caller is None
+
+
+def test_a_hit_probe_in_vectorized_code_makes_the_count_a_lower_bound():
+    from dataclasses import replace
+
+    from pytest_uprobe.events import vectorized_hits
+
+    plan = plan_with_a_copy()
+    copy = replace(plan.functions[0].inlined, entries=(0x5004, 0x5010))
+    copy = replace(copy, vectorized=((0x5004, "`psrlq xmm0, 1` at 0x5004"),))
+    plan.functions[0].inlined = copy
+    # Not run: exact. Run twice: a lower bound, with the instruction and the count.
+    assert vectorized_hits(plan, [0, 5, 5]) == {}
+    (why,) = vectorized_hits(plan, [2, 5, 5])["c"]
+    assert "2 of its executions began in vectorized code (`psrlq xmm0, 1` at 0x5004)" in why
+    # A probe moved forward past a refused instruction stands for the same entry; a probe at
+    # the copy's other (scalar) entry does not.
+    plan.sites[0] = replace(plan.sites[0], address=0x5008)
+    assert "c" in vectorized_hits(plan, [1, 0, 0])
+    plan.sites[0] = replace(plan.sites[0], address=0x5010)
+    assert vectorized_hits(plan, [1, 0, 0]) == {}
