@@ -862,7 +862,8 @@ def _locate(param: index.Parameter, at: int, frame_base: Any, cfa: Cfa) -> Locat
     location = param.die.attributes.get("DW_AT_location")
     if location is None:
         return Unavailable("optimized out")
-    return locations.locate(location, param.die, at, param.type.size, frame_base, cfa)
+    padding = locations.padding_of(param.type)
+    return locations.locate(location, param.die, at, param.type.size, frame_base, cfa, padding)
 
 
 def _argument_slot(where: Location, param: index.Parameter, at: int, cfa: Cfa) -> Location:

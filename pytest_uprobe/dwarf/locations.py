@@ -75,9 +75,17 @@ def constant(attr: Any, size: int, signed: bool) -> bytes | Unavailable:
 
 
 def locate(
-    attr: Any, die: Any, address: int, size: int, frame_base: Any, cfa: Cfa | None
+    attr: Any,
+    die: Any,
+    address: int,
+    size: int,
+    frame_base: Any,
+    cfa: Cfa | None,
+    padding: frozenset[int] = frozenset(),
 ) -> Location:
-    """Where the `size`-byte value described by location attribute `attr` is at `address`."""
+    """Where the `size`-byte value described by location attribute `attr` is at `address`.
+    `padding`: the byte offsets no field covers (see `padding_of`), which the location
+    may leave undescribed."""
     expr = expression_at(attr, die, address)
     if isinstance(expr, Unavailable):
         return expr
@@ -85,7 +93,35 @@ def locate(
     if frame_base is not None:
         fb_expr = expression_at(frame_base, die, address)
         base = fb_expr if isinstance(fb_expr, Unavailable) else _frame_base(fb_expr, die, cfa)
-    return evaluate(expr, die, size, base, cfa)
+    return evaluate(expr, die, size, base, cfa, padding)
+
+
+def padding_of(rust_type: Any) -> frozenset[int]:
+    """The byte offsets of a value of `rust_type` that belong to no field, at any depth (in
+    no variant, for an enum): padding, which a compiler need not keep, so a location that
+    leaves them out still describes the whole value. A type whose layout is not known field
+    by field counts as all fields (no padding)."""
+    used: set[int] = set()
+    _field_bytes(rust_type, 0, used)
+    return frozenset(range(rust_type.size)) - used
+
+
+def _field_bytes(t: Any, base: int, used: set[int]) -> None:
+    kind = t.kind
+    if kind in ("struct", "tuple") and (t.fields or not t.size):
+        for f in t.fields:
+            _field_bytes(f.type, base + f.offset, used)
+    elif kind == "array" and t.item is not None and t.item.size * t.count == t.size:
+        for i in range(t.count):
+            _field_bytes(t.item, base + i * t.item.size, used)
+    elif kind == "enum" and t.variants and not t.name.startswith("{"):
+        if t.discr is not None:
+            _field_bytes(t.discr.type, base + t.discr.offset, used)
+        for variant in t.variants:
+            for f in variant.fields:  # offsets from the start of the enum
+                _field_bytes(f.type, base + f.offset, used)
+    else:  # a scalar, a pointer, or a layout not known field by field: every byte
+        used.update(range(base, base + t.size))
 
 
 def expression_at(attr: Any, die: Any, address: int) -> list[Any] | Unavailable:
@@ -136,7 +172,12 @@ def _frame_base(ops: list[Any], die: Any, cfa: Cfa | None) -> Location:
 
 
 def evaluate(
-    ops: list[Any], die: Any, size: int, frame_base: Location | None, cfa: Cfa | None
+    ops: list[Any],
+    die: Any,
+    size: int,
+    frame_base: Location | None,
+    cfa: Cfa | None,
+    padding: frozenset[int] = frozenset(),
 ) -> Location:
     """Evaluate the subset of DWARF expressions compilers use for variables: one place (a
     register, memory at a register plus an offset, a constant), a run-time address to
@@ -214,7 +255,10 @@ def evaluate(
                     return built
                 pieces.extend(built)
             else:
-                return Unavailable(f"part of the value ({length} bytes) is optimized out")
+                done = sum(p.size for p in pieces)
+                if not padding.issuperset(range(done, done + length)):
+                    return Unavailable(f"part of the value ({length} bytes) is optimized out")
+                pieces.append(_padding_piece(length))  # padding: no field's bytes
             pending = None
             literal = None
         else:
@@ -230,6 +274,9 @@ def evaluate(
         pieces.extend(built)
     if not pieces:
         return Unavailable("optimized out")
+    done = sum(p.size for p in pieces)
+    if done < size and padding.issuperset(range(done, size)):
+        pieces.append(_padding_piece(size - done))  # only padding is left undescribed
     if sum(p.size for p in pieces) < size:
         return Unavailable(
             f"only {sum(p.size for p in pieces)} of its {size} bytes are described (the rest "
@@ -238,6 +285,11 @@ def evaluate(
     if all(p.value is not None for p in pieces):
         return b"".join(p.value for p in pieces if p.value is not None)
     return tuple(pieces)
+
+
+def _padding_piece(size: int) -> Piece:
+    """Padding bytes: no field reads them, so they are given as zeros."""
+    return Piece(CONSTANT_REG, 0, size, False, b"\0" * size)
 
 
 def _masked(value: int, size: int) -> bytes:

@@ -5,6 +5,7 @@ every one of these tests failed on the main branch before the fixes."""
 
 from __future__ import annotations
 
+import datetime
 import re
 
 import pytest
@@ -108,6 +109,20 @@ def test_arguments_on_the_stack_are_right_or_unavailable(uprobe_trace, cargo_bin
         isinstance(wide, Unavailable) and "pointer" in wide.reason
     )
     assert call.kwargs["h"] == {"a": -N, "b": 1.5} or isinstance(call.kwargs["h"], Unavailable)
+
+
+@pytest.mark.parametrize("profile", ["dev", "release"])
+def test_a_struct_whose_padding_no_location_describes(uprobe_trace, cargo_bin, profile):
+    # Duration (u64 secs, u32 nanos, 4 bytes of padding): release passes it in two registers
+    # and its location describes 12 of the 16 bytes, every byte of every field.
+    trace = run(uprobe_trace, cargo_bin(CRATE, profile=profile), ["wait_for"])
+    assert f"ARG wait_for {N} 500000000" in trace.stdout
+    ((base,),) = trace["values::wait_for"].args_list
+    assert not isinstance(base, Unavailable), base
+    if isinstance(base, Struct):
+        assert (base.secs, base.nanos[0]) == (N, 500000000)
+    else:  # std::time::Duration shown as a timedelta
+        assert base == datetime.timedelta(seconds=N, microseconds=500000)
 
 
 # -- C functions ----------------------------------------------------------------------------------
