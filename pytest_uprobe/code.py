@@ -283,10 +283,14 @@ def rdi_slot(code: bytes, start: int) -> int | None:
         if insn.group(capstone.CS_GRP_CALL):
             return None
         ops = insn.operands
-        if insn.mnemonic == "sub" and len(ops) == 2 and ops[0].type == x86.X86_OP_REG:
-            if insn.reg_name(ops[0].reg) == "rsp" and ops[1].type == x86.X86_OP_IMM:
-                delta -= ops[1].imm
-                continue
+        if (
+            insn.mnemonic == "sub"
+            and ops[0].type == x86.X86_OP_REG
+            and insn.reg_name(ops[0].reg) == "rsp"
+            and ops[1].type == x86.X86_OP_IMM
+        ):
+            delta -= ops[1].imm
+            continue
         if insn.mnemonic == "push" and ops[0].type == x86.X86_OP_REG and ops[0].size == 8:
             delta -= 8
             slots.discard(delta)

@@ -54,7 +54,7 @@ struct site {
     u32 nderefs;   /* > 0: send a big event */
     struct piece pieces[MAX_PIECES];
     struct deref derefs[MAX_DEREFS];
-    u32 save_reg;  /* entry: 1 + the register (or 32 + the word) to save for this frame's return (0: none) */
+    u32 save_reg;  /* entry: 1 + the register (32 + a word) to save for the return (0: none) */
     u32 load_word; /* return: 1 + the word that gets the register saved at entry (0: none) */
 };
 
