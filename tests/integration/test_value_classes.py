@@ -125,6 +125,18 @@ def test_a_struct_whose_padding_no_location_describes(uprobe_trace, cargo_bin, p
         assert base == datetime.timedelta(seconds=N, microseconds=500000)
 
 
+@pytest.mark.parametrize("profile", ["dev", "release"])
+def test_a_hidden_return_pointer_the_prologue_moved(uprobe_trace, cargo_bin, profile):
+    # A dev build's prologue copies rdi (the caller's buffer for the Vec) to a stack slot
+    # and reuses rdi before the entry probe: the value is read through that slot.
+    trace = run(uprobe_trace, cargo_bin(CRATE, profile=profile), ["tally"])
+    printed = re.search(r"^RET tally \[(.*)\]$", trace.stdout, re.M)
+    assert printed is not None, trace.stdout
+    expected = [int(n) for n in printed.group(1).split(", ")]
+    assert expected == [5, 5, 6]  # "alpha", "gamma", "delta!" of at least N - 3 bytes
+    assert trace["values::tally"].retvals == [expected]
+
+
 # -- C functions ----------------------------------------------------------------------------------
 
 C_LINE = re.compile(r"^C (\w+) (.*) -> (.*)$")
