@@ -272,16 +272,16 @@ def rdi_slot(code: bytes, start: int) -> int | None:
     (straight-line code from `start`, the function's first instruction) when the code
     spilled it to the stack: the offset from rsp at the end of a slot that holds it, else
     None. Follows 64-bit register-to-register and register/stack-slot moves, `sub $n, %rsp`
-    and `push`; gives up (None) at a call, any other change of rsp, or a memory write
-    through anything but rsp (it could reach the slot)."""
+    and `push`; gives up (None) at a call or jump, any other change of rsp, or a memory
+    write through anything but rsp (it could reach the slot)."""
     cs = _disassembler()
     holders = {"rdi"}  # registers that hold the value
     slots: set[int] = set()  # stack slots that hold it, as offsets from rsp at `start`
     delta = 0  # rsp now minus rsp at `start`
     x86 = capstone.x86
     for insn in cs.disasm(code, start):
-        if insn.group(capstone.CS_GRP_CALL):
-            return None
+        if any(insn.group(g) for g in _CONTROL_GROUPS):
+            return None  # a call, or code that is not straight-line
         ops = insn.operands
         if (
             insn.mnemonic == "sub"

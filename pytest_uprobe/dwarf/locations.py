@@ -21,6 +21,7 @@ REGISTER_NAMES = (
 )  # fmt: skip
 RSP = 7
 MAX_PIECE = 8  # the BPF side copies at most one machine word per piece
+MAX_PADDED = 1024  # padding_of looks at values up to this size (a piece-wise value is small)
 
 
 CONSTANT_REG = 0x1001  # not a register: the BPF side reads 0; the decoder uses `value`
@@ -100,7 +101,10 @@ def padding_of(rust_type: Any) -> frozenset[int]:
     """The byte offsets of a value of `rust_type` that belong to no field, at any depth (in
     no variant, for an enum): padding, which a compiler need not keep, so a location that
     leaves them out still describes the whole value. A type whose layout is not known field
-    by field counts as all fields (no padding)."""
+    by field counts as all fields (no padding), and so does one too large for DW_OP_pieces
+    to describe in registers and slots (no value over MAX_PADDED bytes)."""
+    if rust_type.size > MAX_PADDED:
+        return frozenset()
     used: set[int] = set()
     _field_bytes(rust_type, 0, used)
     return frozenset(range(rust_type.size)) - used
