@@ -251,6 +251,97 @@ def keeps_rdi(code: bytes, start: int) -> bool:
     return True
 
 
+def _family(name: str) -> str:
+    """The 64-bit register a register name is part of (`edi`, `dil` -> `rdi`)."""
+    for full, parts in _FAMILIES.items():
+        if name == full or name in parts:
+            return full
+    return name
+
+
+_FAMILIES = {
+    "rax": ("eax", "ax", "al", "ah"), "rbx": ("ebx", "bx", "bl", "bh"),
+    "rcx": ("ecx", "cx", "cl", "ch"), "rdx": ("edx", "dx", "dl", "dh"),
+    "rsi": ("esi", "si", "sil"), "rdi": ("edi", "di", "dil"), "rbp": ("ebp", "bp", "bpl"),
+    "rsp": ("esp", "sp", "spl"),
+    **{f"r{n}": (f"r{n}d", f"r{n}w", f"r{n}b") for n in range(8, 16)},
+}  # fmt: skip
+
+
+def rdi_slot(code: bytes, start: int) -> int | None:
+    """Where the caller's rdi (a hidden return pointer, say) is at the end of `code`
+    (straight-line code from `start`, the function's first instruction) when the code
+    spilled it to the stack: the offset from rsp at the end of a slot that holds it, else
+    None. Follows 64-bit register-to-register and register/stack-slot moves, `sub $n, %rsp`
+    and `push`; gives up (None) at a call or jump, any other change of rsp, or a memory
+    write through anything but rsp (it could reach the slot)."""
+    cs = _disassembler()
+    holders = {"rdi"}  # registers that hold the value
+    slots: set[int] = set()  # stack slots that hold it, as offsets from rsp at `start`
+    delta = 0  # rsp now minus rsp at `start`
+    x86 = capstone.x86
+    for insn in cs.disasm(code, start):
+        if any(insn.group(g) for g in _CONTROL_GROUPS):
+            return None  # a call, or code that is not straight-line
+        ops = insn.operands
+        if (
+            insn.mnemonic == "sub"
+            and ops[0].type == x86.X86_OP_REG
+            and insn.reg_name(ops[0].reg) == "rsp"
+            and ops[1].type == x86.X86_OP_IMM
+        ):
+            delta -= ops[1].imm
+            continue
+        if insn.mnemonic == "push" and ops[0].type == x86.X86_OP_REG and ops[0].size == 8:
+            delta -= 8
+            slots.discard(delta)
+            if insn.reg_name(ops[0].reg) in holders:
+                slots.add(delta)
+            continue
+        if insn.mnemonic == "mov" and len(ops) == 2 and ops[0].size == ops[1].size == 8:
+            dst, src = ops
+            if dst.type == x86.X86_OP_REG and src.type == x86.X86_OP_REG:
+                name = insn.reg_name(dst.reg)
+                if name != "rsp":
+                    holders.discard(name)
+                    if insn.reg_name(src.reg) in holders:
+                        holders.add(name)
+                    continue
+            stack = src if src.type == x86.X86_OP_MEM else dst
+            if (
+                stack.type == x86.X86_OP_MEM
+                and stack.mem.segment == 0
+                and insn.reg_name(stack.mem.base) == "rsp"
+                and stack.mem.index == 0
+            ):
+                where = delta + stack.mem.disp
+                other = dst if stack is src else src
+                if other.type == x86.X86_OP_REG and insn.reg_name(other.reg) != "rsp":
+                    name = insn.reg_name(other.reg)
+                    if stack is dst:  # a spill: the slot now holds the register
+                        slots -= set(range(where - 7, where + 8))
+                        if name in holders:
+                            slots.add(where)
+                    else:  # a reload
+                        holders.discard(name)
+                        if where in slots:
+                            holders.add(name)
+                    continue
+        # Anything else: what it writes no longer holds the value.
+        _, written = insn.regs_access()
+        names = {_family(insn.reg_name(r)) for r in written}
+        if "rsp" in names:
+            return None
+        holders -= names
+        for op in ops:
+            if op.type == x86.X86_OP_MEM and op.access & capstone.CS_AC_WRITE:
+                if insn.reg_name(op.mem.base) != "rsp" or op.mem.index != 0:
+                    return None
+                where = delta + op.mem.disp
+                slots -= set(range(where - 7, where + op.size))
+    return min(slots) - delta if slots else None
+
+
 @dataclass(frozen=True)
 class Step:
     """How control leaves one instruction: `falls_through` to the next one, and/or jumps

@@ -62,6 +62,7 @@ RFLAGS = 49  # DWARF's number; the BPF program reads it for conditional tail cal
 # Not a register: the word a return site fills with the hidden return pointer its entry saved
 # (the BPF side reads 0 for it as a register, then stores the saved pointer over it).
 SAVED_POINTER = 0x1000
+SAVE_WORD = 32  # Site.save_reg at SAVE_WORD + i: save the word of piece i, not a register
 
 
 class SiteKind(enum.IntEnum):
@@ -155,7 +156,9 @@ class Site:
     target: int | None = None  # TAIL_CALL: the address jumped to, when it is known
     condition: str | None = None  # TAIL_CALL by a jcc: its mnemonic; pieces[0] is RFLAGS
     derefs: tuple[Deref, ...] = ()  # copies from behind pointers, in order (a big event)
-    save_reg: int | None = None  # ENTRY: the register to save for this frame's return site
+    # ENTRY: the register to save for this frame's return site, or SAVE_WORD + i: the word
+    # of its pieces[i]
+    save_reg: int | None = None
     load_word: int | None = None  # RETURN: the word to fill with the register saved at entry
     semaphore: int | None = None  # USDT: the file offset of its semaphore, if it has one
     calls: int = 1  # INLINED: the executions one hit stands for (entries moved onto one probe)
@@ -738,8 +741,14 @@ def _plan_function(plan: ProbePlan, probe: str, symbol: Symbol, ret_sites_only: 
         # The caller's buffer for the return value arrives in rdi; save it at the entry,
         # unless the code before the entry probe overwrote it.
         before = binary.code(shape.start, entry - shape.start) if entry > shape.start else b""
+        slot = code.rdi_slot(before, shape.start) if before else None
         if before is not None and code.keeps_rdi(before, shape.start):
             save_reg = RDI
+        elif slot is not None and len(pieces) < MAX_PIECES:
+            # A dev build spilled it to a stack slot in the prologue: the entry event
+            # carries that slot's word as one more piece, and saves it for the return.
+            save_reg = SAVE_WORD + len(pieces)
+            pieces = (*pieces, Piece(RSP, slot, 8, memory=True))
         else:
             why = "the hidden return pointer (rdi) is overwritten before the entry probe"
             returns = Value("return", returns.type, Unavailable(why))
@@ -909,7 +918,8 @@ def _locate(param: index.Parameter, at: int, frame_base: Any, cfa: Cfa) -> Locat
     location = param.die.attributes.get("DW_AT_location")
     if location is None:
         return Unavailable("optimized out")
-    return locations.locate(location, param.die, at, param.type.size, frame_base, cfa)
+    padding = locations.padding_of(param.type)
+    return locations.locate(location, param.die, at, param.type.size, frame_base, cfa, padding)
 
 
 def _argument_slot(where: Location, param: index.Parameter, at: int, cfa: Cfa) -> Location:

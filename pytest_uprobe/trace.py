@@ -11,8 +11,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from unittest import mock
 
 from .bounds import CallCount, InexactCount
+from .errors import UsageError
 from .lazylist import LazyList
 from .options import CHILDREN, LOST_EVENTS, LostEvents
 from .values import Struct, Truncated, Unavailable, Variant
@@ -100,6 +102,23 @@ class LostEventsWarning(UserWarning):
             f"{' '.join(argv)}; assertions on calls use the ones recorded "
             "(uprobe_lost_events = warn)"
         )
+
+
+def _expected_call(expected: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """(args, kwargs) of one expected call: a unittest.mock.call object (named calls such as
+    `call.method(...)` refused: a function trace has no methods) or a plain argument tuple."""
+    if isinstance(expected, mock._Call):
+        if len(expected) == 3:
+            name, args, kwargs = expected
+        else:
+            name, (args, kwargs) = "", expected
+        if name:
+            raise UsageError(
+                f"assert_has_calls got {expected!r}: a call of the method {name!r}; "
+                "a function's calls are call(*args, **kwargs) or argument tuples"
+            )
+        return tuple(args), dict(kwargs)
+    return tuple(expected), {}
 
 
 def _lost_events_error(lost: int, what: str, recorded: int, counted: int | None) -> LostEventsError:
@@ -308,29 +327,37 @@ class FunctionTrace:
                 f"{self._why_unreadable(self.calls)}{self._seen()}"
             )
 
-    def assert_has_calls(self, calls: Sequence[tuple[Any, ...]], any_order: bool = False) -> None:
-        """The argument tuples appear in this order (contiguously), or in any order."""
+    def assert_has_calls(self, calls: Sequence[Any], any_order: bool = False) -> None:
+        """The calls appear in this order (contiguously), or in any order. Each call is an
+        argument tuple `(1, 3)` or, as unittest.mock takes them, `call(1, 3)`,
+        `call(i=1, len=3)` or `call(1, len=3)` (unittest.mock.call objects)."""
         __tracebackhide__ = True
-        seen = self.call_args_list
-        wanted = [tuple(c) for c in calls]
+        self._require_complete()
+        wanted = [_expected_call(c) for c in calls]
+        shown = [self._describe(a, k) for a, k in wanted]
         if any_order:
-            remaining = list(seen)
+            remaining = list(self.calls)
             missing = []
-            for c in wanted:
-                if c in remaining:
-                    remaining.remove(c)
+            for (args, kwargs), text in zip(wanted, shown):
+                hit = next((c for c in remaining if self._matches(c, args, kwargs)), None)
+                if hit is not None:
+                    remaining.remove(hit)
                 else:
-                    missing.append(c)
+                    missing.append(text)
             if missing:
                 raise AssertionError(
-                    f"{missing!r} not all found in call list"
+                    f"[{', '.join(missing)}] not all found in call list"
                     f"{self._why_unreadable(self.calls)}{self._seen()}"
                 )
             return
         n = len(wanted)
-        if not any(seen[i : i + n] == wanted for i in range(len(seen) - n + 1)):
+        seen = self.calls
+        if not any(
+            all(self._matches(c, a, k) for c, (a, k) in zip(seen[i : i + n], wanted))
+            for i in range(len(seen) - n + 1)
+        ):
             raise AssertionError(
-                f"Calls not found.\nExpected: {wanted!r}"
+                f"Calls not found.\nExpected: [{', '.join(shown)}]"
                 f"{self._why_unreadable(self.calls)}{self._seen()}"
             )
 

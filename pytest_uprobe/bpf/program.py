@@ -66,7 +66,7 @@ struct site {
     u32 nderefs;   /* > 0: send a big event */
     struct piece pieces[MAX_PIECES];
     struct deref derefs[MAX_DEREFS];
-    u32 save_reg;  /* entry: 1 + the register to save for this frame's return (0: none) */
+    u32 save_reg;  /* entry: 1 + the register (32 + a word) to save for the return (0: none) */
     u32 load_word; /* return: 1 + the word that gets the register saved at entry (0: none) */
 };
 
@@ -334,7 +334,8 @@ static __always_inline int on_hit(struct pt_regs *ctx, u32 index) {
         key.cfa = e->cfa;
         key.tid = e->tid;
         if (s->save_reg) {
-            u64 value = regs[(s->save_reg - 1) & 15];  /* a general-purpose register */
+            u32 r = s->save_reg - 1;  /* a general-purpose register, or 32 + a word */
+            u64 value = r >= 32 ? e->words[(r - 32) & (MAX_PIECES - 1)] : regs[r & 15];
             saved.update(&key, &value);
         }
         if (s->load_word) {

@@ -22,6 +22,7 @@ REGISTER_NAMES = (
 )  # fmt: skip
 RSP = 7
 MAX_PIECE = 8  # the BPF side copies at most one machine word per piece
+MAX_PADDED = 1024  # padding_of looks at values up to this size (a piece-wise value is small)
 
 
 CONSTANT_REG = 0x1001  # not a register: the BPF side reads 0; the decoder uses `value`
@@ -76,9 +77,17 @@ def constant(attr: Any, size: int, signed: bool) -> bytes | Unavailable:
 
 
 def locate(
-    attr: Any, die: Any, address: int, size: int, frame_base: Any, cfa: Cfa | None
+    attr: Any,
+    die: Any,
+    address: int,
+    size: int,
+    frame_base: Any,
+    cfa: Cfa | None,
+    padding: frozenset[int] = frozenset(),
 ) -> Location:
-    """Where the `size`-byte value described by location attribute `attr` is at `address`."""
+    """Where the `size`-byte value described by location attribute `attr` is at `address`.
+    `padding`: the byte offsets no field covers (see `padding_of`), which the location
+    may leave undescribed."""
     expr = expression_at(attr, die, address)
     if isinstance(expr, Unavailable):
         return expr
@@ -86,7 +95,38 @@ def locate(
     if frame_base is not None:
         fb_expr = expression_at(frame_base, die, address)
         base = fb_expr if isinstance(fb_expr, Unavailable) else _frame_base(fb_expr, die, cfa)
-    return evaluate(expr, die, size, base, cfa)
+    return evaluate(expr, die, size, base, cfa, padding)
+
+
+def padding_of(rust_type: Any) -> frozenset[int]:
+    """The byte offsets of a value of `rust_type` that belong to no field, at any depth (in
+    no variant, for an enum): padding, which a compiler need not keep, so a location that
+    leaves them out still describes the whole value. A type whose layout is not known field
+    by field counts as all fields (no padding), and so does one too large for DW_OP_pieces
+    to describe in registers and slots (no value over MAX_PADDED bytes)."""
+    if rust_type.size > MAX_PADDED:
+        return frozenset()
+    used: set[int] = set()
+    _field_bytes(rust_type, 0, used)
+    return frozenset(range(rust_type.size)) - used
+
+
+def _field_bytes(t: Any, base: int, used: set[int]) -> None:
+    kind = t.kind
+    if kind in ("struct", "tuple") and (t.fields or not t.size):
+        for f in t.fields:
+            _field_bytes(f.type, base + f.offset, used)
+    elif kind == "array" and t.item is not None and t.item.size * t.count == t.size:
+        for i in range(t.count):
+            _field_bytes(t.item, base + i * t.item.size, used)
+    elif kind == "enum" and t.variants and not t.name.startswith("{"):
+        if t.discr is not None:
+            _field_bytes(t.discr.type, base + t.discr.offset, used)
+        for variant in t.variants:
+            for f in variant.fields:  # offsets from the start of the enum
+                _field_bytes(f.type, base + f.offset, used)
+    else:  # a scalar, a pointer, or a layout not known field by field: every byte
+        used.update(range(base, base + t.size))
 
 
 def expression_at(attr: Any, die: Any, address: int) -> list[Any] | Unavailable:
@@ -137,7 +177,12 @@ def _frame_base(ops: list[Any], die: Any, cfa: Cfa | None) -> Location:
 
 
 def evaluate(
-    ops: list[Any], die: Any, size: int, frame_base: Location | None, cfa: Cfa | None
+    ops: list[Any],
+    die: Any,
+    size: int,
+    frame_base: Location | None,
+    cfa: Cfa | None,
+    padding: frozenset[int] = frozenset(),
 ) -> Location:
     """Evaluate a DWARF location expression (DWARF 5, section 2.5 and 2.6) for a `size`-byte
     value: one place (a register, memory at a register plus an offset, a constant), a
@@ -152,21 +197,31 @@ def evaluate(
         return parts
     if len(parts) == 1 and parts[0].length is None:
         return _whole(parts[0], size)
-    built: list[tuple[int, _Segment]] = []
+    built: list[tuple[int, _Segment | None]] = []  # None: padding, given as zeros
+    described = 0
     for part in parts:
         length = part.length if part.length is not None else size
         if part.empty:
-            return Unavailable(f"part of the value ({length} bytes) is optimized out")
-        built.append((length, part))
-    described = sum(length for length, _ in built)
+            if not padding.issuperset(range(described, described + length)):
+                return Unavailable(f"part of the value ({length} bytes) is optimized out")
+            built.append((length, None))  # padding: no field's bytes
+        else:
+            built.append((length, part))
+        described += length
+    if described < size and padding.issuperset(range(described, size)):
+        built.append((size - described, None))  # only padding is left undescribed
+        described = size
     if described < size:
         return Unavailable(
             f"only {described} of its {size} bytes are described (the rest is optimized out)"
         )
     pieces: list[Piece] = []
     computed = False
-    for length, part in built:
-        where = _segment(part, length, constant_address_is_value=True)
+    for length, segment in built:
+        if segment is None:
+            pieces.append(_padding_piece(length))
+            continue
+        where = _segment(segment, length, constant_address_is_value=True)
         if isinstance(where, Unavailable):
             return where
         if isinstance(where, Indirect):
@@ -179,7 +234,10 @@ def evaluate(
         else:
             pieces.extend(where)
     if computed:
-        return _computed([(length, part) for length, part in built])
+        segments = [(length, seg) for length, seg in built if seg is not None]
+        if len(segments) < len(built):
+            return Unavailable("a value computed from registers around padding, not supported yet")
+        return _computed(segments)
     if all(p.value is not None for p in pieces):
         return b"".join(p.value for p in pieces if p.value is not None)
     return tuple(pieces)
@@ -762,3 +820,8 @@ def _pieces(reg: int, offset: int, memory: bool, size: int) -> tuple[Piece, ...]
         Piece(reg, offset + start, min(MAX_PIECE, size - start), memory=True)
         for start in range(0, size, MAX_PIECE)
     )
+
+
+def _padding_piece(size: int) -> Piece:
+    """Padding bytes: no field reads them, so they are given as zeros."""
+    return Piece(CONSTANT_REG, 0, size, False, b"\0" * size)

@@ -368,7 +368,9 @@ static void record_hit(GumInvocationContext *ic, u32 index, int leaving) {
             struct saved_slot *slot = saved_slot(e->cfa, e->tid, 1);
             if (slot) {
                 slot->cfa = e->cfa; slot->tid = e->tid;
-                slot->value = reg_value(c, s->save_reg - 1); slot->used = 1;
+                slot->value = s->save_reg > 32 ? e->words[(s->save_reg - 33) & (MAX_PIECES - 1)]
+                                               : reg_value(c, s->save_reg - 1);
+                slot->used = 1;
             }
         }
         if (s->load_word) {

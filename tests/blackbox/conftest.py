@@ -46,10 +46,6 @@ KNOWN_GAPS = {
     "test_modes.py::test_long_slice_is_truncated_then_full_with_higher_cap[release]": NOCALL,
     "test_modes.py::test_panic_on_a_thread_unwinds_and_program_continues[release]": NOCALL,
     "test_process.py::test_timeout_keeps_partial_trace[release]": NOCALL,
-    "test_calls.py::test_map_all_generic_with_closures[dev]": (
-        "a dev build moves the hidden return pointer (rdi) before the entry probe: the "
-        "returned Vec is Unavailable"
-    ),
     "test_calls.py::test_closures_stored_in_rules[release]": (
         "a tail call through a register (jmp *%rax) leaves no return a probe sees: the "
         "return value is Unavailable"

@@ -5,6 +5,7 @@ every one of these tests failed on the main branch before the fixes."""
 
 from __future__ import annotations
 
+import datetime
 import re
 
 import pytest
@@ -108,6 +109,32 @@ def test_arguments_on_the_stack_are_right_or_unavailable(uprobe_trace, cargo_bin
         isinstance(wide, Unavailable) and "pointer" in wide.reason
     )
     assert call.kwargs["h"] == {"a": -N, "b": 1.5} or isinstance(call.kwargs["h"], Unavailable)
+
+
+@pytest.mark.parametrize("profile", ["dev", "release"])
+def test_a_struct_whose_padding_no_location_describes(uprobe_trace, cargo_bin, profile):
+    # Duration (u64 secs, u32 nanos, 4 bytes of padding): release passes it in two registers
+    # and its location describes 12 of the 16 bytes, every byte of every field.
+    trace = run(uprobe_trace, cargo_bin(CRATE, profile=profile), ["wait_for"])
+    assert f"ARG wait_for {N} 500000000" in trace.stdout
+    ((base,),) = trace["values::wait_for"].args_list
+    assert not isinstance(base, Unavailable), base
+    if isinstance(base, Struct):
+        assert (base.secs, base.nanos[0]) == (N, 500000000)
+    else:  # std::time::Duration shown as a timedelta
+        assert base == datetime.timedelta(seconds=N, microseconds=500000)
+
+
+@pytest.mark.parametrize("profile", ["dev", "release"])
+def test_a_hidden_return_pointer_the_prologue_moved(uprobe_trace, cargo_bin, profile):
+    # A dev build's prologue copies rdi (the caller's buffer for the Vec) to a stack slot
+    # and reuses rdi before the entry probe: the value is read through that slot.
+    trace = run(uprobe_trace, cargo_bin(CRATE, profile=profile), ["tally"])
+    printed = re.search(r"^RET tally \[(.*)\]$", trace.stdout, re.M)
+    assert printed is not None, trace.stdout
+    expected = [int(n) for n in printed.group(1).split(", ")]
+    assert expected == [5, 5, 6]  # "alpha", "gamma", "delta!" of at least N - 3 bytes
+    assert trace["values::tally"].retvals == [expected]
 
 
 # -- C functions ----------------------------------------------------------------------------------

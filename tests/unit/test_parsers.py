@@ -18,7 +18,7 @@ from elftools.elf.elffile import ELFFile
 from pytest_uprobe.bpf import btf
 from pytest_uprobe.dwarf import frames, index, locations, scan
 from pytest_uprobe.dwarf.locations import Cfa, Indirect, Piece
-from pytest_uprobe.dwarf.types import type_of
+from pytest_uprobe.dwarf.types import Field, RustType, type_of
 from pytest_uprobe.elf import ElfBinary
 from pytest_uprobe.values import Unavailable
 
@@ -218,7 +218,7 @@ def test_an_optimized_build_passes_the_first_reference_in_rdi() -> None:
 
 # -- location expressions -----------------------------------------------------------------
 
-_OPS = {"reg0": 0x50, "reg5": 0x55, "breg7": 0x77, "fbreg": 0x91, "deref": 0x06,
+_OPS = {"reg0": 0x50, "reg4": 0x54, "reg5": 0x55, "breg7": 0x77, "fbreg": 0x91, "deref": 0x06,
         "piece": 0x93, "lit1": 0x31, "stack_value": 0x9F, "constu": 0x10,
         "plus_uconst": 0x23, "call_frame_cfa": 0x9C}  # fmt: skip
 
@@ -302,6 +302,53 @@ def test_pieces_in_two_registers(ops) -> None:
 def test_a_piece_with_no_location_is_optimized_out(ops) -> None:
     where = locations.evaluate(ops(_op("piece"), _uleb(8)), ops.die, 8, None, None)
     assert isinstance(where, Unavailable) and "optimized out" in where.reason
+
+
+def _duration_like() -> RustType:
+    """A struct of u64 + u32 (Duration's secs and nanos): 16 bytes, the last 4 padding."""
+    u64, u32 = RustType("u64", "int", 8), RustType("u32", "int", 4)
+    return RustType(
+        "Duration", "struct", 16, fields=(Field("secs", 0, u64), Field("nanos", 8, u32))
+    )
+
+
+def test_padding_is_the_bytes_of_no_field_at_any_depth() -> None:
+    duration = _duration_like()
+    assert locations.padding_of(duration) == frozenset(range(12, 16))
+    pair = RustType(
+        "(u8, Duration)", "tuple", 24,
+        fields=(Field("0", 0, RustType("u8", "int", 1)), Field("1", 8, duration)),
+    )  # fmt: skip
+    assert locations.padding_of(pair) == frozenset([*range(1, 8), *range(20, 24)])
+    assert locations.padding_of(RustType("u64", "int", 8)) == frozenset()
+    assert locations.padding_of(RustType("X", "unsupported", 16)) == frozenset()
+
+
+def test_undescribed_padding_still_describes_the_whole_value(ops) -> None:
+    # Duration in a release build: secs in rdi, nanos in esi, the 4 padding bytes in nothing
+    expression = ops(_op("reg5"), _op("piece"), _uleb(8), _op("reg4"), _op("piece"), _uleb(4))
+    padding = locations.padding_of(_duration_like())
+    where = locations.evaluate(expression, ops.die, 16, None, None, padding)
+    assert where == (
+        Piece(RDI, 0, 8, memory=False),
+        Piece(4, 0, 4, memory=False),
+        Piece(locations.CONSTANT_REG, 0, 4, False, b"\0" * 4),
+    )
+    # without the type's padding, or where a field's byte is missing, it stays unknown
+    where = locations.evaluate(expression, ops.die, 16, None, None)
+    assert isinstance(where, Unavailable) and "only 12 of its 16 bytes" in where.reason
+    short = ops(_op("reg5"), _op("piece"), _uleb(8), _op("reg4"), _op("piece"), _uleb(2))
+    where = locations.evaluate(short, ops.die, 16, None, None, padding)
+    assert isinstance(where, Unavailable) and "only 10 of its 16 bytes" in where.reason
+    # an empty piece over padding in the middle: (u32 in eax, 4 bytes padding, u64 in rdi)
+    middle = ops(
+        _op("reg0"), _op("piece"), _uleb(4), _op("piece"), _uleb(4),
+        _op("reg5"), _op("piece"), _uleb(8),
+    )  # fmt: skip
+    where = locations.evaluate(middle, ops.die, 16, None, None, frozenset(range(4, 8)))
+    assert isinstance(where, tuple) and where[1].value == b"\0" * 4 and where[2].reg == RDI
+    where = locations.evaluate(middle, ops.die, 16, None, None, frozenset(range(4, 7)))
+    assert isinstance(where, Unavailable) and "part of the value (4 bytes)" in where.reason
 
 
 # -- BTF ------------------------------------------------------------------------------------

@@ -47,3 +47,34 @@ def test_symbols_prints_the_mode_the_plan_uses(name: str) -> None:
             assert modes == {row.return_mode}, row
             compared += 1
     assert compared >= 3
+
+
+# A dev build's prologue (jobsched::make_job, rustc 1.95 -C opt-level=0): rdi, the hidden
+# return pointer, goes to rax, then to 0x38(%rsp); then dil and rax are overwritten.
+SUB = bytes.fromhex("4881ecc8010000")  # sub $0x1c8, %rsp
+SPILL = bytes.fromhex("4889f8") + bytes.fromhex("4889442438")  # mov %rdi,%rax; mov %rax,0x38(%rsp)
+CLOBBER = bytes.fromhex("4488cf") + bytes.fromhex("488b8424d0010000")  # mov %r9b,%dil; reload rax
+
+
+def test_the_hidden_pointer_spilled_in_the_prologue_is_found_in_its_slot():
+    assert not code.keeps_rdi(SUB + SPILL + CLOBBER, 0x1000)
+    assert code.rdi_slot(SUB + SPILL + CLOBBER, 0x1000) == 0x38
+    # a push moves rsp: the slot is 8 bytes further from it
+    assert code.rdi_slot(SUB + SPILL + CLOBBER + bytes.fromhex("53"), 0x1000) == 0x40
+    # spilled, reloaded into rcx, spilled again elsewhere: the lowest slot that holds it
+    again = bytes.fromhex("488b4c2438") + bytes.fromhex("48894c2410")  # rcx <- 0x38; 0x10 <- rcx
+    assert code.rdi_slot(SUB + SPILL + CLOBBER + again, 0x1000) == 0x10
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        bytes.fromhex("48894c2438"),  # mov %rcx,0x38(%rsp): the slot overwritten
+        bytes.fromhex("894c243c"),  # mov %ecx,0x3c(%rsp): half of it
+        bytes.fromhex("488932"),  # mov %rsi,(%rdx): a write that could reach the slot
+        bytes.fromhex("e800000000"),  # a call
+        bytes.fromhex("4883c408"),  # add $8, %rsp
+    ],
+)
+def test_no_slot_where_the_prologue_may_have_lost_it(after):
+    assert code.rdi_slot(SUB + SPILL + CLOBBER + after, 0x1000) is None

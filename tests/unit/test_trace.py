@@ -153,3 +153,20 @@ def test_a_trace_is_built_from_a_finished_run_by_from_run():
     assert trace["tiny::sum"].call_count == 7 and list(trace["tiny::sum"]) == [earlier, later]
     # record=False: only the sites that start a call are attached
     assert trace.probes_attached == sum(s.kind.starts_a_call for s in plan.sites) >= 1
+
+
+def test_has_calls_takes_unittest_mock_call_objects():
+    # as unittest.mock takes them: positional, keyword and mixed, in order or any order
+    from unittest import mock
+
+    HELLO.assert_has_calls([mock.call(1, 3), mock.call(2, 3)])
+    HELLO.assert_has_calls([mock.call(i=1, len=3), mock.call(2, len=3)])
+    HELLO.assert_has_calls([mock.call(2, 3), mock.call(1, 3)], any_order=True)
+    HELLO.assert_has_calls([mock.call(2, 3), (1, 3)], any_order=True)
+    with pytest.raises(AssertionError) as info:
+        HELLO.assert_has_calls([mock.call(2, 3), mock.call(1, 3)])
+    assert "Expected: [args::hello(2, 3), args::hello(1, 3)]" in str(info.value)
+    with pytest.raises(AssertionError, match=r"\[args::hello\(i=9, len=3\)\] not all found"):
+        HELLO.assert_has_calls([mock.call(1, 3), mock.call(i=9, len=3)], any_order=True)
+    with pytest.raises(UsageError, match="the method 'other'"):
+        HELLO.assert_has_calls([mock.call.other(1, 3)])

@@ -103,6 +103,21 @@ fn block_on<F: Future>(f: F) -> F::Output {
     }
 }
 
+// u64 secs + u32 nanos: 4 bytes of padding, which a release build's location leaves out.
+#[inline(never)]
+pub fn wait_for(base: std::time::Duration) -> u64 {
+    println!("ARG wait_for {} {}", base.as_secs(), base.subsec_nanos());
+    (base * 2).as_millis() as u64
+}
+
+// Returned through a hidden pointer that a dev build's prologue moves out of rdi.
+#[inline(never)]
+pub fn tally(words: &[&str], min: usize) -> Vec<usize> {
+    let v: Vec<usize> = words.iter().map(|w| w.len()).filter(|&n| n >= min).collect();
+    println!("RET tally {v:?}");
+    v
+}
+
 fn main() {
     let n: u32 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(7);
     black_box(scale(black_box(-3), black_box(4)));
@@ -122,4 +137,6 @@ fn main() {
     println!("ARG Book::new {:?} {:?}", book.title, book.year);
     let other = Book::new("Dune", None);
     println!("ARG Book::new {:?} {:?}", other.title, other.year);
+    black_box(tally(black_box(&["alpha", "be", "gamma", "delta!"]), black_box(n as usize - 3)));
+    black_box(wait_for(black_box(std::time::Duration::new(n as u64, 500_000_000))));
 }
