@@ -390,8 +390,6 @@ def test_what_a_plan_computes_lives_on_the_binary(tmp_path: Path, monkeypatch) -
     copy.write_bytes((TINY / "tiny-O0-dwarf4").read_bytes())
     copy.chmod(0o755)
     not_yet_moved = {  # issue 16: caches their modules' next changes move onto the binary
-        "pytest_uprobe.dwarf.entries",  # _rows, _line_sections, _flows, _file_tables
-        "pytest_uprobe.dwarf.lines",  # _units_by_binary, _rows_by_file, _flows_by_host, ...
         "pytest_uprobe.decode",  # _has_pointers (by RustType)
         "pytest_uprobe.bpf.session",  # _offsets (by binary identity and address)
         "pytest_uprobe.inprocess.placement",  # _codes
