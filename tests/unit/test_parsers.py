@@ -379,7 +379,7 @@ def test_only_the_binaries_opened_last_stay_open(tmp_path: Path, monkeypatch) ->
 def test_what_a_plan_computes_lives_on_the_binary(tmp_path: Path, monkeypatch) -> None:
     """Planning a binary grows no module-level dict of the package (no cache keyed by a
     binary's identity or id() outlives it): everything goes to the binary's memos, which
-    close() empties. The dicts listed are caches of modules whose owners move them next."""
+    close() empties."""
     import sys
     import types as pytypes
 
@@ -389,18 +389,11 @@ def test_what_a_plan_computes_lives_on_the_binary(tmp_path: Path, monkeypatch) -
     copy = tmp_path / "tiny"
     copy.write_bytes((TINY / "tiny-O0-dwarf4").read_bytes())
     copy.chmod(0o755)
-    not_yet_moved = {  # issue 16: caches their modules' next changes move onto the binary
-        "pytest_uprobe.decode",  # _has_pointers (by RustType)
-        "pytest_uprobe.bpf.session",  # _offsets (by binary identity and address)
-        "pytest_uprobe.inprocess.placement",  # _codes
-    }
-
     def module_dicts() -> dict[str, int]:
         return {
             f"{name}.{attr}": len(value)
             for name, module in list(sys.modules.items())
             if name.startswith("pytest_uprobe") and isinstance(module, pytypes.ModuleType)
-            and name not in not_yet_moved
             for attr, value in vars(module).items()
             if isinstance(value, dict)
         }
