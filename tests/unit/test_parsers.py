@@ -386,9 +386,11 @@ def test_what_a_plan_computes_lives_on_the_binary(tmp_path: Path, monkeypatch) -
     from pytest_uprobe.plan import build_plan
 
     monkeypatch.setenv("PYTEST_UPROBE_NO_DISK_CACHE", "1")
-    copy = tmp_path / "tiny"
-    copy.write_bytes((TINY / "tiny-O0-dwarf4").read_bytes())
-    copy.chmod(0o755)
+    copies = [tmp_path / "tiny", tmp_path / "tiny-2"]  # two identities: a cache by identity grows
+    for copy in copies:
+        copy.write_bytes((TINY / "tiny-O0-dwarf4").read_bytes())
+        copy.chmod(0o755)
+
     def module_dicts() -> dict[str, int]:
         return {
             f"{name}.{attr}": len(value)
@@ -398,16 +400,16 @@ def test_what_a_plan_computes_lives_on_the_binary(tmp_path: Path, monkeypatch) -
             if isinstance(value, dict)
         }
 
-    binary = ElfBinary.open(copy)
-    build_plan(binary, ["tiny::sum"])  # imports what planning needs, fills its memos
+    binary = ElfBinary.open(copies[0])
+    build_plan(binary, ["tiny::sum", "tiny.rs:24"])  # imports what planning needs, fills memos
     before = module_dicts()
     binary.close()
-    binary = ElfBinary.open(copy)
-    plan = build_plan(binary, ["tiny::sum", "tiny::*"])
+    binary = ElfBinary.open(copies[1])
+    plan = build_plan(binary, ["tiny::sum", "tiny::*", "tiny.rs:24"])
     assert plan.functions
     grown = {k: (before.get(k, 0), n) for k, n in module_dicts().items() if n > before.get(k, 0)}
     assert grown == {}
-    for memo in ("unit_indexes", "sections", "code_shapes", "types", "crate_units"):
+    for memo in ("unit_indexes", "sections", "code_shapes", "types", "crate_units", "cfa_rules"):
         assert binary.memo(memo), memo
     binary.close()
     assert binary.memo("unit_indexes") == {} and binary.memo("types") == {}
