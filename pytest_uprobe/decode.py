@@ -26,6 +26,7 @@ array indexes, `"*"` for "behind the pointer", then element indexes.
 
 from __future__ import annotations
 
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -358,7 +359,9 @@ def _area_offset(segments: Segments, offset: int) -> int | None:
     return None
 
 
-_has_pointers: dict[RustType, bool] = {}  # RustTypes hash by identity
+# by type (RustTypes hash by identity); an entry goes with its type, which its binary's
+# "types" memo holds: dropped by the binary's close()
+_has_pointers: weakref.WeakKeyDictionary[RustType, bool] = weakref.WeakKeyDictionary()
 
 
 def has_pointers(value: RustType) -> bool:

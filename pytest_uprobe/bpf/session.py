@@ -178,11 +178,11 @@ class _Loaded:
         self.linked = True
 
     def _file_offset(self, plan: ProbePlan, path: bytes, address: int) -> int:
-        key = (plan.binary.identity, address)
-        offset = _offsets.get(key)
+        known: dict[int, int] = plan.binary.memo("file_offsets")  # address -> file offset
+        offset = known.get(address)
         if offset is None:
             _, offset = self.bpf._check_path_symbol(path, b"", address, -1, 0)
-            _offsets[key] = offset
+            known[address] = offset
         return int(offset)
 
     def _attach_perf(
@@ -353,7 +353,6 @@ def join_detaches(pid: int | None = None) -> None:
 
 
 _string_at = ct.string_at
-_offsets: dict[tuple[object, int], int] = {}  # (binary identity, address) -> file offset
 
 BPF_LINK_CREATE = 28
 BPF_TRACE_UPROBE_MULTI = 48

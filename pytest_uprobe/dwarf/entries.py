@@ -382,16 +382,14 @@ def _preds(flow: code.Flow, address: int, start: int) -> list[int | None]:
     return found
 
 
-_own_numbers: dict[tuple[object, int, str | None], frozenset[int]] = {}
-
-
 def _own_files(binary: ElfBinary, cu: Any, own: str | None, numbers: list[int]) -> frozenset[int]:
     """The file numbers of `cu`'s line table that name the file `own` (all without it)."""
-    key = (binary.identity, cu.cu_offset, own)
-    found = _own_numbers.get(key)
+    known: dict[tuple[int, str | None], frozenset[int]] = binary.memo("own_file_numbers")
+    key = (cu.cu_offset, own)
+    found = known.get(key)
     if found is None:
         found = frozenset(n for n in set(numbers) if own is None or file_name(binary, cu, n) == own)
-        _own_numbers[key] = found
+        known[key] = found
     return found
 
 
@@ -428,14 +426,11 @@ def _nested_copies(binary: ElfBinary, cu: Any, die: Any) -> Iterator[tuple[Range
             stack.extend(child.iter_children())
 
 
-_rows: dict[tuple[object, int], tuple[list[int], list[int | None], list[int]]] = {}
-
-
 def _line_rows(binary: ElfBinary, cu: Any) -> tuple[list[int], list[int | None], list[int]]:
     """The unit's line table as sorted (addresses, lines, file numbers); None after a
     sequence ends."""
-    key = (binary.identity, cu.cu_offset)
-    found = _rows.get(key)
+    known: dict[int, tuple[list[int], list[int | None], list[int]]] = binary.memo("line_rows")
+    found = known.get(cu.cu_offset)
     if found is not None:
         return found
     disk = binary.cache("main")
@@ -451,19 +446,15 @@ def _line_rows(binary: ElfBinary, cu: Any) -> tuple[list[int], list[int | None],
         rows.sort(key=lambda r: r[0])
         stored = ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
         disk.put(("line_rows", 2, cu.cu_offset), stored)
-    _rows[key] = stored
+    known[cu.cu_offset] = stored
     return stored
 
 
-_line_sections: dict[object, bytes] = {}
-
-
 def _line_section(binary: ElfBinary) -> bytes:
-    found = _line_sections.get(binary.identity)
+    known: dict[str, bytes] = binary.memo("line_section")
+    found = known.get("bytes")
     if found is None:
-        found = section_bytes(binary.dwarf.debug_line_sec)
-        _line_sections.clear()
-        _line_sections[binary.identity] = found
+        found = known["bytes"] = section_bytes(binary.dwarf.debug_line_sec)
     return found
 
 
@@ -527,33 +518,27 @@ def _sleb(data: bytes, pos: int) -> tuple[int, int]:
     return result, end
 
 
-_flows: dict[tuple[object, int], tuple[int, code.Flow] | None] = {}
-
-
 def _flow_of(binary: ElfBinary, address: int) -> tuple[int, code.Flow] | None:
     """The control flow of the function symbol holding `address`, and that function's start."""
     host = binary.function_containing(address)
     if host is None:
         return None
-    key = (binary.identity, host.address)
-    if key not in _flows:
+    known: dict[int, tuple[int, code.Flow] | None] = binary.memo("entry_flows")
+    if host.address not in known:
         raw = binary.code(host.address, host.size)
-        _flows[key] = (host.address, code.flow(raw, host.address)) if raw is not None else None
-    return _flows[key]
-
-
-_file_tables: dict[tuple[object, int], tuple[bool, list[str]]] = {}
+        flow = (host.address, code.flow(raw, host.address)) if raw is not None else None
+        known[host.address] = flow
+    return known[host.address]
 
 
 def file_name(binary: ElfBinary, cu: Any, index: int | None) -> str | None:
     """The path of file number `index` of `cu`'s line table (DW_AT_decl_file, call_file)."""
     if index is None:
         return None
-    key = (binary.identity, cu.cu_offset)
-    files = _file_tables.get(key)
+    known: dict[int, tuple[bool, list[str]]] = binary.memo("file_tables")
+    files = known.get(cu.cu_offset)
     if files is None:
-        files = _file_table(binary, cu)
-        _file_tables[key] = files
+        files = known[cu.cu_offset] = _file_table(binary, cu)
     v5, names = files
     position = index if v5 else index - 1
     return names[position] if 0 <= position < len(names) else None

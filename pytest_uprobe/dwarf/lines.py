@@ -65,19 +65,17 @@ class _Unit:
     read: bool = False
 
 
-_units_by_binary: dict[object, list[_Unit]] = {}
-
-
 def _units(binary: ElfBinary) -> list[_Unit]:
     """Every compile unit with a line table, with its file table (rows are read lazily)."""
-    found = _units_by_binary.get(binary.identity)
+    memo: dict[str, list[_Unit]] = binary.memo("line_units")
+    found = memo.get("units")
     if found is not None:
         return found
     disk = binary.cache("lines")  # file tables are plain data: kept for the next process
     known = disk.get("units")
     if isinstance(known, list):
         found = [_Unit(offset, dict(files)) for offset, files in known]
-        _units_by_binary[binary.identity] = found
+        memo["units"] = found
         return found
     found = []
     if binary.has_dwarf:
@@ -104,7 +102,7 @@ def _units(binary: ElfBinary) -> list[_Unit]:
                 )
                 files[number] = os.path.normpath(os.path.join(directory, name))
             found.append(_Unit(cu.cu_offset, files))
-    _units_by_binary[binary.identity] = found
+    memo["units"] = found
     disk.put("units", [(unit.offset, unit.files) for unit in found])
     return found
 
@@ -189,20 +187,17 @@ def line_ranges(binary: ElfBinary, path: str, line: int) -> tuple[list[tuple[int
     return _merge(ranges), statements
 
 
-_rows_by_file: dict[tuple[object, str], dict[int, list[Row]]] = {}
-
-
 def _file_rows(binary: ElfBinary, path: str) -> dict[int, list[Row]]:
     """The rows of `path`, by line (read once per binary and file)."""
-    key = (binary.identity, path)
-    found = _rows_by_file.get(key)
+    known: dict[str, dict[int, list[Row]]] = binary.memo("rows_by_file")
+    found = known.get(path)
     if found is None:
         found = {}
         for unit, _ in _file_units(binary, path):
             for row in _rows(binary, unit):
                 if row.file == path:
                     found.setdefault(row.line, []).append(row)
-        _rows_by_file[key] = found
+        known[path] = found
     return found
 
 
@@ -287,17 +282,14 @@ def entry_points(binary: ElfBinary, path: str, line: int) -> list[LineEntry]:
     return sorted(found, key=lambda e: e.address)
 
 
-_flows_by_host: dict[tuple[object, int], code.Flow | None] = {}
-
-
 def host_flow(binary: ElfBinary, host: Symbol) -> code.Flow | None:
     """The control flow of the function `host` (None: its bytes are not in the file)."""
-    key = (binary.identity, host.address)
-    if key not in _flows_by_host:
+    known: dict[int, code.Flow | None] = binary.memo("host_flows")
+    if host.address not in known:
         raw = binary.code(host.address, host.size)
         found = code.flow(raw, host.address, _reader(binary), memory=True) if raw else None
-        _flows_by_host[key] = found
-    return _flows_by_host[key]
+        known[host.address] = found
+    return known[host.address]
 
 
 def _reader(binary: ElfBinary) -> code.Reader:
@@ -320,19 +312,16 @@ def _reader(binary: ElfBinary) -> code.Reader:
     return read
 
 
-_zero_by_file: dict[tuple[object, str], list[tuple[int, int]]] = {}
-
-
 def _line_zero(binary: ElfBinary, path: str) -> list[tuple[int, int]]:
     """Code the line tables of `path`'s units attribute to no line (line 0)."""
-    key = (binary.identity, path)
-    found = _zero_by_file.get(key)
+    known: dict[str, list[tuple[int, int]]] = binary.memo("line_zero_by_file")
+    found = known.get(path)
     if found is None:
         found = []
         for unit, _ in _file_units(binary, path):
             found.extend((r.address, r.end) for r in _rows(binary, unit) if r.line == 0)
         found = _merge(found)
-        _zero_by_file[key] = found
+        known[path] = found
     return found
 
 
@@ -415,9 +404,6 @@ def _without_sunk_stores(flow: code.Flow, runs: list[list[int]]) -> list[list[in
     return kept
 
 
-_optimized_units: dict[tuple[object, int], bool] = {}
-
-
 def _optimized(binary: ElfBinary, address: int) -> bool:
     """Whether the compile unit holding `address` was optimized: some variable of it has a
     location list. rustc at opt-level 0 keeps every variable in its stack slot for the
@@ -427,11 +413,10 @@ def _optimized(binary: ElfBinary, address: int) -> bool:
     offset = unit_offset_at(binary, address) if binary.has_dwarf else None
     if offset is None:
         return True
-    key = (binary.identity, offset)
-    found = _optimized_units.get(key)
+    known: dict[int, bool] = binary.memo("optimized_units")
+    found = known.get(offset)
     if found is None:
-        found = _has_location_list(binary.dwarf.get_CU_at(offset))
-        _optimized_units[key] = found
+        found = known[offset] = _has_location_list(binary.dwarf.get_CU_at(offset))
     return found
 
 

@@ -56,9 +56,6 @@ STALE_SLOT = (
 )
 
 
-_rules_by_binary: dict[object, _CfaRules] = {}
-
-
 NOT_YET = (
     "not yet in its stack slot at this line (the code does not write the slot on every "
     "path to it: at a function's first line its arguments are still in registers): probe "
@@ -76,9 +73,10 @@ def unsettled(
     """Why the frame slots `pieces` (as located at `address`) may not hold the variable's
     value there, or None when the code proves they do (see the module's doc). Code built
     at opt-level 0 needs the first condition only: it writes every statement's result."""
-    rules = _rules_by_binary.get(binary.identity)
+    known: dict[str, _CfaRules] = binary.memo("cfa_rules")
+    rules = known.get("rules")
     if rules is None:
-        rules = _rules_by_binary[binary.identity] = _CfaRules(lambda at: frames.cfa_at(binary, at))
+        rules = known["rules"] = _CfaRules(lambda at: frames.cfa_at(binary, at))
     return unsettled_with(flow, address, pieces, rules.at, optimized)
 
 

@@ -333,11 +333,11 @@ class _Code:
             if host is None:
                 raise Unhookable(f"no function contains {site.address:#x}")
             symbol = host
-        key = (id(plan), symbol.address)
-        code = _codes.get(key)
-        if code is None:
+        known: dict[int, _Code] = plan.binary.memo("placement_codes")  # by function address
+        code = known.get(symbol.address)
+        if code is None:  # depends on the binary and the function alone, not on the plan
             shape = shape_of(plan.binary, symbol, function.probe)
-            code = _codes[key] = cls(plan, shape.start, shape)
+            code = known[symbol.address] = cls(plan, shape.start, shape)
         return code
 
     def size_at(self, address: int) -> int:
@@ -425,9 +425,6 @@ class _Code:
                 raise Unhookable(f"the prologue fills the stack slot rsp{offset:+d} partly")
             pieces.append(Piece(stored[0], 0, piece.size, memory=False))
         return tuple(pieces)
-
-
-_codes: dict[tuple[int, int], _Code] = {}
 
 
 def _rsp_slot(operand: str) -> tuple[int, int] | None:

@@ -426,44 +426,37 @@ def test_only_the_binaries_opened_last_stay_open(tmp_path: Path, monkeypatch) ->
 def test_what_a_plan_computes_lives_on_the_binary(tmp_path: Path, monkeypatch) -> None:
     """Planning a binary grows no module-level dict of the package (no cache keyed by a
     binary's identity or id() outlives it): everything goes to the binary's memos, which
-    close() empties. The dicts listed are caches of modules whose owners move them next."""
+    close() empties."""
     import sys
     import types as pytypes
 
     from pytest_uprobe.plan import build_plan
 
     monkeypatch.setenv("PYTEST_UPROBE_NO_DISK_CACHE", "1")
-    copy = tmp_path / "tiny"
-    copy.write_bytes((TINY / "tiny-O0-dwarf4").read_bytes())
-    copy.chmod(0o755)
-    not_yet_moved = {  # issue 16: caches their modules' next changes move onto the binary
-        "pytest_uprobe.dwarf.entries",  # _rows, _line_sections, _flows, _file_tables
-        "pytest_uprobe.dwarf.lines",  # _units_by_binary, _rows_by_file, _flows_by_host, ...
-        "pytest_uprobe.decode",  # _has_pointers (by RustType)
-        "pytest_uprobe.bpf.session",  # _offsets (by binary identity and address)
-        "pytest_uprobe.inprocess.placement",  # _codes
-    }
+    copies = [tmp_path / "tiny", tmp_path / "tiny-2"]  # two identities: a cache by identity grows
+    for copy in copies:
+        copy.write_bytes((TINY / "tiny-O0-dwarf4").read_bytes())
+        copy.chmod(0o755)
 
     def module_dicts() -> dict[str, int]:
         return {
             f"{name}.{attr}": len(value)
             for name, module in list(sys.modules.items())
             if name.startswith("pytest_uprobe") and isinstance(module, pytypes.ModuleType)
-            and name not in not_yet_moved
             for attr, value in vars(module).items()
             if isinstance(value, dict)
         }
 
-    binary = ElfBinary.open(copy)
-    build_plan(binary, ["tiny::sum"])  # imports what planning needs, fills its memos
+    binary = ElfBinary.open(copies[0])
+    build_plan(binary, ["tiny::sum", "tiny.rs:24"])  # imports what planning needs, fills memos
     before = module_dicts()
     binary.close()
-    binary = ElfBinary.open(copy)
-    plan = build_plan(binary, ["tiny::sum", "tiny::*"])
+    binary = ElfBinary.open(copies[1])
+    plan = build_plan(binary, ["tiny::sum", "tiny::*", "tiny.rs:24"])
     assert plan.functions
     grown = {k: (before.get(k, 0), n) for k, n in module_dicts().items() if n > before.get(k, 0)}
     assert grown == {}
-    for memo in ("unit_indexes", "sections", "code_shapes", "types", "crate_units"):
+    for memo in ("unit_indexes", "sections", "code_shapes", "types", "crate_units", "cfa_rules"):
         assert binary.memo(memo), memo
     binary.close()
     assert binary.memo("unit_indexes") == {} and binary.memo("types") == {}
