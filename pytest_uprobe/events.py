@@ -29,8 +29,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .callstore import NOT_CALLED, RETURNED, TAIL_CALL, UNWOUND, CallStore
-from .code import branch_taken
 from .dwarf.inlined import InlinedSite
+from .machine_code import branch_taken
 from .plan import PlannedFunction, ProbePlan, SiteKind, Value
 from .rawevents import EVENT, WORDS_AT, RawEvent, RawEvents
 from .trace import Call

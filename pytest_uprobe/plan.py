@@ -15,7 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path as FilePath
 from typing import Any
 
-from . import code, points
+from . import machine_code as code
+from . import points
 from .decode import (
     AREA,
     CONSTANT_SEGMENT,

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .. import code
+from .. import machine_code as code
 from ..elf import ElfBinary
 from .scan import read_uleb, section_bytes
 

@@ -38,7 +38,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import code
+from .. import machine_code as code
 from ..elf import ElfBinary, Symbol
 from .index import Parameter, attr, referenced, unit_index, unit_offset_at
 from .types import type_of

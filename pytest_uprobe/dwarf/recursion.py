@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .. import code
+from .. import machine_code as code
 from ..elf import ElfBinary, Symbol
 from ..names import crate_of, strip_generics
 from . import index, source

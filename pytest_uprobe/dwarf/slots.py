@@ -42,7 +42,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import NamedTuple
 
-from .. import code
+from .. import machine_code as code
 from ..elf import ElfBinary
 from . import frames
 from .locations import Cfa, Piece

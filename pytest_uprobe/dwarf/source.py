@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .. import code
+from .. import machine_code as code
 from ..elf import ElfBinary
 from ..names import crate_of
 from .index import crate_unit_offsets, unit_offset_at

@@ -19,9 +19,9 @@ from typing import Any, NamedTuple
 
 import capstone
 
-from ..code import _disassembler
 from ..dwarf import frames
 from ..dwarf.locations import Cfa, Piece
+from ..machine_code import _disassembler
 from ..plan import RSP, ProbePlan, Site, SiteKind, shape_of
 
 PATCH_BYTES = 5  # Frida's near jump

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import pytest_uprobe.code  # noqa: F401  (imported here, not first inside pytester's inner runs)
+import pytest_uprobe.machine_code  # noqa: F401  (imported here, not first inside pytester's inner runs)
 import pytest_uprobe.tracer  # noqa: F401  (whose module snapshot would drop and re-import them)
 from pytest_uprobe.bpf import session
 from pytest_uprobe.errors import NoMatchingFunction, TraceTimeout, UsageError

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from pytest_uprobe.code import branch_taken
+from pytest_uprobe.machine_code import branch_taken
 from pytest_uprobe.plan import ReturnMode, SiteKind
 from pytest_uprobe.trace import Call, Trace
 from pytest_uprobe.tracer import Tracer

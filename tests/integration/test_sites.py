@@ -16,9 +16,9 @@ import pytest
 from pytest_uprobe import plan as planning
 from pytest_uprobe.bounds import CallCount, InexactCount
 from pytest_uprobe.cli import symbol_rows
-from pytest_uprobe.code import CodeShape
 from pytest_uprobe.elf import ElfBinary
 from pytest_uprobe.errors import NoMatchingFunction, UnreadableFunction
+from pytest_uprobe.machine_code import CodeShape
 from pytest_uprobe.names import strip_generics
 from pytest_uprobe.tracer import Tracer
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from pytest_uprobe.code import CodeShape, TailCall
 from pytest_uprobe.dwarf.locations import Cfa, Piece
 from pytest_uprobe.dwarf.types import RustType
 from pytest_uprobe.elf import Symbol
 from pytest_uprobe.events import LEFT_UNSEEN, build_calls
+from pytest_uprobe.machine_code import CodeShape, TailCall
 from pytest_uprobe.plan import PlannedFunction, ProbePlan, ReturnMode, Site, SiteKind, Value
 from pytest_uprobe.rawevents import RawEvent
 

@@ -7,10 +7,10 @@ from typing import NamedTuple
 
 import pytest
 
-from pytest_uprobe.code import Flow
 from pytest_uprobe.dwarf.lines import _host_entries
 from pytest_uprobe.dwarf.locations import Piece
 from pytest_uprobe.elf import Symbol
+from pytest_uprobe.machine_code import Flow
 from pytest_uprobe.points import is_point, split_line_probe
 from pytest_uprobe.usdt import parse_argument, parse_notes
 from pytest_uprobe.values import Unavailable

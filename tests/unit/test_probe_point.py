@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_uprobe import code
+from pytest_uprobe import machine_code as code
 
 
 def assemble(*hex_instructions: str) -> bytes:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_uprobe import code
+from pytest_uprobe import machine_code as code
 from pytest_uprobe.cli import symbol_rows
 from pytest_uprobe.elf import ElfBinary
 from pytest_uprobe.errors import UprobeError

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_uprobe.code import flow
 from pytest_uprobe.dwarf.locations import Cfa, Piece
 from pytest_uprobe.dwarf.slots import unsettled_with
+from pytest_uprobe.machine_code import flow
 
 START = 0x1000
 SUB = "4883ec18"  # sub rsp, 0x18

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_uprobe.code import analyze, refused_by_uprobes
+from pytest_uprobe.machine_code import analyze, refused_by_uprobes
 
 
 @pytest.mark.parametrize(
