@@ -60,6 +60,29 @@ class FutureOutcomeUnknown(AssertionError):
     """Whether a future completed cannot be known from what the probes saw."""
 
 
+class FuturesNotProbeable(ProbeNameError):
+    """An async fn (or fn returning an async block) whose constructor is not in the binary
+    and whose poll bodies exist only as inlined copies no probe can count soundly: nothing
+    is left that sees its futures. `.bodies` names the poll bodies, `.why` says why each
+    copy is refused."""
+
+    def __init__(
+        self, name: str, binary: Any, style: str, bodies: Sequence[str], why: str
+    ) -> None:
+        self.bodies = list(bodies)
+        self.why = why
+        super().__init__(
+            name,
+            binary,
+            f"it is an {style} whose constructor was inlined away (no copy of it in the "
+            f"binary or in DWARF), and its poll body ({', '.join(self.bodies)}) exists only "
+            f"as inlined copies that cannot be probed soundly ({why}), so no probe can see "
+            "its futures: neither their creation nor their polls",
+            "build it without those inlinings: cargo_bin(..., profile=\"dev\"); or probe "
+            "the out-of-line function that awaits it",
+        )
+
+
 @dataclass(frozen=True)
 class PollRecord:
     """One poll of a future: on which thread, when, and what it returned ("ready",
@@ -345,7 +368,9 @@ def _tracked(binary: ElfBinary, probe: str) -> TrackedFuture | None:
         polls_doubt = "; ".join(_why_unprobeable(binary, b) for b in bodies)
     constructor = _exists(binary, probe)
     if not polls and not constructor:
-        return None
+        # Nothing left to count: saying "no function of that name" would be wrong, since
+        # DWARF records the body's inlined copies.
+        raise FuturesNotProbeable(probe, binary.path, style, bodies, polls_doubt or "")
     missing: str | None = None
     if not constructor:
         missing = (

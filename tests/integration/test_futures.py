@@ -234,3 +234,37 @@ def test_an_inlined_copy_whose_executions_cannot_be_told_apart_is_named_not_drop
 
     with pytest.raises(UnprobeableSite, match="a loop inside the copy"):
         uprobe_trace.plan(exe, ["asyncs::local_sum::{async_fn#0}"])
+
+
+GONE = re.compile(r"^gone done id=(\d+) rounds=(\d+) out=(\d+) tid=(\d+)$", re.M)
+
+
+def test_an_async_fn_left_only_as_inlined_suspending_bodies_is_refused_saying_why(
+    uprobe_trace: Tracer, exe: Path
+) -> None:
+    # asyncs::gone has no #[inline(never)]: a release build inlines its constructor away and
+    # keeps its poll body only as a copy inlined into gone_part, a body that suspends and is
+    # resumed past where the copy begins. No probe sees those futures soundly: the name is
+    # refused for that reason, not as "no function of that name".
+    from pytest_uprobe.futures import FuturesNotProbeable
+
+    if "release" in exe.parts:
+        with pytest.raises(FuturesNotProbeable) as refused:
+            uprobe_trace.run([exe, "gone"], probes=["asyncs::gone"])
+        message = str(refused.value)
+        assert "constructor was inlined away" in message
+        assert "asyncs::gone::{async_fn#0}" in message
+        assert "inlined into asyncs::gone_part" in message
+        assert "cannot be probed soundly" in message
+        assert "no function of that name" not in message
+        return
+    # The dev build keeps both out of line: one future, exact, as the program printed.
+    trace = uprobe_trace.run([exe, "gone"], probes=["asyncs::gone"])
+    ((ident, rounds, out, tid),) = GONE.findall(trace.stdout)
+    gone = trace["asyncs::gone"]
+    gone.assert_called_once_with(int(ident), int(rounds))
+    (future,) = gone.calls
+    assert isinstance(future, FutureCall)
+    assert future.completed and future.retval == int(out)
+    assert len(future.polls) == int(rounds) + 1  # suspended once per round
+    assert future.threads == [int(tid)]

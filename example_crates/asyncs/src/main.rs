@@ -102,6 +102,24 @@ async fn local_sum(a: u32, b: u32) -> u32 {
     a + b
 }
 
+/// No `#[inline(never)]`: in a release build its constructor is inlined away and its poll
+/// body survives only as copies inlined into its pollers.
+async fn gone(id: u32, rounds: u32) -> u64 {
+    let mut out = id as u64 * 10;
+    for _ in 0..rounds {
+        yield_now().await;
+        out += 1;
+    }
+    println!("gone done id={} rounds={} out={} tid={}", id, rounds, out, tid());
+    out
+}
+
+#[inline(never)]
+fn gone_part() {
+    let v = block_on(gone(4, 2));
+    println!("block_on gone -> {}", v);
+}
+
 // ---- block_on: one future on the calling thread ----
 
 struct ThreadWaker {
@@ -281,6 +299,9 @@ fn main() {
         // block_on's loop.
         let v = block_on(local_sum(2, 3));
         println!("block_on local_sum -> {}", v);
+    }
+    if mode == "gone" {
+        gone_part();
     }
     if mode == "all" || mode == "leak" {
         // Polled once, then forgotten: never completed by program end, never dropped.
