@@ -1,0 +1,95 @@
+"""A second user's crate (example_crates/jobsched) and tests, written from the README and
+the user docs alone by someone who had not seen the code (kept as a test of the project).
+XFAIL lists what the tool could not do for them, strictly: a fix turns an entry into a
+failure, and the entry goes."""
+
+import pathlib
+
+import pytest
+
+CRATE = pathlib.Path(__file__).resolve().parents[2] / "example_crates" / "jobsched"
+
+
+@pytest.fixture(params=["dev", "release"])
+def profile(request):
+    return request.param
+
+
+@pytest.fixture
+def exe(cargo_bin, profile):
+    return cargo_bin(str(CRATE), profile=profile)
+
+
+NOCALL = ("Unavailable('the optimizer changed how this function returns (DWARF marks it "
+          "DW_CC_nocall ...)') -- main ignores the value")
+HIDDEN = "Unavailable('the hidden return pointer (rdi) is overwritten before the entry probe')"
+ASYNC_GONE = ("UNAVAILABLE: FuturesNotProbeable: the constructor of {name} was inlined away and its "
+              "poll body exists only as inlined copies of a body that can suspend (a resumed poll "
+              "jumps past where a copy begins), so no future can be counted by name in release "
+              "(docs/async.md) vs printed {printed}")
+
+MOCK_CALL = ("ERROR: assert_has_calls([call('low'), call('high:3'), call('normal'), "
+             "call('urgent')]) with unittest.mock.call objects fails 'Calls not found' while "
+             "its own list shows exactly those 4 calls; plain arg tuples [('low',), ...] pass "
+             "(DOCS say 'unittest.mock's assert_has_calls(...)' without naming the form)")
+
+# (test, profile) -> reason: what the tool gave vs what the program printed
+XFAIL = {
+    ("test_generic_instances_one_name", "release"):
+        "UNAVAILABLE: total_cost::<Sleep> items: &[Sleep] -> Unavailable('only 8 of its 16 bytes "
+        "are described (the rest is optimized out)') vs printed [Sleep{ms:5},Sleep{ms:7},"
+        "Sleep{ms:11}]; its retval " + NOCALL + " vs printed 35 (the <Compile> instance is right)",
+    ("test_closure_and_apply_twice", "release"):
+        "UNAVAILABLE: make_scaler::{closure#0} retvals Unavailable('inlined into apply_twice: "
+        "an inlined copy has no return to probe') vs printed 13, 40, 21, 43; "
+        "apply_twice::<&F> retval " + NOCALL + " vs printed 40",
+    ("test_make_job_struct_return", "release"):
+        "UNAVAILABLE: make_job's deps: Vec<u32> arg Unavailable('passed on the stack, where DWARF "
+        "does not say whether the slot holds the value or a pointer to it') vs printed [], [1], [1, 2]",
+    ("test_hashset_and_btreeset_args", "release"):
+        "UNAVAILABLE: tag_count and ready_ids retvals " + NOCALL + " vs printed 3, 4 and "
+        "[1, 3, 5] (the HashSet/BTreeSet args themselves are right)",
+    ("test_async_fetch_completed_futures", "release"):
+        ASYNC_GONE.format(name="fetch_input", printed="6 futures, (1,3) polls=4 ret=103 ..."),
+    ("test_async_fetch_cancelled_futures", "release"):
+        ASYNC_GONE.format(name="fetch_input", printed="(7,3) dropped after 1 poll, (8,1) never polled"),
+    ("test_async_pipeline_awaits_twice", "release"):
+        ASYNC_GONE.format(name="fetch_input", printed="pipeline([3,4]) polls=5 ret=704"),
+    ("test_async_moves_between_threads", "release"):
+        ASYNC_GONE.format(name="crunch", printed="crunch(5,4) polls=5 threads=2 ret=423"),
+    ("test_used_closure_returns", "release"):
+        "UNAVAILABLE: make_scaler::{closure#0} retvals Unavailable('inlined into apply_twice: an "
+        "inlined copy has no return to probe') vs printed 21, 106 (apply_twice's own retval 106 is right)",
+    ("test_used_aggregate_returns", "release"):
+        "UNAVAILABLE: make_job's deps: Vec<u32> arg (black_box'ed) Unavailable('passed on the "
+        "stack, where DWARF does not say whether the slot holds the value or a pointer') vs printed [1, 2, 3]",
+    ("test_inlinable_weight_counts_and_args", "release"):
+        "UNAVAILABLE: weight's p: &Priority in its copies inlined into plan_weights -> "
+        "Unavailable('its value is computed by an expression not supported yet') vs printed "
+        "Low, High(2), Normal, High(7), Low, Low (call_count 6 is right)",
+    ("test_inlinable_weight_retvals", "release"):
+        "UNAVAILABLE: weight retvals Unavailable('inlined into jobsched::plan_weights: an inlined "
+        "copy has no return to probe') vs printed 1, 12, 2, 17, 1, 1 (documented)",
+    ("test_recursive_chain_len", "release"):
+        "UNAVAILABLE: chain_len call_count == 13 raises InexactCount('at least 1 call ran ... the "
+        "optimizer turned calls of chain_len to itself into a loop') vs printed calls=13 (documented)",
+    ("test_handwritten_future_yieldonce", "release"):
+        "UNAVAILABLE: YieldOnce::poll call_count >= 12 raises InexactCount('at least 0 calls "
+        "ran'; '23 polls ran where the state's address is unknown' in Counted::poll, "
+        "async_part's block, main) vs printed futures=12 polls=23",
+    ("test_async_poll_function_as_plain_calls", "release"):
+        "UNAVAILABLE: probing jobsched::fetch_input::{async_fn#0} raises UnprobeableSite('the "
+        "copy inlined into Counted::poll ... cannot be counted exactly: an inlined async body is "
+        "resumed where it last suspended') vs printed 12 polls (4+1+3+3+1+0)",
+    ("test_async_outcome_texts", "release"):
+        ASYNC_GONE.format(name="fetch_input", printed="completed after 4 polls, ...,"
+                          " dropped unfinished after 1 poll, dropped without being polled"),
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        cs = getattr(item, "callspec", None)
+        key = (item.originalname, cs.params.get("profile") if cs else None)
+        if key in XFAIL:
+            item.add_marker(pytest.mark.xfail(strict=True, reason=XFAIL[key]))
