@@ -118,8 +118,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     skip = pytest.mark.skip(reason=NO_CARGO)
     for item in items:
-        if "cargo_bin" in getattr(item, "fixturenames", ()):
-            item.add_marker(skip)
+        if any(name.startswith("cargo_bin") for name in getattr(item, "fixturenames", ())):
+            item.add_marker(skip)  # cargo_bin and module-scoped twins (cargo_bin_module)
 def leftovers(root: Path = ROOT) -> list[str]:
     """Processes running a program built under `root` (example crates, benchmarks), and
     probes attached in such programs: what a finished test suite must not leave behind."""
