@@ -41,6 +41,7 @@ from typing import Any
 from .. import machine_code as code
 from ..elf import ElfBinary, Symbol
 from .index import Parameter, attr, referenced, unit_index, unit_offset_at
+from .source import file_names
 from .types import type_of
 
 _TOMBSTONE = 0xFFFF_FFFF_FFFF_FFF0
@@ -84,24 +85,7 @@ def _units(binary: ElfBinary) -> list[_Unit]:
             program = dwarf.line_program_for_CU(cu)
             if program is None:
                 continue
-            top = cu.get_top_DIE()
-            comp = top.attributes.get("DW_AT_comp_dir")
-            comp_dir = _text(comp.value) if comp is not None else ""
-            header = program.header
-            v5 = header.version >= 5
-            directories = [comp_dir] + [
-                os.path.join(comp_dir, _text(d)) for d in header.include_directory
-            ]
-            if v5:
-                directories = [os.path.join(comp_dir, _text(d)) for d in header.include_directory]
-            files: dict[int, str] = {}
-            for number, entry in enumerate(header.file_entry, start=0 if v5 else 1):
-                name = _text(entry.name)
-                directory = (
-                    directories[entry.dir_index] if entry.dir_index < len(directories) else ""
-                )
-                files[number] = os.path.normpath(os.path.join(directory, name))
-            found.append(_Unit(cu.cu_offset, files))
+            found.append(_Unit(cu.cu_offset, file_names(cu, program)))
     memo["units"] = found
     disk.put("units", [(unit.offset, unit.files) for unit in found])
     return found
