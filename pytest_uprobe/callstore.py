@@ -3,31 +3,35 @@
 events.py pairs a run's events into calls and writes each call here as a few integers: its
 function, entry time, thread, nearest traced caller, outcome flags and return time,
 and the event words its arguments and return value are decoded from (per function, only
-as many words as its values read). A `Call`, with its values decoded, is made the first
-time something asks for it, and kept, so the same call is always the same object (a
-call's `caller` is the very object the caller's list holds).
+as many words as its values read). A `Call` (a `StoredCall`: its call number and store)
+is made the first time something asks for it, and kept, so the same call is always the
+same object (a call's `caller` is the very object the caller's list holds); each of its
+fields is read from the columns, and decoded, when first asked for.
 
 What few calls need (an unusual ending, a tail call, a source line's locals, a big event's
 copied bytes) is kept beside the columns, by call number.
 
-Two integer arguments and an integer return value cost about 60 bytes per call here,
-against some 2,500 for the `Call` objects themselves.
+Two integer arguments and an integer return value cost about 60 bytes per call here;
+a call made costs some 150 bytes more, and its fields only what a test reads.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import itertools
 import operator
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, SupportsIndex
 
 from .dwarf.locations import Indirect
 from .lazylist import LazyList
 from .plan import PlannedFunction, ProbePlan, Value
 from .trace import Call
+
+_new_object = object.__new__
 
 RETURNED, UNWOUND, TAIL_CALL = 1, 2, 4
 NOT_CALLED = -1  # the caller column of a call with no traced caller
@@ -97,24 +101,6 @@ def _whole_word(value: Value, at: int) -> bool:
         and value.type.size == 8
         and not value.type.signed
     )
-
-
-def _call_maker() -> Callable[..., Call] | None:
-    """Call objects made by filling their __dict__ at once (a dataclass __init__ with keyword
-    arguments takes twice as long), starting from the defaults of a real Call, so a field
-    added to Call later keeps its default; None where Call has no __dict__ (slots)."""
-    sample = Call("", "", (), {}, 0, 0)
-    if not hasattr(sample, "__dict__"):
-        return None
-    defaults = dict(vars(sample))
-    new = object.__new__
-
-    def make(**fields: Any) -> Call:
-        call = new(Call)
-        call.__dict__ = {**defaults, "locals": {}, **fields}
-        return call
-
-    return make
 
 
 class _Function:
@@ -214,56 +200,33 @@ class CallStore:
         return f.returns(f.return_words, self.row[number] * f.return_width, data, failed)
 
     def call(self, number: int) -> Call:
+        """The call `number`: made the first time, the same object every time after."""
         made = self._made.get(number)
-        if made is not None:
-            return made
-        chain = []  # this call and its callers not made yet, innermost first
-        at = number
-        while at != NOT_CALLED and at not in self._made:
-            chain.append(at)
-            at = self.caller[at]
-        for at in reversed(chain):
-            self._made[at] = self._make(at)
-        return self._made[number]
+        if made is None:
+            made = self._made[number] = self._new(number)
+        return made
 
-    def _make(self, number: int) -> Call:
-        f = self.functions[self.function[number]]
-        flags = self.flags[number]
-        caller = self.caller[number]
+    def _new(self, number: int) -> StoredCall:
+        call = _new_object(StoredCall)
+        call._store, call._f, call._number = self, self.functions[self.function[number]], number
         extra = self.extra.get(number) if self.extra else None
-        if extra is not None and "args" in extra:
-            args, kwargs = extra["args"], extra["kwargs"]
-        else:
-            data, failed = self.entry_data.get(number, NO_DATA) if self.entry_data else NO_DATA
-            start = self.row[number] * f.entry_width
-            words = f.entry_words
-            values = [decode(words, start, data, failed) for decode in f.params]
-            if f.unknown is None:
-                args, kwargs = tuple(values), dict(zip(f.names, values))
-            else:
-                args = kwargs = f.unknown
-        returned = flags & RETURNED
-        call = Call(
-            function=f.probe,
-            path=f.path,
-            args=args,
-            kwargs=kwargs,
-            tid=self.tid[number],
-            ts_ns=self.ts[number],
-            retval=self.retval(number) if returned or extra is not None else None,
-            returned=bool(returned),
-            unwound=bool(flags & UNWOUND),
-            probes=f.probes,
-            tail_call=bool(flags & TAIL_CALL),
-            return_ts_ns=self.return_ts[number] if returned else None,
-            caller=self._made[caller] if caller != NOT_CALLED else None,
-            depth=self._made[caller].depth + 1 if caller != NOT_CALLED else 0,
-        )
         if extra is not None:
             for name, value in extra.items():
                 if name not in ("args", "kwargs", "retval"):
                     setattr(call, name, value)
         return call
+
+    def depth(self, number: int) -> int:
+        """How many traced frames were below the call `number` on its thread."""
+        depths: array[int] | None = getattr(self, "_depths", None)
+        if depths is None or len(depths) != len(self.caller):
+            # A caller is entered before its callee: its number is lower, its depth known.
+            depths = array("I", bytes(4 * len(self.caller)))
+            for at, up in enumerate(self.caller):
+                if up != NOT_CALLED:
+                    depths[at] = depths[up] + 1
+            self._depths = depths
+        return depths[number]
 
     def calls(self, probe: str | None = None) -> list[Call]:
         """The calls (of `probe`, or all), in entry-time order, made as they are used."""
@@ -276,70 +239,26 @@ class CallStore:
         return LazyList(len(order), lambda i: self.call(order[i]), lambda: self.make(order))
 
     def make(self, numbers: Iterable[int]) -> list[Call]:
-        """The calls `numbers`, made in bulk: `_make` with its lookups done once, and the
+        """The calls `numbers`, made in bulk: `call` with its lookups done once, and the
         cyclic garbage collector paused (it would walk the growing heap again and again,
         most of the time taken, for objects that form no cycle)."""
         with paused_collector():
             return self._make_many(numbers)
 
     def _make_many(self, numbers: Iterable[int]) -> list[Call]:
-        made, extra, entry_data = self._made, self.extra, self.entry_data
-        function, row, flags, tid, ts = self.function, self.row, self.flags, self.tid, self.ts
-        return_ts, caller = self.return_ts, self.caller
-        functions, return_data = self.functions, self.return_data
-        make_call = _make_call or Call
+        made, extra, function, functions = self._made, self.extra, self.function, self.functions
+        new = _new_object
         out: list[Call] = []
         append = out.append
         for number in numbers:
             call = made.get(number)
-            if call is not None:
-                append(call)
-                continue
-            up = caller[number]
-            if (extra and number in extra) or (entry_data and number in entry_data) or (
-                up != NOT_CALLED and up not in made
-            ):
-                append(self.call(number))
-                continue
-            f = functions[function[number]]
-            width = f.entry_width
-            start = row[number] * width
-            words = f.entry_words
-            args: Any
-            kwargs: Any
-            if f.unknown is not None:
-                args = kwargs = f.unknown
-            else:
-                if f.plain_args:
-                    args = tuple(words[start : start + width])
+            if call is None:
+                if extra and number in extra:
+                    call = self.call(number)
                 else:
-                    args = tuple([decode(words, start, b"", 0) for decode in f.params])
-                kwargs = dict(zip(f.names, args))
-            state = flags[number]
-            returned = state & RETURNED
-            if not returned or f.returns is None:
-                retval = None
-            elif f.plain_return and not return_data:
-                retval = f.return_words[row[number] * f.return_width]
-            else:
-                retval = self.retval(number)
-            call = make_call(
-                function=f.probe,
-                path=f.path,
-                args=args,
-                kwargs=kwargs,
-                tid=tid[number],
-                ts_ns=ts[number],
-                retval=retval,
-                returned=bool(returned),
-                unwound=bool(state & UNWOUND),
-                probes=f.probes,
-                tail_call=bool(state & TAIL_CALL),
-                return_ts_ns=return_ts[number] if returned else None,
-                caller=made[up] if up != NOT_CALLED else None,
-                depth=made[up].depth + 1 if up != NOT_CALLED else 0,
-            )
-            made[number] = call
+                    call = new(StoredCall)
+                    call._store, call._f, call._number = self, functions[function[number]], number
+                    made[number] = call
             append(call)
         return out
 
@@ -366,8 +285,179 @@ class CallStore:
         return sum(c.buffer_info()[1] * c.itemsize for c in columns)
 
 
+class StoredCall(Call):
+    """A `Call` whose fields are read from its store's columns when first asked for.
+
+    Making one costs a small object (its call number), so a test that makes a million
+    calls to check one field of each pays for that field alone. Each (store, function)
+    pair has its own subclass holding what all its calls share (the store, the
+    function's names and decoders) as class attributes. A field read is kept in the
+    instance's __dict__ where it is an object of its own (args, kwargs, retval, locals:
+    the same object every time); an assignment goes there too and wins from then on, as
+    on a plain Call. It equals a plain Call with the same fields, and pickles and copies
+    as one."""
+
+    __slots__ = ("_store", "_f", "_number")
+    _store: CallStore
+    _f: _Function
+    _number: int
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Call) or _plain_class(other) is not Call:
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in _COMPARED)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable and compared by value, as Call
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> Any:
+        return (_plain_call, ({name: getattr(self, name) for name in _FIELDS},))
+
+
+def _plain_class(call: Call) -> type:
+    return Call if isinstance(call, StoredCall) else type(call)
+
+
+def _plain_call(fields: dict[str, Any]) -> Call:
+    return Call(**fields)
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(Call))
+_COMPARED = tuple(f.name for f in dataclasses.fields(Call) if f.compare)
+
+
+# Each field of a StoredCall is a non-data descriptor: what the call's __dict__ holds
+# (an assignment, or a value kept at first read) is found first; else its `__get__` reads
+# the columns. Values that are objects of their own (decoded structs, dicts) are kept
+# there, so every read gives the same object; integers are read again each time.
+
+
+def _args(self: Any, call: Any, owner: type | None = None) -> Any:
+    if call is None:
+        return self
+    store, number, f = call._store, call._number, call._f
+    extra = store.extra.get(number) if store.extra else None
+    if extra is not None and "args" in extra:
+        return extra["args"]
+    if f.unknown is not None:
+        return f.unknown
+    width = f.entry_width
+    start = store.row[number] * width
+    words = f.entry_words
+    if f.plain_args:
+        if width == 2:
+            return (words[start], words[start + 1])
+        return tuple(words[start : start + width])
+    data, failed = store.entry_data.get(number, NO_DATA) if store.entry_data else NO_DATA
+    args = tuple([decode(words, start, data, failed) for decode in f.params])
+    call.__dict__["args"] = args
+    return args
+
+
+def _kwargs(self: Any, call: Any, owner: type | None = None) -> Any:
+    if call is None:
+        return self
+    store, number, f = call._store, call._number, call._f
+    extra = store.extra.get(number) if store.extra else None
+    if extra is not None and "kwargs" in extra:
+        return extra["kwargs"]
+    if f.unknown is not None:
+        return f.unknown
+    kwargs = call.__dict__["kwargs"] = dict(zip(f.names, call.args))
+    return kwargs
+
+
+def _retval(self: Any, call: Any, owner: type | None = None) -> Any:
+    if call is None:
+        return self
+    store, number, f = call._store, call._number, call._f
+    if (
+        f.plain_return
+        and store.flags[number] & RETURNED
+        and not (store.extra and number in store.extra)
+        and not (store.return_data and number in store.return_data)
+    ):
+        return f.return_words[store.row[number]]  # one word per call
+    retval = call.__dict__["retval"] = store.retval(number)
+    return retval
+
+
+def _return_ts_ns(self: Any, call: Any, owner: type | None = None) -> Any:
+    if call is None:
+        return self
+    store, number = call._store, call._number
+    return store.return_ts[number] if store.flags[number] & RETURNED else None
+
+
+def _caller(self: Any, call: Any, owner: type | None = None) -> Any:
+    if call is None:
+        return self
+    store = call._store
+    up = store.caller[call._number]
+    return None if up == NOT_CALLED else store.call(up)
+
+
+def _locals(self: Any, call: Any, owner: type | None = None) -> Any:
+    if call is None:
+        return self
+    made: dict[str, Any] = {}
+    call.__dict__["locals"] = made
+    return made
+
+
+def _column(name: str, column: str, flag: int = 0) -> Callable[..., Any]:
+    if flag:
+
+        def read_flag(self: Any, call: Any, owner: type | None = None) -> Any:
+            if call is None:
+                return self
+            return bool(call._store.flags[call._number] & flag)
+
+        return read_flag
+
+    def read(self: Any, call: Any, owner: type | None = None) -> Any:
+        if call is None:
+            return self
+        return getattr(call._store, column)[call._number]
+
+    return read
+
+
+def _function(self: Any, call: Any, owner: type | None = None) -> Any:
+    return self if call is None else call._f.probe
+
+
+def _path(self: Any, call: Any, owner: type | None = None) -> Any:
+    return self if call is None else call._f.path
+
+
+def _probes(self: Any, call: Any, owner: type | None = None) -> Any:
+    return self if call is None else (call._f.probes or (call._f.probe,))
+
+
+def _depth(self: Any, call: Any, owner: type | None = None) -> Any:
+    return self if call is None else call._store.depth(call._number)
+
+
+for _name, _get in {
+    "function": _function,
+    "path": _path,
+    "probes": _probes,
+    "args": _args,
+    "kwargs": _kwargs,
+    "retval": _retval,
+    "tid": _column("tid", "tid"),
+    "ts_ns": _column("ts_ns", "ts"),
+    "returned": _column("returned", "flags", RETURNED),
+    "unwound": _column("unwound", "flags", UNWOUND),
+    "tail_call": _column("tail_call", "flags", TAIL_CALL),
+    "return_ts_ns": _return_ts_ns,
+    "caller": _caller,
+    "depth": _depth,
+    "locals": _locals,
+}.items():
+    setattr(StoredCall, _name, type(f"_Read_{_name}", (), {"__get__": _get, "__slots__": ()})())
+
+
 def _function_count(plan: ProbePlan) -> int:
     return len(plan.functions) + len(plan.markers)
 
-
-_make_call = _call_maker()

@@ -10,20 +10,66 @@ import random
 
 import pytest
 
+from pytest_uprobe.callstore import NOT_CALLED, RETURNED, TAIL_CALL, UNWOUND, CallStore
 from pytest_uprobe.dwarf.locations import Piece
 from pytest_uprobe.dwarf.types import RustType
 from pytest_uprobe.events import Pairing, build_calls, collect
 from pytest_uprobe.lazylist import LazyList
 from pytest_uprobe.plan import Value
 from pytest_uprobe.rawevents import EVENT_SIZE, RawEvent, RawEvents
+from pytest_uprobe.trace import Call
 
 from .test_events import ev, make_plan, panicking_plan
 
 
 def fields(call):
     """Every field (Unavailable equals nothing: by its repr), the caller by its entry."""
-    shown = {k: repr(v) for k, v in vars(call).items() if k != "caller"}
+    shown = {f.name: repr(getattr(call, f.name)) for f in FIELDS if f.name != "caller"}
     return shown, call.caller and (call.caller.ts_ns, call.caller.args)
+
+
+FIELDS = dataclasses.fields(Call)
+
+
+def eager(store: CallStore, number: int) -> Call:
+    """The call `number` made the way calls were made before they read their columns
+    lazily: every field decoded at once into a plain Call (an independent reading of the
+    same columns, through each value's own `decode`)."""
+    f = store.functions[store.function[number]]
+    flags, up = store.flags[number], store.caller[number]
+    extra = store.extra.get(number, {})
+    data, failed = store.entry_data.get(number, (b"", 0))
+    start = store.row[number] * f.entry_width
+    words = f.entry_words[start : start + f.entry_width]
+    values = tuple(value.decode(words, data, failed) for value in f.planned.params)
+    if "args" in extra:
+        args, kwargs = extra["args"], extra["kwargs"]
+    elif f.unknown is not None:
+        args = kwargs = f.unknown
+    else:
+        args, kwargs = values, dict(zip(f.names, values))
+    returned = bool(flags & RETURNED)
+    retval = None
+    if "retval" in extra:
+        retval = extra["retval"]
+    elif returned and f.planned.returns is not None:
+        back = store.row[number] * f.return_width
+        data, failed = store.return_data.get(number, (b"", 0))
+        retval = f.planned.returns.decode(
+            f.return_words[back : back + f.return_width], data, failed
+        )
+    caller = eager(store, up) if up != NOT_CALLED else None
+    call = Call(
+        function=f.probe, path=f.path, args=args, kwargs=kwargs, tid=store.tid[number],
+        ts_ns=store.ts[number], retval=retval, returned=returned,
+        unwound=bool(flags & UNWOUND), probes=f.probes, tail_call=bool(flags & TAIL_CALL),
+        return_ts_ns=store.return_ts[number] if returned else None, caller=caller,
+        depth=caller.depth + 1 if caller is not None else 0,
+    )  # fmt: skip
+    for name, value in extra.items():
+        if name not in ("args", "kwargs", "retval"):
+            setattr(call, name, value)
+    return call
 
 
 def streams():
@@ -58,11 +104,16 @@ def streams():
 
 
 @pytest.mark.parametrize("plan, events, exited", list(streams()))
-def test_calls_made_in_bulk_are_those_made_one_by_one(plan, events, exited):
+def test_calls_read_from_columns_are_those_decoded_at_once(plan, events, exited):
     one_by_one = collect(plan, events, exited=exited)
     singles = [one_by_one.call(i) for i in range(len(one_by_one))]
     bulk = build_calls(plan, events, exited=exited)
-    assert [fields(c) for c in bulk] == [fields(c) for c in singles]
+    store = collect(plan, events, exited=exited)
+    reference = [eager(store, i) for i in range(len(store))]
+    assert [fields(c) for c in bulk] == [fields(c) for c in reference]
+    assert [fields(c) for c in singles] == [fields(c) for c in reference]
+    assert [repr(c) for c in bulk] == [repr(c) for c in reference]
+    assert [c.depth for c in bulk] == [c.depth for c in reference]
     assert len(bulk) == len(singles) > 0
 
 
@@ -212,3 +263,62 @@ def test_a_calls_depth_counts_the_traced_frames_below_it():
     calls = build_calls(make_plan(), events, exited=True)
     assert [c.depth for c in calls] == [0, 1, 2, 2, 0]
     assert [c.caller.args if c.caller else None for c in calls] == [None, (3,), (2,), (2,), None]
+
+
+def stored_and_plain():
+    """A call read from columns, and the same call made as a plain Call."""
+    store = collect(make_plan(), [ev(0, 1000, 5, ts=1), ev(1, 1000, 8, ts=4)], exited=True)
+    return store.call(0), eager(store, 0)
+
+
+def test_a_stored_call_equals_the_plain_call_with_its_fields_and_nothing_else():
+    stored, plain = stored_and_plain()
+    assert stored == plain and plain == stored
+    assert not stored != plain  # noqa: SIM202  (__ne__ as well as __eq__)
+    assert [plain].index(stored) == 0 and stored in [plain]
+    assert stored != dataclasses.replace(plain, retval=9)
+    assert dataclasses.replace(plain, retval=9) != stored
+    assert stored != (5,) and stored != "f"
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(stored)
+
+
+def test_a_stored_call_reads_like_a_plain_call():
+    stored, plain = stored_and_plain()
+    assert repr(stored) == repr(plain) == "f(5) -> 8 [tid 1]"
+    assert (stored.duration_ns, stored.answers_to("f"), stored.locals) == (3, True, {})
+    assert dataclasses.asdict(stored) == dataclasses.asdict(plain)
+    assert dataclasses.replace(stored, retval=9).retval == 9 and stored.retval == 8
+    copied = pickle.loads(pickle.dumps(stored))  # noqa: S301  (our own bytes)
+    assert type(copied) is Call and copied == plain
+
+
+def test_what_is_assigned_to_a_stored_call_stays_and_its_objects_are_kept():
+    store = collect(make_plan(), [ev(0, 1000, 5, ts=1), ev(1, 1000, 8, ts=4)], exited=True)
+    call = store.call(0)
+    assert call.kwargs is call.kwargs and call.locals is call.locals
+    call.kwargs["extra"] = 1
+    call.args, call.retval, call.depth, call.returned = (6,), 7, 3, False
+    assert (call.args, call.kwargs, call.retval, call.depth, call.returned) == (
+        (6,), {"n": 5, "extra": 1}, 7, 3, False)  # fmt: skip
+    assert store.call(0) is call and store.make([0]) == [call]
+
+
+def test_two_whole_word_arguments_are_read_from_their_words():
+    u64 = RustType("u64", "int", 8, signed=False)
+    a = Value("a", u64, (Piece(5, 0, 8, memory=False),))
+    b = Value("b", u64, (Piece(4, 0, 8, memory=False),), first_piece=1)
+    plan = make_plan()
+    plan.functions[0] = dataclasses.replace(
+        plan.functions[0], params=(a, b), returns=dataclasses.replace(a, name="return")
+    )
+    events = []
+    for i in range(3):
+        events += [RawEvent(2 * i, 1000, 1, 0, (2**64 - 1 - i, i) + (0,) * 14),
+                   RawEvent(2 * i + 1, 1000, 1, 1, (i * 31,) + (0,) * 15)]  # fmt: skip
+    store = collect(plan, events, exited=True)
+    calls = store.calls()
+    assert [(c.args, c.kwargs, c.retval) for c in calls] == [
+        ((2**64 - 1 - i, i), {"a": 2**64 - 1 - i, "b": i}, i * 31) for i in range(3)
+    ]
+    assert calls == [eager(store, i) for i in range(3)]
