@@ -126,6 +126,12 @@ BPF_HASH(tgids, u32, u8, 16384);
 #define ANY_PROCESS 0xffffffff
 BPF_ARRAY(gate, u32, 1);
 
+/* The run in progress, numbered: a uprobe_multi link's cookies carry the number of the run
+ * that made it (high 32 bits). A process forked while a link was open (a background thread
+ * starting a subprocess, multiprocessing) holds its fd, so closing ours may leave it
+ * attached for as long as that process lives: its hits must count in no later run. */
+BPF_ARRAY(generation, u32, 1);
+
 static __always_inline struct follow_config *following(void) {
     u32 zero = 0;
     struct follow_config *config = follow.lookup(&zero);
@@ -363,9 +369,14 @@ static __always_inline int on_hit(struct pt_regs *ctx, u32 index) {
 }
 
 /* One program for every site, attached through uprobe_multi links (Linux 6.6+): the
- * link gives each address a cookie, the site's index. */
+ * link gives each address a cookie: the site's index, and the run's number above it. */
 int site_any(struct pt_regs *ctx) {
-    return on_hit(ctx, (u32)bpf_get_attach_cookie(ctx));
+    u64 cookie = bpf_get_attach_cookie(ctx);
+    u32 zero = 0;
+    u32 *run = generation.lookup(&zero);
+    if (!run || *run != (u32)(cookie >> 32))
+        return 0;
+    return on_hit(ctx, (u32)cookie);
 }
 
 /* At the target's entry point, once: stop it (SIGSTOP), so probes whose USDT semaphore the

@@ -53,6 +53,7 @@ class _Loaded:
         self.linked = False  # a link was made once: the kernel supports them
         self.fork_tracepoints = False  # follow_fork/follow_free attached: a run follows
         self.stop_event: bytes | None = None  # the perf uprobe of `stop_at_entry`, if attached
+        self.generation = 0  # the current run's number, in its links' cookies (see `reset`)
         self.bpf: Any = None
         self._compile(per_site_functions=not _kernel_has_uprobe_multi())
 
@@ -168,7 +169,7 @@ class _Loaded:
             chosen = [(n, s) for n, s in wanted if (s.kind is SiteKind.URETPROBE) == returns]
             if chosen:
                 offsets = [self._file_offset(plan, path, s.address) for _, s in chosen]
-                cookies = [n for n, _ in chosen]
+                cookies = [n | self.generation << 32 for n, _ in chosen]
                 # A USDT semaphore: the kernel increments it in the process while the
                 # probe is attached, and decrements it on detach.
                 semaphores = [s.semaphore or 0 for _, s in chosen]
@@ -248,6 +249,9 @@ class _Loaded:
         """Make the program what a fresh one for `plan` would be: zero counters, this plan's
         sites (every other slot empty) and an empty ring buffer."""
         self.set_gate(program.GATE_CLOSED)
+        # Links of earlier runs that a forked process still holds open count nothing now.
+        self.generation = self.generation % 0xFFFFFFFF + 1
+        self.bpf[b"generation"][ct.c_int(0)] = ct.c_uint32(self.generation)
         self.sink = None
         self.bpf.ring_buffer_consume()  # anything a previous run left is dropped
         counts, lost, table = self.bpf[b"counts"], self.bpf[b"lost"], self.bpf[b"sites"]
@@ -403,7 +407,8 @@ def _link_uprobe_multi(
     semaphores: list[int] | None = None,
 ) -> int:
     """One BPF link attaching `prog_fd` at every file offset of `path`, for process `pid` only;
-    each offset's cookie is its site number. Raises OSError if the kernel refuses."""
+    each offset's cookie is its site number and run's number. Raises OSError if the kernel
+    refuses."""
     global _libc
     if _libc is None:
         _libc = ct.CDLL(None, use_errno=True)
@@ -699,6 +704,11 @@ class Session:
         except BaseException:
             loaded.unload()
             raise
+        if self.follow_children and not loaded.multi:
+            # Perf uprobes carry no run number (see `generation` in the program): one a
+            # forked process holds open, attached for every process, would count again.
+            loaded.unload()
+            return
         _give_back(loaded)
 
     def __enter__(self) -> Session:
