@@ -42,6 +42,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -69,6 +70,23 @@ class Row:
 
 
 ROWS: list[Row] = []
+
+
+class Target(NamedTuple):
+    """One of issue 15's five targets, as measured in this run."""
+
+    number: int
+    what: str
+    value: str
+    goal: str
+    ok: bool
+
+
+TARGETS: list[Target] = []
+
+
+def target(number: int, what: str, value: str, goal: str, ok: bool) -> None:
+    TARGETS.append(Target(number, what, value, goal, ok))
 
 
 def row(section: str, what: str, value: str, target: str = "", ok: bool | None = None) -> None:
@@ -213,6 +231,8 @@ def count_only(n: int, repeat: int) -> None:
     row("a", "count-only ours / bpftrace", f"{ratio:.2f}", "<= 1.0", ratio <= 1.0)
     ratio = us["ours"] / us["floor"]
     row("a", "count-only ours / empty program", f"{ratio:.2f}", "<= 1.15", ratio <= 1.15)
+    target(5, "count-only overhead per hit / the empty program's", f"{ratio:.2f}", "<= 1.05",
+           ratio <= 1.05)  # fmt: skip
 
 
 def full_mode(n: int, repeat: int) -> None:
@@ -293,6 +313,8 @@ def per_test(runs: int) -> None:
         "<= 15 ms",
         median <= 15,
     )
+    target(1, f"per-test cost: added per traced run (median; {load})", f"{median:.1f} ms",
+           "<= 15 ms", median <= 15)  # fmt: skip
 
 
 def events(n: int) -> None:
@@ -397,8 +419,12 @@ def end_to_end(n: int, repeat: int) -> None:
     row("g", "full: ours until every Call is made", f"{m['ours made'] * 1000:.0f} ms")
     ratio = m["ours returned"] / m["bpftrace full"]
     row("g", "full, run() returned / bpftrace", f"{ratio:.2f}", "<= 0.5", ratio <= 0.5)
+    target(2, f"full mode, N={n}: until run() returns / bpftrace", f"{ratio:.2f}", "<= 0.5",
+           ratio <= 0.5)  # fmt: skip
     ratio = m["ours made"] / m["bpftrace full"]
     row("g", "full, every Call made / bpftrace", f"{ratio:.2f}", "<= 0.5", ratio <= 0.5)
+    target(2, f"full mode, N={n}: until every Call is made / bpftrace", f"{ratio:.2f}",
+           "<= 0.5", ratio <= 0.5)  # fmt: skip
     per_hit = (m["floor"] - m["base"]) / n
     bound = m["untraced"] + n * per_hit * 1.05 + 0.015
     row("g", "count-only: empty BPF program, per hit", f"{per_hit * 1e6:.2f} us")
@@ -408,6 +434,8 @@ def end_to_end(n: int, repeat: int) -> None:
         f"{bound * 1000:.0f} ms")  # fmt: skip
     ratio = m["ours count"] / bound
     row("g", "count-only ours / that bound", f"{ratio:.2f}", "<= 1.0", ratio <= 1.0)
+    target(3, f"count-only, N={n}: whole run / (untraced + N x empty-program hit x 1.05 + "
+           "15 ms)", f"{ratio:.3f}", "<= 1.0", ratio <= 1.0)  # fmt: skip
     ratio = m["ours count"] / m["bpftrace count"]
     row("g", "count-only ours / bpftrace", f"{ratio:.2f}", "< 1.0", ratio < 1.0)
 
@@ -464,6 +492,9 @@ def scale(n: int) -> None:
     peak = got["peak"] / n
     row("h", "peak per recorded call (max resident memory during the run)", f"{peak:.0f} bytes",
         "<= 64", peak <= 64)  # fmt: skip
+    target(4, f"scale, N={n}: lost events; kept and peak bytes per recorded call",
+           f"{got['lost']}; {kept:.0f}, {peak:.0f}", "0; <= 64, <= 64",
+           got["lost"] == 0 and right and kept <= 64 and peak <= 64)  # fmt: skip
 
 
 RESOLVE_SCRIPT = """
@@ -541,6 +572,14 @@ def table(with_machine: bool = True) -> None:
     for r in ROWS:
         met = "" if r.ok is None else ("yes" if r.ok else "NO")
         print(f"| {r.section} | {r.what} | {r.value} | {r.target} | {met} |")
+    if TARGETS:
+        print()
+        print(f"Issue 15's targets (load average {load_average()} at the end)")
+        print()
+        print("| target | measure | value | goal | met |")
+        print("|---|---|---|---|---|")
+        for t in sorted(TARGETS, key=lambda t: t.number):
+            print(f"| {t.number} | {t.what} | {t.value} | {t.goal} | {'yes' if t.ok else 'NO'} |")
 
 
 def machine() -> str:
@@ -576,6 +615,7 @@ def main() -> int:
             print(f"the benchmarks need {tool}", file=sys.stderr)
             return 1
     started = time.perf_counter()
+    print(f"load average {load_average()} at the start, {os.cpu_count()} CPUs", flush=True)
     build()
     sections: list[tuple[str, Callable[[], None]]] = [
         ("d", lambda: per_test(options.tests)),  # first: its first run is the cold one
