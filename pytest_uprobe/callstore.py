@@ -145,7 +145,7 @@ class CallStore:
         self.entry_data: dict[int, tuple[bytes, int]] = {}  # a big entry event: data, failed
         self.return_data: dict[int, tuple[bytes, int]] = {}
         self.extra: dict[int, dict[str, Any]] = {}  # Call fields set outright, by call
-        self._made: dict[int, Call] = {}
+        self._made: list[Call | None] = []  # by call number, once any call is made
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -201,9 +201,16 @@ class CallStore:
 
     def call(self, number: int) -> Call:
         """The call `number`: made the first time, the same object every time after."""
-        made = self._made.get(number)
-        if made is None:
-            made = self._made[number] = self._new(number)
+        made = self._made_list()
+        call = made[number]
+        if call is None:
+            call = made[number] = self._new(number)
+        return call
+
+    def _made_list(self) -> list[Call | None]:
+        made = self._made
+        if len(made) < len(self.ts):
+            made.extend([None] * (len(self.ts) - len(made)))
         return made
 
     def _new(self, number: int) -> StoredCall:
@@ -246,18 +253,46 @@ class CallStore:
             return self._make_many(numbers)
 
     def _make_many(self, numbers: Iterable[int]) -> list[Call]:
-        made, extra, function, functions = self._made, self.extra, self.function, self.functions
+        made, extra = self._made_list(), self.extra
+        function, functions = self.function, self.functions
+        row, flags = self.row, self.flags
+        odd = self.entry_data.keys() | self.return_data.keys()  # calls with copied bytes
+        # Functions of whole-integer values only: their args, kwargs and retval cost less
+        # made here, in bulk and with the collector paused, than read one by one later.
+        whole = [f.unknown is None and f.plain_args and f.plain_return for f in functions]
         new = _new_object
         out: list[Call] = []
         append = out.append
         for number in numbers:
-            call = made.get(number)
+            call = made[number]
             if call is None:
                 if extra and number in extra:
                     call = self.call(number)
                 else:
+                    at = function[number]
+                    f = functions[at]
                     call = new(StoredCall)
-                    call._store, call._f, call._number = self, functions[function[number]], number
+                    call._store, call._f, call._number = self, f, number
+                    if whole[at] and flags[number] & RETURNED and number not in odd:
+                        at = row[number]
+                        if f.entry_width == 2:
+                            words, first, second = f.entry_words, f.names[0], f.names[1]
+                            a, b = words[2 * at], words[2 * at + 1]
+                            call.__dict__ = {
+                                "returned": True,
+                                "args": (a, b),
+                                "kwargs": {first: a, second: b},
+                                "retval": f.return_words[at],
+                            }
+                        else:
+                            width = f.entry_width
+                            args = tuple(f.entry_words[at * width : (at + 1) * width])
+                            call.__dict__ = {
+                                "returned": True,
+                                "args": args,
+                                "kwargs": dict(zip(f.names, args)),
+                                "retval": f.return_words[at],
+                            }
                     made[number] = call
             append(call)
         return out
@@ -288,8 +323,11 @@ class CallStore:
 class StoredCall(Call):
     """A `Call` whose fields are read from its store's columns when first asked for.
 
-    Making one costs a small object (its call number), so a test that makes a million
-    calls to check one field of each pays for that field alone. Each (store, function)
+    Making one costs a small object (its store, function and call number), so a test
+    that makes a million calls to check one field of each pays for that field alone.
+    Calls made in bulk (iterating a list of calls) of a function whose values are whole
+    integers get their args, kwargs and retval at once instead: cheaper then than a
+    read each. Each (store, function)
     pair has its own subclass holding what all its calls share (the store, the
     function's names and decoders) as class attributes. A field read is kept in the
     instance's __dict__ where it is an object of its own (args, kwargs, retval, locals:
