@@ -327,13 +327,10 @@ class StoredCall(Call):
     that makes a million calls to check one field of each pays for that field alone.
     Calls made in bulk (iterating a list of calls) of a function whose values are whole
     integers get their args, kwargs and retval at once instead: cheaper then than a
-    read each. Each (store, function)
-    pair has its own subclass holding what all its calls share (the store, the
-    function's names and decoders) as class attributes. A field read is kept in the
-    instance's __dict__ where it is an object of its own (args, kwargs, retval, locals:
-    the same object every time); an assignment goes there too and wins from then on, as
-    on a plain Call. It equals a plain Call with the same fields, and pickles and copies
-    as one."""
+    read each. A field read is kept in the instance's __dict__ where it is an object of
+    its own (decoded args, kwargs, retval, locals: the same object every time); an
+    assignment goes there too and wins from then on, as on a plain Call. It equals a
+    plain Call with the same fields, and pickles and copies as one."""
 
     __slots__ = ("_store", "_f", "_number")
     _store: CallStore
