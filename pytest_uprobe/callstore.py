@@ -12,7 +12,7 @@ What few calls need (an unusual ending, a tail call, a source line's locals, a b
 copied bytes) is kept beside the columns, by call number.
 
 Two integer arguments and an integer return value cost about 60 bytes per call here;
-a call made costs some 150 bytes more, and its fields only what a test reads.
+each call made, with its values, about 600 more (tracemalloc; 1,000 as plain Calls).
 """
 
 from __future__ import annotations
