@@ -315,12 +315,7 @@ class Tracer:
         target itself, suspended, so no held launcher is needed."""
         from .inprocess.engine import InprocessRun
 
-        if follow:
-            raise UsageError(
-                "follow_children needs the BPF backend: the in-process engine sees only the "
-                "process it instrumented (an exec'd child runs uninstrumented code)"
-            )
-        engine = InprocessRun(plan, record=self.record)
+        engine = InprocessRun(plan, record=self.record, follow_children=follow)
         self._live.append(engine)
         # The very file the plan was made from, through a path the child can open.
         path = f"/proc/{os.getpid()}/fd/{pinned.fd}"

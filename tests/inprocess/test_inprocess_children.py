@@ -1,0 +1,264 @@
+"""follow_children on the in-process engine: the twins of the BPF engine's follow_children
+tests (tests/integration/test_reliability.py, test_lifetime.py, tests/blackbox/
+test_process.py) with the same expected values, each taken from what the program printed;
+and what only this engine has to get right: a forked child that keeps the hooks, one that
+execs the traced binary again (it gets the agent before its first instruction), children
+ending by _exit, a fault or SIGKILL, and a process of another binary in between. Needs
+frida."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pytest_uprobe import Tracer
+from pytest_uprobe.errors import UsageError
+from tests.blackbox.stockpile import printed_calls
+from tests.conftest import neighbour_running
+from tests.integration import test_lifetime as lifetime
+from tests.integration.test_lifetime import (
+    TICK,
+    marked,
+    running,
+    spawned_pid,
+    wait_until,
+    writes_of,
+)
+from tests.integration.test_reliability import tree_output
+
+pytest.importorskip("frida")
+pytestmark = pytest.mark.uprobe
+
+INPROCESS = "inprocess"
+ROOT = Path(__file__).resolve().parents[2]
+LABEL = re.compile(r'^label "(\w+ \d+)" -> (\d+)$', re.M)
+CHILD = re.compile(r"^child (\d+) status (\d+)$", re.M)
+
+# The same fixtures as the BPF engine's lifetime tests.
+workload, mark, marked_env = lifetime.workload, lifetime.mark, lifetime.marked_env
+
+
+def run_processes(pid: int) -> list[int]:
+    """The live processes whose parent is `pid` (and theirs)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(stat[1]) == pid and stat[0] != "Z":
+            found.append(int(entry))
+            found.extend(run_processes(int(entry)))
+    return found
+
+
+def assert_nothing_left(exe: Path) -> None:
+    """No process of `exe` started by this pytest still runs, and no shared file is left."""
+    __tracebackhide__ = True
+    left = [
+        pid
+        for pid in run_processes(os.getpid())
+        if os.path.realpath(f"/proc/{pid}/exe") == os.path.realpath(exe)
+    ]
+    assert left == [], f"processes of {exe} still running: {left}"
+    mine = f"pytest-uprobe-{os.getpid()}-"
+    assert [n for n in os.listdir("/dev/shm") if n.startswith(mine)] == []
+
+
+# -- twins of tests/integration/test_reliability.py -------------------------------------------
+
+
+def test_follow_children_counts_every_process_the_target_forks_and_execs(cargo_bin):
+    exe = cargo_bin("example_crates/workload")
+    with Tracer(backend=INPROCESS, follow_children=True) as tracer:
+        trace = tracer.run([exe, "tree", "5", "2"], probes=["workload::tick"])
+    processes, ticks = tree_output(trace.stdout)
+    assert processes == 7
+    tick = trace["workload::tick"]
+    assert tick.call_count == ticks
+    assert len({c.tid for c in tick.calls}) == processes  # each process's main thread
+    assert sorted(a for (a,) in tick.args_list) == sorted(list(range(5)) * processes)
+    assert all(c.returned and c.retval == 2 * c.args[0] + 1 for c in tick.calls)
+    assert_nothing_left(exe)
+
+
+def test_without_follow_children_only_the_target_itself_counts(cargo_bin):
+    exe = cargo_bin("example_crates/workload")
+    with Tracer(backend=INPROCESS) as tracer:
+        trace = tracer.run([exe, "tree", "5", "2"], probes=["workload::tick"])
+    assert tree_output(trace.stdout) == (7, 35)
+    assert trace["workload::tick"].args_list == [(0,), (1,), (2,), (3,), (4,)]
+
+
+def test_follow_children_never_counts_another_process_running_the_same_binary(cargo_bin):
+    """Neighbours running the same binary, forking the same way, children of this very
+    pytest process, must not leak in (they have no agent; the device reports only the
+    children of gated processes, and a run keeps the ones of its own processes)."""
+    exe = cargo_bin("example_crates/workload")
+    with (
+        neighbour_running([exe, "tree", "50", "1"]) as neighbours,
+        Tracer(backend=INPROCESS, follow_children=True) as tracer,
+    ):
+        traces = [tracer.run([exe, "tree", "3", "1"], probes=["workload::tick"]) for _ in range(5)]
+    assert neighbours[0] > 0
+    for trace in traces:
+        processes, ticks = tree_output(trace.stdout)
+        tick = trace["workload::tick"]
+        assert (processes, ticks) == (3, 9)
+        assert tick.call_count == ticks
+        assert sorted(a for (a,) in tick.args_list) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+
+
+def test_follow_children_must_be_a_bool(cargo_bin):
+    exe = cargo_bin("example_crates/workload")
+    with pytest.raises(UsageError, match="follow_children must be True or False, got 'yes'"):
+        Tracer(backend=INPROCESS, follow_children="yes")  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="follow_children must be True or False, got 1"):
+        Tracer(backend=INPROCESS).run(
+            [exe], probes=["workload::tick"], follow_children=1  # type: ignore[arg-type]
+        )
+
+
+# -- twins of tests/integration/test_lifetime.py ----------------------------------------------
+
+
+def test_children_wait_traces_them_until_they_exit(workload, mark, marked_env):
+    """`orphan 50` waits until the program has exited, then ticks 50 times: with
+    children="wait" and follow_children, run() returns once it exited, with its calls
+    counted and its output collected."""
+    with Tracer(backend=INPROCESS, children="wait", follow_children=True) as tracer:
+        trace = tracer.run(
+            [workload, "spawn", "3", "exit", "orphan", "50"], probes=TICK, env=marked_env
+        )
+    spawned = spawned_pid(trace.stdout)
+    assert trace.stdout == f"spawned {spawned}\norphan ticked 50\n"
+    assert trace.returncode == 0 and trace.children == "wait"
+    assert [p.pid for p in trace.orphans] == [spawned] and trace.orphans_held_output
+    tick = trace["workload::tick"]
+    assert tick.call_count == 3 + 50
+    assert sorted(a for (a,) in tick.args_list) == sorted([*range(3), *range(50)])
+    assert {c.tid for c in tick.calls if c.args[0] >= 3} == {spawned}
+    wait_until(lambda: not marked(mark), f"every marked process is gone: {marked(mark)}")
+    assert not running(spawned)
+
+
+def test_children_leave_keeps_them_running_after_the_run(workload, mark, marked_env):
+    """`chatter` ticks and prints a line every 10 ms: after the run it keeps running and
+    writing, let go by the engine (not held, not stopped), out of the run's cgroup; its
+    calls while the run lasted are counted."""
+    argv = [workload, "spawn", "3", "exit", "chatter"]
+    spawned = None
+    try:
+        with Tracer(backend=INPROCESS, children="leave", follow_children=True) as tracer:
+            trace = tracer.run(argv, probes=TICK, env=marked_env)
+            spawned = spawned_pid(trace.stdout)
+            assert trace.children == "leave" and [p.pid for p in trace.orphans] == [spawned]
+            assert trace["workload::tick"].call_count >= 3
+        written = writes_of(spawned)
+        wait_until(lambda: writes_of(spawned) >= written + 3, "the child writes 3 more lines")
+        assert running(spawned)
+        assert marked(mark, workload) == {spawned: f"{workload} chatter "}
+        own = Path("/proc/self/cgroup").read_text()
+        assert Path(f"/proc/{spawned}/cgroup").read_text() == own
+    finally:
+        if spawned is not None:
+            os.kill(spawned, signal.SIGKILL)
+    wait_until(lambda: not marked(mark), f"every marked process is gone: {marked(mark)}")
+
+
+def test_a_followed_child_is_killed_with_the_run(workload, mark, marked_env):
+    """children="kill" (the default) with follow_children: the instrumented child that
+    would tick for ever is killed when the program exits; its calls until then count."""
+    with Tracer(backend=INPROCESS, follow_children=True) as tracer:
+        trace = tracer.run([workload, "spawn", "3", "exit"], probes=TICK, env=marked_env)
+    spawned = spawned_pid(trace.stdout)
+    assert [p.pid for p in trace.orphans] == [spawned]
+    assert trace["workload::tick"].call_count >= 3
+    wait_until(lambda: not marked(mark), f"every marked process is gone: {marked(mark)}")
+    assert not running(spawned)
+    assert_nothing_left(workload)
+
+
+# -- twin of tests/blackbox/test_process.py ---------------------------------------------------
+
+
+def test_follow_children_on_the_users_crate(cargo_bin):
+    exe = cargo_bin(str(ROOT / "example_crates/stockpile"))
+    xs = ["1.5", "2.5"]
+    probes = ["stockpile::mean", "stockpile::run_child"]
+    with Tracer(backend=INPROCESS) as tracer:
+        alone = tracer.run([exe, "child", *xs], probes=probes)
+        both = tracer.run([exe, "child", *xs], probes=probes, follow_children=True)
+    assert alone["stockpile::mean"].call_count == 0  # the child is another process
+    assert alone["stockpile::run_child"].call_count == 1
+    printed = printed_calls(both.stdout, "mean")
+    assert len(printed) == 1
+    m = both["stockpile::mean"]
+    m.assert_called_once_with(*printed[0][0])
+    assert m.calls[0].tid != both["stockpile::run_child"].calls[0].tid
+    rc = printed_calls(both.stdout, "run_child")[0]
+    assert both["stockpile::run_child"].retvals == [rc[1]]
+
+
+# -- what only this engine has to get right ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("how", "status"), [("exit", 3 << 8), ("segv", signal.SIGSEGV), ("kill", signal.SIGKILL)]
+)
+def test_a_forked_child_keeps_counting_on_its_own_pid_however_it_ends(cargo_bin, how, status):
+    """`fork` forks without exec: parent and child each label and tick, the child then ends
+    by _exit(3), a segfault or SIGKILL. Both engines count both processes exactly; the
+    child's strings are read in the child's own memory (read in the parent's, at the same
+    addresses, they would say "parent")."""
+    exe = cargo_bin("example_crates/workload")
+    probes = ["workload::tick", "workload::label"]
+    for backend in ("bpf", INPROCESS):
+        with Tracer(backend=backend, follow_children=True) as tracer:
+            trace = tracer.run([exe, "fork", "3", how], probes=probes)
+        assert trace.returncode == 0, (backend, trace.stdout, trace.stderr)
+        child_pid, child_status = (int(n) for n in CHILD.search(trace.stdout).groups())
+        assert child_status & 0x7F7F == status  # without the core-dump bit
+        tick, label = trace["workload::tick"], trace["workload::label"]
+        assert tick.call_count == 6, backend
+        assert sorted(a for (a,) in tick.args_list) == [0, 1, 2, 100, 101, 102]
+        assert {c.tid for c in tick.calls if c.args[0] >= 100} == {child_pid}
+        assert child_pid not in {c.tid for c in tick.calls if c.args[0] < 100}
+        printed = sorted((text, int(n)) for text, n in LABEL.findall(trace.stdout))
+        assert len(printed) == 6
+        assert sorted((c.args[0], c.retval) for c in label.calls) == printed, backend
+
+
+def test_a_forked_child_does_not_count_without_follow_children(cargo_bin):
+    exe = cargo_bin("example_crates/workload")
+    with Tracer(backend=INPROCESS) as tracer:
+        trace = tracer.run([exe, "fork", "3", "exit"], probes=["workload::tick"])
+    assert CHILD.search(trace.stdout) and trace.returncode == 0
+    assert trace["workload::tick"].args_list == [(0,), (1,), (2,)]
+
+
+def test_a_child_running_another_binary_is_followed_but_not_traced(cargo_bin, tmp_path):
+    """As on BPF (whose uprobes sit on the traced file's inode): a shell the program runs is
+    followed, and the traced binary it runs in turn counts; a copy of the binary (another
+    file) does not."""
+    exe = cargo_bin("example_crates/workload")
+    copy = tmp_path / "workload-copy"
+    shutil.copy2(exe, copy)
+    script = f"{exe} loop 4; {copy} loop 2"
+    expected = subprocess.run([exe, "run", "/bin/sh", "-c", script], capture_output=True)
+    assert expected.stdout.decode().startswith("ticks 4 sum 16\nticks 2 sum 4\n")
+    for backend in ("bpf", INPROCESS):
+        with Tracer(backend=backend, follow_children=True) as tracer:
+            trace = tracer.run([exe, "run", "/bin/sh", "-c", script], probes=["workload::tick"])
+        assert trace.stdout == expected.stdout.decode(), backend
+        tick = trace["workload::tick"]
+        assert (tick.call_count, tick.args_list) == (4, [(0,), (1,), (2,), (3,)]), backend
+        assert [c.retval for c in tick.calls] == [1, 3, 5, 7]
