@@ -182,6 +182,11 @@ fn main() {
             unsafe { waitpid(pid, &mut status, 0) };
             println!("child {} status {}", pid, status);
         }
+        // print how many threads this process has (the entries of /proc/self/task)
+        "tasks" => {
+            let tasks = std::fs::read_dir("/proc/self/task").expect("task").count();
+            println!("tasks {}", tasks);
+        }
         // `run PROGRAM ARGS...`: run another program (its output goes to this stdout), wait,
         // print its exit status
         "run" => {
