@@ -471,9 +471,7 @@ class InprocessRun:
     def _lower_bound_everywhere(self, where: str, why: str) -> None:
         """Every probe's count is a lower bound naming `where` (calls there were missed)."""
         plan = copy.copy(self.plan)
-        plan.coverage = {
-            probe: _copied(coverage) for probe, coverage in self.plan.coverage.items()
-        }
+        plan.coverage = {probe: _copied(coverage) for probe, coverage in self.plan.coverage.items()}
         for probe in plan.probes:
             plan.coverage_of(probe).left_out.append(LeftOut(where, None, why))
         self.plan = plan
@@ -486,9 +484,7 @@ class InprocessRun:
         if not left_out:
             return
         plan = copy.copy(self.plan)  # the plan is shared and cached: its coverage too
-        plan.coverage = {
-            probe: _copied(coverage) for probe, coverage in self.plan.coverage.items()
-        }
+        plan.coverage = {probe: _copied(coverage) for probe, coverage in self.plan.coverage.items()}
         for index, (number, why) in left_out.items():
             function, site = plan.functions[index], plan.sites[number]
             where = (

@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,11 @@ from pytest_uprobe import Tracer
 from pytest_uprobe.errors import UsageError
 from tests.blackbox.stockpile import printed_calls
 from tests.conftest import neighbour_running
+from tests.inprocess.test_inprocess_lifetime import instrumented
 from tests.integration import test_lifetime as lifetime
+from tests.integration.test_cleanup import use_tool_homes
 from tests.integration.test_lifetime import (
+    TARGETS,
     TICK,
     marked,
     running,
@@ -41,7 +45,9 @@ LABEL = re.compile(r'^label "(\w+ \d+)" -> (\d+)$', re.M)
 CHILD = re.compile(r"^child (\d+) status (\d+)$", re.M)
 
 # The same fixtures as the BPF engine's lifetime tests.
-workload, mark, marked_env = lifetime.workload, lifetime.mark, lifetime.marked_env
+workload, mark, marked_env, started = (
+    lifetime.workload, lifetime.mark, lifetime.marked_env, lifetime.started
+)  # fmt: skip
 
 
 def run_processes(pid: int) -> list[int]:
@@ -123,7 +129,9 @@ def test_follow_children_must_be_a_bool(cargo_bin):
         Tracer(backend=INPROCESS, follow_children="yes")  # type: ignore[arg-type]
     with pytest.raises(UsageError, match="follow_children must be True or False, got 1"):
         Tracer(backend=INPROCESS).run(
-            [exe], probes=["workload::tick"], follow_children=1  # type: ignore[arg-type]
+            [exe],
+            probes=["workload::tick"],
+            follow_children=1,  # type: ignore[arg-type]
         )
 
 
@@ -185,6 +193,44 @@ def test_a_followed_child_is_killed_with_the_run(workload, mark, marked_env):
     wait_until(lambda: not marked(mark), f"every marked process is gone: {marked(mark)}")
     assert not running(spawned)
     assert_nothing_left(workload)
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_killing_pytest_mid_run_leaves_no_followed_child_running(
+    pytester, workload, mark, marked_env, monkeypatch, started, how
+):
+    """The program and its child, both instrumented (the child through the gating), tick
+    for ever; the pytest tracing them is killed: the watchdog kills both."""
+    use_tool_homes(monkeypatch)
+    argv, count = TARGETS["looping with a looping child"]
+    pytester.makepyfile(
+        f"""
+        def test_traced(uprobe_trace):
+            uprobe_trace.run({[str(workload), *argv]!r}, probes={TICK!r}, timeout=600,
+                             follow_children=True)
+        """
+    )
+    log = open(pytester.path / "inner.log", "wb")  # noqa: SIM115  (the child writes it)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "--uprobe", f"--uprobe-backend={INPROCESS}",
+         "-p", "no:cacheprovider", "-q"],
+        cwd=pytester.path, env=marked_env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    log.close()
+    started.append(child)
+
+    def both_instrumented() -> bool:
+        found = marked(mark, workload)
+        return len(found) == count and all(instrumented(pid) for pid in found)
+
+    wait_until(both_instrumented, f"{count} processes running, each instrumented")
+    targets = sorted(marked(mark, workload))
+    child.send_signal(how)
+    assert child.wait(timeout=60) == -how
+    wait_until(lambda: not marked(mark), f"every marked process is gone: {marked(mark)}")
+    assert not [pid for pid in targets if running(pid)]
+    assert [n for n in os.listdir("/dev/shm") if n.startswith(f"pytest-uprobe-{child.pid}-")] == []
 
 
 # -- twin of tests/blackbox/test_process.py ---------------------------------------------------
