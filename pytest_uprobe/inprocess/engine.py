@@ -388,7 +388,7 @@ class InprocessRun:
         for missed in children.missed:
             self._lower_bound_everywhere(
                 f"process {missed.pid} ({missed.path})",
-                f"an exec'd child of the run could not be instrumented ({missed.why})",
+                f"a child process of the run could not be instrumented ({missed.why})",
             )
 
     def _in_run(self, pid: int) -> bool:

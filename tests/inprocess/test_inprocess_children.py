@@ -359,3 +359,29 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(cargo_bin, monkeypatch):
         trace = tracer.run([exe, "loop", "5"], probes=["workload::tick"])
     assert trace.stdout.startswith("ticks 5 sum 25")
     assert trace["workload::tick"].args_list == [(i,) for i in range(5)]
+
+
+def test_a_child_that_cannot_be_instrumented_makes_every_count_a_lower_bound(
+    cargo_bin, monkeypatch
+):
+    """Never a silently low count: when the agent cannot be loaded into a child running the
+    traced binary (here: refused on purpose), the child runs uninstrumented and every
+    probe's count says it may be more, naming the process; exact comparisons refuse it."""
+    from pytest_uprobe.bounds import InexactCount
+    from pytest_uprobe.inprocess import engine
+
+    monkeypatch.setattr(engine.InprocessRun, "_instrument", lambda self, session: "refused")
+    exe = cargo_bin("example_crates/workload")
+    with Tracer(backend=INPROCESS, follow_children=True) as tracer:
+        trace = tracer.run([exe, "tree", "3", "1"], probes=["workload::tick"])
+    assert tree_output(trace.stdout) == (3, 9)
+    tick = trace["workload::tick"]
+    assert [c.args for c in tick.calls] == [(0,), (1,), (2,)]  # the program's own calls
+    with pytest.raises(InexactCount, match="could not be instrumented"):
+        tick.args_list  # noqa: B018  (refuses: it may be more)
+    assert len(tick.left_out) == 2
+    assert all("could not be instrumented (refused)" in why for why in tick.left_out)
+    count = tick.call_count
+    assert count.may_be_more and int(count) == 3
+    with pytest.raises(InexactCount, match="it may be more"):
+        assert count == 9
