@@ -329,7 +329,7 @@ def choose_backend(backend: str) -> str:
     """The engine a Tracer uses: "bpf" or "inprocess".
 
     "auto": the BPF engine when the machine allows it (it covers every site kind the plan
-    makes, and follow_children), else the in-process one when frida is installed. The
+    makes), else the in-process one when frida is installed. The
     machine does not allow BPF when this process lacks the privileges or the kernel lacks
     uprobes; a privileged machine with BCC or kernel headers missing or misconfigured is an
     error that names the fix, not a silent switch of engine."""
