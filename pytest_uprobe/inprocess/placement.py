@@ -25,6 +25,7 @@ from ..machine_code import _disassembler
 from ..plan import RSP, ProbePlan, Site, SiteKind, shape_of
 
 PATCH_BYTES = 5  # Frida's near jump
+RBP = 6  # DWARF's number for rbp
 _ZEROED = -1  # pieces_at_start: a register the prologue zeroed (`xor eax, eax`)
 # Epilogue instructions that change neither the return registers nor where control goes.
 _EPILOGUE = {"pop", "add", "lea", "mov", "leave", "nop", "endbr64"}
@@ -220,13 +221,19 @@ def _tail_calls_into_leave_hooks(plan: ProbePlan, planned: list[Hook]) -> list[t
     return refused
 
 
-def _reads_red_zone(site: Site) -> bool:
-    return any(p.memory and p.reg == RSP and p.offset < 0 for p in site.pieces)
+def _reads_red_zone(site: Site, code: _Code) -> bool:
+    """A value below rsp: rsp-based, or, in a leaf (the only functions with a red zone),
+    below the frame pointer (`push rbp; mov rbp, rsp; mov [rbp - 8], rdi`: C, and Rust
+    built with frame pointers), where a leaf without `sub rsp` keeps it below rsp too."""
+    return any(
+        p.memory and p.offset < 0 and (p.reg == RSP or (p.reg == RBP and code.shape.is_leaf))
+        for p in site.pieces
+    )
 
 
 def _hook(plan: ProbePlan, number: int, site: Site) -> Hook:
     code = _Code.of(plan, site)
-    if _reads_red_zone(site):
+    if _reads_red_zone(site, code):
         # A leaf keeps values in the red zone below rsp, which Frida's trampoline overwrites
         # before the callback reads it (measured: a pointer read for a u64 argument). At
         # the first instruction they are still in the registers the prologue stores.
@@ -376,6 +383,7 @@ class _Code:
         prologue filled from a register is that register at the start."""
         self.check_window(self.start)
         depth = 0  # bytes the prologue moved rsp down
+        frame: int | None = None  # `mov rbp, rsp` ran at this depth: rbp = entry rsp - frame
         stores: dict[int, tuple[int, int]] = {}  # offset from the entry rsp -> (reg, size)
         copies: dict[int, int] = {}  # register -> the register whose start value it holds
         for insn in self.instructions[: self.index[site.address]]:
@@ -387,6 +395,8 @@ class _Code:
                 depth += int(operands[1], 16)
             elif mnemonic in ("nop", "endbr64", "test", "cmp"):
                 continue  # flags only
+            elif mnemonic == "mov" and operands == ["rbp", "rsp"]:
+                frame = depth
             elif mnemonic == "xor" and operands[0] == operands[1] and operands[0] in _REGISTERS:
                 copies[_REGISTERS[operands[0]]] = _ZEROED  # no longer the start's value
             elif mnemonic in ("mov", "movsd", "movss", "movq") and operands[1] in _REGISTERS:
@@ -398,9 +408,13 @@ class _Code:
                     copies[_REGISTERS[operands[0]]] = source
                     continue
                 slot = _rsp_slot(operands[0])
-                if slot is None:
+                framed = _rsp_slot(operands[0], "rbp") if frame is not None else None
+                if slot is not None:
+                    stores[slot[0] - depth] = (source, slot[1])
+                elif framed is not None and frame is not None:
+                    stores[framed[0] - frame] = (source, framed[1])
+                else:
                     raise Unhookable(f"its prologue writes {operands[0]}, not a stack slot")
-                stores[slot[0] - depth] = (source, slot[1])
             else:
                 raise Unhookable(
                     f"Frida's patch would move a call, and the prologue before the entry probe "
@@ -408,6 +422,8 @@ class _Code:
                 )
         pieces = []
         for piece in site.pieces:
+            if piece.memory and piece.reg == RBP and frame is not None:
+                piece = Piece(RSP, piece.offset + depth - frame, piece.size, memory=True)
             if not piece.memory or piece.reg != RSP:
                 if piece.reg == RSP or piece.memory:
                     raise Unhookable("a value's location depends on the prologue's registers")
@@ -427,10 +443,11 @@ class _Code:
         return tuple(pieces)
 
 
-def _rsp_slot(operand: str) -> tuple[int, int] | None:
-    """(displacement, size) of `qword ptr [rsp + 0x8]`, or None for another operand."""
+def _rsp_slot(operand: str, base: str = "rsp") -> tuple[int, int] | None:
+    """(displacement, size) of `qword ptr [rsp + 0x8]` (or of `base`), or None for another
+    operand."""
     words = operand.replace("[", " ").replace("]", " ").split()
-    if len(words) < 3 or words[0] not in _SIZES or words[1] != "ptr" or words[2] != "rsp":
+    if len(words) < 3 or words[0] not in _SIZES or words[1] != "ptr" or words[2] != base:
         return None
     displacement = 0
     if len(words) == 5 and words[3] in "+-":

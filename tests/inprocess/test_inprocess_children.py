@@ -385,3 +385,48 @@ def test_a_child_that_cannot_be_instrumented_makes_every_count_a_lower_bound(
     assert count.may_be_more and int(count) == 3
     with pytest.raises(InexactCount, match="it may be more"):
         assert count == 9
+
+
+NESTED_FORKS_C = r"""
+#include <stdio.h>
+#include <unistd.h>
+#include <sys/wait.h>
+__attribute__((noinline)) long tick(long n) { return 2 * n + 1; }
+int main(void) {
+    long base = 0;
+    for (int level = 0; level < 3; level++) {  /* each child forks the next one */
+        pid_t pid = fork();
+        if (pid > 0) { int status; waitpid(pid, &status, 0); break; }
+        base += 10;
+    }
+    for (long i = 0; i < 2; i++) printf("tick %ld -> %ld\n", base + i, tick(base + i));
+    return 0;
+}
+"""
+
+
+def test_forks_of_forks_and_a_leaf_with_a_frame_pointer(tmp_path):
+    """A C program (gcc -O0) whose children fork again: each generation counts on both
+    engines (the agent's fork handler runs in children that were given the agent anew).
+    Its `tick` is a leaf that keeps its argument below the frame pointer, `[rbp - 8]`,
+    which is below rsp too: Frida's trampoline overwrites it, so the entry is moved to the
+    first instruction and the value read from rdi (before: a pointer was read, silently)."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed (make test installs it)")
+    source = tmp_path / "forks.c"
+    source.write_text(NESTED_FORKS_C)
+    exe = tmp_path / "forks"
+    subprocess.run(["gcc", "-g", "-O0", "-o", exe, source], check=True)
+    untraced = subprocess.run([exe], capture_output=True, text=True, check=True).stdout
+    printed = sorted(
+        (int(n), int(r)) for n, r in re.findall(r"^tick (\d+) -> (\d+)$", untraced, re.M)
+    )
+    assert [n for n, _ in printed] == [0, 1, 10, 11, 20, 21, 30, 31]
+    for backend in ("bpf", INPROCESS):
+        for follow, expected in ((False, printed[:2]), (True, printed)):
+            with Tracer(backend=backend, follow_children=follow) as tracer:
+                trace = tracer.run([exe], probes=["tick"])
+            assert sorted(trace.stdout.splitlines()) == sorted(untraced.splitlines())
+            tick = trace["tick"]
+            assert tick.call_count == len(expected), (backend, follow)
+            assert sorted((c.args[0], c.retval) for c in tick.calls) == expected, backend
