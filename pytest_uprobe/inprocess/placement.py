@@ -26,6 +26,7 @@ from ..plan import RSP, ProbePlan, Site, SiteKind, shape_of
 
 PATCH_BYTES = 5  # Frida's near jump
 RBP = 6  # DWARF's number for rbp
+_LIVENESS_STATES = 4096  # red_zone_live_at: more paths than this count as live
 _ZEROED = -1  # pieces_at_start: a register the prologue zeroed (`xor eax, eax`)
 # Epilogue instructions that change neither the return registers nor where control goes.
 _EPILOGUE = {"pop", "add", "lea", "mov", "leave", "nop", "endbr64"}
@@ -240,6 +241,15 @@ def _hook(plan: ProbePlan, number: int, site: Site) -> Hook:
         if site.kind is not SiteKind.ENTRY or site.address == code.start:
             raise Unhookable("a value lives below rsp, where Frida's trampoline writes")
         return Hook(number, code.start, "probe", Cfa(RSP, 8), code.pieces_at_start(site))
+    if site.kind is not SiteKind.URETPROBE and code.red_zone_live_at(site.address):
+        # Values no probe reads (a temporary the leaf spilled below rsp) are overwritten
+        # all the same: the program itself would compute something else (measured: a C
+        # leaf at -O0 printed a pointer-sized number for 2 * n + 1).
+        if site.kind is not SiteKind.ENTRY:
+            raise Unhookable(
+                "the leaf keeps values below rsp there, which Frida's trampoline overwrites"
+            )
+        return Hook(number, code.start, "probe", Cfa(RSP, 8), code.pieces_at_start(site))
     if site.kind is SiteKind.URETPROBE:
         code.check_window(site.address)
         return Hook(number, site.address, "leave")
@@ -376,6 +386,54 @@ class _Code:
                 )
             covered += insn.size
             i += 1
+
+    def red_zone_live_at(self, address: int) -> bool:
+        """A leaf (the only functions with a red zone) may read, after `address`, a slot
+        below rsp that it wrote before: some path from `address` reads the slot before
+        writing it (through rsp, or through a frame pointer in a leaf that never moves rsp
+        down: `push rbp; mov rbp, rsp; mov [rbp - 8], rdi`). Unknown jumps count as live."""
+        if not self.shape.is_leaf or address == self.start:
+            return False
+        bases = ["rsp"]
+        if not any(i.mnemonic == "sub" and i.op_str.startswith("rsp,") for i in self.instructions):
+            bases.append("rbp")
+        below = [f"[{base} - " for base in bases]
+        seen: set[tuple[int, frozenset[str]]] = set()
+        todo = [(self.index[address], frozenset[str]())]
+        while todo:
+            i, written = todo.pop()
+            if (i, written) in seen or i >= len(self.instructions):
+                continue
+            if len(seen) > _LIVENESS_STATES:
+                return True
+            seen.add((i, written))
+            insn = self.instructions[i]
+            operands = [o.strip() for o in insn.op_str.split(",")]
+            destination = operands[0]
+            stored = insn.mnemonic.startswith("mov") and any(b in destination for b in below)
+            sources = operands[1:] if stored else operands
+            read = [o[o.index("[") :] for o in sources if any(b in o for b in below)]
+            if any(slot not in written for slot in read):
+                return True  # read (or its address taken) before being written
+            if stored:
+                written = written | {destination[destination.index("[") :]}
+            mnemonic = insn.mnemonic
+            if mnemonic == "ret" or mnemonic.startswith("ud"):
+                continue
+            if mnemonic.startswith("j"):
+                try:
+                    target = int(insn.op_str, 16)
+                except ValueError:
+                    return True  # an indirect jump: anywhere
+                if target not in self.index:
+                    if mnemonic == "jmp":
+                        continue  # a tail jump out of the function: its frame is gone
+                else:
+                    todo.append((self.index[target], written))
+                if mnemonic == "jmp":
+                    continue
+            todo.append((i + 1, written))
+        return False
 
     def pieces_at_start(self, site: Site) -> tuple[Piece, ...]:
         """The site's pieces as the function's first instruction sees them, when only a
