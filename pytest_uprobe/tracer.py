@@ -315,12 +315,7 @@ class Tracer:
         target itself, suspended, so no held launcher is needed."""
         from .inprocess.engine import InprocessRun
 
-        if follow:
-            raise UsageError(
-                "follow_children needs the BPF backend: the in-process engine sees only the "
-                "process it instrumented (an exec'd child runs uninstrumented code)"
-            )
-        engine = InprocessRun(plan, record=self.record)
+        engine = InprocessRun(plan, record=self.record, follow_children=follow)
         self._live.append(engine)
         # The very file the plan was made from, through a path the child can open.
         path = f"/proc/{os.getpid()}/fd/{pinned.fd}"
@@ -334,7 +329,7 @@ def choose_backend(backend: str) -> str:
     """The engine a Tracer uses: "bpf" or "inprocess".
 
     "auto": the BPF engine when the machine allows it (it covers every site kind the plan
-    makes, and follow_children), else the in-process one when frida is installed. The
+    makes), else the in-process one when frida is installed. The
     machine does not allow BPF when this process lacks the privileges or the kernel lacks
     uprobes; a privileged machine with BCC or kernel headers missing or misconfigured is an
     error that names the fix, not a silent switch of engine."""

@@ -40,6 +40,7 @@ class Header(ct.Structure):
         ("in_flight", ct.c_uint64),  # recording hits started minus finished
         ("exit_code", ct.c_uint32),  # the argument of _exit, when exit_how is EXITED
         ("exit_how", ct.c_uint32),  # NOT_YET, EXITED, ABORTING or FAULTED (see below)
+        ("closed", ct.c_uint32),  # set once the run is over: processes left count no more
     ]
 
 
@@ -105,6 +106,8 @@ extern int clock_gettime(int clock, void *ts);
 extern int usleep(unsigned int us);
 extern int getpid(void);
 extern void *pthread_self(void);
+extern int kill(int pid, int sig);
+extern int *__errno_location(void);
 
 struct deref { s64 add; u32 addr_at; u32 size; u32 dst; u32 len_at; u32 scale; u32 guard_at;
                u64 guard_min; u32 flags; u32 pad; };
@@ -121,7 +124,7 @@ struct header {
     u64 magic; volatile u64 head; volatile u64 tail; u64 lost; u64 capacity;
     u64 ring_offset; u64 sites_offset; u64 counts_offset;
     u32 nsites; volatile u32 lock; u32 stalled; u32 attached; volatile u64 in_flight;
-    volatile u32 exit_code; volatile u32 exit_how;
+    volatile u32 exit_code; volatile u32 exit_how; volatile u32 closed;
 };
 struct event { u64 ts; u64 cfa; u32 tid; u32 site; u32 failed; u32 pad; u64 words[MAX_PIECES]; };
 struct saved_slot { u64 cfa; u64 tid; u64 value; u64 used; };
@@ -133,6 +136,8 @@ struct state {
     int self_pid;
     int off;  /* 1 in a forked child: its hits are not the traced process's */
     int tid_offset;  /* where glibc's struct pthread keeps the thread's id; 0: ask Frida */
+    int follow;  /* follow_children: forked children keep counting */
+    int child;   /* not the process the run started: its exit is not the run's */
 };
 extern struct state st;
 extern struct saved_slot saved[SAVED_SLOTS];
@@ -151,7 +156,16 @@ void attach_buffer(void *base) {
     self_pid = getpid();
 }
 
-void after_fork_child(void) { off = 1; }
+/* A forked child shares the mapping (MAP_SHARED) and inherits the hooks: it counts only
+ * when the run follows children, and its own memory is read through its own pid. */
+void after_fork_child(void) {
+    self_pid = getpid();
+    st.child = 1;
+    if (!st.follow)
+        off = 1;
+}
+
+void set_follow(int follow, int child) { st.follow = follow; st.child = child; }
 
 void set_tid_offset(int offset) { st.tid_offset = offset; }
 
@@ -172,14 +186,14 @@ void on_leave_enter(GumInvocationContext *ic) {
 
 /* How the process ends, for the Python side when Frida's child watch reaps it first. */
 void on_exit_call(GumInvocationContext *ic) {
-    if (off || !hdr)
+    if (off || st.child || !hdr)
         return;
     hdr->exit_code = (u32)(gsize)gum_invocation_context_get_nth_argument(ic, 0) & 0xff;
     hdr->exit_how = 1;
 }
 
 void on_abort_call(GumInvocationContext *ic) {
-    if (off || !hdr)
+    if (off || st.child || !hdr)
         return;
     hdr->exit_how = 2;
 }
@@ -192,14 +206,28 @@ static inline void sub_one(volatile u64 *at) {
     __asm__ __volatile__("lock decq %0" : "+m"(*at) : : "memory");
 }
 
-static inline void take_lock(void) {
+/* The lock holds its holder's pid: with follow_children several processes share it, and
+ * one killed while holding it (SIGKILL between take and drop) must not hang the others. */
+static inline u32 swap_lock(u32 expected, u32 wanted) {
+    __asm__ __volatile__("lock cmpxchgl %2, %1"
+                         : "+a"(expected), "+m"(hdr->lock) : "r"(wanted) : "memory");
+    return expected;
+}
+
+static void take_lock(void) {
+    u32 me = (u32)self_pid;
     for (;;) {
-        u32 was = 1;
-        __asm__ __volatile__("xchgl %0, %1" : "+r"(was), "+m"(hdr->lock) : : "memory");
-        if (!was)
+        u32 holder = swap_lock(0, me);
+        if (!holder)
             return;
-        while (hdr->lock)
+        for (u32 spins = 0; hdr->lock == holder; spins++) {
             __asm__ __volatile__("pause" : : : "memory");
+            if (spins == (1u << 22)) {
+                spins = 0;
+                if (holder != me && kill((int)holder, 0) < 0 && *__errno_location() == 3)
+                    swap_lock(holder, 0);  /* ESRCH: its holder is gone */
+            }
+        }
     }
 }
 
@@ -319,7 +347,7 @@ static u8 *reserve(u32 need) {
 }
 
 static void record_hit(GumInvocationContext *ic, u32 index, int leaving) {
-    if (off)
+    if (off || hdr->closed)
         return;
     add_one(&counts[index]);
     struct site *s = &sites[index];
@@ -431,12 +459,16 @@ const cm = new CModule(SOURCE, {
   usleep: Module.getGlobalExportByName('usleep'),
   getpid: Module.getGlobalExportByName('getpid'),
   pthread_self: Module.getGlobalExportByName('pthread_self'),
+  kill: Module.getGlobalExportByName('kill'),
+  __errno_location: Module.getGlobalExportByName('__errno_location'),
   st: Memory.alloc(64),
   saved: Memory.alloc(SAVED_BYTES),
 });
 const listeners = [];
 rpc.exports = {
-  setup(path, size, sites, pie, semaphores) {
+  // follow: forked children count too; child: an exec'd child of the run (its exit, abort
+  // or fault is not the run's).
+  setup(path, size, sites, pie, semaphores, follow, child) {
     const open = libc('open', 'int', ['pointer', 'int']);
     const close = libc('close', 'int', ['int']);
     const mmap = libc('mmap', 'pointer', ['pointer', 'size_t', 'int', 'int', 'int', 'int64']);
@@ -446,6 +478,7 @@ rpc.exports = {
     close(fd);
     if (base.equals(ptr(-1))) throw new Error('cannot map the shared buffer');
     new NativeFunction(cm.attach_buffer, 'void', ['pointer'])(base);
+    new NativeFunction(cm.set_follow, 'void', ['int', 'int'])(follow ? 1 : 0, child ? 1 : 0);
     // Where glibc's struct pthread holds the thread id: the one offset in its first bytes
     // holding this thread's id (none or several: ask Frida, a system call per hit).
     const self = libc('pthread_self', 'pointer', [])();
@@ -488,16 +521,22 @@ rpc.exports = {
         failed.push([Array.isArray(index) ? index[0] : index, e.message]);
       }
     }
+    if (child) {
+      Interceptor.flush();
+      return failed;
+    }
     // How the process ends (see on_exit_call): _exit is where exit() and a return from main end.
     for (const [name, callback] of [['_exit', cm.on_exit_call], ['abort', cm.on_abort_call]])
       listeners.push(Interceptor.attach(Module.getGlobalExportByName(name), { onEnter: callback }));
     // A fault the program may die of: its signal, in case Frida's child watch reaps the
     // process first (a later _exit or abort overrides it). The program's own handlers run
-    // as before: returning false passes the signal on.
+    // as before: returning false passes the signal on. Not a forked child's fault.
     const header = base;
+    const getpid = libc('getpid', 'int', []);
+    const root = getpid();
     Process.setExceptionHandler(details => {
       const signal = FAULT_SIGNALS[details.type];
-      if (signal !== undefined && header.add(EXIT_HOW).readU32() === 0) {
+      if (signal !== undefined && getpid() === root && header.add(EXIT_HOW).readU32() === 0) {
         header.add(EXIT_CODE).writeU32(signal);
         header.add(EXIT_HOW).writeU32(3);
       }

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import ctypes as ct
+import dataclasses
 import fcntl
 import mmap
 import os
@@ -23,6 +24,7 @@ import termios
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -33,6 +35,7 @@ from ..launch import Finished, Process, _Run, cgroup_root, watchdog
 from ..plan import AREA, WORDS, Coverage, LeftOut, ProbePlan
 from ..rawevents import RawEvent
 from . import agent, placement
+from .children import ChildGate
 from .sse import with_sse_returns
 
 _SHM = "/dev/shm"  # noqa: S108  (used through mkstemp only)
@@ -41,6 +44,7 @@ DRAIN_SECONDS = 0.02  # between drains, unless a quarter of the ring was full
 OUTPUT_GRACE = 2.0  # seconds to wait, after a kill, for the pipes to close
 HAND_OVER_SECONDS = 0.5  # at most this long for the readers to take what the pipes hold
 POLL_SECONDS = 0.01  # how often children="wait" looks whether the run's processes are gone
+_ENDED = (os.CLD_EXITED, os.CLD_KILLED, os.CLD_DUMPED)  # waitid's si_code of a process gone
 _EVENT_HEAD = 32  # ts, cfa, tid, site, failed, pad: then the words (and a big event's area)
 
 
@@ -68,7 +72,9 @@ def available() -> bool:
 class SharedBuffer:
     """The file both sides map: header, site table, counters, ring."""
 
-    def __init__(self, plan: ProbePlan, record: bool, capacity: int = RING_BYTES) -> None:
+    def __init__(
+        self, plan: ProbePlan, record: bool, capacity: int = RING_BYTES, *, keep_fd: bool = False
+    ) -> None:
         nsites = len(plan.sites)
         sites_offset = agent.HEADER_SIZE
         counts_offset = sites_offset + nsites * ct.sizeof(agent.CSite)
@@ -78,11 +84,17 @@ class SharedBuffer:
         # mkstemp: a fresh name only this user can open (mode 0600); tmpfs when there is one.
         directory = _SHM if os.access(_SHM, os.W_OK) else None
         fd, self.path = tempfile.mkstemp(prefix=f"pytest-uprobe-{os.getpid()}-", dir=directory)
+        # keep_fd: processes exec'd later (follow_children) open it as /proc/<pid>/fd/<fd>,
+        # once its name is gone.
+        self.fd = -1
         try:
             os.ftruncate(fd, self.size)
             self.map = mmap.mmap(fd, self.size)
         finally:
-            os.close(fd)
+            if keep_fd:
+                self.fd = fd
+            else:
+                os.close(fd)
         self.header = agent.Header.from_buffer(self.map)
         self.header.magic = agent.MAGIC
         self.header.capacity = capacity
@@ -144,9 +156,18 @@ class SharedBuffer:
         header.tail = head
         return head - tail
 
+    @property
+    def reopen_path(self) -> str:
+        """A path another process of this user can open the mapping's file by, its name gone."""
+        assert self.fd >= 0
+        return f"/proc/{os.getpid()}/fd/{self.fd}"
+
     def close(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
         with contextlib.suppress(BufferError, ValueError):
             del self.header
             self.map.close()
@@ -179,15 +200,19 @@ class InprocessRun:
     """One traced process under the in-process engine. `run` returns how it ended;
     `events`, `counts()` and `lost()` hold what it recorded. Safe to close more than once."""
 
-    def __init__(self, plan: ProbePlan, *, record: bool = True) -> None:
+    def __init__(
+        self, plan: ProbePlan, *, record: bool = True, follow_children: bool = False
+    ) -> None:
         self.plan = with_sse_returns(plan)  # decode events with this one: it reads xmm too
         self.record = record
+        self.follow_children = follow_children
+        self.children: ChildGate | None = None  # follow_children: the processes followed
         self.events: list[RawEvent] = []
         self._records: list[bytes] = []  # raw ring records, parsed into events at the end
         self.compile_seconds = 0.0
         self.pid: int | None = None
         self._frida = load_frida()
-        self._buffer = SharedBuffer(self.plan, record)
+        self._buffer = SharedBuffer(self.plan, record, keep_fd=follow_children)
         self._session: Any = None
         self._reaped = False
         self._killed = False
@@ -239,6 +264,10 @@ class InprocessRun:
             mover = self._contain(group, dog)
             try:
                 self._attach(device)
+                if self.follow_children:
+                    traced = os.stat(executable)
+                    self.children = ChildGate(device, traced, self._instrument, self._in_run)
+                    self.children.start(self.pid, self._session)
                 self._join_mover(mover)  # in its cgroup before its first instruction
             except BaseException:
                 self.kill()  # suspended, it would hold the pipes open: end it first
@@ -350,9 +379,48 @@ class InprocessRun:
             self._run.remove()
             self._dog.send(f"- {self._run.pgid}")
 
+    def _stop_following(self) -> None:
+        """Let every child still held go and detach from the followed processes; a child
+        that could not be instrumented makes every count a lower bound naming it."""
+        children = self.children
+        if children is None or not children.stop():
+            return
+        for missed in children.missed:
+            self._lower_bound_everywhere(
+                f"process {missed.pid} ({missed.path})",
+                f"a child process of the run could not be instrumented ({missed.why})",
+            )
+
+    def _in_run(self, pid: int) -> bool:
+        """Process `pid` is in this run's cgroup (or, without one, its process group)."""
+        run = self._run
+        if run is None:
+            return False
+        if run.group is not None:
+            with contextlib.suppress(OSError):
+                return str(pid) in (run.group / "cgroup.procs").read_text().split()
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return False
+        return int(stat[2]) == run.pgid
+
+    def _instrument(self, session: Any) -> str | None:
+        """Give an exec'd child running the traced file the agent and the same site table
+        (it is stopped before its first instruction); why it failed, or None."""
+        script = session.create_script(agent.script_source())
+        script.load()
+        failed = script.exports_sync.setup(*self._setup_args, True, True)
+        self._child_scripts.append(script)
+        if failed:
+            number, why = failed[0]
+            return str(self._refusal(number, why))
+        return None
+
     def _attach(self, device: Any) -> None:
         assert self.pid is not None
         self._session = device.attach(self.pid)
+        self._child_scripts: list[Any] = []
         script = self._session.create_script(agent.script_source())
         script.load()
         pie = self.plan.binary.elf.header["e_type"] == "ET_DYN"
@@ -377,9 +445,9 @@ class InprocessRun:
                 if s.semaphore and s.function in hooked
             }
         )
-        failed = script.exports_sync.setup(
-            self._buffer.path, self._buffer.size, wanted, pie, semaphores
-        )
+        path = self._buffer.reopen_path if self.follow_children else self._buffer.path
+        self._setup_args = (path, self._buffer.size, wanted, pie, semaphores)
+        failed = script.exports_sync.setup(*self._setup_args, self.follow_children, False)
         # Both sides have it mapped: its name is no longer needed, and nothing is left
         # in /dev/shm when this process is killed mid-run.
         with contextlib.suppress(OSError):
@@ -400,6 +468,14 @@ class InprocessRun:
             "use --uprobe-backend=bpf for this probe",
         )
 
+    def _lower_bound_everywhere(self, where: str, why: str) -> None:
+        """Every probe's count is a lower bound naming `where` (calls there were missed)."""
+        plan = copy.copy(self.plan)
+        plan.coverage = {probe: _copied(coverage) for probe, coverage in self.plan.coverage.items()}
+        for probe in plan.probes:
+            plan.coverage_of(probe).left_out.append(LeftOut(where, None, why))
+        self.plan = plan
+
     def _leave_out(self, left_out: dict[int, tuple[int, str]]) -> None:
         """Functions with a site Frida cannot hook run unhooked, as the plan leaves out a
         site no uprobe can take (plan.LeftOut): the count of every probe naming them is a
@@ -408,10 +484,7 @@ class InprocessRun:
         if not left_out:
             return
         plan = copy.copy(self.plan)  # the plan is shared and cached: its coverage too
-        plan.coverage = {
-            probe: Coverage(list(c.left_out), list(c.shares_address_with))
-            for probe, c in self.plan.coverage.items()
-        }
+        plan.coverage = {probe: _copied(coverage) for probe, coverage in self.plan.coverage.items()}
         for index, (number, why) in left_out.items():
             function, site = plan.functions[index], plan.sites[number]
             where = (
@@ -444,10 +517,18 @@ class InprocessRun:
 
         def wait() -> None:
             ready.set()
-            try:
-                result = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
-            except ChildProcessError:
-                result = None
+            # This process traces the target while Frida handles a fork with child gating:
+            # a tracer is told of its ptrace stops too (they are Frida's, never the status).
+            result = None
+            while True:
+                try:
+                    seen = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+                except ChildProcessError:
+                    break  # Frida's child watch reaped it: the agent says how it ended
+                if seen is not None and seen.si_code in _ENDED:
+                    result = seen
+                    break
+                time.sleep(POLL_SECONDS / 10)
             self._status = result
             self._exit_seen = time.monotonic()
             self._exited.set()
@@ -502,6 +583,10 @@ class InprocessRun:
                 self._stop.wait(DRAIN_SECONDS)
 
     def _finish(self) -> None:
+        # The run is over: processes left running (children="leave") count no more, as the
+        # BPF engine closes its gate.
+        self._buffer.header.closed = 1
+        self._stop_following()
         self._stop.set()
         if self._drainer is not None:
             self._drainer.join()
@@ -544,6 +629,8 @@ class InprocessRun:
         elif self._run is not None and not self._forgotten:
             self._run.kill()  # an interrupted wait for children
         self._forget()
+        with contextlib.suppress(Exception):
+            self._stop_following()
         if self._drainer is not None:
             self._drainer.join()
             self._drainer = None
@@ -676,6 +763,13 @@ def _pending(fd: int) -> int:
         return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0])
     except OSError:
         return 0
+
+
+def _copied(coverage: Coverage) -> Coverage:
+    """A copy of `coverage` whose lists can grow without touching the shared plan's."""
+    return dataclasses.replace(
+        coverage, **{f.name: list(getattr(coverage, f.name)) for f in dataclasses.fields(coverage)}
+    )
 
 
 def _returncode(status: int) -> int:

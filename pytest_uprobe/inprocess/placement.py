@@ -25,6 +25,8 @@ from ..machine_code import _disassembler
 from ..plan import RSP, ProbePlan, Site, SiteKind, shape_of
 
 PATCH_BYTES = 5  # Frida's near jump
+RBP = 6  # DWARF's number for rbp
+_LIVENESS_STATES = 4096  # red_zone_live_at: more paths than this count as live
 _ZEROED = -1  # pieces_at_start: a register the prologue zeroed (`xor eax, eax`)
 # Epilogue instructions that change neither the return registers nor where control goes.
 _EPILOGUE = {"pop", "add", "lea", "mov", "leave", "nop", "endbr64"}
@@ -220,18 +222,33 @@ def _tail_calls_into_leave_hooks(plan: ProbePlan, planned: list[Hook]) -> list[t
     return refused
 
 
-def _reads_red_zone(site: Site) -> bool:
-    return any(p.memory and p.reg == RSP and p.offset < 0 for p in site.pieces)
+def _reads_red_zone(site: Site, code: _Code) -> bool:
+    """A value below rsp: rsp-based, or, in a leaf (the only functions with a red zone),
+    below the frame pointer (`push rbp; mov rbp, rsp; mov [rbp - 8], rdi`: C, and Rust
+    built with frame pointers), where a leaf without `sub rsp` keeps it below rsp too."""
+    return any(
+        p.memory and p.offset < 0 and (p.reg == RSP or (p.reg == RBP and code.shape.is_leaf))
+        for p in site.pieces
+    )
 
 
 def _hook(plan: ProbePlan, number: int, site: Site) -> Hook:
     code = _Code.of(plan, site)
-    if _reads_red_zone(site):
+    if _reads_red_zone(site, code):
         # A leaf keeps values in the red zone below rsp, which Frida's trampoline overwrites
         # before the callback reads it (measured: a pointer read for a u64 argument). At
         # the first instruction they are still in the registers the prologue stores.
         if site.kind is not SiteKind.ENTRY or site.address == code.start:
             raise Unhookable("a value lives below rsp, where Frida's trampoline writes")
+        return Hook(number, code.start, "probe", Cfa(RSP, 8), code.pieces_at_start(site))
+    if site.kind is not SiteKind.URETPROBE and code.red_zone_live_at(site.address):
+        # Values no probe reads (a temporary the leaf spilled below rsp) are overwritten
+        # all the same: the program itself would compute something else (measured: a C
+        # leaf at -O0 printed a pointer-sized number for 2 * n + 1).
+        if site.kind is not SiteKind.ENTRY:
+            raise Unhookable(
+                "the leaf keeps values below rsp there, which Frida's trampoline overwrites"
+            )
         return Hook(number, code.start, "probe", Cfa(RSP, 8), code.pieces_at_start(site))
     if site.kind is SiteKind.URETPROBE:
         code.check_window(site.address)
@@ -370,12 +387,61 @@ class _Code:
             covered += insn.size
             i += 1
 
+    def red_zone_live_at(self, address: int) -> bool:
+        """A leaf (the only functions with a red zone) may read, after `address`, a slot
+        below rsp that it wrote before: some path from `address` reads the slot before
+        writing it (through rsp, or through a frame pointer in a leaf that never moves rsp
+        down: `push rbp; mov rbp, rsp; mov [rbp - 8], rdi`). Unknown jumps count as live."""
+        if not self.shape.is_leaf or address == self.start:
+            return False
+        bases = ["rsp"]
+        if not any(i.mnemonic == "sub" and i.op_str.startswith("rsp,") for i in self.instructions):
+            bases.append("rbp")
+        below = [f"[{base} - " for base in bases]
+        seen: set[tuple[int, frozenset[str]]] = set()
+        todo = [(self.index[address], frozenset[str]())]
+        while todo:
+            i, written = todo.pop()
+            if (i, written) in seen or i >= len(self.instructions):
+                continue
+            if len(seen) > _LIVENESS_STATES:
+                return True
+            seen.add((i, written))
+            insn = self.instructions[i]
+            operands = [o.strip() for o in insn.op_str.split(",")]
+            destination = operands[0]
+            stored = insn.mnemonic.startswith("mov") and any(b in destination for b in below)
+            sources = operands[1:] if stored else operands
+            read = [o[o.index("[") :] for o in sources if any(b in o for b in below)]
+            if any(slot not in written for slot in read):
+                return True  # read (or its address taken) before being written
+            if stored:
+                written = written | {destination[destination.index("[") :]}
+            mnemonic = insn.mnemonic
+            if mnemonic == "ret" or mnemonic.startswith("ud"):
+                continue
+            if mnemonic.startswith("j"):
+                try:
+                    target = int(insn.op_str, 16)
+                except ValueError:
+                    return True  # an indirect jump: anywhere
+                if target not in self.index:
+                    if mnemonic == "jmp":
+                        continue  # a tail jump out of the function: its frame is gone
+                else:
+                    todo.append((self.index[target], written))
+                if mnemonic == "jmp":
+                    continue
+            todo.append((i + 1, written))
+        return False
+
     def pieces_at_start(self, site: Site) -> tuple[Piece, ...]:
         """The site's pieces as the function's first instruction sees them, when only a
         prologue of stack adjustments and register stores lies between: a stack slot the
         prologue filled from a register is that register at the start."""
         self.check_window(self.start)
         depth = 0  # bytes the prologue moved rsp down
+        frame: int | None = None  # `mov rbp, rsp` ran at this depth: rbp = entry rsp - frame
         stores: dict[int, tuple[int, int]] = {}  # offset from the entry rsp -> (reg, size)
         copies: dict[int, int] = {}  # register -> the register whose start value it holds
         for insn in self.instructions[: self.index[site.address]]:
@@ -387,6 +453,8 @@ class _Code:
                 depth += int(operands[1], 16)
             elif mnemonic in ("nop", "endbr64", "test", "cmp"):
                 continue  # flags only
+            elif mnemonic == "mov" and operands == ["rbp", "rsp"]:
+                frame = depth
             elif mnemonic == "xor" and operands[0] == operands[1] and operands[0] in _REGISTERS:
                 copies[_REGISTERS[operands[0]]] = _ZEROED  # no longer the start's value
             elif mnemonic in ("mov", "movsd", "movss", "movq") and operands[1] in _REGISTERS:
@@ -398,9 +466,13 @@ class _Code:
                     copies[_REGISTERS[operands[0]]] = source
                     continue
                 slot = _rsp_slot(operands[0])
-                if slot is None:
+                framed = _rsp_slot(operands[0], "rbp") if frame is not None else None
+                if slot is not None:
+                    stores[slot[0] - depth] = (source, slot[1])
+                elif framed is not None and frame is not None:
+                    stores[framed[0] - frame] = (source, framed[1])
+                else:
                     raise Unhookable(f"its prologue writes {operands[0]}, not a stack slot")
-                stores[slot[0] - depth] = (source, slot[1])
             else:
                 raise Unhookable(
                     f"Frida's patch would move a call, and the prologue before the entry probe "
@@ -408,6 +480,8 @@ class _Code:
                 )
         pieces = []
         for piece in site.pieces:
+            if piece.memory and piece.reg == RBP and frame is not None:
+                piece = Piece(RSP, piece.offset + depth - frame, piece.size, memory=True)
             if not piece.memory or piece.reg != RSP:
                 if piece.reg == RSP or piece.memory:
                     raise Unhookable("a value's location depends on the prologue's registers")
@@ -427,10 +501,11 @@ class _Code:
         return tuple(pieces)
 
 
-def _rsp_slot(operand: str) -> tuple[int, int] | None:
-    """(displacement, size) of `qword ptr [rsp + 0x8]`, or None for another operand."""
+def _rsp_slot(operand: str, base: str = "rsp") -> tuple[int, int] | None:
+    """(displacement, size) of `qword ptr [rsp + 0x8]` (or of `base`), or None for another
+    operand."""
     words = operand.replace("[", " ").replace("]", " ").split()
-    if len(words) < 3 or words[0] not in _SIZES or words[1] != "ptr" or words[2] != "rsp":
+    if len(words) < 3 or words[0] not in _SIZES or words[1] != "ptr" or words[2] != base:
         return None
     displacement = 0
     if len(words) == 5 and words[3] in "+-":

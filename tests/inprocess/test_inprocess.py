@@ -160,15 +160,6 @@ def test_a_program_that_spawns_copies_of_itself_still_behaves(cargo_bin):
     assert trace["workload::tick"].call_count == 3
 
 
-def test_follow_children_is_refused_with_the_reason(cargo_bin):
-    from pytest_uprobe.errors import UsageError
-
-    exe = cargo_bin("example_crates/workload")
-    refused = pytest.raises(UsageError, match="follow_children needs the BPF backend")
-    with Tracer(backend="inprocess", follow_children=True) as tracer, refused:
-        tracer.run([exe, "loop", "1"], probes=["workload::tick"])
-
-
 @pytest.mark.parametrize("profile", ["dev", "release"])
 def test_a_float_return_is_read_from_xmm0_where_bpf_says_unavailable(cargo_bin, profile):
     from pytest_uprobe.values import Unavailable

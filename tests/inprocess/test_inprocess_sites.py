@@ -136,3 +136,63 @@ def test_lines_and_usdt_probes_with_their_semaphore(cargo_bin, profile):
     )
     assert all(f"PROGRESS_TRACED worker={wid}" in trace.stdout for (wid, _), _ in workers)
     assert trace[line].call_count == printed_counts(trace.stdout)["fib"]
+
+
+RED_ZONE_C = r"""
+#include <stdio.h>
+__attribute__((noinline)) long calc(long n) {
+    long a = n * 2;
+    long b = a + 1;
+    return b;
+}
+int main(void) {
+    for (long i = 0; i < 3; i++) printf("calc %ld -> %ld\n", i, calc(i));
+    return 0;
+}
+"""
+
+
+def test_no_hook_where_a_leaf_still_needs_what_it_keeps_below_rsp(tmp_path, cargo_bin):
+    """Frida's trampoline writes below rsp: a hook where a leaf later reads a slot it
+    wrote there changes what the program computes, whether a probe reads the slot or not.
+    gcc -O0 `calc` keeps `a` and `b` below its frame pointer (no `sub rsp`): its line sites
+    are refused (also with no value to read) and its entry moves to the first instruction;
+    the program prints what it prints untraced. Release `in_a_loop` writes [rsp - 8] and
+    reads it back before the inlined copy of `add`, whose site stays hooked (the slot is
+    written again before any read: dead there)."""
+    import dataclasses
+    import shutil
+    import subprocess
+
+    from pytest_uprobe.inprocess import placement
+    from pytest_uprobe.plan import SiteKind
+
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed (make test installs it)")
+    (tmp_path / "calc.c").write_text(RED_ZONE_C)
+    exe = tmp_path / "calc"
+    subprocess.run(["gcc", "-g", "-O0", "-o", exe, tmp_path / "calc.c"], check=True)
+    untraced = subprocess.run([exe], capture_output=True, text=True, check=True).stdout
+    with Tracer(backend="inprocess") as tracer:
+        plan = tracer.plan(exe, ["calc.c:4", "calc.c:5"])
+        for number, site in enumerate(plan.sites):
+            assert site.kind is SiteKind.LINE
+            for pieces in (site.pieces, ()):
+                bare = dataclasses.replace(site, pieces=pieces)
+                with pytest.raises(placement.Unhookable, match="below rsp"):
+                    placement._hook(plan, number, bare)
+        trace = tracer.run([exe], probes=["calc"])
+    assert trace.stdout == untraced == "calc 0 -> 1\ncalc 1 -> 3\ncalc 2 -> 5\n"
+    assert [(c.args[0], c.retval) for c in trace["calc"].calls] == [(0, 1), (1, 3), (2, 5)]
+
+    release = cargo_bin(INLINING, profile="release")
+    with Tracer(backend="inprocess") as tracer:
+        plan = tracer.plan(release, ["inlining::add"])
+    copies = [
+        (n, s) for n, s in enumerate(plan.sites)
+        if s.kind is SiteKind.INLINED
+        and plan.function(s.function).inlined.describe().startswith("inlining::in_a_loop")
+    ]  # fmt: skip
+    assert copies
+    for number, site in copies:
+        assert placement._hook(plan, number, site).address == site.address

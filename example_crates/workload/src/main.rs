@@ -8,6 +8,11 @@ pub fn tick(n: u64) -> u64 {
     std::hint::black_box(n.wrapping_mul(2).wrapping_add(1))
 }
 
+#[inline(never)]
+pub fn label(text: &str) -> usize {
+    std::hint::black_box(text.len())
+}
+
 fn main() {
     let args: Vec<String> = env::args().collect();
     let mode = args.get(1).map(String::as_str).unwrap_or("loop");
@@ -144,6 +149,52 @@ fn main() {
                 tick(i);
             }
             println!("orphan ticked {}", count);
+        }
+        // `fork COUNT HOW`: fork without exec; the child labels and ticks 100..100+COUNT,
+        // then ends by HOW (exit: _exit(3), segv, kill: SIGKILL to itself); the parent labels
+        // and ticks 0..COUNT, waits, and prints how the child ended and every label.
+        "fork" => {
+            extern "C" {
+                fn fork() -> i32;
+                fn waitpid(pid: i32, status: *mut i32, options: i32) -> i32;
+                fn _exit(code: i32) -> !;
+                fn raise(signal: i32) -> i32;
+            }
+            let how = args.get(3).map(String::as_str).unwrap_or("exit").to_string();
+            let pid = unsafe { fork() };
+            let first = if pid == 0 { 100 } else { 0 };
+            for i in first..first + count {
+                let text = format!("{} {}", if pid == 0 { "child" } else { "parent" }, i);
+                println!("label {:?} -> {}", text, label(&text));
+                tick(i);
+            }
+            if pid == 0 {
+                match how.as_str() {
+                    "segv" => unsafe { std::ptr::write_volatile(std::ptr::null_mut::<u64>(), 1) },
+                    "kill" => unsafe {
+                        raise(9);
+                    },
+                    _ => {}
+                }
+                unsafe { _exit(3) };
+            }
+            let mut status = 0;
+            unsafe { waitpid(pid, &mut status, 0) };
+            println!("child {} status {}", pid, status);
+        }
+        // print how many threads this process has (the entries of /proc/self/task)
+        "tasks" => {
+            let tasks = std::fs::read_dir("/proc/self/task").expect("task").count();
+            println!("tasks {}", tasks);
+        }
+        // `run PROGRAM ARGS...`: run another program (its output goes to this stdout), wait,
+        // print its exit status
+        "run" => {
+            let status = std::process::Command::new(&args[2])
+                .args(&args[3..])
+                .status()
+                .expect("run");
+            println!("ran {} status {}", args[2], status.code().unwrap_or(-1));
         }
         other => {
             eprintln!("unknown mode {}", other);
