@@ -242,7 +242,6 @@ class InprocessRun:
         frida = self._frida
         device = frida.get_local_device()
         started = time.perf_counter()
-        deadline = None if timeout is None else time.monotonic() + timeout
         kwargs: dict[str, Any] = {"stdio": "inherit"}
         if env is not None:
             kwargs["envp"] = dict(env)
@@ -278,6 +277,9 @@ class InprocessRun:
             )
             self._drainer.start()
             self._start_waiter()
+            # The timeout is the program's own time, as on the BPF engine: set-up (spawn,
+            # agent, hooks) does not count against it.
+            deadline = None if timeout is None else time.monotonic() + timeout
             device.resume(self.pid)
             finished = self._wait(deadline, children, pipes)
         self._finish()
