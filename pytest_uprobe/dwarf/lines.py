@@ -247,6 +247,13 @@ class LineEntry:
     loops_back: bool  # also reached from inside the line: every arrival counts
 
 
+def closure_body(host: str, function: str | None) -> bool:
+    """Whether a line's code in the function symbol `host` (demangled) whose innermost
+    DWARF function is `function` belongs to a closure's body: the closure's own symbol
+    (`f::{{closure}}`), or a copy of it inlined elsewhere (DW_AT_name `{closure#0}`)."""
+    return host.endswith("{{closure}}") or (function or "").startswith("{closure")
+
+
 def entry_points(binary: ElfBinary, path: str, line: int) -> list[LineEntry]:
     """Where to probe `path:line` to count each execution once (see the module's doc)."""
     ranges, statements = line_ranges(binary, path, line)

@@ -409,7 +409,7 @@ class InprocessRun:
             return
         plan = copy.copy(self.plan)  # the plan is shared and cached: its coverage too
         plan.coverage = {
-            probe: Coverage(list(c.left_out), list(c.shares_address_with))
+            probe: Coverage(**{**vars(c), "left_out": list(c.left_out)})
             for probe, c in self.plan.coverage.items()
         }
         for index, (number, why) in left_out.items():
