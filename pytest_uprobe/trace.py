@@ -182,6 +182,8 @@ class FunctionTrace:
             ]
             + list(self.merged_away)
             + list(self.may_be_fewer),
+            # Each of those reasons still means the code counted ran at least once.
+            fewest=1 if self.may_be_fewer and not (shares_address_with or merged_away) else 0,
         )
         self.lost_events = lost_events
         self.arguments_known = arguments_known

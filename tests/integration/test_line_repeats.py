@@ -84,7 +84,9 @@ def test_a_line_s_count_is_its_executions_or_an_upper_bound_that_says_why(run, m
         assert count == ran
         return
     assert int(count) >= ran and count.may_be_fewer and not count.may_be_more
-    assert count <= int(count)  # what the bound decides
+    assert count <= int(count) and count >= 1  # what the bound decides: it ran, at most this
+    assert repr(count) == f"CallCount(between 1 and {int(count)})"
+    trace[probe_of(marker)].assert_called()
     with pytest.raises(InexactCount, match="each (arrival|of its runs) is counted"):
         assert count == ran
     with pytest.raises(InexactCount):

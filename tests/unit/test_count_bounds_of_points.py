@@ -40,11 +40,20 @@ def test_a_site_the_line_jumps_back_to_makes_the_count_an_upper_bound():
     coverage = Coverage(may_be_fewer=reasons)
     assert not coverage.exact
     count = trace_of(coverage, 15).call_count
-    assert repr(count) == "CallCount(at most 15)"
+    assert repr(count) == "CallCount(between 1 and 15)"
     assert count <= 15 and count < 16 and not count > 15
     with pytest.raises(InexactCount, match="a loop written on one line"):
         assert count == 3
+    with pytest.raises(InexactCount, match="at most 15 calls ran"):
+        assert count >= 2
+    # A line counted at all ran at least once: `called` and assert_called decide.
+    assert count >= 1 and count != 0 and trace_of(coverage, 15).called
+    trace_of(coverage, 15).assert_called()
+    with pytest.raises(AssertionError):
+        trace_of(coverage, 15).assert_not_called()
     assert not trace_of(coverage, 15).complete
+    assert repr(trace_of(coverage, 0).call_count) == "CallCount(at most 0)"
+    assert trace_of(coverage, 0).call_count == 0  # at most 0 is exactly 0
 
 
 def test_a_closure_body_next_to_the_code_that_calls_it_is_an_upper_bound():
