@@ -70,7 +70,7 @@ def line_rows(binary: ElfBinary, file: str | None, function: str | None) -> list
 def _repeats(binary: ElfBinary, entries: list[lines.LineEntry], path: str, line: int) -> bool:
     """Whether a probe on the line counts some execution more than once (as
     points.repeated_passes says)."""
-    if any(e.loops_back for e in entries):
+    if any(e.loops_back or e.split for e in entries):
         return True
     if len(entries) < 2:
         return False

@@ -114,6 +114,7 @@ class LinePoint:
     host: str  # the function symbol whose code holds it, demangled
     function: str | None  # the innermost function of that line (an inlined copy's name)
     loops_back: bool
+    split: bool = False  # also entered from another line's code scheduled inside it
 
     def describe(self) -> str:
         own = (
@@ -196,6 +197,7 @@ def _plan_line(plan: ProbePlan, probe: str) -> None:
             entry.host.path,
             scope.function if scope is not None else None,
             entry.loops_back,
+            entry.split,
         )
         planned.append(point)
         _add(plan, probe, point, address, cfa, values, pieces, derefs, scope is not None)
@@ -211,7 +213,8 @@ def _plan_line(plan: ProbePlan, probe: str) -> None:
 def repeated_passes(points: Sequence[LinePoint]) -> list[str]:
     """Why one execution of a line can be counted more than once at `points` (its sites):
     a site the line's own code jumps back to (a loop written on the line: every pass
-    counts), or the body of a closure written on the line next to code that calls it (an
+    counts), a site also entered through another line's instruction scheduled inside the
+    line's code, or the body of a closure written on the line next to code that calls it (an
     iterator adapter runs it once per item, each run counted). The count is then an upper
     bound of the line's executions (see docs/lines-and-usdt.md)."""
     reasons = [
@@ -221,6 +224,13 @@ def repeated_passes(points: Sequence[LinePoint]) -> list[str]:
         "more than once"
         for point in points
         if point.loops_back
+    ]
+    reasons += [
+        f"{point.describe()} at {point.address:#x} is also reached through an instruction "
+        "of another line that the optimizer placed inside this line's code: each part "
+        "counts, so one execution of the line can count twice"
+        for point in points
+        if point.split
     ]
     closures = [p for p in points if lines.closure_body(p.host, p.function)]
     if closures and len(closures) < len(points):

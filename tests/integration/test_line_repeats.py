@@ -134,3 +134,47 @@ def test_the_lines_command_marks_exactly_the_lines_whose_count_is_a_bound(
         assert {probe_of("while-one-line"), probe_of("chain-one-line")} <= marked
     # A line with a vectorized loop inlined from it is entered once per call: not marked.
     assert probe_of("vector-one-line") not in marked or profile == "dev"
+
+
+STOCKPILE = Path(__file__).resolve().parents[2] / "example_crates" / "stockpile"
+
+
+def stockpile_line(text: str) -> int:
+    lines = (STOCKPILE / "src" / "main.rs").read_text().splitlines()
+    (number,) = [n for n, line in enumerate(lines, start=1) if line.strip() == text]
+    return number
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_a_for_header_and_its_body_count_their_executions_or_an_upper_bound(
+    uprobe_trace, cargo_bin, profile
+):
+    """stockpile's generic `largest` (4 instances, each over 3 items, as it prints): the
+    `for` header runs len + 1 times per call, the `if` of its body len times.
+
+    Dev code for the header calls `into_iter`, then jumps to `next()`, a second entry of
+    the same line: both were counted (20 for 16) until the first was joined into the
+    second. Release code of the u8 instance schedules the `for` line's pointer increment
+    between the two halves of the body's compare: each half counted (15 for 12). Such
+    sites make the count an upper bound that says so."""
+    from tests.blackbox.stockpile import ARGV_TAIL
+
+    exe = cargo_bin(str(STOCKPILE), profile=profile)
+    header = f"src/main.rs:{stockpile_line('for &x in items {')}"
+    body = f"src/main.rs:{stockpile_line('if x > best {')}"
+    trace = uprobe_trace.run([exe, *ARGV_TAIL], probes=[header, body])
+    printed = re.findall(r"^CALL largest<\w+> \(\[([^\]]*)\],\) -> ", trace.stdout, re.M)
+    sizes = [len(items.split(", ")) for items in printed]
+    assert len(sizes) == 4
+    truth = {header: sum(n + 1 for n in sizes), body: sum(sizes)}
+    for probe, ran in truth.items():
+        count = trace[probe].call_count
+        if profile == "dev":
+            assert count.exact and count == ran, (probe, count)
+        elif count.exact:
+            assert count == ran, (probe, count)
+        else:
+            assert int(count) >= ran and "each part counts" in count.reasons()
+    if profile == "release":
+        assert int(trace[body].call_count) > truth[body]  # the case that was silently wrong
+        assert not trace[body].call_count.exact
