@@ -4,9 +4,11 @@ A probe whose sites could not all be attached, or whose function's calls of itse
 optimizer turned into a loop (dwarf/recursion.py), counts fewer calls than ran (a lower
 bound); a probe on a function that shares its address with others, or into which the
 optimizer merged functions whose names are gone (dwarf/merging.py), counts their calls too
-(an upper bound). `CallCount` is an int, so printing it, adding to it and `>=` read as usual, but a
-comparison whose answer the bound cannot decide raises `InexactCount` (an AssertionError
-naming the reason), so `assert trace["f"].call_count == 3` never passes on a wrong count.
+(an upper bound), as does a source line whose code one execution passes more than once
+(points.py: at most the count, and at least one when it is not 0). `CallCount` is an int,
+so printing it, adding to it and `>=` read as usual, but a comparison whose answer the
+bound cannot decide raises `InexactCount` (an AssertionError naming the reason), so
+`assert trace["f"].call_count == 3` never passes on a wrong count.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class CallCount(int):
     may_be_more: tuple[str, ...]
     may_be_fewer: tuple[str, ...]
     name: str
+    fewest: int  # of an upper bound: what ran at least (a line counted at all ran once)
 
     def __new__(
         cls,
@@ -36,11 +39,13 @@ class CallCount(int):
         *,
         may_be_more: Sequence[str] = (),
         may_be_fewer: Sequence[str] = (),
+        fewest: int = 0,
     ) -> CallCount:
         count = super().__new__(cls, value)
         count.name = name
         count.may_be_more = tuple(may_be_more)
         count.may_be_fewer = tuple(may_be_fewer)
+        count.fewest = min(fewest, value)
         return count
 
     @property
@@ -50,7 +55,7 @@ class CallCount(int):
     @property
     def low(self) -> int:
         """The fewest calls that can have run."""
-        return 0 if self.may_be_fewer else int(self)
+        return self.fewest if self.may_be_fewer else int(self)
 
     @property
     def high(self) -> float:
@@ -63,6 +68,8 @@ class CallCount(int):
         if self.may_be_more and not self.may_be_fewer:
             return f"CallCount(at least {int(self)})"
         if self.may_be_fewer and not self.may_be_more:
+            if self.fewest:
+                return f"CallCount(between {self.fewest} and {int(self)})"
             return f"CallCount(at most {int(self)})"
         return f"CallCount({int(self)}, neither a lower nor an upper bound)"
 

@@ -435,7 +435,7 @@ def _trace(args: argparse.Namespace, out: TextIO) -> int:
                 sys.stderr.write(
                     f"pytest-uprobe trace: {name}: counts {other} too (same address)\n"
                 )
-            for why in function.unseen + function.merged_away:
+            for why in function.unseen + function.merged_away + function.may_be_fewer:
                 sys.stderr.write(f"pytest-uprobe trace: {name}: {why}\n")
         status = "timed out" if timed_out else f"exit status {trace.returncode}"
         lost = f"; {trace.lost_events} events lost" if trace.lost_events else ""
@@ -508,6 +508,7 @@ def trace_json(trace: Any) -> dict[str, Any]:
                 "shares_address_with": list(f.shares_address_with),
                 "unseen": list(f.unseen),
                 "merged_away": list(f.merged_away),
+                "may_be_fewer": list(f.may_be_fewer),
             }
             for name, f in trace.functions.items()
             if not f.complete

@@ -227,10 +227,19 @@ class Coverage:
     unseen: list[str] = field(default_factory=list)
     # Functions merged into one it names whose own names are gone: an upper bound.
     merged_away: list[str] = field(default_factory=list)
+    # Other reasons the count may exceed what ran (a source line whose sites one execution
+    # passes more than once, points.py): an upper bound.
+    may_be_fewer: list[str] = field(default_factory=list)
 
     @property
     def exact(self) -> bool:
-        return not (self.left_out or self.shares_address_with or self.unseen or self.merged_away)
+        return not (
+            self.left_out
+            or self.shares_address_with
+            or self.unseen
+            or self.merged_away
+            or self.may_be_fewer
+        )
 
     def note(self, binary: ElfBinary, symbol: Symbol, matches: Any) -> None:
         """What the optimizer did to `symbol` that its count cannot see (see bounds.py);

@@ -150,6 +150,7 @@ class FunctionTrace:
         shares_address_with: Sequence[str] = (),
         unseen: Sequence[str] = (),
         merged_away: Sequence[str] = (),
+        may_be_fewer: Sequence[str] = (),
     ) -> None:
         self.name = name
         self.calls: list[Call] = calls if isinstance(calls, LazyList) else list(calls)
@@ -164,6 +165,8 @@ class FunctionTrace:
         # names are gone, their calls counted as its own: an upper bound.
         self.unseen: tuple[str, ...] = tuple(unseen)
         self.merged_away: tuple[str, ...] = tuple(merged_away)
+        # Other reasons the count may exceed what ran (plan.Coverage.may_be_fewer).
+        self.may_be_fewer: tuple[str, ...] = tuple(may_be_fewer)
         # Counted in the kernel: exact even when events were lost, unless sites were left
         # out or the address is shared; then a CallCount whose undecidable comparisons
         # (== n, assert_called_once...) raise InexactCount with the reason.
@@ -177,7 +180,10 @@ class FunctionTrace:
                 "bodies merged by the optimizer), whose calls it counts too"
                 for other in self.shares_address_with
             ]
-            + list(self.merged_away),
+            + list(self.merged_away)
+            + list(self.may_be_fewer),
+            # Each of those reasons still means the code counted ran at least once.
+            fewest=1 if self.may_be_fewer and not (shares_address_with or merged_away) else 0,
         )
         self.lost_events = lost_events
         self.arguments_known = arguments_known
@@ -188,7 +194,13 @@ class FunctionTrace:
     @property
     def complete(self) -> bool:
         """The count and the calls are exactly those of the functions the name means."""
-        return not (self.left_out or self.shares_address_with or self.unseen or self.merged_away)
+        return not (
+            self.left_out
+            or self.shares_address_with
+            or self.unseen
+            or self.merged_away
+            or self.may_be_fewer
+        )
 
     def __repr__(self) -> str:
         return f"<FunctionTrace {self.name!r}: {self.call_count!r} calls>"
@@ -255,6 +267,7 @@ class FunctionTrace:
             # only if the function answers to it.
             unseen=self.unseen if any(c.answers_to(name or "") for c in self.calls) else (),
             merged_away=self.merged_away,
+            may_be_fewer=self.may_be_fewer,
         )
 
     def assert_only_called_from(self, name: str | None) -> None:
@@ -540,6 +553,7 @@ class Trace:
                 shares_address_with=coverage.shares_address_with,
                 unseen=coverage.unseen,
                 merged_away=coverage.merged_away,
+                may_be_fewer=coverage.may_be_fewer,
             )
         return trace
 

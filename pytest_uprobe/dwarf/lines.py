@@ -33,6 +33,7 @@ module.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -245,6 +246,16 @@ class LineEntry:
     address: int
     host: Symbol  # the function symbol whose code holds it
     loops_back: bool  # also reached from inside the line: every arrival counts
+    # Also reached by falling through another line's code that the line's own code falls
+    # into (the optimizer scheduled it in between): one execution can count twice.
+    split: bool = False
+
+
+def closure_body(host: str, function: str | None) -> bool:
+    """Whether a line's code in the function symbol `host` (demangled) whose innermost
+    DWARF function is `function` belongs to a closure's body: the closure's own symbol
+    (`f::{{closure}}`), or a copy of it inlined elsewhere (DW_AT_name `{closure#0}`)."""
+    return host.endswith("{{closure}}") or (function or "").startswith("{closure")
 
 
 def entry_points(binary: ElfBinary, path: str, line: int) -> list[LineEntry]:
@@ -362,10 +373,90 @@ def _host_entries(
     runs = [r for r in runs if any(a in statements for a in r)]
     if optimized:
         runs = _without_sunk_stores(flow, runs)
-    entries: list[LineEntry] = []
+    found: list[tuple[LineEntry, frozenset[int]]] = []
     for run in runs:
-        entries.extend(_run_entries(host, flow, addresses, run, preds, member, indirect))
-    return entries
+        found.extend(_run_entries(host, flow, addresses, run, preds, member, indirect))
+    entries = _joined_by_jumps(flow, found, member)
+    split = {e.address for e in entries if _split(addresses, e.address, preds, member, flow)}
+    return [dataclasses.replace(e, split=True) if e.address in split else e for e in entries]
+
+
+def _split(
+    addresses: list[int],
+    address: int,
+    preds: dict[int, list[int]],
+    member: set[int],
+    flow: code.Flow,
+) -> bool:
+    """Whether control falls into the entry `address` from another line's instructions
+    that only the line's own code falls into, with no jump in or out: optimized code
+    schedules an instruction of one line between two of another (`inc r8` of the `for`
+    line between two halves of the loop body), and each half then counts."""
+    for before in preds.get(address, ()):
+        if before in member or before != _previous(addresses, address):
+            continue
+        at, steps = before, 0
+        while at not in member and steps < 32:
+            if (
+                at not in flow.falls
+                or at in flow.jumps
+                or at in flow.indirect_set
+                or preds.get(at) != [_previous(addresses, at)]
+            ):
+                break
+            at, steps = preds[at][0], steps + 1
+        else:
+            if at in member and at in flow.falls:
+                return True
+    return False
+
+
+def _joined_by_jumps(
+    flow: code.Flow, found: list[tuple[LineEntry, frozenset[int]]], member: set[int]
+) -> list[LineEntry]:
+    """The entries less those whose executions always jump on to another entry of the line
+    through the line's own code: dev code for `for x in items {` calls `into_iter`, then
+    jumps to the loop's `next()` (the same line, entered again after each pass from the
+    body), and counting both would count the first pass twice. The one jumped to counts
+    it; the jump is no pass of a loop there."""
+    by_address = {entry.address: (entry, inside) for entry, inside in found}
+    stops = set(by_address) | set(flow.jump_targets)
+    dropped: set[int] = set()
+    for entry, _ in found:
+        arrival = _jumps_on(flow, entry.address, stops, member)
+        if arrival is None or arrival[1] not in by_address or arrival[1] in dropped:
+            continue
+        jump, target = arrival
+        joined, inside = by_address[target]
+        inside = inside - {jump}
+        by_address[target] = (
+            LineEntry(joined.address, joined.host, entry.loops_back or bool(inside)),
+            inside | ({entry.address} if entry.loops_back else set()),
+        )
+        dropped.add(entry.address)
+    return [by_address[a][0] for a in sorted(by_address) if a not in dropped]
+
+
+def _jumps_on(
+    flow: code.Flow, start: int, stops: set[int], member: set[int]
+) -> tuple[int, int] | None:
+    """(the jump, its target) when control entering at `start` always runs the line's own
+    instructions (calls return) into one unconditional direct jump, passing no jump target
+    and no other entry on the way; else None."""
+    address: int | None = start
+    for _ in range(4096):
+        if address is None or address not in member or address in flow.indirect_set:
+            return None
+        if address != start and address in stops:
+            return None
+        target = flow.jumps.get(address)
+        if target is not None:
+            unconditional = address not in flow.falls
+            return (address, target) if unconditional and target != start else None
+        if address not in flow.falls:
+            return None  # a return or a trap
+        address = flow.next_of(address)
+    return None
 
 
 def _without_sunk_stores(flow: code.Flow, runs: list[list[int]]) -> list[list[int]]:
@@ -430,15 +521,16 @@ def _run_entries(
     preds: dict[int, list[int]],
     member: set[int],
     indirect: bool,
-) -> list[LineEntry]:
-    """The entry points of one run of consecutive instructions of the line."""
+) -> list[tuple[LineEntry, frozenset[int]]]:
+    """The entry points of one run of consecutive instructions of the line, each with its
+    predecessors inside the line that make it loop back."""
     if all(a in flow.jumps and a not in flow.falls for a in run):
         return []  # only jumps on: the join after an `if`'s branches, which does no work
     points = [a for a in run if any(p not in member for p in preds.get(a, ()))]
     if not points and not preds.get(run[0]) and indirect:
         points = [run[0]]  # reached only through a jump table (or by unwinding)
     targets = set(flow.jumps.values()) | set(points)
-    final: list[LineEntry] = []
+    final: list[tuple[LineEntry, frozenset[int]]] = []
     merged: set[int] = set()
     for n, point in enumerate(points):
         following = points[n + 1] if n + 1 < len(points) else None
@@ -448,7 +540,7 @@ def _run_entries(
         inside = [p for p in preds.get(point, ()) if p in member]
         if point in merged:  # the fallthrough from the entry merged into this one is not a loop
             inside = [p for p in inside if p != _previous(addresses, point)]
-        final.append(LineEntry(point, host, bool(inside)))
+        final.append((LineEntry(point, host, bool(inside)), frozenset(inside)))
     return final
 
 

@@ -21,7 +21,9 @@ Two kinds of evidence, either of which makes the count a lower bound (see bounds
    function is flagged: a bound where the count was exact, never the other way round.
 
 The first needs the source file (DWARF's path to it); the second finds loops that keep
-one call of the function. A release build whose source is gone and whose recursion is
+one call of the function. A check that fails with an error it did not expect answers a
+lower bound naming the error (`how == "unchecked"`), never "no evidence", which would
+leave the count exact. A release build whose source is gone and whose recursion is
 left without any call of the function (pure tail recursion) is not detected.
 """
 
@@ -49,9 +51,16 @@ class LoopedRecursion:
     function: str
     where: str
     text: str
-    how: str  # "no call" or "loops back"
+    how: str  # "no call", "loops back", or "unchecked" (`where`: the error the check met)
 
     def __str__(self) -> str:
+        if self.how == "unchecked":
+            return (
+                f"whether the optimizer turned calls of {self.function} to itself into a "
+                f"loop could not be checked ({self.where}), so calls of it to itself may "
+                "have run without entering it and not be counted (a bug in pytest-uprobe: "
+                "please report it with this message; a dev build has no such loops)"
+            )
         place = f"{self.where}: `{self.text}`" if self.text else self.where
         if self.how == "no call":
             what = f"its call of itself at {place} has no call instruction in the machine code"
@@ -86,9 +95,18 @@ def looped_recursion(binary: ElfBinary, symbol: Symbol) -> LoopedRecursion | Non
             found = _find(binary, symbol)
             disk.put(key, tuple(vars(found).values()) if found else ())
         memo[symbol.address] = found
-    except Exception:  # DWARF, code or source this reader cannot follow: no evidence
-        return None
+    except Exception as error:  # any error: the answer is unknown, and said so
+        return _unchecked(symbol.path, error)
     return found
+
+
+def _unchecked(function: str, error: Exception) -> LoopedRecursion:
+    """The answer when the check itself failed: not "no evidence" (an exact count) but a
+    lower bound that names the error."""
+    detail = f"{type(error).__name__}: {error}".strip()
+    if len(detail) > 200:
+        detail = detail[:200] + "..."
+    return LoopedRecursion(function, detail, "", "unchecked")
 
 
 @dataclass(frozen=True)
@@ -117,8 +135,8 @@ def looped_recursion_inlined(
         if key not in memo:
             memo[key] = _find_inlined(binary, path, origin, host)
         found: LoopedRecursion | None = memo[key]
-    except Exception:  # DWARF, code or source this reader cannot follow: no evidence
-        return None
+    except Exception as error:  # any error: the answer is unknown, and said so
+        return _unchecked(path, error)
     return found
 
 

@@ -425,3 +425,50 @@ def test_nothing_stays_attached_after_runs_with_lines_usdt_and_semaphores(
     finally:
         if links == "perf":
             sessions.release_programs()
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_lines_usdt_and_functions_interleave_in_program_order_with_printed_values(
+    uprobe_trace, cargo_bin, profile
+):
+    """One run with all three kinds: each round's USDT `start`, the `summary` line, the
+    function it calls, the line that prints and USDT `work` come in exactly that order,
+    and the print line's locals are the values it printed."""
+    exe = cargo_bin(CRATE, profile=profile)
+    n = 4
+    summary, printing = f"src/main.rs:{line_of('summary')}", f"src/main.rs:{line_of('work-print')}"
+    probes = ["usdt:lines:start", summary, "lines::expensive_summary", printing, "usdt:lines:work"]
+    trace = uprobe_trace.run([exe, str(n)], probes=probes)
+    printed = re.findall(r"^work round=(\d+) enabled=(\w+) summary=(\d+)$", trace.stdout, re.M)
+    assert len(printed) == n
+    trace.assert_sequence(probes * n, exact=True)
+    rounds = [int(r) for r, _, _ in printed]
+    sums = [int(s) for _, _, s in printed]
+    assert [hit.locals["round"] for hit in trace[summary].calls] == rounds
+    assert [(c.args, c.retval) for c in trace["lines::expensive_summary"]] == [
+        ((r,), s) for r, s in zip(rounds, sums)
+    ]
+    assert [
+        (hit.locals["round"], hit.locals["enabled"], hit.locals["summary"])
+        for hit in trace[printing].calls
+    ] == [(r, e == "true", s) for r, e, s in zip(rounds, [e for _, e, _ in printed], sums)]
+    trace[printing].assert_any_call(**{**trace[printing].calls[-1].locals, "summary": sums[-1]})
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_loop_counter_is_read_at_the_loop_s_condition_in_dev_and_release(
+    uprobe_trace, cargo_bin, profile
+):
+    """The `if` heading the loop body of `branches` sees the counter 0..n (the arithmetic of
+    the loop) in both builds: in release from the register its location list names."""
+    exe = cargo_bin(CRATE, profile=profile)
+    n = 7
+    markers = runs_markers()
+    condition = min(line for line, runs in markers.items() if runs == "n")
+    assert "if black_box(i) % 2 == 0" in SOURCE.read_text().splitlines()[condition - 1]
+    trace = uprobe_trace.run([exe, str(n)], probes=[f"src/main.rs:{condition}"])
+    assert re.search(rf"^branches\({n}\) ", trace.stdout, re.M)
+    hits = trace[f"src/main.rs:{condition}"]
+    assert hits.call_count == n
+    assert [hit.locals["i"] for hit in hits.calls] == list(range(n))
+    assert [hit.locals["n"] for hit in hits.calls] == [n] * n

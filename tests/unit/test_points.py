@@ -215,3 +215,67 @@ def test_a_store_sunk_out_of_the_line_s_loop_is_no_execution_in_optimized_code()
     assert len(_entries(flows, line, stores=sunk)) == 3
     # A store-only run of a line with no code in a loop is the line's only execution.
     assert _entries(flows, [(0x110, 0x114)], stores=sunk, optimized=True) == [(0x110, False)]
+
+
+def _for_header(body_jumps_back_from_the_line: bool = False):
+    """Dev code of `for x in items {` (line at 0x104-0x10c and 0x114-0x11c): `into_iter` at
+    0x104, a jump to the loop's `next()` at 0x114 (the same line), whose `je` leaves the
+    loop; the body (another line, 0x120) jumps back to 0x114 after each pass."""
+    return [
+        Step(0x100, 4, True, None),  # the line before
+        Step(0x104, 4, True, None),  # into_iter (a call: it returns)
+        Step(0x108, 4, False, 0x114),  # jmp next
+        Step(0x10C, 4, False, None),  # a panic path's trap
+        Step(0x110, 4, False, None),
+        Step(0x114, 4, True, None),  # call next
+        Step(0x118, 4, True, 0x130),  # je: done
+        Step(0x11C, 4, True, 0x104 if body_jumps_back_from_the_line else None),
+        Step(0x120, 4, True, None),  # the body
+        Step(0x124, 4, False, 0x114),  # jmp back to next()
+        Step(0x128, 4, False, None),
+        Step(0x12C, 4, False, None),
+        Step(0x130, 4, False, None),
+    ]
+
+
+def test_an_entry_that_jumps_on_to_another_entry_of_its_line_counts_there_once():
+    # Entered at 0x104 once, then at 0x114 once per pass and once more to end the loop:
+    # counting both would count the first arrival twice (20 where the program ran 16).
+    line = [(0x104, 0x10C), (0x114, 0x120)]
+    assert _entries(_for_header(), line) == [(0x114, False)]
+
+
+def test_an_entry_joined_into_a_loop_head_of_its_own_line_keeps_the_loop_mark():
+    # The same, with the line's own code (0x11c) jumping back to 0x104 on some passes: a
+    # loop on the line, which the entry counting it now (0x114) still counts.
+    line = [(0x104, 0x10C), (0x114, 0x120)]
+    assert _entries(_for_header(body_jumps_back_from_the_line=True), line) == [(0x114, True)]
+
+
+def _split_entries(flows, ranges):
+    flow = as_flow(flows)
+    statements = {r[0] for r in ranges}
+    return [
+        (e.address, e.loops_back, e.split)
+        for e in _host_entries(HOST, flow, ranges, [], statements, True)
+    ]
+
+
+def test_an_entry_behind_another_line_s_instruction_inside_the_line_is_marked_split():
+    # Release u8 `largest`: the body line's compare is 0x104 and 0x10c; the `for` line's
+    # `inc r8` (0x108) falls between them; both halves are entries, one execution each.
+    flows = straight(0x100, 0x104, 0x108, 0x10C) + [Step(0x110, 4, False, None)]
+    line = [(0x104, 0x108), (0x10C, 0x110)]
+    assert _split_entries(flows, line) == [(0x104, False, False), (0x10C, False, True)]
+
+
+def test_an_instruction_between_that_is_a_jump_target_is_no_split():
+    # 0x108 is also reached by a jump from 0x114: the entry at 0x10c counts that path.
+    flows = [
+        Step(0x100, 4, True, 0x114),
+        *straight(0x104, 0x108, 0x10C),
+        Step(0x110, 4, False, None),
+        Step(0x114, 4, False, 0x108),
+    ]
+    line = [(0x104, 0x108), (0x10C, 0x110)]
+    assert _split_entries(flows, line) == [(0x104, False, False), (0x10C, False, False)]

@@ -82,8 +82,8 @@ fn main() {
     for round in 0..n {
         usdt::start(round, round * 10);
         let enabled = usdt::work_enabled();
-        let summary = if enabled { expensive_summary(round) } else { 0 };
-        println!("work round={round} enabled={enabled} summary={summary}");
+        let summary = if enabled { expensive_summary(round) } else { 0 }; // probe: summary
+        println!("work round={round} enabled={enabled} summary={summary}"); // probe: work-print
         usdt::work(round, summary);
     }
 }
