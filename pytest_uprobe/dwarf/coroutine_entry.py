@@ -12,6 +12,13 @@ passes that instruction exactly once, on the way in, whatever it resumes. The re
 read from the host function's control flow, jump tables included; a host with a jump
 through a register whose targets are unknown could enter anywhere, and is not judged.
 
+Control may also come in at several places, each a copy of the dispatch (an executor's
+loop inlined around the body: LLVM duplicated the resume switch for the first poll and
+the later ones). Each such place loads the discriminant to jump on it, which only a poll's
+start does, so each poll passes one of them once. Several places that do not all load it
+may be the caller's code interleaved with the copy's, left and re-entered within one poll:
+not judged.
+
 Landing pads (reached by the unwinder: no path from the function's entry leads there) are
 not entries: they run inside a poll already under way; nor is the instruction after a call
 of a function DWARF marks `DW_AT_noreturn` (a panic), which control never reaches from it.
@@ -36,23 +43,29 @@ from . import index
 from .types import type_of
 
 
-def countable_entry(
+def poll_entries(
     binary: ElfBinary, ranges: Sequence[tuple[int, int]], origin: int
-) -> int | None:
-    """Where every poll of the inlined async body copy covering `ranges` enters it (the
-    body's abstract DIE at .debug_info offset `origin`), when the copy is a single-entry
-    region that reads its state from memory; None when it cannot be told."""
+) -> tuple[int, ...]:
+    """Where polls of the inlined async body copy covering `ranges` enter it (the body's
+    abstract DIE at .debug_info offset `origin`), each poll at exactly one of them, when
+    that can be told from the code and the copy reads its state from memory; () when not."""
     layout = state_layout(binary, origin)
     if layout is None:
-        return None
-    entry = single_entry(binary, ranges)
-    if entry is None:
-        return None
-    host = binary.function_containing(entry)
-    flow = None if host is None else _host_flow(binary, host.address, host.size)
-    if flow is None or not _loads_state(flow, ranges, layout):
-        return None
-    return entry
+        return ()
+    found = outside_entries(binary, ranges)
+    if found is None or not found.addresses:
+        return ()
+    if len(found.addresses) > 1 and not all(
+        _loads_at(found.flow, a, *layout.discriminant) for a in found.addresses
+    ):
+        # Control comes in at several places: each is a poll's start only where it loads
+        # the discriminant to dispatch on it (an optimizer's duplicate of the resume
+        # switch, as in an executor loop inlined around the body); elsewhere it may be code
+        # of the caller interleaved with the copy's, left and re-entered in one poll.
+        return ()
+    if not _loads_state(found.flow, ranges, layout):
+        return ()
+    return found.addresses
 
 
 @dataclass(frozen=True)
@@ -108,9 +121,18 @@ def _loads_state(flow: code.Flow, ranges: Sequence[tuple[int, int]], layout: Sta
     return all(loaded(o, n) for o, n in (layout.discriminant, *layout.arguments))
 
 
-def single_entry(binary: ElfBinary, ranges: Sequence[tuple[int, int]]) -> int | None:
-    """The one address where control enters the code in `ranges` (all inside one function
-    symbol) from outside, when there is exactly one and no jump inside returns to it."""
+@dataclass(frozen=True)
+class Entries:
+    """Where control comes into a copy's code from outside it, in its host's flow."""
+
+    addresses: tuple[int, ...]
+    flow: code.Flow
+
+
+def outside_entries(binary: ElfBinary, ranges: Sequence[tuple[int, int]]) -> Entries | None:
+    """The addresses where control enters the code in `ranges` (inside one function
+    symbol) from outside; None when that cannot be told (a jump through a register whose
+    targets are unknown) or when a jump inside the copy comes back to one of them."""
     if not ranges:
         return None
     host = binary.function_containing(min(lo for lo, _ in ranges))
@@ -137,18 +159,23 @@ def single_entry(binary: ElfBinary, ranges: Sequence[tuple[int, int]]) -> int | 
     # Code reached only by unwinding (landing pads and what follows them) runs inside a
     # poll under way, whichever path it takes into the copy.
     normal = flow.reachable([host.address])
-    entries: set[int] = set()
+    entries: list[int] = []
     for address in flow.boundaries:
         if not inside(address) or address not in normal:
             continue
         if any(not inside(p) and p in normal for p in preds.get(address, ())):
-            entries.add(address)
-    if len(entries) != 1:
-        return None
-    (entry,) = entries
-    if any(inside(p) for p in preds.get(entry, ())):
-        return None  # a loop inside the copy comes back to it: one poll, several hits
-    return entry
+            entries.append(address)
+    for entry in entries:
+        if any(inside(p) for p in preds.get(entry, ())):
+            return None  # a loop inside the copy comes back to it: one poll, several hits
+    return Entries(tuple(entries), flow)
+
+
+def _loads_at(flow: code.Flow, address: int, offset: int, size: int) -> bool:
+    return any(
+        m.disp == offset and m.size == size and m.index is None
+        for m in flow.loads.get(address, ())
+    )
 
 
 def _never_returns(binary: ElfBinary, flow: code.Flow, address: int) -> bool:
