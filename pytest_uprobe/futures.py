@@ -33,13 +33,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import machine_code as code
 from .dwarf import index
 from .dwarf.closures import closure_aliases
 from .dwarf.index import crate_unit_offsets, unit_index
 from .dwarf.inlined import _indexed_path as indexed_path
 from .dwarf.inlined import inlined_sites
-from .dwarf.locations import Piece
-from .dwarf.types import USIZE, RustType
+from .dwarf.locations import REGISTER_NAMES, Piece
+from .dwarf.types import USIZE, RustType, type_of
 from .elf import ElfBinary
 from .errors import ProbeNameError
 from .names import crate_of, is_glob, matcher
@@ -66,9 +67,7 @@ class FuturesNotProbeable(ProbeNameError):
     is left that sees its futures. `.bodies` names the poll bodies, `.why` says why each
     copy is refused."""
 
-    def __init__(
-        self, name: str, binary: Any, style: str, bodies: Sequence[str], why: str
-    ) -> None:
+    def __init__(self, name: str, binary: Any, style: str, bodies: Sequence[str], why: str) -> None:
         self.bodies = list(bodies)
         self.why = why
         super().__init__(
@@ -78,7 +77,7 @@ class FuturesNotProbeable(ProbeNameError):
             f"binary or in DWARF), and its poll body ({', '.join(self.bodies)}) exists only "
             f"as inlined copies that cannot be probed soundly ({why}), so no probe can see "
             "its futures: neither their creation nor their polls",
-            "build it without those inlinings: cargo_bin(..., profile=\"dev\"); or probe "
+            'build it without those inlinings: cargo_bin(..., profile="dev"); or probe '
             "the out-of-line function that awaits it",
         )
 
@@ -471,6 +470,8 @@ def adapt_plan(plan: ProbePlan, futures: FuturePlan) -> None:
             _read_dropped_address(plan, number, function)
             if not names & futures.asked:
                 only_entries.add(number)
+        elif names & drops and not names & futures.asked:
+            _read_inlined_dropped_address(plan, number, function)
     # Drop glue nobody asked for is watched for its entry alone: its returns would cost a
     # trap each and give nothing (and a ret too short for the in-process engine's patch
     # would refuse the whole run over a helper).
@@ -500,8 +501,13 @@ def _read_dropped_address(plan: ProbePlan, number: int, function: PlannedFunctio
     for i, site in enumerate(plan.sites):
         if site.function != number or site.kind is not SiteKind.ENTRY:
             continue
-        if site.address != function.symbol.address or site.pieces:
+        if site.address != function.symbol.address:
             return  # not at the first instruction: rdi may hold something else by then
+        if site.pieces and site.return_address_word != 0:
+            return
+        # The return address words (plan._read_return_addresses) name a copy as a call's
+        # caller; an internal drop glue is nobody's caller and gives them up.
+        site = dataclasses.replace(site, pieces=(), return_address_word=None)
         rdi = (Piece(RDI, 0, 8, memory=False),)
         state = _dropped_type(plan.binary, function.symbol.address)
         if state is None:
@@ -514,6 +520,51 @@ def _read_dropped_address(plan: ProbePlan, number: int, function: PlannedFunctio
         address = dataclasses.replace(values[0], name=DROPPED_ADDRESS, type=USIZE)
         function.params = (values[0], address)
         return
+
+
+def _read_inlined_dropped_address(plan: ProbePlan, number: int, function: PlannedFunction) -> None:
+    """The address an inlined copy of the state's drop glue drops, where its first
+    instruction loads the state's discriminant to decide what to drop (`movzx ecx, byte
+    ptr [r14 + 0x48]`): the base register holds the state's address there. DWARF gives
+    drop glue no parameter, so this is the only witness; a copy that begins otherwise
+    keeps its drops unattributed."""
+    copy = function.inlined
+    if copy is None or function.params or copy.origin is None:
+        return
+    state = _template_type(copy.origin)
+    if state is None:
+        return
+    rust_type = type_of(state.die)
+    if rust_type.discr is None:
+        return
+    discr = rust_type.discr
+    for i, site in enumerate(plan.sites):
+        if site.function != number or site.kind is not SiteKind.INLINED or site.pieces:
+            continue
+        raw = plan.binary.code(site.address, 16)
+        base = None if raw is None else code.loaded_base(raw, site.address)
+        if base is None or base.disp != discr.offset or base.size != discr.type.size:
+            return
+        if base.base not in REGISTER_NAMES[:16] or base.base == "rsp":
+            return
+        register = (Piece(REGISTER_NAMES.index(base.base), 0, 8, memory=False),)
+        pointer = RustType(f"*mut {state.name}", "pointer", 8, target_die=state.die)
+        values, pieces, derefs = site_values([(DROPPED_STATE, pointer, register)], plan.caps)
+        plan.sites[i] = dataclasses.replace(site, pieces=pieces, derefs=derefs)
+        address = dataclasses.replace(values[0], name=DROPPED_ADDRESS, type=USIZE)
+        function.params = (values[0], address)
+        return
+
+
+def _template_type(holder: Any) -> _StateType | None:
+    for child in holder.iter_children():
+        if child.tag.startswith("DW_TAG_template_type_param") and "DW_AT_type" in child.attributes:
+            die = child.get_DIE_from_attribute("DW_AT_type")
+            name = die.attributes.get("DW_AT_name")
+            text = getattr(name, "value", b"")
+            text = text.decode(errors="replace") if isinstance(text, bytes) else "?"
+            return _StateType(text, die)
+    return None
 
 
 @dataclass(frozen=True)

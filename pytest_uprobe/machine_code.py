@@ -249,6 +249,18 @@ def call_target(code: bytes, address: int) -> tuple[int | None, int | None]:
     return None, None
 
 
+def loaded_base(code: bytes, address: int) -> MemoryOperand | None:
+    """The memory the instruction at `address` (`code` starts there) reads, when it is
+    one `[base + disp]` load with no index (`movzx ecx, byte ptr [r14 + 0x48]`)."""
+    for insn in _disassembler().disasm(code, address, 1):
+        facts = _Facts()
+        _memory_facts(insn, facts)
+        loads = facts.loads.get(insn.address, ())
+        if len(loads) == 1 and loads[0].index is None and loads[0].base is not None:
+            return loads[0]
+    return None
+
+
 _RDI_NAMES = frozenset({"rdi", "edi", "di", "dil"})
 
 

@@ -173,8 +173,7 @@ def outside_entries(binary: ElfBinary, ranges: Sequence[tuple[int, int]]) -> Ent
 
 def _loads_at(flow: code.Flow, address: int, offset: int, size: int) -> bool:
     return any(
-        m.disp == offset and m.size == size and m.index is None
-        for m in flow.loads.get(address, ())
+        m.disp == offset and m.size == size and m.index is None for m in flow.loads.get(address, ())
     )
 
 
