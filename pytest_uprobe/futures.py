@@ -177,13 +177,27 @@ class FuturePlan:
     names: list[str]
     tracked: list[TrackedFuture]
     asked: frozenset[str]
+    # Async fns a glob matched (exact name -> the glob): their futures take the place of
+    # their constructor and poll calls under the glob, and have a FunctionTrace of their own.
+    discovered: dict[str, str] = field(default_factory=dict)
 
     @property
     def internal(self) -> frozenset[str]:
-        return frozenset(self.names) - self.asked
+        return frozenset(self.names) - self.asked - frozenset(self.discovered)
 
     def give_up(self, name: str, why: str) -> None:
         """Plan without `name` (a poll function or drop glue), which planning refused."""
+        if name in self.discovered:
+            # An async fn a glob matched, whose constructor planning refuses: left to the
+            # glob as plain calls, as before globs picked up futures.
+            del self.discovered[name]
+            gone = next(t for t in self.tracked if t.probe == name)
+            self.tracked.remove(gone)
+            needed = {n for t in self.tracked for n in (t.probe, *t.polls, t.drop)}
+            for extra in (name, *gone.polls, gone.drop):
+                if extra in self.names and extra not in self.asked and extra not in needed:
+                    self.names.remove(extra)
+            return
         self.names.remove(name)
         for tracked in self.tracked:
             if name in tracked.polls:
@@ -199,17 +213,57 @@ def prepare(binary: ElfBinary, probes: Sequence[str]) -> FuturePlan:
     """Which probe names mean futures, and the extra names to plan for them."""
     names: list[str] = []
     tracked: list[TrackedFuture] = []
+    discovered: dict[str, str] = {}
+
+    def add(found: TrackedFuture) -> None:
+        tracked.append(found)
+        extra = [*found.polls, *([found.drop] if found.drop else [])]
+        if found.constructor:
+            extra.insert(0, found.probe)
+        names.extend(n for n in extra if n not in names)
+
     for probe in probes:
+        if is_glob(probe):
+            names.append(probe)
+            for name in _async_fns_under(binary, probe):
+                if name in discovered:
+                    continue
+                if name in probes:  # tracked for its own name: the glob takes its futures
+                    discovered[name] = probe
+                    continue
+                try:
+                    found = _tracked(binary, name)
+                except FuturesNotProbeable:
+                    continue  # nothing of it runs where a probe sees it: the glob has none
+                if found is not None:
+                    discovered[name] = probe
+                    add(found)
+            continue
         found = _tracked(binary, probe)
         if found is None:
             names.append(probe)
             continue
-        tracked.append(found)
-        extra = [*found.polls, *([found.drop] if found.drop else [])]
-        if found.constructor:
-            extra.insert(0, probe)
-        names.extend(n for n in extra if n not in names)
-    return FuturePlan(list(dict.fromkeys(names)), tracked, frozenset(probes))
+        add(found)
+    return FuturePlan(list(dict.fromkeys(names)), tracked, frozenset(probes), discovered)
+
+
+def _async_fns_under(binary: ElfBinary, glob: str) -> list[str]:
+    """The async fns a glob matches (by their own path; their bodies' and blocks' paths
+    are left to `_tracked`), out of line or with a body DWARF describes as inlined."""
+    if not binary.has_dwarf:
+        return []
+    matches = matcher(glob)
+    parents = set(_closure_parents(binary))
+    crate = crate_of(glob)
+    if crate is not None:
+        parents.update(
+            m["parent"] for b in _inlinable_bodies(binary, crate) if (m := _CLOSURE.match(b))
+        )
+    return sorted(
+        p
+        for p in parents
+        if matches(p) and not _CLOSURE.match(p) and _body_exists(binary, f"{p}::{{async_fn#0}}")
+    )
 
 
 def plan_with_futures(
@@ -223,7 +277,10 @@ def plan_with_futures(
         try:
             plan = build(future_plan.names)
         except ProbeNameError as refused:
-            if refused.name not in future_plan.internal:
+            if refused.name in future_plan.asked or (
+                refused.name not in future_plan.internal
+                and refused.name not in future_plan.discovered
+            ):
                 raise
             future_plan.give_up(refused.name, str(refused).split("\n", 1)[0])
             continue
@@ -619,16 +676,31 @@ def apply(trace: Trace, plan: ProbePlan, futures: FuturePlan, counts: Mapping[st
         )
     for name in internal:
         trace.functions.pop(name, None)
+    absorbed = _absorb_into_globs(trace, futures, replaced)
+
+    globs = frozenset(futures.discovered.values())
+
+    def hidden(probes: Sequence[str]) -> bool:
+        # Watched only for futures, or by a glob whose futures took the call in.
+        return all(p in internal or p in absorbed for p in probes) or (
+            any(p in absorbed for p in probes)
+            and all(p in internal or p in absorbed or p in globs for p in probes)
+        )
+
     calls: list[Call] = []
     shown: set[int] = set()
     for call in trace.calls:
         _hide_state_address(call)
         # Calls of functions only futures watch are nobody's caller: the nearest traced
         # caller is the one below them (an internal drop glue's frame also has no return).
-        while call.caller is not None and all(p in internal for p in call.caller.probes):
+        while (
+            call.caller is not None
+            and hidden(call.caller.probes)
+            and id(call.caller) not in replaced
+        ):
             call.caller = call.caller.caller
             call.depth = max(0, call.depth - 1)
-        if all(p in internal for p in call.probes):
+        if hidden(call.probes) and id(call) not in replaced:
             continue
         if id(call) in replaced:
             future = replaced[id(call)]
@@ -642,6 +714,55 @@ def apply(trace: Trace, plan: ProbePlan, futures: FuturePlan, counts: Mapping[st
                 calls.append(item)
     calls.sort(key=lambda c: c.ts_ns)
     trace.calls = calls
+
+
+def _absorb_into_globs(
+    trace: Trace, futures: FuturePlan, replaced: Mapping[int, FutureCall]
+) -> frozenset[str]:
+    """Under a glob, the futures of each async fn it matched take the place of their
+    constructor calls, and their polls and drops are no calls of their own. Returns the
+    names whose calls were absorbed: their calls under a glob only are not shown."""
+    names: set[str] = set()
+    for glob in set(futures.discovered.values()):
+        old = trace.functions.get(glob)
+        if old is None:
+            continue
+        mine = [t for t in futures.tracked if futures.discovered.get(t.probe) == glob]
+        watched = {n for t in mine for n in (t.probe, *t.polls, t.drop) if n is not None}
+        names |= watched
+        kept: list[Call] = []
+        removed = 0
+        for call in old.calls:
+            if id(call) in replaced:
+                kept.append(replaced[id(call)])  # a constructor call: its future
+            elif any(p in watched for p in call.probes):
+                removed += 1  # a poll or a drop: part of a future
+            else:
+                kept.append(call)
+        added = [
+            f
+            for t in mine
+            for f in trace.functions[t.probe].calls
+            if isinstance(f, FutureCall) and not f.created
+        ]
+        kept.extend(added)
+        kept.sort(key=lambda c: c.ts_ns)
+        left_out = list(old.left_out)
+        for t in mine:
+            left_out.extend(w for w in trace.functions[t.probe].left_out if w not in left_out)
+        trace.functions[glob] = FunctionTrace(
+            glob,
+            kept,
+            call_count=int(old.call_count) - removed + len(added),
+            lost_events=trace.lost_events,
+            arguments_known=old.arguments_known,
+            lost_events_policy=trace.lost_events_policy,
+            left_out=left_out,
+            shares_address_with=old.shares_address_with,
+            unseen=old.unseen,
+            merged_away=old.merged_away,
+        )
+    return frozenset(names - futures.asked)
 
 
 def _hide_state_address(call: Call) -> None:

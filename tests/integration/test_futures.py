@@ -268,3 +268,25 @@ def test_an_async_fn_left_only_as_inlined_suspending_bodies_is_counted_where_pol
     assert future.completed and future.retval == int(out)
     assert len(future.polls) == int(rounds) + 1  # suspended once per round
     assert future.threads == [int(tid)]
+
+
+def test_a_glob_picks_up_async_fns_as_futures(uprobe_trace: Tracer, exe: Path) -> None:
+    """`asyncs::*` matches fetch (and its poll body and drop glue): under the glob, each
+    fetch future is one call in place of its constructor call, its polls and drops are
+    no calls of their own, and `trace["asyncs::fetch"]` holds the same futures."""
+    trace = uprobe_trace.run([exe, "select"], probes=["asyncs::*"])
+    assert trace.returncode == 0
+    under_glob = [c for c in trace["asyncs::*"].calls if isinstance(c, FutureCall)]
+    assert sorted(c.args[0] for c in under_glob) == [3, 4, 5]
+    polls_or_drops = ("asyncs::fetch::{async_fn#0}", "drop_in_place<asyncs::fetch::")
+    for calls in (trace["asyncs::*"].calls, trace.calls):
+        assert not any(x in c.path for c in calls for x in polls_or_drops)
+    futures = by_id(trace)
+    assert {id(f) for f in futures.values()} == {id(c) for c in under_glob}
+    printed = printed_polls(trace.stdout)
+    assert [p.tid for p in futures[3].polls] == printed[3]
+    assert futures[3].completed and futures[3].retval == printed_outputs(trace.stdout)[3]
+    assert futures[4].outcome == "dropped unfinished after 1 poll"
+    assert futures[5].outcome == "dropped without being polled"
+    # trace.calls shows each future once, in place of its constructor call.
+    assert sum(1 for c in trace.calls if isinstance(c, FutureCall)) == 3
