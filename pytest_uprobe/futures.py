@@ -109,6 +109,7 @@ class FutureCall(Call):
     state_address: int | None = None
     dropped: bool = False
     drop_tid: int | None = None
+    drop_ts_ns: int | None = None  # when the drop began, if it was seen
     # False when some polls of this function could not be attributed to a future (their
     # state's address is unknown): `polls` is then a lower bound.
     polls_complete: bool = True
@@ -1171,6 +1172,7 @@ def _drop_polled(future: FutureCall, call: Call, variant: str | None) -> None:
     """A drop of a future seen polled; `variant`: its state's variant then, if read."""
     future.dropped = True
     future.drop_tid = call.tid
+    future.drop_ts_ns = call.ts_ns
     future._settled = True
     future._proven = variant is not None
     if future._completed is True or future.unwound:
@@ -1233,6 +1235,7 @@ def _drop_unpolled(future: FutureCall, call: Call) -> None:
     future._settled = True
     future.dropped = True
     future.drop_tid = call.tid
+    future.drop_ts_ns = call.ts_ns
     future._completed = False
     future.outcome = "dropped without being polled"
     future.retval = Unavailable(future.outcome)

@@ -290,3 +290,39 @@ def test_a_glob_picks_up_async_fns_as_futures(uprobe_trace: Tracer, exe: Path) -
     assert futures[5].outcome == "dropped without being polled"
     # trace.calls shows each future once, in place of its constructor call.
     assert sum(1 for c in trace.calls if isinstance(c, FutureCall)) == 3
+
+
+def test_polls_in_the_timeline_and_in_trace_json(
+    uprobe_trace: Tracer, exe: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each poll is a slice on the thread that ran it (as the program printed), each future
+    one async track joined by flow arrows; `trace --json` lists the same polls."""
+    import json
+
+    from pytest_uprobe.cli import main
+    from pytest_uprobe.timeline import chrome_trace
+    from tests.trace_event_format import problems
+
+    trace = uprobe_trace.run([exe, "pool"], probes=[FETCH])
+    printed = printed_polls(trace.stdout)
+    doc = chrome_trace(trace)
+    assert problems(doc) == []
+    events = doc["traceEvents"]
+    for ident in by_id(trace):
+        (track,) = [e for e in events if e["ph"] == "b" and e["args"]["call"].startswith(
+            f"asyncs::fetch({ident},")]  # fmt: skip
+        polls = [e for e in events if e["ph"] == "X" and e["cat"] == "poll"
+                 and e["args"]["future"] == track["args"]["call"]]  # fmt: skip
+        assert [e["tid"] for e in polls] == printed[ident]
+        assert [e["args"]["result"] for e in polls] == ["pending"] * 3 + ["ready"]
+        flows = [e for e in events if e["ph"] in "stf" and e.get("id") == track["id"]]
+        assert [e["tid"] for e in flows] == printed[ident]
+    assert main(["trace", "-p", FETCH, "--json", "--", str(exe), "pool"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    futures = [c for c in out["calls"] if "future" in c]
+    printed = printed_polls(out["stdout"])
+    assert sorted(c["args"][0] for c in futures) == sorted(printed) == [10, 11, 12, 13]
+    for c in futures:
+        assert [p["tid"] for p in c["future"]["polls"]] == printed[c["args"][0]]
+        assert c["future"]["completed"] is True
+        assert c["future"]["outcome"] == "completed after 4 polls"
