@@ -49,11 +49,11 @@ def poll_entries(
     """Where polls of the inlined async body copy covering `ranges` enter it (the body's
     abstract DIE at .debug_info offset `origin`), each poll at exactly one of them, when
     that can be told from the code and the copy reads its state from memory; () when not."""
-    layout = state_layout(binary, origin)
-    if layout is None:
-        return ()
     found = outside_entries(binary, ranges)
     if found is None or not found.addresses:
+        return ()
+    layout = state_layout(binary, origin)  # the costly part (std types read): last
+    if layout is None:
         return ()
     if len(found.addresses) > 1 and not all(
         _loads_at(found.flow, a, *layout.discriminant) for a in found.addresses
@@ -149,21 +149,22 @@ def outside_entries(binary: ElfBinary, ranges: Sequence[tuple[int, int]]) -> Ent
     def inside(address: int) -> bool:
         return any(lo <= address < hi for lo, hi in ranges)
 
-    preds: dict[int, list[int]] = {
-        a: [p for p in found if not _never_returns(binary, flow, p)]
-        for a, found in flow.preds.items()
-    }
+    preds: dict[int, list[int]] = {a: list(found) for a, found in flow.preds.items()}
     for jump, targets in flow.tables.items():
         for target in targets:
             preds.setdefault(target, []).append(jump)
     # Code reached only by unwinding (landing pads and what follows them) runs inside a
     # poll under way, whichever path it takes into the copy.
     normal = flow.reachable([host.address])
+
+    def comes_in(pred: int) -> bool:
+        return not inside(pred) and pred in normal and not _never_returns(binary, flow, pred)
+
     entries: list[int] = []
     for address in flow.boundaries:
         if not inside(address) or address not in normal:
             continue
-        if any(not inside(p) and p in normal for p in preds.get(address, ())):
+        if any(comes_in(p) for p in preds.get(address, ())):
             entries.append(address)
     for entry in entries:
         if any(inside(p) for p in preds.get(entry, ())):
@@ -229,7 +230,7 @@ def _host_flow(binary: ElfBinary, address: int, size: int) -> code.Flow | None:
             tables.append(table)
             return None
 
-        code.flow(raw, address, read=record)
+        code.flow(raw, address, read=record)  # without memory facts: 3 times cheaper
         starts = sorted(set(tables))
 
         def bounded(table: int, size: int) -> bytes | None:
