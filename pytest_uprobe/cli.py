@@ -488,6 +488,7 @@ def trace_json(trace: Any) -> dict[str, Any]:
             "duration_ns": c.duration_ns,
             "depth": c.depth,
             "caller": index.get(id(c.caller)) if c.caller is not None else None,
+            **_future_json(c, start),
         }
         for c in trace.calls
     ]
@@ -514,6 +515,42 @@ def trace_json(trace: Any) -> dict[str, Any]:
             if not f.complete
         },
         "calls": calls,
+    }
+
+
+def _future_json(call: Any, start: int) -> dict[str, Any]:
+    """A future's own fields (docs/async.md) under "future": its polls (thread, time,
+    result), outcome, and whether it completed (null: the probes cannot tell)."""
+    from .futures import FutureCall, FutureOutcomeUnknown
+
+    if not isinstance(call, FutureCall):
+        return {}
+    try:
+        completed: bool | None = call.completed
+    except FutureOutcomeUnknown:
+        completed = None
+    polls = [
+        {
+            "tid": p.tid,
+            "offset_ns": p.ts_ns - start,
+            "duration_ns": None if p.return_ts_ns is None else p.return_ts_ns - p.ts_ns,
+            "result": p.result,
+        }
+        for p in call.polls
+    ]
+    return {
+        "future": {
+            "polls": polls,
+            "polls_complete": call.polls_complete,
+            "outcome": call.outcome,
+            "completed": completed,
+            "created": call.created,
+            "creation_doubt": call.creation_doubt,
+            "dropped": call.dropped,
+            "drop_tid": call.drop_tid,
+            "state_address": call.state_address,
+            "identity_doubt": call.identity_doubt,
+        }
     }
 
 
@@ -545,6 +582,7 @@ def _containment() -> prerequisites.Check:
         "mount cgroup2 read-write (e.g. a privileged container)",
         required=False,
     )
+
 
 EXIT_MISSING = 1
 

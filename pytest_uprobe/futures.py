@@ -33,13 +33,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import machine_code as code
 from .dwarf import index
 from .dwarf.closures import closure_aliases
 from .dwarf.index import crate_unit_offsets, unit_index
 from .dwarf.inlined import _indexed_path as indexed_path
 from .dwarf.inlined import inlined_sites
-from .dwarf.locations import Piece
-from .dwarf.types import USIZE, RustType
+from .dwarf.locations import REGISTER_NAMES, Piece
+from .dwarf.types import USIZE, RustType, type_of
 from .elf import ElfBinary
 from .errors import ProbeNameError
 from .names import crate_of, is_glob, matcher
@@ -66,9 +67,7 @@ class FuturesNotProbeable(ProbeNameError):
     is left that sees its futures. `.bodies` names the poll bodies, `.why` says why each
     copy is refused."""
 
-    def __init__(
-        self, name: str, binary: Any, style: str, bodies: Sequence[str], why: str
-    ) -> None:
+    def __init__(self, name: str, binary: Any, style: str, bodies: Sequence[str], why: str) -> None:
         self.bodies = list(bodies)
         self.why = why
         super().__init__(
@@ -78,7 +77,7 @@ class FuturesNotProbeable(ProbeNameError):
             f"binary or in DWARF), and its poll body ({', '.join(self.bodies)}) exists only "
             f"as inlined copies that cannot be probed soundly ({why}), so no probe can see "
             "its futures: neither their creation nor their polls",
-            "build it without those inlinings: cargo_bin(..., profile=\"dev\"); or probe "
+            'build it without those inlinings: cargo_bin(..., profile="dev"); or probe '
             "the out-of-line function that awaits it",
         )
 
@@ -110,6 +109,7 @@ class FutureCall(Call):
     state_address: int | None = None
     dropped: bool = False
     drop_tid: int | None = None
+    drop_ts_ns: int | None = None  # when the drop began, if it was seen
     # False when some polls of this function could not be attributed to a future (their
     # state's address is unknown): `polls` is then a lower bound.
     polls_complete: bool = True
@@ -178,13 +178,27 @@ class FuturePlan:
     names: list[str]
     tracked: list[TrackedFuture]
     asked: frozenset[str]
+    # Async fns a glob matched (exact name -> the glob): their futures take the place of
+    # their constructor and poll calls under the glob, and have a FunctionTrace of their own.
+    discovered: dict[str, str] = field(default_factory=dict)
 
     @property
     def internal(self) -> frozenset[str]:
-        return frozenset(self.names) - self.asked
+        return frozenset(self.names) - self.asked - frozenset(self.discovered)
 
     def give_up(self, name: str, why: str) -> None:
         """Plan without `name` (a poll function or drop glue), which planning refused."""
+        if name in self.discovered:
+            # An async fn a glob matched, whose constructor planning refuses: left to the
+            # glob as plain calls, as before globs picked up futures.
+            del self.discovered[name]
+            gone = next(t for t in self.tracked if t.probe == name)
+            self.tracked.remove(gone)
+            needed = {n for t in self.tracked for n in (t.probe, *t.polls, t.drop)}
+            for extra in (name, *gone.polls, gone.drop):
+                if extra in self.names and extra not in self.asked and extra not in needed:
+                    self.names.remove(extra)
+            return
         self.names.remove(name)
         for tracked in self.tracked:
             if name in tracked.polls:
@@ -200,17 +214,57 @@ def prepare(binary: ElfBinary, probes: Sequence[str]) -> FuturePlan:
     """Which probe names mean futures, and the extra names to plan for them."""
     names: list[str] = []
     tracked: list[TrackedFuture] = []
+    discovered: dict[str, str] = {}
+
+    def add(found: TrackedFuture) -> None:
+        tracked.append(found)
+        extra = [*found.polls, *([found.drop] if found.drop else [])]
+        if found.constructor:
+            extra.insert(0, found.probe)
+        names.extend(n for n in extra if n not in names)
+
     for probe in probes:
+        if is_glob(probe):
+            names.append(probe)
+            for name in _async_fns_under(binary, probe):
+                if name in discovered:
+                    continue
+                if name in probes:  # tracked for its own name: the glob takes its futures
+                    discovered[name] = probe
+                    continue
+                try:
+                    found = _tracked(binary, name)
+                except FuturesNotProbeable:
+                    continue  # nothing of it runs where a probe sees it: the glob has none
+                if found is not None:
+                    discovered[name] = probe
+                    add(found)
+            continue
         found = _tracked(binary, probe)
         if found is None:
             names.append(probe)
             continue
-        tracked.append(found)
-        extra = [*found.polls, *([found.drop] if found.drop else [])]
-        if found.constructor:
-            extra.insert(0, probe)
-        names.extend(n for n in extra if n not in names)
-    return FuturePlan(list(dict.fromkeys(names)), tracked, frozenset(probes))
+        add(found)
+    return FuturePlan(list(dict.fromkeys(names)), tracked, frozenset(probes), discovered)
+
+
+def _async_fns_under(binary: ElfBinary, glob: str) -> list[str]:
+    """The async fns a glob matches (by their own path; their bodies' and blocks' paths
+    are left to `_tracked`), out of line or with a body DWARF describes as inlined."""
+    if not binary.has_dwarf:
+        return []
+    matches = matcher(glob)
+    parents = set(_closure_parents(binary))
+    crate = crate_of(glob)
+    if crate is not None:
+        parents.update(
+            m["parent"] for b in _inlinable_bodies(binary, crate) if (m := _CLOSURE.match(b))
+        )
+    return sorted(
+        p
+        for p in parents
+        if matches(p) and not _CLOSURE.match(p) and _body_exists(binary, f"{p}::{{async_fn#0}}")
+    )
 
 
 def plan_with_futures(
@@ -224,7 +278,10 @@ def plan_with_futures(
         try:
             plan = build(future_plan.names)
         except ProbeNameError as refused:
-            if refused.name not in future_plan.internal:
+            if refused.name in future_plan.asked or (
+                refused.name not in future_plan.internal
+                and refused.name not in future_plan.discovered
+            ):
                 raise
             future_plan.give_up(refused.name, str(refused).split("\n", 1)[0])
             continue
@@ -471,6 +528,8 @@ def adapt_plan(plan: ProbePlan, futures: FuturePlan) -> None:
             _read_dropped_address(plan, number, function)
             if not names & futures.asked:
                 only_entries.add(number)
+        elif names & drops and not names & futures.asked:
+            _read_inlined_dropped_address(plan, number, function)
     # Drop glue nobody asked for is watched for its entry alone: its returns would cost a
     # trap each and give nothing (and a ret too short for the in-process engine's patch
     # would refuse the whole run over a helper).
@@ -500,8 +559,13 @@ def _read_dropped_address(plan: ProbePlan, number: int, function: PlannedFunctio
     for i, site in enumerate(plan.sites):
         if site.function != number or site.kind is not SiteKind.ENTRY:
             continue
-        if site.address != function.symbol.address or site.pieces:
+        if site.address != function.symbol.address:
             return  # not at the first instruction: rdi may hold something else by then
+        if site.pieces and site.return_address_word != 0:
+            return
+        # The return address words (plan._read_return_addresses) name a copy as a call's
+        # caller; an internal drop glue is nobody's caller and gives them up.
+        site = dataclasses.replace(site, pieces=(), return_address_word=None)
         rdi = (Piece(RDI, 0, 8, memory=False),)
         state = _dropped_type(plan.binary, function.symbol.address)
         if state is None:
@@ -514,6 +578,51 @@ def _read_dropped_address(plan: ProbePlan, number: int, function: PlannedFunctio
         address = dataclasses.replace(values[0], name=DROPPED_ADDRESS, type=USIZE)
         function.params = (values[0], address)
         return
+
+
+def _read_inlined_dropped_address(plan: ProbePlan, number: int, function: PlannedFunction) -> None:
+    """The address an inlined copy of the state's drop glue drops, where its first
+    instruction loads the state's discriminant to decide what to drop (`movzx ecx, byte
+    ptr [r14 + 0x48]`): the base register holds the state's address there. DWARF gives
+    drop glue no parameter, so this is the only witness; a copy that begins otherwise
+    keeps its drops unattributed."""
+    copy = function.inlined
+    if copy is None or function.params or copy.origin is None:
+        return
+    state = _template_type(copy.origin)
+    if state is None:
+        return
+    rust_type = type_of(state.die)
+    if rust_type.discr is None:
+        return
+    discr = rust_type.discr
+    for i, site in enumerate(plan.sites):
+        if site.function != number or site.kind is not SiteKind.INLINED or site.pieces:
+            continue
+        raw = plan.binary.code(site.address, 16)
+        base = None if raw is None else code.loaded_base(raw, site.address)
+        if base is None or base.disp != discr.offset or base.size != discr.type.size:
+            return
+        if base.base not in REGISTER_NAMES[:16] or base.base == "rsp":
+            return
+        register = (Piece(REGISTER_NAMES.index(base.base), 0, 8, memory=False),)
+        pointer = RustType(f"*mut {state.name}", "pointer", 8, target_die=state.die)
+        values, pieces, derefs = site_values([(DROPPED_STATE, pointer, register)], plan.caps)
+        plan.sites[i] = dataclasses.replace(site, pieces=pieces, derefs=derefs)
+        address = dataclasses.replace(values[0], name=DROPPED_ADDRESS, type=USIZE)
+        function.params = (values[0], address)
+        return
+
+
+def _template_type(holder: Any) -> _StateType | None:
+    for child in holder.iter_children():
+        if child.tag.startswith("DW_TAG_template_type_param") and "DW_AT_type" in child.attributes:
+            die = child.get_DIE_from_attribute("DW_AT_type")
+            name = die.attributes.get("DW_AT_name")
+            text = getattr(name, "value", b"")
+            text = text.decode(errors="replace") if isinstance(text, bytes) else "?"
+            return _StateType(text, die)
+    return None
 
 
 @dataclass(frozen=True)
@@ -568,16 +677,31 @@ def apply(trace: Trace, plan: ProbePlan, futures: FuturePlan, counts: Mapping[st
         )
     for name in internal:
         trace.functions.pop(name, None)
+    absorbed = _absorb_into_globs(trace, futures, replaced)
+
+    globs = frozenset(futures.discovered.values())
+
+    def hidden(probes: Sequence[str]) -> bool:
+        # Watched only for futures, or by a glob whose futures took the call in.
+        return all(p in internal or p in absorbed for p in probes) or (
+            any(p in absorbed for p in probes)
+            and all(p in internal or p in absorbed or p in globs for p in probes)
+        )
+
     calls: list[Call] = []
     shown: set[int] = set()
     for call in trace.calls:
         _hide_state_address(call)
         # Calls of functions only futures watch are nobody's caller: the nearest traced
         # caller is the one below them (an internal drop glue's frame also has no return).
-        while call.caller is not None and all(p in internal for p in call.caller.probes):
+        while (
+            call.caller is not None
+            and hidden(call.caller.probes)
+            and id(call.caller) not in replaced
+        ):
             call.caller = call.caller.caller
             call.depth = max(0, call.depth - 1)
-        if all(p in internal for p in call.probes):
+        if hidden(call.probes) and id(call) not in replaced:
             continue
         if id(call) in replaced:
             future = replaced[id(call)]
@@ -591,6 +715,55 @@ def apply(trace: Trace, plan: ProbePlan, futures: FuturePlan, counts: Mapping[st
                 calls.append(item)
     calls.sort(key=lambda c: c.ts_ns)
     trace.calls = calls
+
+
+def _absorb_into_globs(
+    trace: Trace, futures: FuturePlan, replaced: Mapping[int, FutureCall]
+) -> frozenset[str]:
+    """Under a glob, the futures of each async fn it matched take the place of their
+    constructor calls, and their polls and drops are no calls of their own. Returns the
+    names whose calls were absorbed: their calls under a glob only are not shown."""
+    names: set[str] = set()
+    for glob in set(futures.discovered.values()):
+        old = trace.functions.get(glob)
+        if old is None:
+            continue
+        mine = [t for t in futures.tracked if futures.discovered.get(t.probe) == glob]
+        watched = {n for t in mine for n in (t.probe, *t.polls, t.drop) if n is not None}
+        names |= watched
+        kept: list[Call] = []
+        removed = 0
+        for call in old.calls:
+            if id(call) in replaced:
+                kept.append(replaced[id(call)])  # a constructor call: its future
+            elif any(p in watched for p in call.probes):
+                removed += 1  # a poll or a drop: part of a future
+            else:
+                kept.append(call)
+        added = [
+            f
+            for t in mine
+            for f in trace.functions[t.probe].calls
+            if isinstance(f, FutureCall) and not f.created
+        ]
+        kept.extend(added)
+        kept.sort(key=lambda c: c.ts_ns)
+        left_out = list(old.left_out)
+        for t in mine:
+            left_out.extend(w for w in trace.functions[t.probe].left_out if w not in left_out)
+        trace.functions[glob] = FunctionTrace(
+            glob,
+            kept,
+            call_count=int(old.call_count) - removed + len(added),
+            lost_events=trace.lost_events,
+            arguments_known=old.arguments_known,
+            lost_events_policy=trace.lost_events_policy,
+            left_out=left_out,
+            shares_address_with=old.shares_address_with,
+            unseen=old.unseen,
+            merged_away=old.merged_away,
+        )
+    return frozenset(names - futures.asked)
 
 
 def _hide_state_address(call: Call) -> None:
@@ -999,6 +1172,7 @@ def _drop_polled(future: FutureCall, call: Call, variant: str | None) -> None:
     """A drop of a future seen polled; `variant`: its state's variant then, if read."""
     future.dropped = True
     future.drop_tid = call.tid
+    future.drop_ts_ns = call.ts_ns
     future._settled = True
     future._proven = variant is not None
     if future._completed is True or future.unwound:
@@ -1061,6 +1235,7 @@ def _drop_unpolled(future: FutureCall, call: Call) -> None:
     future._settled = True
     future.dropped = True
     future.drop_tid = call.tid
+    future.drop_ts_ns = call.ts_ns
     future._completed = False
     future.outcome = "dropped without being polled"
     future.retval = Unavailable(future.outcome)

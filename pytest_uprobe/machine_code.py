@@ -234,6 +234,33 @@ def _immediate_target(insn: capstone.CsInsn) -> int | None:
     return None
 
 
+def call_target(code: bytes, address: int) -> tuple[int | None, int | None]:
+    """The callee of the call instruction at `address` (`code` starts there): its address
+    for a direct call, else the rip-relative slot it is loaded from (a GOT entry)."""
+    for insn in _disassembler().disasm(code, address, 1):
+        target = _immediate_target(insn)
+        if target is not None:
+            return target, None
+        operands = insn.operands
+        if len(operands) == 1 and operands[0].type == capstone.x86.X86_OP_MEM:
+            mem = operands[0].mem
+            if mem.base and insn.reg_name(mem.base) == "rip" and not mem.index:
+                return None, int(insn.address + insn.size + mem.disp)
+    return None, None
+
+
+def loaded_base(code: bytes, address: int) -> MemoryOperand | None:
+    """The memory the instruction at `address` (`code` starts there) reads, when it is
+    one `[base + disp]` load with no index (`movzx ecx, byte ptr [r14 + 0x48]`)."""
+    for insn in _disassembler().disasm(code, address, 1):
+        facts = _Facts()
+        _memory_facts(insn, facts)
+        loads = facts.loads.get(insn.address, ())
+        if len(loads) == 1 and loads[0].index is None and loads[0].base is not None:
+            return loads[0]
+    return None
+
+
 _RDI_NAMES = frozenset({"rdi", "edi", "di", "dil"})
 
 

@@ -3,8 +3,12 @@ ui.perfetto.dev and chrome://tracing open as is), and the layout it shares with 
 picture: where each call starts and ends on its thread.
 
 Out-of-line calls are complete slices ('X' events), inlined hits are thread-scoped instant
-events ('i'). A call with no return (unwound by a panic, or still running when the process
-ended) has no end time: its slice ends at the latest moment it can have ended (the next
+events ('i'). A future (futures.FutureCall) is an async track ('b'/'e') from its creation
+to its completion or drop, each of its polls a slice on the thread that ran it, joined by
+flow arrows ('s'/'t'/'f').
+
+A call with no return (unwound by a panic, or still running when the process ended) has
+no end time: its slice ends at the latest moment it can have ended (the next
 traced event at its depth or shallower on its thread, its caller's return, or the end of
 the trace), and its args say so; an instant event marks where an unwind was noticed.
 """
@@ -101,8 +105,8 @@ def spans(trace: Trace) -> list[Span]:
     bound: dict[int, int] = {}  # id(call) -> absolute upper bound of its end
     open_by_thread: dict[int, list[Call]] = {}
     for call in trace.calls:
-        if call.inlined:
-            continue
+        if call.inlined or _is_future(call):
+            continue  # a future holds no frame on a thread: its polls do
         pending = open_by_thread.setdefault(call.tid, [])
         still = []
         for other in pending:
@@ -119,6 +123,10 @@ def spans(trace: Trace) -> list[Span]:
         if call.inlined:
             out.append(Span(call, call.ts_ns - start, call.ts_ns - start, True))
             continue
+        if _is_future(call):
+            end, known = _future_end(call, last)
+            out.append(Span(call, call.ts_ns - start, end - start, known))
+            continue
         if call.return_ts_ns is not None:
             end, known = call.return_ts_ns, True
         else:
@@ -131,6 +139,23 @@ def spans(trace: Trace) -> list[Span]:
     return out
 
 
+def _is_future(call: Call) -> bool:
+    """A futures.FutureCall (that layer sits above this one: known by its attributes)."""
+    return hasattr(call, "polls") and hasattr(call, "state_address")
+
+
+def _future_end(future: Any, last: int) -> tuple[int, bool]:
+    """When a future's life on the timeline ends: its completing poll's return, its drop,
+    or (neither seen) the end of the trace, an upper bound."""
+    ends = [p.return_ts_ns for p in future.polls if p.result == "ready" and p.return_ts_ns]
+    if ends:
+        return ends[0], True
+    if future.drop_ts_ns is not None:
+        return max(future.drop_ts_ns, future.ts_ns), True
+    polled = [p.return_ts_ns or p.ts_ns for p in future.polls]
+    return max([last, future.ts_ns, *polled]), False
+
+
 def thread_label(trace: Trace, tid: int) -> str:
     if trace.pid is not None and tid == trace.pid:
         return f"main thread (tid {tid})"
@@ -139,7 +164,13 @@ def thread_label(trace: Trace, tid: int) -> str:
 
 def thread_order(trace: Trace) -> list[int]:
     """Threads by their first traced call, the main thread first."""
-    tids = list(dict.fromkeys(c.tid for c in trace.calls))
+    tids = list(
+        dict.fromkeys(
+            tid
+            for c in trace.calls
+            for tid in (c.tid, *(p.tid for p in getattr(c, "polls", ())))  # a future's polls
+        )
+    )
     return sorted(tids, key=lambda t: (t != trace.pid, tids.index(t)))
 
 
@@ -193,8 +224,12 @@ def chrome_trace(trace: Trace) -> dict[str, Any]:
              "pid": pid, "tid": main_tid, "args": {}}
         )  # fmt: skip
     timed: list[dict[str, Any]] = []
-    for span in spans(trace):
-        timed.extend(_call_events(span, pid))
+    first = trace.calls[0].ts_ns if trace.calls else 0
+    for number, span in enumerate(spans(trace)):
+        if _is_future(span.call):
+            timed.extend(_future_events(span, pid, number, first))
+        else:
+            timed.extend(_call_events(span, pid))
     # In time order (as viewers that stream the file expect): at equal times, instants (a
     # panic mark sits at the end of the slice it closes) before slices, and an enclosing
     # slice before the ones it contains.
@@ -240,6 +275,46 @@ def _call_args(call: Call) -> dict[str, Any]:
     if call.inlined_into:
         args["inlined_into"] = call.inlined_into
     return args
+
+
+def _future_events(span: Span, pid: int, number: int, start_ns: int) -> list[dict[str, Any]]:
+    """A future as an async track (its life, from creation or first poll to completion or
+    drop: 'b'/'e' events with its own id), each poll as a slice on the thread that ran it,
+    and flow arrows from poll to poll, so a future that moves between threads reads as one.
+    """
+    future: Any = span.call
+    ident = f"future-{number}"
+    args = _call_args(future)
+    args["outcome"] = future.outcome
+    args["polls"] = len(future.polls)
+    if future.state_address is not None:
+        args["state_address"] = hex(future.state_address)
+    if not span.end_known:
+        args["end"] = "unknown: neither completion nor drop was seen; the track ends with the trace"
+    base = {"name": future.function, "cat": "future", "pid": pid, "tid": future.tid, "id": ident}
+    events: list[dict[str, Any]] = [
+        {**base, "ph": "b", "ts": _us(span.start_ns), "args": args},
+        {**base, "ph": "e", "ts": _us(span.end_ns), "args": {}},
+    ]
+    for n, poll in enumerate(future.polls, 1):
+        begin = poll.ts_ns - start_ns
+        end = (poll.return_ts_ns if poll.return_ts_ns is not None else poll.ts_ns) - start_ns
+        slice_args = {"future": call_text(future), "poll": n, "result": poll.result}
+        if poll.return_ts_ns is None:
+            slice_args["end"] = "unknown: the poll's return was not seen (an instant)"
+        events.append(
+            {"name": f"poll {future.function}", "cat": "poll", "ph": "X", "pid": pid,
+             "tid": poll.tid, "ts": _us(begin), "dur": _us(max(0, end - begin)),
+             "args": slice_args}
+        )  # fmt: skip
+        if len(future.polls) > 1:  # arrows from each poll to the next, across threads
+            phase = "s" if n == 1 else ("f" if n == len(future.polls) else "t")
+            flow = {"name": future.function, "cat": "future", "ph": phase, "id": ident,
+                    "pid": pid, "tid": poll.tid, "ts": _us(begin)}  # fmt: skip
+            if phase == "f":
+                flow["bp"] = "e"  # bind to the slice that encloses it, the poll
+            events.append(flow)
+    return events
 
 
 def _call_events(span: Span, pid: int) -> list[dict[str, Any]]:

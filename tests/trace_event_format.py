@@ -34,15 +34,21 @@ SCHEMA: dict[str, Any] = {
             "properties": {
                 "name": {"type": "string", "minLength": 1},
                 "cat": {"type": "string"},
-                "ph": {"enum": ["X", "B", "E", "i", "I", "M", "C"]},
+                "ph": {"enum": ["X", "B", "E", "i", "I", "M", "C", "b", "e", "s", "t", "f"]},
                 "ts": _NUMBER,
                 "dur": _NUMBER,
                 "pid": _ID,
                 "tid": _ID,
                 "s": {"enum": ["g", "p", "t"]},
                 "args": {"type": "object"},
+                "id": {"type": "string", "minLength": 1},
+                "bp": {"const": "e"},
             },
             "allOf": [
+                {  # async tracks (a future's life) and flow arrows (poll to poll)
+                    "if": {"properties": {"ph": {"enum": ["b", "e", "s", "t", "f"]}}},
+                    "then": {"required": ["ts", "id", "cat", "tid"]},
+                },
                 {
                     "if": {"properties": {"ph": {"const": "X"}}},
                     "then": {"required": ["ts", "dur", "tid"]},

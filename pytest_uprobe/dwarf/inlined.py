@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 from ..elf import ElfBinary
 from ..names import crates_of, demangle, may_match
 from .closures import indexed_segments, with_dwarf_names
+from .coroutine_entry import poll_entries
 from .entries import CopyEntries, copy_entries, die_ranges
 from .entries import file_name as _call_file
 from .index import Parameter, crate_unit_offsets, origin_holder, parameters_of, unit_index
@@ -110,7 +111,7 @@ def _copies(binary: ElfBinary, path: str, matches: Callable[[str], bool]) -> _Fo
     if not crates or not binary.has_dwarf:
         return _Found([], [])
     main = binary.cache("main")
-    key = ("inlined-copies", 8, path)  # bump when what is found changes
+    key = ("inlined-copies", 11, path)  # bump when what is found changes
     found = main.get(key)
     if not isinstance(found, _Found):
         rows: list[CopyRow] = []
@@ -218,7 +219,13 @@ def _find_copies(
                 and _COROUTINE_BODY.search(instance.path)
                 and _may_suspend(binary, origin)
             ):
-                found = CopyEntries(found.addresses, COROUTINE_DOUBT, found.vectorized)
+                # Countable where polls enter it, if that can be told (dwarf/coroutine_entry).
+                entries = poll_entries(binary, code_ranges, origin)
+                found = (
+                    CopyEntries(entries)
+                    if entries
+                    else CopyEntries(found.addresses, COROUTINE_DOUBT, found.vectorized)
+                )
             rows.append(
                 CopyRow(
                     instance.path,
@@ -244,7 +251,8 @@ def _find_copies(
 _TOMBSTONE = 0xFFFF_FFFF_FFFF_FFF0
 # An async fn's body or an async block polled again resumes where it suspended: the code
 # inlined into the poller jumps to that point, past where the copy begins, so a probe at
-# its beginning sees first polls only (tokio's select!: one hit for two polls).
+# its beginning sees first polls only (tokio's select!: one hit for two polls), unless the
+# places where polls enter the copy can be told (dwarf/coroutine_entry.py).
 _COROUTINE_BODY = re.compile(r"::\{(async_fn|async_block|coroutine)#\d+\}$")
 
 

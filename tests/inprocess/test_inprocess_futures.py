@@ -21,11 +21,9 @@ def test_futures_polls_and_drops_in_process(cargo_bin) -> None:
         pool = tracer.run([exe, "pool"], probes=[FETCH])
     futures = by_id(select)
     assert futures[3].completed and futures[3].retval == printed_outputs(select.stdout)[3]
-    if "where the address dropped is unknown" in futures[4].outcome:
-        # Known gap (issue 17), as under BPF (tests/integration/test_futures.py): the drop
-        # ran in drop glue inlined into drop_in_place<Select<..>>, which has no parameters in
-        # DWARF, so which future it dropped is unknown and the outcome says so.
-        pytest.xfail("the drop ran in inlined drop glue whose address DWARF does not give")
+    # In release its drop runs in drop glue inlined into drop_in_place<Select<..>>: the
+    # copy's first instruction loads the state's discriminant, whose base register is the
+    # address dropped (futures._read_inlined_dropped_address).
     assert futures[4].outcome == "dropped unfinished after 1 poll"
     assert futures[5].outcome == "dropped without being polled"
     printed = printed_polls(pool.stdout)
