@@ -318,7 +318,9 @@ class Tracer:
         if follow:
             raise UsageError(
                 "follow_children needs the BPF backend: the in-process engine sees only the "
-                "process it instrumented (an exec'd child runs uninstrumented code)"
+                "process it instrumented (an exec'd child runs uninstrumented code)\n"
+                "  fix: run with backend=\"bpf\" (--uprobe-backend=bpf, as root), or without "
+                "follow_children"
             )
         engine = InprocessRun(plan, record=self.record)
         self._live.append(engine)

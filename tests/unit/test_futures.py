@@ -116,7 +116,7 @@ def test_memory_reused_by_a_new_future_ends_the_old_one_as_unseen() -> None:
     )
     assert not old.completed
     with pytest.raises(FutureOutcomeUnknown, match="was dropped is unknown: its memory held"):
-        old.dropped
+        assert not old.dropped
     assert "its memory held a new future" in old.outcome
     assert isinstance(old.retval, Unavailable)
     assert new.completed and new.retval == 2
@@ -145,7 +145,7 @@ def test_a_drop_where_a_completed_future_lived_is_ambiguous_with_unpolled_future
     assert done.completed
     assert "dropped or not is unknown" in waiting.outcome
     with pytest.raises(FutureOutcomeUnknown, match="several unpolled futures"):
-        waiting.dropped  # not a confident False: the drop may have been this one's
+        assert not waiting.dropped  # no confident False: the drop may have been its
 
 
 def test_polls_that_cannot_be_given_to_a_future_make_unfinished_outcomes_unknown() -> None:
@@ -198,7 +198,7 @@ def test_drop_glue_inlined_where_the_address_is_unknown_leaves_the_fate_unknown(
     )
     assert "dropped or not is unknown: 1 drops" in future.outcome
     with pytest.raises(FutureOutcomeUnknown, match="1 drops of this future type ran where"):
-        future.dropped
+        assert not future.dropped
 
 
 def test_a_first_poll_whose_constructor_call_differs_is_not_matched_to_it() -> None:
