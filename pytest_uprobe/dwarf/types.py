@@ -683,7 +683,11 @@ class Implementation:
 
 
 # What a fat pointer's name may wrap its `dyn` in and still point at the value itself.
-_DYN_WRAPPERS = ("alloc::boxed::Box<", "core::ptr::non_null::NonNull<", "core::ptr::unique::Unique<")
+_DYN_WRAPPERS = (
+    "alloc::boxed::Box<",
+    "core::ptr::non_null::NonNull<",
+    "core::ptr::unique::Unique<",
+)
 
 
 def _points_at_dyn(name: str) -> bool:
