@@ -1113,6 +1113,11 @@ def _settle(
     ambiguous = {id(f) for _, candidates in unpolled_drops if len(candidates) > 1
                  for f in candidates}  # fmt: skip
     for future in futures:
+        if (future._completed is True or future.unwound) and future._dropped is False:
+            if unattributed_drops or tracked.drop is None:  # its drop may be one not seen
+                future._drop_unknown(_drop_unseen(tracked, unattributed_drops,
+                                                  drop_address_unknown))  # fmt: skip
+            continue
         if future._completed is True or future.unwound or future._dropped or future._settled:
             continue
         if future._completed is None:  # already unknown, and says why

@@ -107,6 +107,17 @@ def test_equal_arguments_leave_a_doubt_on_the_creation_not_on_the_arguments() ->
     assert "one of 2 constructor calls with equal arguments" in first.creation_doubt
 
 
+def test_a_completed_future_is_not_said_undropped_when_drops_went_unseen() -> None:
+    (future,) = futures_of(
+        create(1, 1),
+        poll(2, 0x1000, "Unresumed", ready(1), x=1),
+        drop(3, Unavailable("no parameter in DWARF")),  # perhaps its own drop
+    )
+    assert future.completed and future.retval == 1
+    with pytest.raises(FutureOutcomeUnknown, match="1 drops of this future type ran where"):
+        assert not future.dropped
+
+
 def test_memory_reused_by_a_new_future_ends_the_old_one_as_unseen() -> None:
     old, new = futures_of(
         create(1, 1),
