@@ -46,7 +46,7 @@ TABLE = WORDS  # where the table of placements starts in the area
 DATA = TABLE + 4 * MAX_DEREFS  # copied data starts here at the latest (after the site's entries)
 NOT_RUN, FULL, FAILED = 0, 0xFFFFFFFE, 0xFFFFFFFF  # table entries other than a placement
 SOURCE = 1 << 16  # a reference's source unit: copy k's bytes are source k + 1
-MAX_DEPTH = 3  # pointers followed one behind another (&Vec<String>: three)
+MAX_DEPTH = 4  # pointers followed one behind another (&(usize, &Box<dyn T>) with a Vec in T: four)
 NO_SLOT = 0xFFFFFFFF
 
 Path = tuple[Any, ...]

@@ -114,6 +114,8 @@ class ProbeNameError(UprobeError):
     def __init__(self, name: str, binary: Path | str, why: str, fix: str) -> None:
         self.name = name
         self.binary = Path(binary)
+        self.why = why
+        self.fix = fix
         super().__init__(f"probe {name!r} in {self.binary}: {why}\n  fix: {fix}")
 
 
@@ -227,6 +229,37 @@ class TooManyMatches(ProbeNameError):
 
 class UnreadableFunction(ProbeNameError):
     """The machine code of a function cannot be decoded into probe sites."""
+
+
+class ProbesRefused(UnreadableFunction):
+    """Several probes of one run of which nothing can be probed (by either engine): one
+    error naming them all, so a run is not refused again for each in turn. `.refusals`
+    holds each probe's own error; `.names` their probe names."""
+
+    def __init__(self, refusals: Sequence[ProbeNameError]) -> None:
+        self.refusals = list(refusals)
+        self.names = [refusal.name for refusal in self.refusals]
+        each = "\n".join(
+            f"  - {refusal.name!r}: {refusal.why}\n    fix: {refusal.fix}"
+            for refusal in self.refusals
+        )
+        self.name = self.names[0]
+        self.binary = self.refusals[0].binary
+        self.why = f"nothing of these {len(self.names)} probes can be probed:\n{each}"
+        self.fix = "fix each probe as its line says, or leave it out of this run"
+        UprobeError.__init__(
+            self,
+            f"probes {', '.join(repr(n) for n in self.names)} in {self.binary}: {self.why}\n"
+            f"  fix: {self.fix}",
+        )
+
+
+def refuse(refusals: Sequence[ProbeNameError]) -> None:
+    """Raise the refusal of a run's probes: the one error, or all of them as one."""
+    if len(refusals) == 1:
+        raise refusals[0]
+    if refusals:
+        raise ProbesRefused(refusals)
 
 
 class InternalError(ProbeNameError):

@@ -58,7 +58,8 @@ _HAND_WRITTEN = re.compile(r"^<(?P<type>.+) as core::future::future::Future>::po
 
 
 class FutureOutcomeUnknown(AssertionError):
-    """Whether a future completed cannot be known from what the probes saw."""
+    """Whether a future completed, or was dropped, cannot be known from what the probes
+    saw."""
 
 
 class FuturesNotProbeable(ProbeNameError):
@@ -107,7 +108,6 @@ class FutureCall(Call):
     created: bool = False  # a constructor call was seen for it
     creation_doubt: str | None = None  # why its creation's thread and time may be another's
     state_address: int | None = None
-    dropped: bool = False
     drop_tid: int | None = None
     drop_ts_ns: int | None = None  # when the drop began, if it was seen
     # False when some polls of this function could not be attributed to a future (their
@@ -120,6 +120,8 @@ class FutureCall(Call):
     _settled: bool = False  # its end is known (or known to be unknown): not to be revised
     _proven: bool = False  # its end read from its own state when dropped: beyond doubt
     _unknown_why: str = ""
+    _dropped: bool | None = False  # None: unknown, for the reason in _drop_unknown_why
+    _drop_unknown_why: str = ""
 
     @property
     def completed(self) -> bool:
@@ -131,6 +133,27 @@ class FutureCall(Call):
                 f"whether {self.function} completed is unknown: {self._unknown_why}"
             )
         return self._completed
+
+    @property
+    def dropped(self) -> bool:
+        """Whether it was dropped. Raises FutureOutcomeUnknown when the probes cannot tell
+        (its drop glue inlined where the address dropped is unknown, ...): a confident
+        False there would let `assert not fut.dropped` pass on a future the program
+        dropped."""
+        __tracebackhide__ = True
+        if self._dropped is None:
+            raise FutureOutcomeUnknown(
+                f"whether {self.function} was dropped is unknown: {self._drop_unknown_why}"
+            )
+        return self._dropped
+
+    @dropped.setter
+    def dropped(self, value: bool) -> None:
+        self._dropped = value
+
+    def _drop_unknown(self, why: str) -> None:
+        self._dropped = None
+        self._drop_unknown_why = why
 
     @property
     def poll_count(self) -> int:
@@ -947,7 +970,7 @@ def _assemble(
         # No state tells a first poll: a value abandoned unfinished whose memory then held a
         # new one would read as one future, and without its drops nothing shows it.
         for future in futures:
-            if len(future.polls) > 1 and not future.dropped:
+            if len(future.polls) > 1 and future._dropped is not True:
                 future.identity_doubt = (
                     "its polls may include those of a later future at the same address (a "
                     "hand-written future abandoned unfinished, then its memory reused): "
@@ -1165,6 +1188,7 @@ def _reused(future: FutureCall) -> None:
         f"unfinished after {_polls(future)}, then its memory held a new future: it was "
         "dropped (or forgotten) where no probe saw"
     )
+    future._drop_unknown("its memory held a new future: it was dropped or forgotten unseen")
     future.retval = Unavailable(future.outcome)
 
 
@@ -1241,6 +1265,18 @@ def _drop_unpolled(future: FutureCall, call: Call) -> None:
     future.retval = Unavailable(future.outcome)
 
 
+def _drop_unseen(
+    tracked: TrackedFuture, unattributed_drops: int, drop_address_unknown: set[str]
+) -> str:
+    """Why a future not seen dropped may have been dropped all the same."""
+    if unattributed_drops:
+        return (
+            f"{unattributed_drops} drops of this future type ran where the address dropped "
+            f"is unknown (drop glue inlined into {', '.join(sorted(drop_address_unknown))})"
+        )
+    return tracked.drop_doubt or _NO_GLUE
+
+
 def _settle(
     futures: list[FutureCall],
     tracked: TrackedFuture,
@@ -1252,30 +1288,35 @@ def _settle(
     ambiguous = {id(f) for _, candidates in unpolled_drops if len(candidates) > 1
                  for f in candidates}  # fmt: skip
     for future in futures:
-        if future._completed is True or future.unwound or future.dropped or future._settled:
+        if (future._completed is True or future.unwound) and future._dropped is False:
+            if unattributed_drops or tracked.drop is None:  # its drop may be one not seen
+                future._drop_unknown(_drop_unseen(tracked, unattributed_drops,
+                                                  drop_address_unknown))  # fmt: skip
             continue
-        if future._completed is None:
-            continue  # already unknown, and says why
+        if future._completed is True or future.unwound or future._dropped or future._settled:
+            continue
+        if future._completed is None:  # already unknown, and says why
+            if unattributed_drops or tracked.drop is None:
+                future._drop_unknown(_drop_unseen(tracked, unattributed_drops,
+                                                  drop_address_unknown))  # fmt: skip
+            continue
         if id(future) in ambiguous:
             future._completed = False
-            future.outcome = (
-                "never polled; dropped or not is unknown: a drop ran while several "
-                "unpolled futures of this function existed"
-            )
+            why = "a drop ran while several unpolled futures of this function existed"
+            future.outcome = f"never polled; dropped or not is unknown: {why}"
+            future._drop_unknown(why)
         elif unattributed_drops:
             future._completed = False
-            future.outcome = (
-                f"{_unfinished(future)}; dropped or not is unknown: "
-                f"{unattributed_drops} drops of this future type ran where the address "
-                f"dropped is unknown (drop glue inlined into "
-                f"{', '.join(sorted(drop_address_unknown))})"
-            )
+            why = _drop_unseen(tracked, unattributed_drops, drop_address_unknown)
+            future.outcome = f"{_unfinished(future)}; dropped or not is unknown: {why}"
+            future._drop_unknown(why)
         elif tracked.drop is None:
             future._completed = False
+            why = _drop_unseen(tracked, unattributed_drops, drop_address_unknown)
             future.outcome = (
-                f"{_unfinished(future)} when the program ended; dropped or not "
-                f"is unknown: {tracked.drop_doubt or _NO_GLUE}"
+                f"{_unfinished(future)} when the program ended; dropped or not is unknown: {why}"
             )
+            future._drop_unknown(why)
         else:
             future._completed = False
             future.outcome = f"{_unfinished(future)} when the program ended, never dropped"

@@ -49,6 +49,7 @@ from .errors import (
     UnreadableFunction,
     UprobeError,
     UsageError,
+    refuse,
 )
 from .names import closest, crate_of, is_glob, matcher, may_match, strip_generics
 from .options import MAX_ELEMENTS, MAX_FUNCTIONS, MAX_STRING
@@ -367,9 +368,8 @@ def build_plan(
             if inlined:  # copies whose calls no probe sees: the count may be more
                 for unseen in codeless_copies(binary, probe, matches):
                     coverage.left_out.append(LeftOut(unseen.where, None, unseen.why))
-    for probe in probes:
-        if not plan.functions_of(probe) and probe in refused:
-            raise refused[probe]  # nothing of it can be probed: fail before the run
+    # Nothing of these can be probed: fail before the run, naming every one at once.
+    refuse([refused[p] for p in dict.fromkeys(probes) if not plan.functions_of(p) and p in refused])
     _read_return_addresses(plan)
     _plan_markers(plan)
     binary.save_caches()  # what was resolved, for the next process (see diskcache)

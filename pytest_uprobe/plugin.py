@@ -88,7 +88,7 @@ def read_settings(config: pytest.Config) -> dict[str, Any]:
 def pytest_configure(config: pytest.Config) -> None:
     if not config.option.help:  # settings checked once, here: a bad one stops the session
         config.stash[_SETTINGS] = read_settings(config)
-    config.pluginmanager.register(SessionRecorder(), "uprobe-session-recorder")
+    config.pluginmanager.register(SessionRecorder(), _RECORDER)
     if config.pluginmanager.hasplugin("html"):
         from .html_report import HtmlReportColumns
 
@@ -146,17 +146,15 @@ def uprobe_trace(request: pytest.FixtureRequest) -> Iterator[Any]:
         tracer.check()
     except PrerequisiteError as exc:
         pytest.fail(str(exc), pytrace=False)
-    try:
-        with tracer:
-            yield tracer
-    finally:
-        request.node.stash[_RUN_STATS] = RunStats.of(tracer.traces, tracer.backend_used)
+    with tracer:
+        yield tracer
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def cargo_bin(request: pytest.FixtureRequest) -> Callable[..., Path]:
     """`cargo_bin("path/to/crate", profile="release")` builds it once per session and
-    returns the executable's path (relative paths start at pytest's rootdir)."""
+    returns the executable's path (relative paths start at pytest's rootdir). Session-
+    scoped, so module- and session-scoped fixtures can build with it too."""
     from .cargo import cargo_bin as build
 
     default_profile = option(request.config, "uprobe_profile") or options.PROFILE.default
@@ -214,8 +212,8 @@ class RunStats:
         return f", engines: bpf {self.runs - self.inprocess_runs}, inprocess {self.inprocess_runs}"
 
 
-_RUN_STATS = pytest.StashKey[RunStats]()  # on an item: its tracer's runs
 _REPORT_ATTRIBUTE = "uprobe_stats"
+_RECORDER = "uprobe-session-recorder"
 
 
 @pytest.hookimpl(wrapper=True)
@@ -224,7 +222,8 @@ def pytest_runtest_makereport(
 ) -> Generator[None, Any, Any]:
     report = yield
     if report.when == "teardown":
-        stats = item.stash.get(_RUN_STATS, None)
+        recorder = item.config.pluginmanager.get_plugin(_RECORDER)
+        stats = recorder.take_runs() if recorder is not None else None
         if stats is not None:  # a plain dict: reports cross to the xdist controller as JSON
             setattr(report, _REPORT_ATTRIBUTE, asdict(stats))
         return report
@@ -316,11 +315,37 @@ def _write_timelines(
 class SessionRecorder:
     """The session's totals, fed by each test's teardown report (also the ones pytest-xdist
     workers send to the controller), printed as one line at the end of a --uprobe session;
-    and the timeline files written, named in one more line."""
+    and the timeline files written, named in one more line.
+
+    A test's runs are every run a Tracer finished in this process since the previous
+    test's teardown (tracer.RUN_LISTENERS): the uprobe_trace fixture's, and those of a
+    Tracer the test or a module-scoped fixture made itself."""
 
     def __init__(self) -> None:
         self.stats = RunStats()
         self.timelines: list[str] = []
+        self._pending: RunStats | None = None  # runs not yet on a teardown report
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        from .tracer import RUN_LISTENERS
+
+        RUN_LISTENERS.append(self._ran)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        from .tracer import RUN_LISTENERS
+
+        if self._ran in RUN_LISTENERS:
+            RUN_LISTENERS.remove(self._ran)
+
+    def _ran(self, trace: Any, backend: str | None) -> None:
+        if self._pending is None:
+            self._pending = RunStats()
+        self._pending.add(RunStats.of([trace], backend))
+
+    def take_runs(self) -> RunStats | None:
+        """The runs finished since the last call (None: none), for a teardown report."""
+        pending, self._pending = self._pending, None
+        return pending
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         stats = getattr(report, _REPORT_ATTRIBUTE, None)
@@ -331,6 +356,9 @@ class SessionRecorder:
             self.timelines.extend(timelines)
 
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
+        late = self.take_runs()  # runs after the last teardown (a sessionfinish hook's)
+        if late is not None:
+            self.stats.add(late)
         if option(config, "uprobe"):
             terminalreporter.write_line(self.stats.line())
             directory = timeline_dir(config)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -56,6 +56,11 @@ TRACER_DEFAULT: Final = _Default.TRACER
 # probes in many tests resolves names and reads DWARF once. They live on the ElfBinary
 # (dropped with it), at most this many per binary.
 PLANS_PER_BINARY = 64
+
+# Told of every run any Tracer finishes, with the engine that ran it: the pytest plugin's
+# session totals count runs made through a Tracer of the test's own, not only the
+# uprobe_trace fixture's. Callables added and removed by their owner (plugin.py).
+RUN_LISTENERS: list[Callable[[Trace, str | None], None]] = []
 
 
 class Tracer:
@@ -259,6 +264,8 @@ class Tracer:
         if plan.futures is not None and plan.futures.tracked:
             futures.apply(trace, plan, plan.futures, counts)
         self.traces.append(trace)
+        for listener in list(RUN_LISTENERS):
+            listener(trace, self.backend_used)
         if lost and self.lost_events is LostEvents.WARN:
             warnings.warn(LostEventsWarning(lost, args), stacklevel=2)
         if finished.timed_out:

@@ -335,7 +335,7 @@ def _read(die: Any) -> RustType:
         size = size or 8
         if name.startswith(("*const ", "*mut ")) or target is None or not name:
             return RustType(name or "*const ?", "address", size, target_die=target)
-        if name.startswith(("&dyn ", "&mut dyn ")) or "<dyn " in name:
+        if name.startswith(("&dyn ", "&mut dyn ")):
             return _unsupported(name, size, "trait objects are not decoded")
         return RustType(name, "pointer", size, target_die=target)
     if tag == "DW_TAG_array_type":
@@ -372,6 +372,9 @@ def _structure(die: Any, name: str, size: int) -> RustType:
     if std is not None:
         return std
     if names == ["pointer", "vtable"]:  # `&dyn Trait`, `Box<dyn Trait>`: a fat pointer
+        if not _points_at_dyn(name):  # `Rc<dyn T>`'s RcInner: counts before the value
+            return _unsupported(name, size, "a trait object inside another type (as in "
+                                "Rc<dyn T>, Arc<dyn T>) is not decoded")  # fmt: skip
         trait = _trait_of(name)
         why = f"no implementation of {trait or 'the trait'} has a vtable in DWARF"
         parts = (Field("ptr", fields[0].offset, fields[0].type),
@@ -677,6 +680,29 @@ class Implementation:
     @property
     def type(self) -> RustType:
         return type_of(self.die)
+
+
+# What a fat pointer's name may wrap its `dyn` in and still point at the value itself.
+_DYN_WRAPPERS = (
+    "alloc::boxed::Box<",
+    "core::ptr::non_null::NonNull<",
+    "core::ptr::unique::Unique<",
+)
+
+
+def _points_at_dyn(name: str) -> bool:
+    """Whether a fat pointer named `name` points at the trait object's value itself
+    (`&dyn T`, `*const (dyn T + Send)`, `Box<dyn T, A>`), not at a type holding it
+    (`NonNull<RcInner<dyn T>>`, whose value sits after the counts)."""
+    for sigil in ("&mut ", "&", "*const ", "*mut "):
+        if name.startswith(sigil):
+            name = name[len(sigil):]
+            break
+    for wrapper in _DYN_WRAPPERS:
+        if name.startswith(wrapper):
+            name = name[len(wrapper):]
+            break
+    return name.lstrip("(").startswith("dyn ")
 
 
 def _trait_of(name: str) -> str | None:

@@ -30,9 +30,9 @@ from typing import Any
 
 from ..bpf import program
 from ..dwarf.locations import Cfa, Piece
-from ..errors import PrerequisiteError, UnreadableFunction
+from ..errors import PrerequisiteError, UnreadableFunction, refuse
 from ..launch import Finished, Process, _Run, cgroup_root, watchdog
-from ..plan import AREA, WORDS, Coverage, LeftOut, ProbePlan
+from ..plan import AREA, WORDS, Coverage, LeftOut, ProbePlan, SiteKind
 from ..rawevents import RawEvent
 from . import agent, placement
 from .children import ChildGate
@@ -46,6 +46,16 @@ HAND_OVER_SECONDS = 0.5  # at most this long for the readers to take what the pi
 POLL_SECONDS = 0.01  # how often children="wait" looks whether the run's processes are gone
 _ENDED = (os.CLD_EXITED, os.CLD_KILLED, os.CLD_DUMPED)  # waitid's si_code of a process gone
 _EVENT_HEAD = 32  # ts, cfa, tid, site, failed, pad: then the words (and a big event's area)
+# A site's kind in an error, as this engine hooks it (a leaf's return is Frida's leave hook).
+_SITE_WORDS = {
+    SiteKind.ENTRY: "entry",
+    SiteKind.RETURN: "return (ret instruction)",
+    SiteKind.URETPROBE: "return (leave hook)",
+    SiteKind.TAIL_CALL: "tail call",
+    SiteKind.INLINED: "inlined copy's entry",
+    SiteKind.LINE: "source line",
+    SiteKind.USDT: "USDT",
+}
 
 
 def load_frida() -> ModuleType:
@@ -454,21 +464,27 @@ class InprocessRun:
         # in /dev/shm when this process is killed mid-run.
         with contextlib.suppress(OSError):
             os.unlink(self._buffer.path)
-        if failed:
-            number, why = failed[0]
-            raise self._refusal(number, why)
+        # Every probe a hook failed for, named in one error (not the first alone).
+        refuse(self._refusals([(number, why) for number, why in failed or ()]))
         self._script = script
 
-    def _refusal(self, number: int, why: str) -> UnreadableFunction:
-        site = self.plan.sites[number]
-        function = self.plan.function(site.function)
-        return UnreadableFunction(
-            function.probe,
-            self.plan.binary.path,
-            f"the in-process engine cannot instrument {function.symbol.path} at "
-            f"{site.address:#x} ({site.kind.name.lower()} site): {why}",
-            "use --uprobe-backend=bpf for this probe",
-        )
+    def _refusals(self, failures: Sequence[tuple[int, str]]) -> list[UnreadableFunction]:
+        """One refusal per probe of the sites (by number) the engine cannot hook, each
+        naming its first such site."""
+        refusals: dict[str, UnreadableFunction] = {}
+        for number, why in failures:
+            site = self.plan.sites[number]
+            function = self.plan.function(site.function)
+            if function.probe in refusals:
+                continue
+            refusals[function.probe] = UnreadableFunction(
+                function.probe,
+                self.plan.binary.path,
+                f"the in-process engine cannot instrument {function.symbol.path} at "
+                f"{site.address:#x} ({_SITE_WORDS.get(site.kind, 'its')} site): {why}",
+                "use --uprobe-backend=bpf for this probe",
+            )
+        return list(refusals.values())
 
     def _lower_bound_everywhere(self, where: str, why: str) -> None:
         """Every probe's count is a lower bound naming `where` (calls there were missed)."""
@@ -492,7 +508,7 @@ class InprocessRun:
             where = (
                 f"the copy inlined into {function.inlined.describe()}"
                 if function.inlined is not None
-                else f"the {site.kind.name.lower()} site of {function.symbol.path}"
+                else f"the {_SITE_WORDS.get(site.kind, 'a')} site of {function.symbol.path}"
             )
             item = LeftOut(
                 where,
@@ -504,10 +520,9 @@ class InprocessRun:
                 coverage = plan.coverage_of(probe)
                 if item not in coverage.left_out:
                     coverage.left_out.append(item)
-        for probe in plan.probes:
-            indices = plan.functions_of(probe)
-            if indices and all(i in left_out for i in indices):
-                raise self._refusal(*left_out[indices[0]])
+        wholly = [left_out[indices[0]] for indices in map(plan.functions_of, plan.probes)
+                  if indices and all(i in left_out for i in indices)]  # fmt: skip
+        refuse(self._refusals(wholly))
         self.plan = plan
 
     def _start_waiter(self) -> None:

@@ -381,8 +381,14 @@ class _Code:
             leaves = insn.mnemonic.startswith("j") or insn.mnemonic == "ret"
             if insn.address in self.shape.control and not (ends_patch and leaves):
                 raise Unhookable(
-                    f"Frida's patch would move the {insn.mnemonic} at {insn.address:#x} into "
-                    "its trampoline (a call there breaks unwinding)"
+                    f"Frida's 5-byte patch would move the {insn.mnemonic} at "
+                    f"{insn.address:#x} into its trampoline, "
+                    + (
+                        "where the return address it pushes points into the trampoline "
+                        "and no unwinder finds a frame"
+                        if insn.mnemonic.startswith("call")
+                        else "where only the last instruction moved may branch"
+                    )
                 )
             covered += insn.size
             i += 1
