@@ -7,12 +7,16 @@ copied from behind pointers. A `Deref` tells the BPF program to read a u64 addre
 area (at `addr_at`), add `add`, and copy `size` bytes from there; or, for a counted copy (a
 `&str`, a slice, a Vec), `count * scale` bytes at most `size`, with the count read from the
 area at `len_at`. A copy whose `guard_at` is set runs only when the u64 there is above
-`guard_min` (element i of a collection is followed only when its length is more than i).
+`guard_min` (element i of a collection is followed only when its length is more than i),
+or, with `guard_min` BUCKET, when the byte there has its top bit clear (a hashbrown bucket is
+followed only when its control byte says it is full). A counted copy larger than one copy
+may take (MAX_COPY) is planned as several chunks, each skipping the elements of the ones
+before (`skip`): a Vec of 300 structs arrives in five copies that the decoder joins.
 
 Copies are placed one after another as they run, each taking the bytes its run-time length
 needs (not its cap), so the room a value takes follows the value: the table (`TABLE`, one
-u32 per deref of the site: offset | bytes << 16, or NOT_RUN / FAILED / FULL) says where each
-landed, and the first lands right after it.
+u32 per deref of the site: offset / 8 | bytes << 19, or NOT_RUN / FAILED / FULL) says where
+each landed, and the first lands right after it.
 `addr_at`, `len_at` and `guard_at` are *references* into the area: offset | source << 16,
 where source 0 is the area itself (the words) and source k + 1 the bytes copy k landed in.
 The program runs the derefs in order, so a later one can take its address from the bytes an
@@ -26,10 +30,10 @@ array indexes, `"*"` for "behind the pointer", then element indexes.
 
 from __future__ import annotations
 
+import heapq
 import weakref
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Union
 
 from . import stdtypes
@@ -38,10 +42,17 @@ from .values import BadUtf8, Struct, Truncated, Unavailable, Variant
 
 MAX_PIECES = 16  # words one event carries; the BPF program is built for this many
 WORDS = 8 * MAX_PIECES  # area bytes the pieces fill
-AREA = 12288  # a big event's area: the words, the table, then data copied behind pointers
+AREA = 131072  # a big event's area: the words, the table, then data copied behind pointers
 MAX_COPY = 4096  # bytes one copy takes at most
 START_LIMIT = AREA - MAX_COPY  # every copy starts below it (the verifier's bound)
-MAX_DEREFS = 128  # copies per event
+MAX_DEREFS = 4096  # copies per event (a power of two: the BPF side masks indexes with it)
+# The in-process engine builds its events on the target's stack: a smaller area, and its
+# site table keeps fewer derefs per site.
+IN_PROCESS_AREA = 65536
+IN_PROCESS_DEREFS = 4096
+# Event.failed: the copies stopped before the site's last (STOPPED | the copies run): the
+# BPF program runs 256 per program, in at most 34 programs (33 tail calls).
+STOPPED = 1 << 31
 TABLE = WORDS  # where the table of placements starts in the area
 DATA = TABLE + 4 * MAX_DEREFS  # copied data starts here at the latest (after the site's entries)
 NOT_RUN, FULL, FAILED = 0, 0xFFFFFFFE, 0xFFFFFFFF  # table entries other than a placement
@@ -67,7 +78,7 @@ class Deref:
     guard_at: int = NO_SLOT
     guard_min: int = 0
     flags: int = 0  # BELOW, PLUS_ONE
-    pad: int = 0
+    skip: int = 0  # a counted copy's chunk: the elements the chunks before it copy
 
 
 # Deref.flags. BELOW: copy the bytes that end at the address instead of those that start
@@ -76,12 +87,14 @@ class Deref:
 # count is the u64 at len_at plus one (hashbrown's bucket_mask is the buckets less one).
 BELOW = 1
 PLUS_ONE = 2
+BUCKET = 2**64 - 1  # Deref.guard_min: run when the byte at guard_at has its top bit clear
 
 
 @dataclass(frozen=True)
 class Copy:
     """Where the decoder finds the bytes of one Deref: `index` is its bit in the event's
-    `failed` mask (-1: nothing to copy, a zero-sized target)."""
+    `failed` mask (-1: nothing to copy, a zero-sized target). `more`: the chunks after this
+    one, for a counted copy larger than MAX_COPY (each a Copy, or why it was not planned)."""
 
     index: int
     dst: int
@@ -89,6 +102,23 @@ class Copy:
     scale: int
     counted: bool
     flags: int = 0
+    more: tuple[Any, ...] = ()
+
+    @property
+    def elements(self) -> int:
+        """How many elements (bytes for a string) the chunks planned hold."""
+        planned = [self, *(c for c in self.more if isinstance(c, Copy))]
+        return sum(c.size for c in planned) // self.scale
+
+    def element(self, i: int, size: int) -> int:
+        """The reference to the first byte of element i (of `size` bytes); BELOW: counted
+        from the end, as hashbrown's buckets are."""
+        per = self.size // size
+        chunk = self if i < per else self.more[i // per - 1]
+        j = i % per
+        if self.flags & BELOW:
+            return int(chunk.dst + chunk.size - (j + 1) * size)
+        return int(chunk.dst + j * size)
 
 
 Planned = Union[Copy, Unavailable]
@@ -118,15 +148,19 @@ class Layout:
         scale: int = 1,
         guard: tuple[int, int] | None = None,
         flags: int = 0,
+        skip: int = 0,
     ) -> Planned:
         counted = len_at != NO_SLOT
+        if counted and size > MAX_COPY and scale <= MAX_COPY:
+            return self._chunks(path, addr_at, add, size, len_at, scale, guard, flags)
         fits = min(size, MAX_COPY)
         if counted:
             fits -= fits % scale
         if len(self.derefs) >= MAX_DEREFS:
             planned: Planned = Unavailable(
-                f"not copied: one event follows at most {MAX_DEREFS} pointers, and the "
-                "values before it (planned up to max_elements each) took them all"
+                f"not copied: one call follows at most {MAX_DEREFS} pointers, and the "
+                "values before it (planned up to max_elements each) took them all; lower "
+                "max_elements"
             )
         elif fits <= 0 or (not counted and fits < size):
             planned = Unavailable(
@@ -136,18 +170,39 @@ class Layout:
             guard_at, guard_min = guard if guard is not None else (NO_SLOT, 0)
             index = len(self.derefs)
             self.derefs.append(
-                Deref(addr_at, add, fits, 0, len_at, scale, guard_at, guard_min, flags)
+                Deref(addr_at, add, fits, 0, len_at, scale, guard_at, guard_min, flags, skip)
             )
             planned = Copy(index, (index + 1) * SOURCE, fits, scale, counted, flags)
         self.copies[path] = planned
         return planned
 
+    def _chunks(
+        self, path: Path, addr_at: int, add: int, size: int, len_at: int, scale: int,
+        guard: tuple[int, int] | None, flags: int,
+    ) -> Planned:
+        """A counted copy of more than MAX_COPY bytes, as chunks of whole elements, chunk j
+        skipping the elements before it (BELOW: the bytes below the chunk before)."""
+        per = MAX_COPY // scale
+        count = size // scale
+        chunks: list[Planned] = []
+        for j in range(-(-count // per)):
+            step = j * per * scale
+            chunk = self.add(path, addr_at, add - step if flags & BELOW else add + step,
+                             min(per, count - j * per) * scale, len_at=len_at, scale=scale,
+                             guard=guard, flags=flags, skip=j * per)  # fmt: skip
+            chunks.append(chunk)
+        first = chunks[0]
+        if isinstance(first, Copy):
+            first = replace(first, more=tuple(chunks[1:]))
+        self.copies[path] = first
+        return first
+
     def follow(self, roots: list[tuple[RustType, Segments, Path]]) -> None:
         """Plan a copy for every pointer inside the roots, breadth first: the pointers of
         the values themselves get room before the pointers behind pointers."""
-        queue: deque[tuple[RustType, Segments, Path, tuple[int, int] | None, int]] = deque(
-            (t, segments, path, None, 0) for t, segments, path in roots
-        )
+        queue = _Queue()
+        for rust_type, segments, path in roots:
+            queue.append((rust_type, segments, path, None, 0))
         while queue or self.later:
             if not queue:
                 self.later.pop(0)()
@@ -210,8 +265,8 @@ class Layout:
                     behind, addr_at, 0, cap, len_at=len_at, scale=element.size, guard=guard
                 )
                 if isinstance(planned, Copy) and has_pointers(element):
-                    for i in range(planned.size // element.size):
-                        start = planned.dst + i * element.size
+                    for i in range(planned.elements):
+                        start = planned.element(i, element.size)
                         queue.append(
                             (element, ((start, element.size),), behind + (i,), (len_at, i),
                              depth + 1)
@@ -227,7 +282,7 @@ class Layout:
         addr_at: int,
         guard: tuple[int, int] | None,
         depth: int,
-        queue: deque[tuple[RustType, Segments, Path, tuple[int, int] | None, int]],
+        queue: _Queue,
     ) -> None:
         """A hashbrown table (its control bytes and the buckets below them) or a BTreeMap
         (its root node and, for a tree of height 1, the children the first max_elements
@@ -255,11 +310,10 @@ class Layout:
                 return
             data = self.add(behind, addr_at, 0, buckets * element.size, len_at=count_at,
                             scale=element.size, guard=guard, flags=PLUS_ONE | BELOW)  # fmt: skip
-            if isinstance(data, Copy) and has_pointers(element):
-                end = data.dst + data.size
-                for i in range(data.size // element.size):
-                    start = end - (i + 1) * element.size
-                    live = (count_at, i - 1) if i else guard  # bucket_mask >= i
+            if isinstance(data, Copy) and has_pointers(element) and isinstance(ctrl, Copy):
+                for i in range(min(data.elements, ctrl.elements)):
+                    start = data.element(i, element.size)
+                    live = (ctrl.element(i, 1), BUCKET)  # only a full bucket's pointers
                     queue.append((element, ((start, element.size),), behind + (i,), live,
                                   depth + 1))  # fmt: skip
             return
@@ -295,7 +349,7 @@ class Layout:
         addr_at: int,
         guard: tuple[int, int] | None,
         depth: int,
-        queue: deque[tuple[RustType, Segments, Path, tuple[int, int] | None, int]],
+        queue: _Queue,
     ) -> None:
         """A trait object: its vtable's size and alignment words, and the bytes of the value
         as large as the largest implementation, which the decoder picks by the vtable."""
@@ -334,7 +388,7 @@ class Layout:
         planned: Planned,
         guard: tuple[int, int] | None,
         depth: int,
-        queue: deque[tuple[RustType, Segments, Path, tuple[int, int] | None, int]],
+        queue: _Queue,
     ) -> None:
         """Follow the pointers inside a B-tree node's keys and values."""
         if not isinstance(planned, Copy):
@@ -347,6 +401,33 @@ class Layout:
                 where = planned.dst + start + i * element.size
                 queue.append((element, ((where, element.size),), path + (part, i), guard,
                               depth + 1))  # fmt: skip
+
+
+Queued = tuple[RustType, Segments, Path, "tuple[int, int] | None", int]
+
+
+class _Queue:
+    """The values whose pointers are still to follow, in the order their copies are
+    planned: by depth (how many pointers lie before them), then element by element across
+    collections: the first tag of every book before the second tag of any. When one call's
+    copies run out (MAX_DEREFS), what is left out is then the tail of the longest inner
+    collections, which a value seldom has, not every book after the tenth."""
+
+    def __init__(self) -> None:
+        self.heap: list[tuple[int, tuple[int, ...], int, Queued]] = []
+        self.added = 0
+
+    def append(self, item: Queued) -> None:
+        path, depth = item[2], item[4]
+        indexes = tuple(reversed([i for i in path[1:] if isinstance(i, int)]))
+        heapq.heappush(self.heap, (depth, indexes, self.added, item))
+        self.added += 1
+
+    def popleft(self) -> Queued:
+        return heapq.heappop(self.heap)[3]
+
+    def __bool__(self) -> bool:
+        return bool(self.heap)
 
 
 def _area_offset(segments: Segments, offset: int) -> int | None:
@@ -412,6 +493,35 @@ class Reader:
             return planned
         if planned.index < 0:
             return b""
+        if planned.counted:
+            assert count is not None
+            count += 1 if planned.flags & PLUS_ONE else 0
+        if not planned.more:
+            return self._placed(planned, address, count)
+        parts: list[bytes] = []
+        skip = 0
+        for chunk in (planned, *planned.more):
+            assert count is not None
+            if count <= skip:
+                break
+            if isinstance(chunk, Unavailable):
+                return chunk
+            got = self._placed(chunk, address, count - skip)
+            if isinstance(got, Unavailable):
+                return got
+            parts.append(got)
+            skip += chunk.size // chunk.scale
+        # BELOW: each chunk holds the bytes below the one before it
+        return b"".join(reversed(parts) if planned.flags & BELOW else parts)
+
+    def _placed(self, planned: Copy, address: int, count: int | None) -> bytes | Unavailable:
+        """The bytes one copy placed (a counted one: of `count` elements at most)."""
+        if self.failed & STOPPED and planned.index >= self.failed & ~STOPPED:
+            return Unavailable(
+                f"not copied: this call's copies stopped after the first "
+                f"{self.failed & ~STOPPED} (the BPF engine runs up to 34 x 256, the "
+                f"in-process one {IN_PROCESS_DEREFS}); lower max_elements"
+            )
         at = TABLE - WORDS + 4 * planned.index
         entry = int.from_bytes(self.data[at : at + 4], "little")
         if entry == FAILED:
@@ -419,16 +529,16 @@ class Reader:
         if entry == FULL:
             return Unavailable(
                 f"not copied: the values copied before it filled the event's area (copies "
-                f"start in its first {START_LIMIT} bytes); lower max_string or max_elements"
+                f"start in its first {START_LIMIT} bytes under BPF, "
+                f"{IN_PROCESS_AREA - MAX_COPY} in-process); lower max_string or max_elements"
             )
         if entry == NOT_RUN:
             return Unavailable("not copied: the value it is read from was not copied")
-        offset, extent = entry & 0xFFFF, entry >> 16
+        offset, extent = (entry & 0x7FFFF) << 3, entry >> 19
         size = extent
         if planned.counted:
             assert count is not None
-            count += 1 if planned.flags & PLUS_ONE else 0
-            size = min(min(count, planned.size) * planned.scale, planned.size)
+            size = min(count * planned.scale, planned.size)
         start = offset - WORDS
         if planned.flags & BELOW:
             start += extent - size

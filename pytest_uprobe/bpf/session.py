@@ -93,6 +93,12 @@ class _Loaded:
                 self.multi = False
         if not self.multi:
             self._load_each(count)
+        # The tail call that runs a site's copies past the first program.STEP, loaded as
+        # the functions that call it are (a program array takes programs of one kind).
+        extra = (None, BPF_TRACE_UPROBE_MULTI) if self.multi else ()
+        more = _interruptible(self.bpf.load_func, program.COPY_MORE.encode(),
+                              self.bcc.BPF.KPROBE, *extra)  # fmt: skip
+        self.bpf[b"more_copies"][ct.c_int(0)] = ct.c_int(more.fd)
 
     def _load_each(self, count: int) -> None:
         if not self.per_site_functions:  # links turned out not to work: build the wrappers
@@ -259,6 +265,7 @@ class _Loaded:
             if number < len(plan.sites):
                 program.fill_site(entry, plan.sites[number], record)
             table[ct.c_int(number)] = entry
+        program.fill_derefs(self.bpf[b"derefs"], plan.sites if record else ())
         self.follow(None)  # a run that follows children turns it on in `attach`
 
     def detach_later(self, pid: int) -> None:
