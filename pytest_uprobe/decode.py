@@ -88,6 +88,8 @@ class Deref:
 BELOW = 1
 PLUS_ONE = 2
 BUCKET = 2**64 - 1  # Deref.guard_min: run when the byte at guard_at has its top bit clear
+SHORT = 1 << 62  # Deref.guard_min: SHORT | n runs when the u16 at guard_at is above n
+MAX_LEVELS = 5  # a BTreeMap's levels below the root whose nodes are planned
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ class Copy:
     counted: bool
     flags: int = 0
     more: tuple[Any, ...] = ()
+    limit: int = 0  # a BTreeMap's root: the entries to decode at most (max_elements)
 
     @property
     def elements(self) -> int:
@@ -136,6 +139,7 @@ class Layout:
         self.derefs: list[Deref] = []
         self.copies: dict[Path, Planned] = {}
         self.later: list[Callable[[], None]] = []  # planned once the queue is empty
+        self.queue: _Queue | None = None  # what follow() has still to plan
 
     def add(
         self,
@@ -149,10 +153,17 @@ class Layout:
         guard: tuple[int, int] | None = None,
         flags: int = 0,
         skip: int = 0,
+        depth: int | None = None,
+        each: Callable[[int, int], None] | None = None,
     ) -> Planned:
+        """Plan one copy. A counted one larger than MAX_COPY comes in chunks; given the
+        `depth` of the value it is in, the chunks after the first are planned when its
+        elements at their index would be (see _Queue). `each(i, start)`: called for every
+        element planned, with the reference to its first byte."""
         counted = len_at != NO_SLOT
         if counted and size > MAX_COPY and scale <= MAX_COPY:
-            return self._chunks(path, addr_at, add, size, len_at, scale, guard, flags)
+            return self._chunks(path, addr_at, add, size, len_at, scale, guard, flags, depth,
+                                each)  # fmt: skip
         fits = min(size, MAX_COPY)
         if counted:
             fits -= fits % scale
@@ -174,40 +185,58 @@ class Layout:
             )
             planned = Copy(index, (index + 1) * SOURCE, fits, scale, counted, flags)
         self.copies[path] = planned
+        if each is not None and isinstance(planned, Copy):
+            for i in range(planned.elements):
+                each(skip + i, planned.element(i, scale))
         return planned
 
     def _chunks(
         self, path: Path, addr_at: int, add: int, size: int, len_at: int, scale: int,
-        guard: tuple[int, int] | None, flags: int,
+        guard: tuple[int, int] | None, flags: int, depth: int | None,
+        each: Callable[[int, int], None] | None,
     ) -> Planned:
         """A counted copy of more than MAX_COPY bytes, as chunks of whole elements, chunk j
         skipping the elements before it (BELOW: the bytes below the chunk before)."""
         per = MAX_COPY // scale
         count = size // scale
         chunks: list[Planned] = []
-        for j in range(-(-count // per)):
+
+        def chunk(j: int) -> None:
             step = j * per * scale
-            chunk = self.add(path, addr_at, add - step if flags & BELOW else add + step,
-                             min(per, count - j * per) * scale, len_at=len_at, scale=scale,
-                             guard=guard, flags=flags, skip=j * per)  # fmt: skip
-            chunks.append(chunk)
-        first = chunks[0]
-        if isinstance(first, Copy):
-            first = replace(first, more=tuple(chunks[1:]))
-        self.copies[path] = first
-        return first
+            planned = self.add(path, addr_at, add - step if flags & BELOW else add + step,
+                               min(per, count - j * per) * scale, len_at=len_at, scale=scale,
+                               guard=guard, flags=flags, skip=j * per, each=each)  # fmt: skip
+            chunks.append(planned)
+            first = chunks[0]
+            self.copies[path] = replace(first, more=tuple(chunks[1:])) if isinstance(
+                first, Copy) else first  # fmt: skip
+
+        chunk(0)
+        # A collection inside another (the tags of each book) gets its later chunks where
+        # its elements at their index go: after the first elements of all the others.
+        inner = any(isinstance(i, int) for i in path[1:])
+        for j in range(1, -(-count // per)):
+            if depth is None or self.queue is None or not inner:
+                chunk(j)
+            else:
+                self.queue.task(depth + 1, path + (j * per,), lambda j=j: chunk(j))
+        return self.copies[path]
 
     def follow(self, roots: list[tuple[RustType, Segments, Path]]) -> None:
         """Plan a copy for every pointer inside the roots, breadth first: the pointers of
         the values themselves get room before the pointers behind pointers."""
-        queue = _Queue()
+        queue = self.queue = _Queue()
         for rust_type, segments, path in roots:
             queue.append((rust_type, segments, path, None, 0))
         while queue or self.later:
             if not queue:
                 self.later.pop(0)()
                 continue
-            value, segments, path, guard, depth = queue.popleft()
+            item = queue.popleft()
+            if callable(item):  # a later chunk of a big copy (see _chunks)
+                item()
+                continue
+            value, segments, path, guard, depth = item
             for pointer, offset, at in inline_pointers(value, 0, path, self.max_elements):
                 behind = at + ("*",)
                 if depth >= MAX_DEPTH:
@@ -261,16 +290,17 @@ class Layout:
                     if pointer.kind in ("str", "string")
                     else self.max_elements * element.size
                 )
-                planned = self.add(
-                    behind, addr_at, 0, cap, len_at=len_at, scale=element.size, guard=guard
-                )
-                if isinstance(planned, Copy) and has_pointers(element):
-                    for i in range(planned.elements):
-                        start = planned.element(i, element.size)
-                        queue.append(
-                            (element, ((start, element.size),), behind + (i,), (len_at, i),
-                             depth + 1)
-                        )  # fmt: skip
+                each = None
+                if has_pointers(element):
+
+                    def each(i: int, start: int, element: RustType = element,
+                             behind: Path = behind, len_at: int = len_at,
+                             depth: int = depth) -> None:  # fmt: skip
+                        queue.append((element, ((start, element.size),), behind + (i,),
+                                      (len_at, i), depth + 1))  # fmt: skip
+
+                self.add(behind, addr_at, 0, cap, len_at=len_at, scale=element.size,
+                         guard=guard, depth=depth, each=each)  # fmt: skip
 
 
     def _follow_collection(
@@ -302,43 +332,65 @@ class Layout:
             if element.size == 0:
                 self.copies[behind] = NOTHING
                 return
-            buckets = 2 * self.max_elements  # at load factor 7/8, enough for max_elements
+            # enough for max_elements entries at hashbrown's load factor (7/8)
+            buckets = max(4, 1 << (-(-self.max_elements * 8 // 7) - 1).bit_length())
             ctrl = self.add(at + ("ctrl",), addr_at, 0, buckets, len_at=count_at, guard=guard,
                             flags=PLUS_ONE)  # fmt: skip
             if isinstance(ctrl, Unavailable):
                 self.copies[behind] = ctrl
                 return
-            data = self.add(behind, addr_at, 0, buckets * element.size, len_at=count_at,
-                            scale=element.size, guard=guard, flags=PLUS_ONE | BELOW)  # fmt: skip
-            if isinstance(data, Copy) and has_pointers(element) and isinstance(ctrl, Copy):
-                for i in range(min(data.elements, ctrl.elements)):
-                    start = data.element(i, element.size)
-                    live = (ctrl.element(i, 1), BUCKET)  # only a full bucket's pointers
-                    queue.append((element, ((start, element.size),), behind + (i,), live,
-                                  depth + 1))  # fmt: skip
+            each = None
+            if has_pointers(element):
+
+                def each(i: int, start: int) -> None:
+                    assert isinstance(ctrl, Copy) and element is not None
+                    if i < ctrl.elements:  # only a full bucket's pointers
+                        queue.append((element, ((start, element.size),), behind + (i,),
+                                      (ctrl.element(i, 1), BUCKET), depth + 1))  # fmt: skip
+
+            self.add(behind, addr_at, 0, buckets * element.size, len_at=count_at,
+                     scale=element.size, guard=guard, flags=PLUS_ONE | BELOW, depth=depth,
+                     each=each)  # fmt: skip
             return
         node = value.node
         assert node is not None
         root = self.add(behind, addr_at, 0, node.leaf_size, guard=guard)
-        self._node_entries(node, behind, root, guard, depth, queue)
+        self._node_entries(node, behind, root, depth, queue)
         if not isinstance(root, Copy):
             return
+        self.copies[behind] = replace(root, limit=self.max_elements)
+        # The nodes of each level below the root, left to right, as many as the first
+        # max_elements entries in key order can reach: at most max_elements / 5 + 2 of a
+        # level (every node but the root holds 5 keys or more, a parent 6 children or
+        # more: twice that in slots, 12 a parent). Planned after everything else, level by
+        # level, since most maps have height 0.
+        slots = 2 * (self.max_elements // 5 + 2) + node.capacity + 1
+        level: list[tuple[Path, int, Copy]] = [(behind, addr_at, root)]
 
-        def children() -> None:
-            """Children of a root of height 1, in order, until they hold max_elements
-            entries (each holds at least 5, and a root key sits between two): planned
-            after everything else, since most maps have height 0."""
-            wanted = min(node.capacity + 1, -(-self.max_elements // 6) + 1)
-            edges = self.add(at + ("edges",), addr_at, node.edges_at, 8 * wanted,
-                             guard=(count_at, 0))  # fmt: skip
-            if not isinstance(edges, Copy):
-                return
-            for j in range(wanted):
-                child = self.add(at + ("edges", j), edges.dst + 8 * j, 0, node.leaf_size,
-                                 guard=(count_at, 0))  # fmt: skip
-                self._node_entries(node, at + ("edges", j), child, (count_at, 0), depth, queue)
+        def next_level(below: int) -> None:
+            nonlocal level
+            children: list[tuple[Path, int, Copy]] = []
+            for parent, parent_at, copy in level:
+                if len(children) >= slots:
+                    break
+                # a leaf has no edges: copied only while the tree is taller than this
+                edges = self.add(parent + ("edges",), parent_at, node.edges_at,
+                                 8 * (node.capacity + 1), guard=(count_at, below - 1))  # fmt: skip
+                if not isinstance(edges, Copy):
+                    return
+                for j in range(node.capacity + 1):
+                    live = (copy.dst + node.len_at, SHORT | (j - 1)) if j else None
+                    child = self.add(parent + ("edges", j), edges.dst + 8 * j, 0,
+                                     node.leaf_size, guard=live)  # fmt: skip
+                    if not isinstance(child, Copy):
+                        return
+                    self._node_entries(node, parent + ("edges", j), child, depth, queue)
+                    children.append((parent + ("edges", j), edges.dst + 8 * j, child))
+            level = children
+            if below < MAX_LEVELS:
+                self.later.append(lambda: next_level(below + 1))
 
-        self.later.append(children)
+        self.later.append(lambda: next_level(1))
 
     def _follow_dyn(
         self,
@@ -382,15 +434,10 @@ class Layout:
                               depth + 1))  # fmt: skip
 
     def _node_entries(
-        self,
-        node: BTreeNode,
-        path: Path,
-        planned: Planned,
-        guard: tuple[int, int] | None,
-        depth: int,
-        queue: _Queue,
+        self, node: BTreeNode, path: Path, planned: Planned, depth: int, queue: _Queue
     ) -> None:
-        """Follow the pointers inside a B-tree node's keys and values."""
+        """Follow the pointers inside a B-tree node's keys and values (entry i only when
+        the node's `len` is above i)."""
         if not isinstance(planned, Copy):
             return
         for part, element, start in (("k", node.key, node.keys_at), ("v", node.value,
@@ -399,7 +446,8 @@ class Layout:
                 continue
             for i in range(min(node.capacity, self.max_elements)):
                 where = planned.dst + start + i * element.size
-                queue.append((element, ((where, element.size),), path + (part, i), guard,
+                live = (planned.dst + node.len_at, SHORT | i)
+                queue.append((element, ((where, element.size),), path + (part, i), live,
                               depth + 1))  # fmt: skip
 
 
@@ -414,16 +462,19 @@ class _Queue:
     collections, which a value seldom has, not every book after the tenth."""
 
     def __init__(self) -> None:
-        self.heap: list[tuple[int, tuple[int, ...], int, Queued]] = []
+        self.heap: list[tuple[int, tuple[int, ...], int, Any]] = []
         self.added = 0
 
     def append(self, item: Queued) -> None:
-        path, depth = item[2], item[4]
+        self.task(item[4], item[2], item)
+
+    def task(self, depth: int, path: Path, item: Any) -> None:
+        """Queue `item` (a value, or a function to call) where a value at `path` goes."""
         indexes = tuple(reversed([i for i in path[1:] if isinstance(i, int)]))
         heapq.heappush(self.heap, (depth, indexes, self.added, item))
         self.added += 1
 
-    def popleft(self) -> Queued:
+    def popleft(self) -> Any:
         return heapq.heappop(self.heap)[3]
 
     def __bool__(self) -> bool:
@@ -752,27 +803,39 @@ def _table(
     return Truncated(found, items)  # buckets past the copied ones (max_elements)
 
 
+class _Stop(Exception):
+    """A B-tree walk ends early: with what makes the value (Truncated or Unavailable)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
 def _btree(
     value: RustType, raw: bytes, reader: Reader, path: Path, address: int, length: int
 ) -> Any:
-    """A BTreeMap's (key, value) pairs in order, from its root and, at height 1, the
-    children the copy holds."""
+    """A BTreeMap's (key, value) pairs in key order: an in-order walk of the nodes the
+    event holds (the root's, then each level's, left to right), until it reaches a node
+    not copied (past max_elements: Truncated)."""
     if length == 0:
         return []
     node = value.node
     assert node is not None
     height = _word(value, raw, "height")
-    if height > 1:
+    if height > MAX_LEVELS:
         return Unavailable(
-            f"a BTreeMap of height {height} ({length} entries): only trees of height 0 and 1 "
-            f"(up to {node.capacity * (node.capacity + 2)} entries) are copied"
+            f"a BTreeMap of height {height} ({length} entries): the nodes of trees up to "
+            f"height {MAX_LEVELS} are copied"
         )
     root = reader.fetch(path + ("*",), address)
     if isinstance(root, Unavailable):
         return root
     pairs: list[Any] = []
+    planned = reader.copies.get(path + ("*",))
+    limit = planned.limit if isinstance(planned, Copy) and planned.limit else length
 
     def entry(data: bytes, at: Path, i: int) -> None:
+        if len(pairs) >= limit:
+            raise _Stop(Truncated(pairs, length))  # max_elements
         key_at = node.keys_at + i * node.key.size
         val_at = node.vals_at + i * node.value.size
         key = decode_value(node.key, data[key_at : key_at + node.key.size], reader, at + ("k", i))
@@ -782,36 +845,42 @@ def _btree(
 
     def count(data: bytes) -> int:
         number = int.from_bytes(data[node.len_at : node.len_at + 2], "little")
-        return number if number <= node.capacity else -1
+        if number > node.capacity:
+            raise _Stop(Unavailable(f"a node of {value.name} holds more than {node.capacity} keys"))
+        return number
 
-    keys = count(root)
-    if keys < 0:
-        return Unavailable(f"a node of {value.name} holds more than {node.capacity} keys")
-    if height == 0:
-        for i in range(keys):
-            entry(root, path + ("*",), i)
-    else:
-        edges = reader.fetch(path + ("edges",), address)
+    def walk(data: bytes, at: Path, level: int, address: int) -> None:
+        keys = count(data)
+        if level == height:  # a leaf
+            for i in range(keys):
+                entry(data, at, i)
+            return
+        edges = reader.fetch(at + ("edges",), address)
         if isinstance(edges, Unavailable):
-            return edges
+            raise _Stop(Truncated(pairs, length) if _beyond(edges) else edges)
         for j in range(keys + 1):
-            child = reader.fetch(path + ("edges", j), int.from_bytes(edges[8 * j :][:8], "little"))
+            child_address = int.from_bytes(edges[8 * j :][:8], "little")
+            child = reader.fetch(at + ("edges", j), child_address)
             if isinstance(child, Unavailable):
-                if child.reason.startswith("not followed"):
-                    return Truncated(pairs, length)  # children past max_elements
-                return child
-            held = count(child)
-            if held < 0:
-                return Unavailable(f"a node of {value.name} holds more than {node.capacity} keys")
-            for i in range(held):
-                entry(child, path + ("edges", j), i)
+                raise _Stop(Truncated(pairs, length) if _beyond(child) else child)
+            walk(child, at + ("edges", j), level + 1, child_address)
             if j < keys:
-                entry(root, path + ("*",), j)
+                entry(data, at, j)
+
+    try:
+        walk(root, path + ("*",), 0, address)
+    except _Stop as stop:
+        return stop.value
     if len(pairs) != length:
         return Unavailable(
             f"the map says it holds {length} entries, and its nodes show {len(pairs)}"
         )
     return pairs
+
+
+def _beyond(why: Unavailable) -> bool:
+    """A node left out because the entries before it already reach max_elements."""
+    return why.reason.startswith("not followed")
 
 
 def _text(data: bytes, length: int) -> str | Truncated:

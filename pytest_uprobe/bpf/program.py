@@ -53,6 +53,7 @@ struct deref {
     u32 skip;      /* a chunk of a counted copy: the elements the chunks before it copy */
 };
 #define BUCKET 0xffffffffffffffffull  /* guard_min: the byte at guard_at has its top bit clear */
+/* guard_min SHORT | n: the u16 at guard_at is above n (a B-tree node's len) */
 #define BELOW 1
 #define PLUS_ONE 2
 
@@ -215,6 +216,10 @@ static __always_inline u32 copy_one(struct big_event *b, struct deref *d) {
     if (d->guard_at != NO_SLOT && d->guard_min == BUCKET) {
         at = resolve_n(b, d->guard_at, 1);
         if (at > AREA - 8 || (b->area[at] & 0x80))
+            return NOT_RUN;
+    } else if (d->guard_at != NO_SLOT && (d->guard_min >> 62) == 1) {
+        at = resolve_n(b, d->guard_at, 2);
+        if (at > AREA - 8 || *(u16 *)&b->area[at] <= (d->guard_min & 0xffff))
             return NOT_RUN;
     } else if (d->guard_at != NO_SLOT) {
         at = resolve(b, d->guard_at);

@@ -253,6 +253,10 @@ static u32 copy_one(u8 *area, struct deref *d, u32 *cursor) {
     if (d->guard_at != NO_SLOT && d->guard_min == BUCKET) {
         at = resolve_n(area, d->guard_at, 1);
         if (at == NOWHERE || (area[at] & 0x80)) return NOT_RUN;
+    } else if (d->guard_at != NO_SLOT && (d->guard_min >> 62) == 1) {
+        at = resolve_n(area, d->guard_at, 2);
+        if (at == NOWHERE || *(unsigned short *)&area[at] <= (d->guard_min & 0xffff))
+            return NOT_RUN;
     } else if (d->guard_at != NO_SLOT) {
         at = resolve(area, d->guard_at);
         if (at == NOWHERE || *(u64 *)&area[at] <= d->guard_min) return NOT_RUN;

@@ -243,7 +243,7 @@ def test_the_debug_reader_reads_std_debug_text():
 @pytest.fixture(scope="module")
 def traces(root: Any) -> dict[str, Any]:
     found = {}
-    with Tracer(max_elements=32) as tracer:
+    with Tracer(max_elements=40) as tracer:  # t_btreeset holds 40
         for profile in PROFILES:
             exe = cargo_bin(root / CRATE, profile=profile)
             found[profile] = tracer.run([exe], probes=PROBES)
