@@ -38,7 +38,7 @@ from typing import Any, Union
 
 from . import stdtypes
 from .dwarf.types import POINTERS, SCALARS, BTreeNode, RustType
-from .values import BadUtf8, Struct, Truncated, Unavailable, Variant
+from .values import BadUtf8, Inside, Missing, Struct, Truncated, Unavailable, Variant
 
 MAX_PIECES = 16  # words one event carries; the BPF program is built for this many
 WORDS = 8 * MAX_PIECES  # area bytes the pieces fill
@@ -299,8 +299,10 @@ class Layout:
                         queue.append((element, ((start, element.size),), behind + (i,),
                                       (len_at, i), depth + 1))  # fmt: skip
 
-                self.add(behind, addr_at, 0, cap, len_at=len_at, scale=element.size,
-                         guard=guard, depth=depth, each=each)  # fmt: skip
+                self.add(behind, addr_at, pointer.data_at, cap, len_at=len_at,
+                         scale=element.size, guard=guard, depth=depth, each=each)  # fmt: skip
+                if pointer.std in ("rcdst", "arcdst"):  # the strong and weak counts
+                    self.add(at + ("counts",), addr_at, 0, 16, guard=guard)
 
 
     def _follow_collection(
@@ -656,6 +658,8 @@ def _decode(value: RustType, raw: bytes, reader: Reader, path: Path) -> Any:
     if kind == "pointer":
         if address == 0:
             return Unavailable("a null pointer")
+        if value.std == "weak" and address == 2**64 - 1:
+            return Missing("dangling")  # Weak::new(): never pointed at a value
         target = value.target
         if target.kind == "unsupported":
             return target.decode(b"")
@@ -667,6 +671,16 @@ def _decode(value: RustType, raw: bytes, reader: Reader, path: Path) -> Any:
         return decode_value(target, data, reader, path + ("*",))
     length = int.from_bytes(raw[value.part("len").offset :][:8], "little")
     address = int.from_bytes(raw[value.part("ptr").offset :][:8], "little")
+    if value.std in ("rcdst", "arcdst"):  # Rc<str>, Arc<[T]>: with the counts before it
+        counts = reader.fetch(path + ("counts",), address)
+        if isinstance(counts, Unavailable):
+            return counts
+        inner = _decode(replace(value, std=""), raw, reader, path)
+        if isinstance(inner, Unavailable):
+            return inner
+        return Inside(inner, "Rc" if value.std == "rcdst" else "Arc",
+                      strong=int.from_bytes(counts[:8], "little"),
+                      weak=int.from_bytes(counts[8:16], "little"))  # fmt: skip
     if kind == "deque":
         return _deque(value, raw, reader, path, address, length)
     if kind == "table":
