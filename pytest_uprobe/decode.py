@@ -34,7 +34,8 @@ import heapq
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Union
+from functools import partial
+from typing import Any, NamedTuple, Union
 
 from . import stdtypes
 from .dwarf.types import POINTERS, SCALARS, BTreeNode, RustType
@@ -59,6 +60,7 @@ NOT_RUN, FULL, FAILED = 0, 0xFFFFFFFE, 0xFFFFFFFF  # table entries other than a 
 SOURCE = 1 << 16  # a reference's source unit: copy k's bytes are source k + 1
 MAX_DEPTH = 3  # pointers followed one behind another (&Vec<String>: three)
 NO_SLOT = 0xFFFFFFFF
+EXHAUSTED = ("<exhausted>",)  # Layout.copies: why what was left unplanned is (MAX_DEREFS)
 
 Path = tuple[Any, ...]
 Segments = tuple[tuple[int, int], ...]  # (area offset, length) of a value's bytes, in order
@@ -168,11 +170,8 @@ class Layout:
         if counted:
             fits -= fits % scale
         if len(self.derefs) >= MAX_DEREFS:
-            planned: Planned = Unavailable(
-                f"not copied: one call follows at most {MAX_DEREFS} pointers, and the "
-                "values before it (planned up to max_elements each) took them all; lower "
-                "max_elements"
-            )
+            planned: Planned = self._exhausted()
+            self.copies.setdefault(EXHAUSTED, planned)
         elif fits <= 0 or (not counted and fits < size):
             planned = Unavailable(
                 f"not copied: {size} bytes, more than one copy takes ({MAX_COPY} bytes)"
@@ -186,9 +185,34 @@ class Layout:
             planned = Copy(index, (index + 1) * SOURCE, fits, scale, counted, flags)
         self.copies[path] = planned
         if each is not None and isinstance(planned, Copy):
+            self._each(planned, path, skip, scale, depth, each)
+        return planned
+
+    def _each(self, planned: Copy, path: Path, skip: int, scale: int, depth: int | None,
+              each: Callable[[int, int], None]) -> None:  # fmt: skip
+        """Call `each` for every element of a copy: one after another where its element at
+        each index is planned (see _Queue), so that the queue holds one pending element
+        per collection, not every element of every collection up to max_elements."""
+
+        def step(i: int) -> None:
+            each(skip + i, planned.element(i, scale))
+            if i + 1 < planned.elements:
+                assert self.queue is not None and depth is not None
+                self.queue.task(depth + 1, path + (skip + i + 1,),
+                                _Task(lambda: step(i + 1), always=False))  # fmt: skip
+
+        if self.queue is None or depth is None:
             for i in range(planned.elements):
                 each(skip + i, planned.element(i, scale))
-        return planned
+        elif planned.elements:
+            step(0)
+
+    @staticmethod
+    def _exhausted() -> Unavailable:
+        return Unavailable(
+            f"not copied: one call follows at most {MAX_DEREFS} pointers, and the values "
+            "before it (planned up to max_elements each) took them all; lower max_elements"
+        )
 
     def _chunks(
         self, path: Path, addr_at: int, add: int, size: int, len_at: int, scale: int,
@@ -205,7 +229,8 @@ class Layout:
             step = j * per * scale
             planned = self.add(path, addr_at, add - step if flags & BELOW else add + step,
                                min(per, count - j * per) * scale, len_at=len_at, scale=scale,
-                               guard=guard, flags=flags, skip=j * per, each=each)  # fmt: skip
+                               guard=guard, flags=flags, skip=j * per, depth=depth,
+                               each=each)  # fmt: skip
             chunks.append(planned)
             first = chunks[0]
             self.copies[path] = replace(first, more=tuple(chunks[1:])) if isinstance(
@@ -219,7 +244,7 @@ class Layout:
             if depth is None or self.queue is None or not inner:
                 chunk(j)
             else:
-                self.queue.task(depth + 1, path + (j * per,), lambda j=j: chunk(j))
+                self.queue.task(depth + 1, path + (j * per,), _Task(partial(chunk, j), True))
         return self.copies[path]
 
     def follow(self, roots: list[tuple[RustType, Segments, Path]]) -> None:
@@ -230,11 +255,21 @@ class Layout:
             queue.append((rust_type, segments, path, None, 0))
         while queue or self.later:
             if not queue:
-                self.later.pop(0)()
+                later = self.later.pop(0)
+                if len(self.derefs) < MAX_DEREFS:
+                    later()
+                else:
+                    self.copies.setdefault(EXHAUSTED, self._exhausted())
                 continue
             item = queue.popleft()
-            if callable(item):  # a later chunk of a big copy (see _chunks)
-                item()
+            if isinstance(item, _Task):  # a later chunk (always: it records why not), or
+                if item.always or len(self.derefs) < MAX_DEREFS:  # the next element
+                    item.run()
+                else:
+                    self.copies.setdefault(EXHAUSTED, self._exhausted())
+                continue
+            if len(self.derefs) >= MAX_DEREFS:  # spent: what is left is not followed
+                self.copies.setdefault(EXHAUSTED, self._exhausted())
                 continue
             value, segments, path, guard, depth = item
             for pointer, offset, at in inline_pointers(value, 0, path, self.max_elements):
@@ -456,6 +491,15 @@ class Layout:
 Queued = tuple[RustType, Segments, Path, "tuple[int, int] | None", int]
 
 
+class _Task(NamedTuple):
+    """A step of planning queued like a value: the next element of a collection, or a
+    later chunk of a big copy (`always`: run even once the copies are spent, so that the
+    chunk records why it is not there)."""
+
+    run: Callable[[], None]
+    always: bool
+
+
 class _Queue:
     """The values whose pointers are still to follow, in the order their copies are
     planned: by depth (how many pointers lie before them), then element by element across
@@ -540,7 +584,10 @@ class Reader:
 
     def fetch(self, path: Path, address: int, count: int | None = None) -> bytes | Unavailable:
         planned = self.copies.get(path)
-        if planned is None:
+        if planned is None:  # not planned: past max_elements, or the copies ran out
+            spent = self.copies.get(EXHAUSTED)
+            if isinstance(spent, Unavailable):
+                return spent
             return Unavailable("not followed: beyond max_elements")
         if isinstance(planned, Unavailable):
             return planned

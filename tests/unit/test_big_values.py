@@ -9,6 +9,7 @@ from pytest_uprobe import Missing, Truncated, Unavailable
 from pytest_uprobe.decode import (
     BELOW,
     DATA,
+    EXHAUSTED,
     MAX_COPY,
     MAX_DEREFS,
     NO_SLOT,
@@ -89,15 +90,17 @@ def test_inner_collections_are_planned_element_by_element_across_them():
     the longest inner collection, not every book after the first few."""
     layout = Layout(max_string=16, max_elements=100)
     layout.follow([(BOOKS, ((0, 16),), (0,))])
-    order = [path for path in layout.copies if path[-1] == "*" and "tags" in path[:-1]
-             and isinstance(path[-2], int)]  # fmt: skip
-    tag_index = [path[-2] for path in order]  # each tag string's index in its book
-    assert tag_index[:3] == [0, 0, 0] and tag_index == sorted(tag_index)
+    tags = [(path[2], path[5]) for path, copy in layout.copies.items()
+            if len(path) == 7 and path[3] == "tags" and isinstance(copy, Copy)]  # fmt: skip
     assert len(layout.derefs) == MAX_DEREFS  # 100 books x 100 tags: the budget is spent
-    left_out = [p for p, c in layout.copies.items() if isinstance(c, Unavailable)]
-    assert left_out and all(p[-2] >= 30 for p in left_out if isinstance(p[-2], int))
-    why = layout.copies[left_out[0]]
+    deepest = max(j for _, j in tags)
+    every_book = {j for j in range(deepest) if sum(1 for _, k in tags if k == j) == 100}
+    assert every_book == set(range(deepest)) and deepest >= 30  # whole rounds of tags
+    why = layout.copies[EXHAUSTED]  # what the decoder says of the tags left out
     assert isinstance(why, Unavailable) and f"at most {MAX_DEREFS} pointers" in why.reason
+    reader = Reader(b"", 0, layout.copies)
+    left_out = reader.fetch((0, "*", 0, "tags", "*", 99, "*"), 0x10, 3)
+    assert isinstance(left_out, Unavailable) and "pointers" in left_out.reason
 
 
 def test_elements_are_followed_only_below_the_length():
