@@ -93,8 +93,11 @@ class _Loaded:
                 self.multi = False
         if not self.multi:
             self._load_each(count)
-        # The tail call that runs a site's copies past the first program.STEP, loaded as
-        # the functions that call it are (a program array takes programs of one kind).
+        self._link_copy_more()
+
+    def _link_copy_more(self) -> None:
+        """The tail call that runs a site's copies past the first program.STEP, loaded as
+        the functions that call it are (a program array takes programs of one kind)."""
         extra = (None, BPF_TRACE_UPROBE_MULTI) if self.multi else ()
         more = _interruptible(self.bpf.load_func, program.COPY_MORE.encode(),
                               self.bcc.BPF.KPROBE, *extra)  # fmt: skip
@@ -108,6 +111,7 @@ class _Loaded:
             _interruptible(
                 self.bpf.load_func, program.function_name(number).encode(), self.bcc.BPF.KPROBE
             )
+        self._link_copy_more()
 
     def follow(self, root: int | None) -> None:
         """Count only `root` and the processes it and its descendants fork, tracked by two
