@@ -7,12 +7,16 @@ copied from behind pointers. A `Deref` tells the BPF program to read a u64 addre
 area (at `addr_at`), add `add`, and copy `size` bytes from there; or, for a counted copy (a
 `&str`, a slice, a Vec), `count * scale` bytes at most `size`, with the count read from the
 area at `len_at`. A copy whose `guard_at` is set runs only when the u64 there is above
-`guard_min` (element i of a collection is followed only when its length is more than i).
+`guard_min` (element i of a collection is followed only when its length is more than i),
+or, with `guard_min` BUCKET, when the byte there has its top bit clear (a hashbrown bucket is
+followed only when its control byte says it is full). A counted copy larger than one copy
+may take (MAX_COPY) is planned as several chunks, each skipping the elements of the ones
+before (`skip`): a Vec of 300 structs arrives in five copies that the decoder joins.
 
 Copies are placed one after another as they run, each taking the bytes its run-time length
 needs (not its cap), so the room a value takes follows the value: the table (`TABLE`, one
-u32 per deref of the site: offset | bytes << 16, or NOT_RUN / FAILED / FULL) says where each
-landed, and the first lands right after it.
+u32 per deref of the site: offset / 8 | bytes << 19, or NOT_RUN / FAILED / FULL) says where
+each landed, and the first lands right after it.
 `addr_at`, `len_at` and `guard_at` are *references* into the area: offset | source << 16,
 where source 0 is the area itself (the words) and source k + 1 the bytes copy k landed in.
 The program runs the derefs in order, so a later one can take its address from the bytes an
@@ -26,28 +30,37 @@ array indexes, `"*"` for "behind the pointer", then element indexes.
 
 from __future__ import annotations
 
+import heapq
 import weakref
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any, Union
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any, NamedTuple, Union
 
 from . import stdtypes
 from .dwarf.types import POINTERS, SCALARS, BTreeNode, RustType
-from .values import BadUtf8, Struct, Truncated, Unavailable, Variant
+from .values import BadUtf8, Inside, Missing, Struct, Truncated, Unavailable, Variant
 
 MAX_PIECES = 16  # words one event carries; the BPF program is built for this many
 WORDS = 8 * MAX_PIECES  # area bytes the pieces fill
-AREA = 12288  # a big event's area: the words, the table, then data copied behind pointers
+AREA = 131072  # a big event's area: the words, the table, then data copied behind pointers
 MAX_COPY = 4096  # bytes one copy takes at most
 START_LIMIT = AREA - MAX_COPY  # every copy starts below it (the verifier's bound)
-MAX_DEREFS = 128  # copies per event
+MAX_DEREFS = 4096  # copies per event (a power of two: the BPF side masks indexes with it)
+# The in-process engine builds its events on the target's stack: a smaller area, and its
+# site table keeps fewer derefs per site.
+IN_PROCESS_AREA = 65536
+IN_PROCESS_DEREFS = 4096
+# Event.failed: the copies stopped before the site's last (STOPPED | the copies run): the
+# BPF program runs 256 per program, in at most 34 programs (33 tail calls).
+STOPPED = 1 << 31
 TABLE = WORDS  # where the table of placements starts in the area
 DATA = TABLE + 4 * MAX_DEREFS  # copied data starts here at the latest (after the site's entries)
 NOT_RUN, FULL, FAILED = 0, 0xFFFFFFFE, 0xFFFFFFFF  # table entries other than a placement
 SOURCE = 1 << 16  # a reference's source unit: copy k's bytes are source k + 1
 MAX_DEPTH = 4  # pointers followed one behind another (&(usize, &Box<dyn T>) with a Vec in T: four)
 NO_SLOT = 0xFFFFFFFF
+EXHAUSTED = ("<exhausted>",)  # Layout.copies: why what was left unplanned is (MAX_DEREFS)
 
 Path = tuple[Any, ...]
 Segments = tuple[tuple[int, int], ...]  # (area offset, length) of a value's bytes, in order
@@ -67,7 +80,7 @@ class Deref:
     guard_at: int = NO_SLOT
     guard_min: int = 0
     flags: int = 0  # BELOW, PLUS_ONE
-    pad: int = 0
+    skip: int = 0  # a counted copy's chunk: the elements the chunks before it copy
 
 
 # Deref.flags. BELOW: copy the bytes that end at the address instead of those that start
@@ -76,12 +89,16 @@ class Deref:
 # count is the u64 at len_at plus one (hashbrown's bucket_mask is the buckets less one).
 BELOW = 1
 PLUS_ONE = 2
+BUCKET = 2**64 - 1  # Deref.guard_min: run when the byte at guard_at has its top bit clear
+SHORT = 1 << 62  # Deref.guard_min: SHORT | n runs when the u16 at guard_at is above n
+MAX_LEVELS = 5  # a BTreeMap's levels below the root whose nodes are planned
 
 
 @dataclass(frozen=True)
 class Copy:
     """Where the decoder finds the bytes of one Deref: `index` is its bit in the event's
-    `failed` mask (-1: nothing to copy, a zero-sized target)."""
+    `failed` mask (-1: nothing to copy, a zero-sized target). `more`: the chunks after this
+    one, for a counted copy larger than MAX_COPY (each a Copy, or why it was not planned)."""
 
     index: int
     dst: int
@@ -89,6 +106,24 @@ class Copy:
     scale: int
     counted: bool
     flags: int = 0
+    more: tuple[Any, ...] = ()
+    limit: int = 0  # a BTreeMap's root: the entries to decode at most (max_elements)
+
+    @property
+    def elements(self) -> int:
+        """How many elements (bytes for a string) the chunks planned hold."""
+        planned = [self, *(c for c in self.more if isinstance(c, Copy))]
+        return sum(c.size for c in planned) // self.scale
+
+    def element(self, i: int, size: int) -> int:
+        """The reference to the first byte of element i (of `size` bytes); BELOW: counted
+        from the end, as hashbrown's buckets are."""
+        per = self.size // size
+        chunk = self if i < per else self.more[i // per - 1]
+        j = i % per
+        if self.flags & BELOW:
+            return int(chunk.dst + chunk.size - (j + 1) * size)
+        return int(chunk.dst + j * size)
 
 
 Planned = Union[Copy, Unavailable]
@@ -106,6 +141,7 @@ class Layout:
         self.derefs: list[Deref] = []
         self.copies: dict[Path, Planned] = {}
         self.later: list[Callable[[], None]] = []  # planned once the queue is empty
+        self.queue: _Queue | None = None  # what follow() has still to plan
 
     def add(
         self,
@@ -118,16 +154,24 @@ class Layout:
         scale: int = 1,
         guard: tuple[int, int] | None = None,
         flags: int = 0,
+        skip: int = 0,
+        depth: int | None = None,
+        each: Callable[[int, int], None] | None = None,
     ) -> Planned:
+        """Plan one copy. A counted one larger than MAX_COPY comes in chunks; given the
+        `depth` of the value it is in, the chunks after the first are planned when its
+        elements at their index would be (see _Queue). `each(i, start)`: called for every
+        element planned, with the reference to its first byte."""
         counted = len_at != NO_SLOT
+        if counted and size > MAX_COPY and scale <= MAX_COPY:
+            return self._chunks(path, addr_at, add, size, len_at, scale, guard, flags, depth,
+                                each)  # fmt: skip
         fits = min(size, MAX_COPY)
         if counted:
             fits -= fits % scale
         if len(self.derefs) >= MAX_DEREFS:
-            planned: Planned = Unavailable(
-                f"not copied: one event follows at most {MAX_DEREFS} pointers, and the "
-                "values before it (planned up to max_elements each) took them all"
-            )
+            planned: Planned = self._exhausted()
+            self.copies.setdefault(EXHAUSTED, planned)
         elif fits <= 0 or (not counted and fits < size):
             planned = Unavailable(
                 f"not copied: {size} bytes, more than one copy takes ({MAX_COPY} bytes)"
@@ -136,23 +180,98 @@ class Layout:
             guard_at, guard_min = guard if guard is not None else (NO_SLOT, 0)
             index = len(self.derefs)
             self.derefs.append(
-                Deref(addr_at, add, fits, 0, len_at, scale, guard_at, guard_min, flags)
+                Deref(addr_at, add, fits, 0, len_at, scale, guard_at, guard_min, flags, skip)
             )
             planned = Copy(index, (index + 1) * SOURCE, fits, scale, counted, flags)
         self.copies[path] = planned
+        if each is not None and isinstance(planned, Copy):
+            self._each(planned, path, skip, scale, depth, each)
         return planned
+
+    def _each(self, planned: Copy, path: Path, skip: int, scale: int, depth: int | None,
+              each: Callable[[int, int], None]) -> None:  # fmt: skip
+        """Call `each` for every element of a copy: one after another where its element at
+        each index is planned (see _Queue), so that the queue holds one pending element
+        per collection, not every element of every collection up to max_elements."""
+
+        def step(i: int) -> None:
+            each(skip + i, planned.element(i, scale))
+            if i + 1 < planned.elements:
+                assert self.queue is not None and depth is not None
+                self.queue.task(depth + 1, path + (skip + i + 1,),
+                                _Task(lambda: step(i + 1), always=False))  # fmt: skip
+
+        if self.queue is None or depth is None:
+            for i in range(planned.elements):
+                each(skip + i, planned.element(i, scale))
+        elif planned.elements:
+            step(0)
+
+    @staticmethod
+    def _exhausted() -> Unavailable:
+        return Unavailable(
+            f"not copied: one call follows at most {MAX_DEREFS} pointers, and the values "
+            "before it (planned up to max_elements each) took them all; lower max_elements"
+        )
+
+    def _chunks(
+        self, path: Path, addr_at: int, add: int, size: int, len_at: int, scale: int,
+        guard: tuple[int, int] | None, flags: int, depth: int | None,
+        each: Callable[[int, int], None] | None,
+    ) -> Planned:
+        """A counted copy of more than MAX_COPY bytes, as chunks of whole elements, chunk j
+        skipping the elements before it (BELOW: the bytes below the chunk before)."""
+        per = MAX_COPY // scale
+        count = size // scale
+        chunks: list[Planned] = []
+
+        def chunk(j: int) -> None:
+            step = j * per * scale
+            planned = self.add(path, addr_at, add - step if flags & BELOW else add + step,
+                               min(per, count - j * per) * scale, len_at=len_at, scale=scale,
+                               guard=guard, flags=flags, skip=j * per, depth=depth,
+                               each=each)  # fmt: skip
+            chunks.append(planned)
+            first = chunks[0]
+            self.copies[path] = replace(first, more=tuple(chunks[1:])) if isinstance(
+                first, Copy) else first  # fmt: skip
+
+        chunk(0)
+        # A collection inside another (the tags of each book) gets its later chunks where
+        # its elements at their index go: after the first elements of all the others.
+        inner = any(isinstance(i, int) for i in path[1:])
+        for j in range(1, -(-count // per)):
+            if depth is None or self.queue is None or not inner:
+                chunk(j)
+            else:
+                self.queue.task(depth + 1, path + (j * per,), _Task(partial(chunk, j), True))
+        return self.copies[path]
 
     def follow(self, roots: list[tuple[RustType, Segments, Path]]) -> None:
         """Plan a copy for every pointer inside the roots, breadth first: the pointers of
         the values themselves get room before the pointers behind pointers."""
-        queue: deque[tuple[RustType, Segments, Path, tuple[int, int] | None, int]] = deque(
-            (t, segments, path, None, 0) for t, segments, path in roots
-        )
+        queue = self.queue = _Queue()
+        for rust_type, segments, path in roots:
+            queue.append((rust_type, segments, path, None, 0))
         while queue or self.later:
             if not queue:
-                self.later.pop(0)()
+                later = self.later.pop(0)
+                if len(self.derefs) < MAX_DEREFS:
+                    later()
+                else:
+                    self.copies.setdefault(EXHAUSTED, self._exhausted())
                 continue
-            value, segments, path, guard, depth = queue.popleft()
+            item = queue.popleft()
+            if isinstance(item, _Task):  # a later chunk (always: it records why not), or
+                if item.always or len(self.derefs) < MAX_DEREFS:  # the next element
+                    item.run()
+                else:
+                    self.copies.setdefault(EXHAUSTED, self._exhausted())
+                continue
+            if len(self.derefs) >= MAX_DEREFS:  # spent: what is left is not followed
+                self.copies.setdefault(EXHAUSTED, self._exhausted())
+                continue
+            value, segments, path, guard, depth = item
             for pointer, offset, at in inline_pointers(value, 0, path, self.max_elements):
                 behind = at + ("*",)
                 if depth >= MAX_DEPTH:
@@ -206,16 +325,19 @@ class Layout:
                     if pointer.kind in ("str", "string")
                     else self.max_elements * element.size
                 )
-                planned = self.add(
-                    behind, addr_at, 0, cap, len_at=len_at, scale=element.size, guard=guard
-                )
-                if isinstance(planned, Copy) and has_pointers(element):
-                    for i in range(planned.size // element.size):
-                        start = planned.dst + i * element.size
-                        queue.append(
-                            (element, ((start, element.size),), behind + (i,), (len_at, i),
-                             depth + 1)
-                        )  # fmt: skip
+                each = None
+                if has_pointers(element):
+
+                    def each(i: int, start: int, element: RustType = element,
+                             behind: Path = behind, len_at: int = len_at,
+                             depth: int = depth) -> None:  # fmt: skip
+                        queue.append((element, ((start, element.size),), behind + (i,),
+                                      (len_at, i), depth + 1))  # fmt: skip
+
+                self.add(behind, addr_at, pointer.data_at, cap, len_at=len_at,
+                         scale=element.size, guard=guard, depth=depth, each=each)  # fmt: skip
+                if pointer.std in ("rcdst", "arcdst"):  # the strong and weak counts
+                    self.add(at + ("counts",), addr_at, 0, 16, guard=guard)
 
 
     def _follow_collection(
@@ -227,7 +349,7 @@ class Layout:
         addr_at: int,
         guard: tuple[int, int] | None,
         depth: int,
-        queue: deque[tuple[RustType, Segments, Path, tuple[int, int] | None, int]],
+        queue: _Queue,
     ) -> None:
         """A hashbrown table (its control bytes and the buckets below them) or a BTreeMap
         (its root node and, for a tree of height 1, the children the first max_elements
@@ -247,44 +369,65 @@ class Layout:
             if element.size == 0:
                 self.copies[behind] = NOTHING
                 return
-            buckets = 2 * self.max_elements  # at load factor 7/8, enough for max_elements
+            # enough for max_elements entries at hashbrown's load factor (7/8)
+            buckets = max(4, 1 << (-(-self.max_elements * 8 // 7) - 1).bit_length())
             ctrl = self.add(at + ("ctrl",), addr_at, 0, buckets, len_at=count_at, guard=guard,
                             flags=PLUS_ONE)  # fmt: skip
             if isinstance(ctrl, Unavailable):
                 self.copies[behind] = ctrl
                 return
-            data = self.add(behind, addr_at, 0, buckets * element.size, len_at=count_at,
-                            scale=element.size, guard=guard, flags=PLUS_ONE | BELOW)  # fmt: skip
-            if isinstance(data, Copy) and has_pointers(element):
-                end = data.dst + data.size
-                for i in range(data.size // element.size):
-                    start = end - (i + 1) * element.size
-                    live = (count_at, i - 1) if i else guard  # bucket_mask >= i
-                    queue.append((element, ((start, element.size),), behind + (i,), live,
-                                  depth + 1))  # fmt: skip
+            each = None
+            if has_pointers(element):
+
+                def each(i: int, start: int) -> None:
+                    assert isinstance(ctrl, Copy) and element is not None
+                    if i < ctrl.elements:  # only a full bucket's pointers
+                        queue.append((element, ((start, element.size),), behind + (i,),
+                                      (ctrl.element(i, 1), BUCKET), depth + 1))  # fmt: skip
+
+            self.add(behind, addr_at, 0, buckets * element.size, len_at=count_at,
+                     scale=element.size, guard=guard, flags=PLUS_ONE | BELOW, depth=depth,
+                     each=each)  # fmt: skip
             return
         node = value.node
         assert node is not None
         root = self.add(behind, addr_at, 0, node.leaf_size, guard=guard)
-        self._node_entries(node, behind, root, guard, depth, queue)
+        self._node_entries(node, behind, root, depth, queue)
         if not isinstance(root, Copy):
             return
+        self.copies[behind] = replace(root, limit=self.max_elements)
+        # The nodes of each level below the root, left to right, as many as the first
+        # max_elements entries in key order can reach: at most max_elements / 5 + 2 of a
+        # level (every node but the root holds 5 keys or more, a parent 6 children or
+        # more: twice that in slots, 12 a parent). Planned after everything else, level by
+        # level, since most maps have height 0.
+        slots = 2 * (self.max_elements // 5 + 2) + node.capacity + 1
+        level: list[tuple[Path, int, Copy]] = [(behind, addr_at, root)]
 
-        def children() -> None:
-            """Children of a root of height 1, in order, until they hold max_elements
-            entries (each holds at least 5, and a root key sits between two): planned
-            after everything else, since most maps have height 0."""
-            wanted = min(node.capacity + 1, -(-self.max_elements // 6) + 1)
-            edges = self.add(at + ("edges",), addr_at, node.edges_at, 8 * wanted,
-                             guard=(count_at, 0))  # fmt: skip
-            if not isinstance(edges, Copy):
-                return
-            for j in range(wanted):
-                child = self.add(at + ("edges", j), edges.dst + 8 * j, 0, node.leaf_size,
-                                 guard=(count_at, 0))  # fmt: skip
-                self._node_entries(node, at + ("edges", j), child, (count_at, 0), depth, queue)
+        def next_level(below: int) -> None:
+            nonlocal level
+            children: list[tuple[Path, int, Copy]] = []
+            for parent, parent_at, copy in level:
+                if len(children) >= slots:
+                    break
+                # a leaf has no edges: copied only while the tree is taller than this
+                edges = self.add(parent + ("edges",), parent_at, node.edges_at,
+                                 8 * (node.capacity + 1), guard=(count_at, below - 1))  # fmt: skip
+                if not isinstance(edges, Copy):
+                    return
+                for j in range(node.capacity + 1):
+                    live = (copy.dst + node.len_at, SHORT | (j - 1)) if j else None
+                    child = self.add(parent + ("edges", j), edges.dst + 8 * j, 0,
+                                     node.leaf_size, guard=live)  # fmt: skip
+                    if not isinstance(child, Copy):
+                        return
+                    self._node_entries(node, parent + ("edges", j), child, depth, queue)
+                    children.append((parent + ("edges", j), edges.dst + 8 * j, child))
+            level = children
+            if below < MAX_LEVELS:
+                self.later.append(lambda: next_level(below + 1))
 
-        self.later.append(children)
+        self.later.append(lambda: next_level(1))
 
     def _follow_dyn(
         self,
@@ -295,7 +438,7 @@ class Layout:
         addr_at: int,
         guard: tuple[int, int] | None,
         depth: int,
-        queue: deque[tuple[RustType, Segments, Path, tuple[int, int] | None, int]],
+        queue: _Queue,
     ) -> None:
         """A trait object: its vtable's size and alignment words, and the bytes of the value
         as large as the largest implementation, which the decoder picks by the vtable."""
@@ -328,15 +471,10 @@ class Layout:
                               depth + 1))  # fmt: skip
 
     def _node_entries(
-        self,
-        node: BTreeNode,
-        path: Path,
-        planned: Planned,
-        guard: tuple[int, int] | None,
-        depth: int,
-        queue: deque[tuple[RustType, Segments, Path, tuple[int, int] | None, int]],
+        self, node: BTreeNode, path: Path, planned: Planned, depth: int, queue: _Queue
     ) -> None:
-        """Follow the pointers inside a B-tree node's keys and values."""
+        """Follow the pointers inside a B-tree node's keys and values (entry i only when
+        the node's `len` is above i)."""
         if not isinstance(planned, Copy):
             return
         for part, element, start in (("k", node.key, node.keys_at), ("v", node.value,
@@ -345,8 +483,48 @@ class Layout:
                 continue
             for i in range(min(node.capacity, self.max_elements)):
                 where = planned.dst + start + i * element.size
-                queue.append((element, ((where, element.size),), path + (part, i), guard,
+                live = (planned.dst + node.len_at, SHORT | i)
+                queue.append((element, ((where, element.size),), path + (part, i), live,
                               depth + 1))  # fmt: skip
+
+
+Queued = tuple[RustType, Segments, Path, "tuple[int, int] | None", int]
+
+
+class _Task(NamedTuple):
+    """A step of planning queued like a value: the next element of a collection, or a
+    later chunk of a big copy (`always`: run even once the copies are spent, so that the
+    chunk records why it is not there)."""
+
+    run: Callable[[], None]
+    always: bool
+
+
+class _Queue:
+    """The values whose pointers are still to follow, in the order their copies are
+    planned: by depth (how many pointers lie before them), then element by element across
+    collections: the first tag of every book before the second tag of any. When one call's
+    copies run out (MAX_DEREFS), what is left out is then the tail of the longest inner
+    collections, which a value seldom has, not every book after the tenth."""
+
+    def __init__(self) -> None:
+        self.heap: list[tuple[int, tuple[int, ...], int, Any]] = []
+        self.added = 0
+
+    def append(self, item: Queued) -> None:
+        self.task(item[4], item[2], item)
+
+    def task(self, depth: int, path: Path, item: Any) -> None:
+        """Queue `item` (a value, or a function to call) where a value at `path` goes."""
+        indexes = tuple(reversed([i for i in path[1:] if isinstance(i, int)]))
+        heapq.heappush(self.heap, (depth, indexes, self.added, item))
+        self.added += 1
+
+    def popleft(self) -> Any:
+        return heapq.heappop(self.heap)[3]
+
+    def __bool__(self) -> bool:
+        return bool(self.heap)
 
 
 def _area_offset(segments: Segments, offset: int) -> int | None:
@@ -406,12 +584,44 @@ class Reader:
 
     def fetch(self, path: Path, address: int, count: int | None = None) -> bytes | Unavailable:
         planned = self.copies.get(path)
-        if planned is None:
+        if planned is None:  # not planned: past max_elements, or the copies ran out
+            spent = self.copies.get(EXHAUSTED)
+            if isinstance(spent, Unavailable):
+                return spent
             return Unavailable("not followed: beyond max_elements")
         if isinstance(planned, Unavailable):
             return planned
         if planned.index < 0:
             return b""
+        if planned.counted:
+            assert count is not None
+            count += 1 if planned.flags & PLUS_ONE else 0
+        if not planned.more:
+            return self._placed(planned, address, count)
+        parts: list[bytes] = []
+        skip = 0
+        for chunk in (planned, *planned.more):
+            assert count is not None
+            if count <= skip:
+                break
+            if isinstance(chunk, Unavailable):
+                return chunk
+            got = self._placed(chunk, address, count - skip)
+            if isinstance(got, Unavailable):
+                return got
+            parts.append(got)
+            skip += chunk.size // chunk.scale
+        # BELOW: each chunk holds the bytes below the one before it
+        return b"".join(reversed(parts) if planned.flags & BELOW else parts)
+
+    def _placed(self, planned: Copy, address: int, count: int | None) -> bytes | Unavailable:
+        """The bytes one copy placed (a counted one: of `count` elements at most)."""
+        if self.failed & STOPPED and planned.index >= self.failed & ~STOPPED:
+            return Unavailable(
+                f"not copied: this call's copies stopped after the first "
+                f"{self.failed & ~STOPPED} (the BPF engine runs up to 34 x 256, the "
+                f"in-process one {IN_PROCESS_DEREFS}); lower max_elements"
+            )
         at = TABLE - WORDS + 4 * planned.index
         entry = int.from_bytes(self.data[at : at + 4], "little")
         if entry == FAILED:
@@ -419,16 +629,16 @@ class Reader:
         if entry == FULL:
             return Unavailable(
                 f"not copied: the values copied before it filled the event's area (copies "
-                f"start in its first {START_LIMIT} bytes); lower max_string or max_elements"
+                f"start in its first {START_LIMIT} bytes under BPF, "
+                f"{IN_PROCESS_AREA - MAX_COPY} in-process); lower max_string or max_elements"
             )
         if entry == NOT_RUN:
             return Unavailable("not copied: the value it is read from was not copied")
-        offset, extent = entry & 0xFFFF, entry >> 16
+        offset, extent = (entry & 0x7FFFF) << 3, entry >> 19
         size = extent
         if planned.counted:
             assert count is not None
-            count += 1 if planned.flags & PLUS_ONE else 0
-            size = min(min(count, planned.size) * planned.scale, planned.size)
+            size = min(count * planned.scale, planned.size)
         start = offset - WORDS
         if planned.flags & BELOW:
             start += extent - size
@@ -495,6 +705,8 @@ def _decode(value: RustType, raw: bytes, reader: Reader, path: Path) -> Any:
     if kind == "pointer":
         if address == 0:
             return Unavailable("a null pointer")
+        if value.std == "weak" and address == 2**64 - 1:
+            return Missing("dangling")  # Weak::new(): never pointed at a value
         target = value.target
         if target.kind == "unsupported":
             return target.decode(b"")
@@ -506,6 +718,16 @@ def _decode(value: RustType, raw: bytes, reader: Reader, path: Path) -> Any:
         return decode_value(target, data, reader, path + ("*",))
     length = int.from_bytes(raw[value.part("len").offset :][:8], "little")
     address = int.from_bytes(raw[value.part("ptr").offset :][:8], "little")
+    if value.std in ("rcdst", "arcdst"):  # Rc<str>, Arc<[T]>: with the counts before it
+        counts = reader.fetch(path + ("counts",), address)
+        if isinstance(counts, Unavailable):
+            return counts
+        inner = _decode(replace(value, std=""), raw, reader, path)
+        if isinstance(inner, Unavailable):
+            return inner
+        return Inside(inner, "Rc" if value.std == "rcdst" else "Arc",
+                      strong=int.from_bytes(counts[:8], "little"),
+                      weak=int.from_bytes(counts[8:16], "little"))  # fmt: skip
     if kind == "deque":
         return _deque(value, raw, reader, path, address, length)
     if kind == "table":
@@ -642,27 +864,39 @@ def _table(
     return Truncated(found, items)  # buckets past the copied ones (max_elements)
 
 
+class _Stop(Exception):
+    """A B-tree walk ends early: with what makes the value (Truncated or Unavailable)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
 def _btree(
     value: RustType, raw: bytes, reader: Reader, path: Path, address: int, length: int
 ) -> Any:
-    """A BTreeMap's (key, value) pairs in order, from its root and, at height 1, the
-    children the copy holds."""
+    """A BTreeMap's (key, value) pairs in key order: an in-order walk of the nodes the
+    event holds (the root's, then each level's, left to right), until it reaches a node
+    not copied (past max_elements: Truncated)."""
     if length == 0:
         return []
     node = value.node
     assert node is not None
     height = _word(value, raw, "height")
-    if height > 1:
+    if height > MAX_LEVELS:
         return Unavailable(
-            f"a BTreeMap of height {height} ({length} entries): only trees of height 0 and 1 "
-            f"(up to {node.capacity * (node.capacity + 2)} entries) are copied"
+            f"a BTreeMap of height {height} ({length} entries): the nodes of trees up to "
+            f"height {MAX_LEVELS} are copied"
         )
     root = reader.fetch(path + ("*",), address)
     if isinstance(root, Unavailable):
         return root
     pairs: list[Any] = []
+    planned = reader.copies.get(path + ("*",))
+    limit = planned.limit if isinstance(planned, Copy) and planned.limit else length
 
     def entry(data: bytes, at: Path, i: int) -> None:
+        if len(pairs) >= limit:
+            raise _Stop(Truncated(pairs, length))  # max_elements
         key_at = node.keys_at + i * node.key.size
         val_at = node.vals_at + i * node.value.size
         key = decode_value(node.key, data[key_at : key_at + node.key.size], reader, at + ("k", i))
@@ -672,36 +906,42 @@ def _btree(
 
     def count(data: bytes) -> int:
         number = int.from_bytes(data[node.len_at : node.len_at + 2], "little")
-        return number if number <= node.capacity else -1
+        if number > node.capacity:
+            raise _Stop(Unavailable(f"a node of {value.name} holds more than {node.capacity} keys"))
+        return number
 
-    keys = count(root)
-    if keys < 0:
-        return Unavailable(f"a node of {value.name} holds more than {node.capacity} keys")
-    if height == 0:
-        for i in range(keys):
-            entry(root, path + ("*",), i)
-    else:
-        edges = reader.fetch(path + ("edges",), address)
+    def walk(data: bytes, at: Path, level: int, address: int) -> None:
+        keys = count(data)
+        if level == height:  # a leaf
+            for i in range(keys):
+                entry(data, at, i)
+            return
+        edges = reader.fetch(at + ("edges",), address)
         if isinstance(edges, Unavailable):
-            return edges
+            raise _Stop(Truncated(pairs, length) if _beyond(edges) else edges)
         for j in range(keys + 1):
-            child = reader.fetch(path + ("edges", j), int.from_bytes(edges[8 * j :][:8], "little"))
+            child_address = int.from_bytes(edges[8 * j :][:8], "little")
+            child = reader.fetch(at + ("edges", j), child_address)
             if isinstance(child, Unavailable):
-                if child.reason.startswith("not followed"):
-                    return Truncated(pairs, length)  # children past max_elements
-                return child
-            held = count(child)
-            if held < 0:
-                return Unavailable(f"a node of {value.name} holds more than {node.capacity} keys")
-            for i in range(held):
-                entry(child, path + ("edges", j), i)
+                raise _Stop(Truncated(pairs, length) if _beyond(child) else child)
+            walk(child, at + ("edges", j), level + 1, child_address)
             if j < keys:
-                entry(root, path + ("*",), j)
+                entry(data, at, j)
+
+    try:
+        walk(root, path + ("*",), 0, address)
+    except _Stop as stop:
+        return stop.value
     if len(pairs) != length:
         return Unavailable(
             f"the map says it holds {length} entries, and its nodes show {len(pairs)}"
         )
     return pairs
+
+
+def _beyond(why: Unavailable) -> bool:
+    """A node left out because the entries before it already reach max_elements."""
+    return why.reason.startswith("not followed")
 
 
 def _text(data: bytes, length: int) -> str | Truncated:

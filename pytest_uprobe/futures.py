@@ -1014,12 +1014,8 @@ def _state(call: Call) -> str | None:
 def _pointee(call: Call) -> Any:
     if not isinstance(call.args, tuple) or not call.args:
         return None
-    pinned = call.args[0]
-    if isinstance(pinned, Struct):
-        fields = pinned.fields
-        if len(fields) == 1:
-            return next(iter(fields.values()))
-    return None
+    pinned = call.args[0]  # Pin<&mut State> decodes as the state (stdtypes: "pin")
+    return None if isinstance(pinned, Unavailable) else pinned
 
 
 def _state_arguments(

@@ -29,7 +29,7 @@ import os
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from .values import BadUtf8, Duration, Inside, Struct, Truncated, Unavailable
+from .values import BadUtf8, Duration, Inside, Missing, Struct, Truncated, Unavailable, Variant
 
 if TYPE_CHECKING:
     from .dwarf.types import RustType
@@ -213,6 +213,53 @@ def _vecdeque(decoded: Any) -> Any:
     return decoded
 
 
+def _weak(inner: Any) -> Any:
+    """A Weak: the value while an Rc/Arc still holds it, else Missing("dropped")."""
+    if isinstance(inner, Missing):
+        return inner  # dangling (Weak::new)
+    strong = _scalar(_field(inner, "strong"))
+    weak = _scalar(_field(inner, "weak"))
+    if isinstance(strong, Unavailable):
+        return strong
+    if strong == 0:
+        return Missing("dropped", strong=0, weak=weak)
+    value = _field(inner, "value" if "value" in inner.fields else "data")
+    return Inside(value, "Weak", strong=strong, weak=weak)
+
+
+def _pin(decoded: Any) -> Any:
+    return next(iter(decoded.fields.values()))
+
+
+def _oncecell(decoded: Any) -> Any:
+    inner = _field(decoded, "inner")
+    if inner is None:
+        return Missing("uninitialised")
+    if isinstance(inner, Variant) and inner.name == "Some":  # Some(None) and the like
+        return inner.value
+    return inner
+
+
+# std's futex Once (std/src/sys/sync/once/futex.rs): the low two bits are the state,
+# COMPLETE being 0 (INCOMPLETE 3, POISONED 2, RUNNING 1).
+_ONCE_STATE = 0b11
+
+
+def _oncelock(decoded: Any) -> Any:
+    state = _scalar(_field(decoded, "state_and_queued"))
+    if isinstance(state, Unavailable):
+        return state
+    if state & _ONCE_STATE != 0:
+        return Missing("uninitialised")
+    return _field(decoded, "value")
+
+
+def _cow(decoded: Any) -> Any:
+    if not isinstance(decoded, Variant) or decoded.name not in ("Borrowed", "Owned"):
+        raise _Unexpected(f"{decoded!r} is neither Borrowed nor Owned")
+    return Inside(decoded.value, "Cow", owned=decoded.name == "Owned")
+
+
 _MEANINGS = {
     "newtype": _text,  # a std newtype known not to be #[repr(C)]: as it is
     "path": _path,
@@ -232,4 +279,11 @@ _MEANINGS = {
     "hashset": _hashset,
     "btreemap": _btreemap,
     "btreeset": _btreeset,
+    "weak": _weak,
+    "pin": _pin,
+    "oncecell": _oncecell,
+    "oncelock": _oncelock,
+    "cow": _cow,
+    "rcdst": _text,  # decode.py made it an Inside with the counts
+    "arcdst": _text,
 }

@@ -199,6 +199,43 @@ class Inside:
         return f"{self.container}({self.value!r}{state})"
 
 
+class Missing:
+    """A value that is not there, and a known state rather than an unknown one: a `Weak`
+    whose value was dropped (`Missing("dropped", strong=0, weak=1)`), one made by
+    `Weak::new()` that never had one (`Missing("dangling")`), a `OnceCell`/`OnceLock` not
+    set yet (`Missing("uninitialised")`). It equals a Missing of the same kind, and its
+    kind as a string (`w == "dropped"`); never None, which is a value (an Option's)."""
+
+    __slots__ = ("kind", "state")
+
+    def __init__(self, kind: str, **state: Any) -> None:
+        self.kind = kind
+        self.state = state
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in Missing.__slots__:
+            raise AttributeError(name)
+        try:
+            return self.state[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __eq__(self, other: Any) -> bool:
+        if isinstance(other, Missing):
+            return self.kind == other.kind
+        return isinstance(other, str) and other == self.kind
+
+    def __ne__(self, other: Any) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash(("Missing", self.kind))
+
+    def __repr__(self) -> str:
+        state = "".join(f", {k}={v!r}" for k, v in self.state.items())
+        return f"Missing({self.kind!r}{state})"
+
+
 class Duration(timedelta):
     """A `std::time::Duration`: a `datetime.timedelta` that keeps the nanoseconds
     (`.nanoseconds`, the whole duration in ns), which timedelta's microseconds cannot.

@@ -4,6 +4,8 @@ glob or path a user typed: what each site copies comes from the `sites` map at r
 from __future__ import annotations
 
 import ctypes as ct
+import os
+from pathlib import Path
 from typing import Any
 
 from ..decode import DATA, MAX_COPY, START_LIMIT, TABLE
@@ -11,6 +13,7 @@ from ..plan import AREA, MAX_DEREFS, MAX_PIECES, Site
 from ..rawevents import EVENT as EVENT  # `struct event` below, as Python reads it
 
 RINGBUF_PAGES = 4096  # 16 MiB: the common case loses no event
+DEREF_ENTRIES = 1 << 20  # derefs of every site together (the map allocates only those used)
 
 _TEMPLATE = r"""
 #include <uapi/linux/ptrace.h>
@@ -20,7 +23,9 @@ _TEMPLATE = r"""
 #define MAX_COPY @MAX_COPY@  /* one copy's bytes at most */
 #define START_LIMIT @START_LIMIT@  /* every copy starts below it: START_LIMIT + MAX_COPY = AREA */
 #define MAX_DEREFS @MAX_DEREFS@
-#define TABLE @TABLE@        /* u32 per deref: offset | bytes << 16, or one of these: */
+#define STEP @STEP@          /* derefs one program runs (see copy_more) */
+#define STOPPED 0x80000000   /* event.failed: the copies stopped early (the derefs run) */
+#define TABLE @TABLE@        /* u32 per deref: offset / 8 | bytes << 19, or one of these: */
 #define NOT_RUN 0
 #define FULL 0xfffffffe
 #define FAILED 0xffffffff
@@ -45,8 +50,10 @@ struct deref {
     u64 guard_min;
     u32 flags;     /* BELOW: copy the bytes ending at the address, placed to end where the
                     * copy's room ends; PLUS_ONE: the count is the u64 at len_at plus one */
-    u32 pad;
+    u32 skip;      /* a chunk of a counted copy: the elements the chunks before it copy */
 };
+#define BUCKET 0xffffffffffffffffull  /* guard_min: the byte at guard_at has its top bit clear */
+/* guard_min SHORT | n: the u16 at guard_at is above n (a B-tree node's len) */
 #define BELOW 1
 #define PLUS_ONE 2
 
@@ -63,9 +70,8 @@ struct site {
     u32 cfa_reg;
     u32 npieces;
     u32 record;    /* 0: count only, send no event */
-    u32 nderefs;   /* > 0: send a big event */
+    u32 nderefs;   /* > 0: send a big event; its derefs are in `derefs`, at MAX_DEREFS * site + i */
     struct piece pieces[MAX_PIECES];
-    struct deref derefs[MAX_DEREFS];
     u32 save_reg;  /* entry: 1 + the register (32 + a word) to save for the return (0: none) */
     u32 load_word; /* return: 1 + the word that gets the register saved at entry (0: none) */
 };
@@ -95,9 +101,12 @@ BPF_ARRAY(sites, struct site, @NSITES@);
 BPF_PERCPU_ARRAY(counts, u64, @NSITES@);
 BPF_PERCPU_ARRAY(lost, u64, 1);
 BPF_RINGBUF_OUTPUT(events, @PAGES@);
-/* A big event is built here, then sent with the bytes its copies took (bpf_ringbuf_output
- * takes a run-time size; a reservation does not). */
-BPF_PERCPU_ARRAY(scratch, struct big_event, 1);
+/* A big event is built here, one per CPU (larger than a per-CPU map value may be), then
+ * sent with the bytes its copies took (bpf_ringbuf_output takes a run-time size; a
+ * reservation does not). */
+BPF_ARRAY(scratch, struct big_event, @NCPUS@);
+/* Each site's derefs, by MAX_DEREFS * site + i: only the sites that copy take room. */
+BPF_F_TABLE("hash", u32, struct deref, derefs, @DEREF_ENTRIES@, BPF_F_NO_PREALLOC);
 
 /* A hidden return pointer (rdi at the entry), kept until the frame's return. */
 struct frame_key {
@@ -192,24 +201,33 @@ static __always_inline u64 reg_value(u64 *r, u32 reg) {
 
 /* The area offset of the 8 bytes a reference names, or NOWHERE (its copy did not run, or
  * copied fewer bytes). */
-static __always_inline u32 resolve(struct big_event *b, u32 ref) {
-    u32 source = (ref >> 16) & 0xff;
+static __always_inline u32 resolve_n(struct big_event *b, u32 ref, u32 need) {
+    u32 source = ref >> 16;
     u32 at = ref & 0xffff;
     if (source) {
         u32 entry = *(u32 *)&b->area[TABLE + 4 * ((source - 1) & (MAX_DEREFS - 1))];
-        if (entry == NOT_RUN || entry >= FULL || at + 8 > (entry >> 16))
+        if (entry == NOT_RUN || entry >= FULL || at + need > (entry >> 19))
             return NOWHERE;
-        at += entry & 0xffff;
+        at += (entry & 0x7ffff) << 3;
     }
     return at > AREA - 8 ? NOWHERE : at;
 }
+#define resolve(b, ref) resolve_n(b, ref, 8)
 
 /* One deref, landing at the cursor (b->pad while the copies run; kept in the map value, not
  * a register, so the verifier does not follow its every value through the loop); returns
  * its table entry. */
 static __always_inline u32 copy_one(struct big_event *b, struct deref *d) {
     u32 at;
-    if (d->guard_at != NO_SLOT) {
+    if (d->guard_at != NO_SLOT && d->guard_min == BUCKET) {
+        at = resolve_n(b, d->guard_at, 1);
+        if (at > AREA - 8 || (b->area[at] & 0x80))
+            return NOT_RUN;
+    } else if (d->guard_at != NO_SLOT && (d->guard_min >> 62) == 1) {
+        at = resolve_n(b, d->guard_at, 2);
+        if (at > AREA - 8 || *(u16 *)&b->area[at] <= (d->guard_min & 0xffff))
+            return NOT_RUN;
+    } else if (d->guard_at != NO_SLOT) {
         at = resolve(b, d->guard_at);
         if (at > AREA - 8 || *(u64 *)&b->area[at] <= d->guard_min)
             return NOT_RUN;
@@ -226,6 +244,9 @@ static __always_inline u32 copy_one(struct big_event *b, struct deref *d) {
         u64 count = *(u64 *)&b->area[at];
         if (d->flags & PLUS_ONE)
             count += 1;
+        if (count <= d->skip)
+            return NOT_RUN;
+        count -= d->skip;
         if (count < len)
             len = count;
         len *= d->scale;
@@ -255,26 +276,77 @@ static __always_inline u32 copy_one(struct big_event *b, struct deref *d) {
     if (bpf_probe_read_user(&b->area[dst], len, (void *)address) < 0)
         return FAILED;
     b->pad = (cursor + extent + 7) & ~7ull;
-    return (u32)(cursor | (extent << 16));
+    return (u32)((cursor >> 3) | (extent << 19));
 }
 
-/* Every deref of the site, in order; returns the bytes of the area in use. */
-static __always_inline u32 copy_behind(struct big_event *b, struct site *s) {
-    u32 n = s->nderefs;
-    if (n > MAX_DEREFS)
-        n = MAX_DEREFS;
-    b->pad = TABLE + ((4 * n + 7) & ~7u);  /* the table has an entry per deref of the site */
-    /* A real loop (the verifier bounds it), not unrolled: unrolled, every site function
-     * would carry MAX_DEREFS copies of the body and the compile would take minutes. */
+/* Where a site's copies stand between the programs that run them (see copy_and_send). */
+struct copying {
+    u32 site;
+    u32 next;   /* the first deref not run yet */
+    u32 n;      /* the site's derefs */
+    u32 pad;
+};
+BPF_PERCPU_ARRAY(copying, struct copying, 1);
+/* copy_more, which runs the next STEP derefs: a tail call starts it with a fresh verifier
+ * budget (a loop of more than STEP iterations leaves more branches pending than the
+ * verifier keeps). Up to 33 tail calls: 34 x STEP derefs, more than MAX_DEREFS. */
+BPF_PROG_ARRAY(more_copies, 1);
+
+/* Derefs [from, from + STEP) of the site; returns whether more remain. A real loop (the
+ * verifier bounds it), not unrolled: unrolled, every site function would carry STEP copies
+ * of the body. (No bpf_loop: BCC 0.26 does not relocate its callback.) */
+static __always_inline int copy_some(struct big_event *b, u32 index, u32 from, u32 n) {
+    u32 first = index * MAX_DEREFS;
 #pragma clang loop unroll(disable)
-    for (int i = 0; i < MAX_DEREFS; i++) {
-        if (i < n)
-            *(u32 *)&b->area[TABLE + 4 * i] = copy_one(b, &s->derefs[i]);
+    for (u32 k = 0; k < STEP; k++) {
+        u32 i = from + k;
+        if (i >= n)
+            return 0;
+        u32 key = first + i;
+        struct deref *d = derefs.lookup(&key);
+        *(u32 *)&b->area[TABLE + 4 * (i & (MAX_DEREFS - 1))] = d ? copy_one(b, d) : NOT_RUN;
     }
-    u32 used = b->pad;
-    b->failed = 0;
+    return from + STEP < n;
+}
+
+/* Run the site's derefs from `from` on, then send the event: when more than STEP remain,
+ * a tail call to copy_more goes on (it does not return); when that fails, the event goes
+ * with `failed` saying where the copies stopped (STOPPED | the derefs run). */
+static __always_inline int copy_and_send(struct pt_regs *ctx, struct big_event *b, u32 index,
+                                         u32 from, u32 n) {
+    u32 zero = 0;
+    if (copy_some(b, index, from, n)) {
+        struct copying *c = copying.lookup(&zero);
+        if (c) {
+            c->site = index;
+            c->next = from + STEP;
+            c->n = n;
+            more_copies.call(ctx, 0);
+        }
+        b->failed = STOPPED | (from + STEP);
+    }
+    u64 size = HEADER + (b->pad > AREA ? AREA : b->pad);
     b->pad = 0;
-    return used > AREA ? AREA : used;
+    if (size > sizeof(struct big_event))
+        size = sizeof(struct big_event);
+    asm volatile("" : "+r"(size));  /* the call gets the clamped register, as the verifier needs */
+    if (events.ringbuf_output(b, size, 0) < 0) {
+        u64 *missed = lost.lookup(&zero);
+        if (missed)
+            *missed += 1;
+    }
+    return 0;
+}
+
+int copy_more(struct pt_regs *ctx) {
+    u32 zero = 0;
+    struct copying *c = copying.lookup(&zero);
+    u32 cpu = bpf_get_smp_processor_id();
+    struct big_event *b = scratch.lookup(&cpu);
+    if (!c || !b)
+        return 0;
+    u32 n = c->n > MAX_DEREFS ? MAX_DEREFS : c->n;
+    return copy_and_send(ctx, b, c->site, c->next, n);
 }
 
 static __always_inline int on_hit(struct pt_regs *ctx, u32 index) {
@@ -297,8 +369,9 @@ static __always_inline int on_hit(struct pt_regs *ctx, u32 index) {
         return 0;
     struct event *e;
     struct big_event *big = 0;
+    u32 cpu = bpf_get_smp_processor_id();
     if (s->nderefs) {
-        big = scratch.lookup(&zero);
+        big = scratch.lookup(&cpu);
         e = (struct event *)big;
     } else {
         e = events.ringbuf_reserve(sizeof(struct event));
@@ -356,16 +429,9 @@ static __always_inline int on_hit(struct pt_regs *ctx, u32 index) {
         events.ringbuf_submit(e, 0);
         return 0;
     }
-    u64 size = HEADER + copy_behind(big, s);
-    if (size > sizeof(struct big_event))
-        size = sizeof(struct big_event);
-    asm volatile("" : "+r"(size));  /* the call gets the clamped register, as the verifier needs */
-    if (events.ringbuf_output(big, size, 0) < 0) {
-        u64 *missed = lost.lookup(&zero);
-        if (missed)
-            *missed += 1;
-    }
-    return 0;
+    u32 nderefs = s->nderefs > MAX_DEREFS ? MAX_DEREFS : s->nderefs;
+    big->pad = TABLE + ((4 * nderefs + 7) & ~7u);  /* the table: an entry per deref of the site */
+    return copy_and_send(ctx, big, index, 0, nderefs);
 }
 
 /* One program for every site, attached through uprobe_multi links (Linux 6.6+): the
@@ -389,6 +455,8 @@ int stop_at_entry(struct pt_regs *ctx) {
 
 _WRAPPER = "int site_{0}(struct pt_regs *ctx) {{ return on_hit(ctx, {0}); }}\n"
 ANY_SITE = "site_any"  # the function uprobe_multi links attach
+COPY_MORE = "copy_more"  # the tail call that runs a site's derefs past the first STEP
+STEP = 256  # derefs one program runs: more leave the verifier too many branches pending
 FOLLOW_FORK, FOLLOW_FREE = "follow_fork", "follow_free"  # raw tracepoint programs
 STOP_AT_ENTRY = "stop_at_entry"  # see session.Session.started
 GATE_CLOSED, ANY_PROCESS = 0, 0xFFFFFFFF  # the `gate` map's value (else: the run's pid)
@@ -416,16 +484,30 @@ def source(sites: int, per_site_functions: bool = True) -> str:
         _TEMPLATE.replace("@MAX_PIECES@", str(MAX_PIECES))
         .replace("@AREA@", str(AREA))
         .replace("@MAX_DEREFS@", str(MAX_DEREFS))
+        .replace("@STEP@", str(STEP))
         .replace("@MAX_COPY@", str(MAX_COPY))
         .replace("@START_LIMIT@", str(START_LIMIT))
         .replace("@TABLE@", str(TABLE))
         .replace("@DATA@", str(DATA))
         .replace("@NSITES@", str(sites))
+        .replace("@NCPUS@", str(possible_cpus()))
+        .replace("@DEREF_ENTRIES@", str(DEREF_ENTRIES))
         .replace("@PAGES@", str(RINGBUF_PAGES))
     )
     if not per_site_functions:
         return text
     return text + "".join(_WRAPPER.format(i) for i in range(sites))
+
+
+def possible_cpus() -> int:
+    """How many CPUs the kernel may number (/sys/devices/system/cpu/possible: `0-3,8`):
+    the big events' scratch has one slot per CPU."""
+    try:
+        text = Path("/sys/devices/system/cpu/possible").read_text().strip()
+    except OSError:
+        return os.cpu_count() or 1
+    last = max(int(part.split("-")[-1]) for part in text.split(","))
+    return last + 1
 
 
 def function_name(site: int) -> str:
@@ -453,7 +535,7 @@ class CDeref(ct.Structure):
         ("guard_at", ct.c_uint32),
         ("guard_min", ct.c_uint64),
         ("flags", ct.c_uint32),
-        ("pad", ct.c_uint32),
+        ("skip", ct.c_uint32),
     ]
 
 
@@ -465,7 +547,6 @@ class CSite(ct.Structure):
         ("record", ct.c_uint32),
         ("nderefs", ct.c_uint32),
         ("pieces", CPiece * MAX_PIECES),
-        ("derefs", CDeref * MAX_DEREFS),
         ("save_reg", ct.c_uint32),
         ("load_word", ct.c_uint32),
     ]
@@ -494,7 +575,30 @@ def fill_site(entry: Any, site: Site, record: bool) -> None:
         entry.pieces[i].memory = int(piece.memory)
     entry.save_reg = 0 if site.save_reg is None else site.save_reg + 1
     entry.load_word = 0 if site.load_word is None else site.load_word + 1
-    entry.nderefs = len(site.derefs)
-    for i, deref in enumerate(site.derefs):
-        for name, *_ in entry.derefs[i]._fields_:
-            setattr(entry.derefs[i], name, getattr(deref, name))
+    entry.nderefs = min(len(site.derefs), MAX_DEREFS)
+    if hasattr(entry, "derefs"):  # the in-process engine's mirror keeps them in the entry
+        room = len(entry.derefs)
+        entry.nderefs = min(len(site.derefs), room)
+        entry.pad = int(len(site.derefs) > room)  # the agent says where its copies stopped
+        for i, deref in enumerate(site.derefs[:room]):
+            fill_deref(entry.derefs[i], deref)
+
+
+def fill_deref(entry: Any, deref: Any) -> None:
+    for name, *_ in entry._fields_:
+        setattr(entry, name, getattr(deref, name))
+
+
+def fill_derefs(table: Any, sites: Any) -> None:
+    """Write every site's derefs into the program's `derefs` map (emptied first)."""
+    table.clear()
+    for number, site in enumerate(sites):
+        for i, deref in enumerate(site.derefs[:MAX_DEREFS]):
+            entry = table.Leaf()
+            fill_deref(entry, deref)
+            table[table.Key(deref_key(number, i))] = entry
+
+
+def deref_key(site: int, i: int) -> int:
+    """Where deref i of site `site` sits in the program's `derefs` map."""
+    return site * MAX_DEREFS + i

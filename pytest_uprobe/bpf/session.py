@@ -94,6 +94,15 @@ class _Loaded:
                 self.multi = False
         if not self.multi:
             self._load_each(count)
+        self._link_copy_more()
+
+    def _link_copy_more(self) -> None:
+        """The tail call that runs a site's copies past the first program.STEP, loaded as
+        the functions that call it are (a program array takes programs of one kind)."""
+        extra = (None, BPF_TRACE_UPROBE_MULTI) if self.multi else ()
+        more = _interruptible(self.bpf.load_func, program.COPY_MORE.encode(),
+                              self.bcc.BPF.KPROBE, *extra)  # fmt: skip
+        self.bpf[b"more_copies"][ct.c_int(0)] = ct.c_int(more.fd)
 
     def _load_each(self, count: int) -> None:
         if not self.per_site_functions:  # links turned out not to work: build the wrappers
@@ -103,6 +112,7 @@ class _Loaded:
             _interruptible(
                 self.bpf.load_func, program.function_name(number).encode(), self.bcc.BPF.KPROBE
             )
+        self._link_copy_more()
 
     def follow(self, root: int | None) -> None:
         """Count only `root` and the processes it and its descendants fork, tracked by two
@@ -263,6 +273,7 @@ class _Loaded:
             if number < len(plan.sites):
                 program.fill_site(entry, plan.sites[number], record)
             table[ct.c_int(number)] = entry
+        program.fill_derefs(self.bpf[b"derefs"], plan.sites if record else ())
         self.follow(None)  # a run that follows children turns it on in `attach`
 
     def detach_later(self, pid: int) -> None:

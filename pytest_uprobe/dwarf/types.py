@@ -15,7 +15,7 @@ module decodes the scalars.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from elftools.dwarf.die import DIE
@@ -85,6 +85,7 @@ class RustType:
     align: int = 0  # struct, tuple: DW_AT_alignment where DWARF gives it (packed: 1)
     std: str = ""  # a std type shown as what it means (stdtypes.STD_KINDS), else ""
     node: BTreeNode | None = None  # btree: the layout of its nodes
+    data_at: int = 0  # str, slice: the bytes from the pointer to the data (Rc<str>'s counts)
 
     @property
     def target(self) -> RustType:
@@ -365,7 +366,10 @@ def _structure(die: Any, name: str, size: int) -> RustType:
     children = list(die.iter_children())
     part = next((c for c in children if c.tag == "DW_TAG_variant_part"), None)
     if part is not None:
-        return _enum(die, name, size, part)
+        made = _enum(die, name, size, part)
+        if name.startswith("Cow<") and _qualified(die, "Cow") == "alloc::borrow::Cow":
+            made = replace(made, std="cow")  # the value it holds, borrowed or owned
+        return made
     fields = tuple(_members(children))
     names = [f.name for f in fields]
     std = _std_type(die, name, size, names, fields, children)
@@ -504,6 +508,19 @@ def _std_type(
         if inner is not None:
             return RustType(name, "pointer", 8, target_die=inner, std=short.lower())
         return None
+    if path in ("alloc::rc::Rc", "alloc::sync::Arc") and size == 16 and "ptr" in names:
+        return _shared_unsized(name, short, fields)
+    if path in ("alloc::rc::Weak", "alloc::sync::Weak") and size == 8 and "ptr" in names:
+        inner = _pointer_target(_member_die(children, "ptr"))
+        if inner is not None:  # the value if alive (decode.py: not when dangling)
+            return RustType(name, "pointer", 8, target_die=inner, std="weak")
+        return None
+    if path == "core::pin::Pin" and len(fields) == 1:
+        return RustType(name, "struct", size, fields=fields, std="pin")
+    if path == "core::cell::once::OnceCell" and names == ["inner"]:
+        return RustType(name, "struct", size, fields=fields, std="oncecell")
+    if path.startswith("std::sync::") and short == "OnceLock" and {"once", "value"} <= set(names):
+        return _once_lock(name, size, fields, children)
     if path.startswith("std::sync::") and short in ("Mutex", "RwLock") and "data" in names:
         return RustType(name, "struct", size, fields=fields, std=short.lower())
     if path == "alloc::collections::vec_deque::VecDeque" and {"head", "len", "buf"} <= set(names):
@@ -519,12 +536,44 @@ def _std_type(
 # which DWARF cannot tell: Duration's nanoseconds.
 _NOT_REPR_C = frozenset({"core::num::niche_types::Nanoseconds"})
 # std tags of one-field structs that are #[repr(transparent)] or plain Rust (never C)
-_NOT_C_TAGS = frozenset({"newtype", "nonzero", "cell", "unsafecell"})
+_NOT_C_TAGS = frozenset({"newtype", "nonzero", "cell", "unsafecell", "pin"})
 _STD_SHORT_NAMES = frozenset(
     {p.rsplit("::", 1)[1] for p in (*_WRAPPERS, *_NOT_REPR_C)}
     | {"OsString", "PathBuf", "CString", "Rc", "Arc", "Mutex", "RwLock", "VecDeque",
-       "RawTable", "BTreeMap"}
+       "RawTable", "BTreeMap", "Weak", "Pin", "OnceCell", "OnceLock"}
 )  # fmt: skip
+
+
+def _shared_unsized(name: str, short: str, fields: tuple[Field, ...]) -> RustType | None:
+    """Rc<str>, Arc<str>, Rc<[T]>, Arc<[T]>: a fat pointer to the RcInner/ArcInner
+    (strong, weak, then the data at `data_at`), read as the str or slice it holds."""
+    whole = RustType(name, "struct", 16, fields=fields)
+    data_ptr, length = _find(whole, "data_ptr"), _find(whole, "length")
+    if data_ptr is None or length is None or data_ptr.type.target_die is None:
+        return None
+    inner = data_ptr.type.target_die
+    members = [c for c in inner.iter_children() if c.tag == "DW_TAG_member"]
+    value = next((c for c in members if _name(c) in ("value", "data")), None)  # Rc's, Arc's
+    if value is None or _type_die(value) is None:
+        return None
+    parts = (Field("ptr", data_ptr.offset, data_ptr.type), Field("len", length.offset, length.type))
+    text = name.startswith(f"{short}<str")
+    return RustType(name, "str" if text else "slice", 16, fields=parts,
+                    element_die=None if text else _type_die(value),
+                    std=f"{short.lower()}dst", data_at=_offset(value))  # fmt: skip
+
+
+def _once_lock(name: str, size: int, fields: tuple[Field, ...], children: list[Any]) -> Any:
+    """OnceLock<T>: its Once's state word, and the T in its MaybeUninit (set when the
+    state says complete)."""
+    item = _template_param(children, "T")
+    once = next(f for f in fields if f.name == "once")
+    state = _find(once.type, "state_and_queued", once.offset)
+    value = next(f for f in fields if f.name == "value")
+    if item is None or state is None:
+        return None
+    parts = (state, Field("value", value.offset, type_of(item)))
+    return RustType(name, "struct", size, fields=parts, std="oncelock")
 
 
 def _qualified(die: Any, short: str) -> str:
@@ -742,9 +791,59 @@ def _vtables(dwarf: Any, trait: str) -> tuple[Implementation, ...]:
         start = strings.rfind(b"\0", 0, at) + 1
         found += _vtables_named(dwarf, info, start, seen)
         at = strings.find(suffix, at + 1)
+    if strings.find(suffix) >= 0:  # the name exists: in a DWARF 5 unit, as a string index?
+        found += _vtables_dwarf5(dwarf, suffix[:-1].decode(), seen)
     result = tuple(found)
     by_trait[trait] = result
     return result
+
+
+def _vtables_dwarf5(dwarf: Any, suffix: str, seen: set[int]) -> list[Implementation]:
+    """The vtables in DWARF 5 units (`-C dwarf-version=5`), whose names are string indexes
+    (DW_FORM_strx), not .debug_str offsets: their variables, found by walking those units
+    (a crate's own; std's units stay DWARF 4)."""
+    found = []
+    for cu in dwarf.iter_CUs():
+        if cu["version"] < 5:
+            continue
+        for die in cu.iter_DIEs():
+            if die.tag != "DW_TAG_variable" or die.offset in seen:
+                continue
+            name = die.attributes.get("DW_AT_name")
+            if name is None or name.form == "DW_FORM_strp":
+                continue  # a strp name was found by the scan of .debug_str
+            if not _name(die).endswith(suffix):
+                continue
+            implementation = _vtable_of(die)
+            if implementation is not None:
+                seen.add(die.offset)
+                found.append(implementation)
+    return found
+
+
+def _vtable_of(die: Any) -> Implementation | None:
+    """The implementation a `<T as Trait>::{vtable}` variable describes: T from its type's
+    DW_AT_containing_type, its address from DW_OP_addr (or DW_OP_addrx under DWARF 5)."""
+    location = die.attributes.get("DW_AT_location")
+    if location is None or location.form != "DW_FORM_exprloc" or "DW_AT_type" not in die.attributes:
+        return None
+    try:
+        vtable_type = die.get_DIE_from_attribute("DW_AT_type")
+        if not _name(vtable_type).endswith("::{vtable_type}"):
+            return None
+        concrete = vtable_type.get_DIE_from_attribute("DW_AT_containing_type")
+    except Exception:  # no such attribute, or a reference pyelftools cannot follow
+        return None
+    ops = DWARFExprParser(die.cu.structs).parse_expr(location.value)
+    if len(ops) != 1:
+        return None
+    if ops[0].op_name == "DW_OP_addr":
+        address = ops[0].args[0]
+    elif ops[0].op_name in ("DW_OP_addrx", "DW_OP_GNU_addr_index"):
+        address = die.dwarfinfo.get_addr(die.cu, ops[0].args[0])
+    else:
+        return None
+    return Implementation(_name(die).removesuffix("::{vtable}"), address, concrete)
 
 
 def _vtables_named(dwarf: Any, info: bytes, string: int, seen: set[int]) -> list[Implementation]:

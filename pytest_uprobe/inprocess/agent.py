@@ -14,8 +14,8 @@ from __future__ import annotations
 import ctypes as ct
 
 from ..bpf.program import CDeref, CPiece
-from ..decode import DATA, MAX_COPY, START_LIMIT, TABLE
-from ..plan import AREA, MAX_DEREFS, MAX_PIECES
+from ..decode import DATA, IN_PROCESS_AREA, IN_PROCESS_DEREFS, MAX_COPY, TABLE
+from ..plan import MAX_DEREFS, MAX_PIECES
 
 MAGIC = 0x31_6F_72_70_6E_69_75_70  # "upinpro1"
 HEADER_SIZE = 128
@@ -64,7 +64,7 @@ class CSite(ct.Structure):
         ("record", ct.c_uint32),
         ("nderefs", ct.c_uint32),
         ("pieces", CPiece * MAX_PIECES),
-        ("derefs", CDeref * MAX_DEREFS),
+        ("derefs", CDeref * IN_PROCESS_DEREFS),
         ("save_reg", ct.c_uint32),
         ("load_word", ct.c_uint32),
         ("extent", ct.c_uint32),
@@ -89,6 +89,8 @@ C_SOURCE = r"""
 #define FAILED 0xffffffffu
 #define NOWHERE 0xffffffffu
 #define MAX_DEREFS @MAX_DEREFS@
+#define SITE_DEREFS @SITE_DEREFS@
+#define STOPPED 0x80000000u
 #define NO_SLOT 0xffffffffu
 #define WAIT_ROUNDS 20000   /* x 100 us: how long a full ring is waited out before dropping */
 #define SAVED_SLOTS @SAVED_SLOTS@
@@ -110,15 +112,16 @@ extern int kill(int pid, int sig);
 extern int *__errno_location(void);
 
 struct deref { s64 add; u32 addr_at; u32 size; u32 dst; u32 len_at; u32 scale; u32 guard_at;
-               u64 guard_min; u32 flags; u32 pad; };
+               u64 guard_min; u32 flags; u32 skip; };
+#define BUCKET 0xffffffffffffffffull
 #define BELOW 1     /* as in bpf/program.py */
 #define PLUS_ONE 2
 struct piece { s64 offset; u32 reg; u32 size; u32 memory; u32 pad; };
 struct site {
     s64 cfa_offset; u32 cfa_reg; u32 npieces; u32 record; u32 nderefs;
     struct piece pieces[MAX_PIECES];
-    struct deref derefs[MAX_DEREFS];
-    u32 save_reg; u32 load_word; u32 extent; u32 pad;
+    struct deref derefs[SITE_DEREFS];
+    u32 save_reg; u32 load_word; u32 extent; u32 pad;  /* pad: more derefs than SITE_DEREFS */
 };
 struct header {
     u64 magic; volatile u64 head; volatile u64 tail; u64 lost; u64 capacity;
@@ -261,20 +264,28 @@ static int safe_read(void *dst, u64 address, u64 len) {
     return process_vm_readv(self_pid, &local, 1, &remote, 1, 0) == (long)len ? 0 : -1;
 }
 
-static u32 resolve(u8 *area, u32 ref) {
-    u32 source = (ref >> 16) & 0xff, at = ref & 0xffff;
+static u32 resolve_n(u8 *area, u32 ref, u32 need) {
+    u32 source = ref >> 16, at = ref & 0xffff;
     if (source) {
         u32 entry = *(u32 *)&area[TABLE + 4 * ((source - 1) & (MAX_DEREFS - 1))];
-        if (entry == NOT_RUN || entry >= FULL || at + 8 > (entry >> 16)) return NOWHERE;
-        at += entry & 0xffff;
+        if (entry == NOT_RUN || entry >= FULL || at + need > (entry >> 19)) return NOWHERE;
+        at += (entry & 0x7ffff) << 3;
     }
     return at > AREA - 8 ? NOWHERE : at;
 }
+#define resolve(area, ref) resolve_n(area, ref, 8)
 
 /* One deref, landing at *cursor (moved past what it copied); returns its table entry. */
 static u32 copy_one(u8 *area, struct deref *d, u32 *cursor) {
     u32 at;
-    if (d->guard_at != NO_SLOT) {
+    if (d->guard_at != NO_SLOT && d->guard_min == BUCKET) {
+        at = resolve_n(area, d->guard_at, 1);
+        if (at == NOWHERE || (area[at] & 0x80)) return NOT_RUN;
+    } else if (d->guard_at != NO_SLOT && (d->guard_min >> 62) == 1) {
+        at = resolve_n(area, d->guard_at, 2);
+        if (at == NOWHERE || *(unsigned short *)&area[at] <= (d->guard_min & 0xffff))
+            return NOT_RUN;
+    } else if (d->guard_at != NO_SLOT) {
         at = resolve(area, d->guard_at);
         if (at == NOWHERE || *(u64 *)&area[at] <= d->guard_min) return NOT_RUN;
     }
@@ -287,6 +298,8 @@ static u32 copy_one(u8 *area, struct deref *d, u32 *cursor) {
         if (at == NOWHERE) return NOT_RUN;
         u64 count = *(u64 *)&area[at];
         if (d->flags & PLUS_ONE) count += 1;
+        if (count <= d->skip) return NOT_RUN;
+        count -= d->skip;
         if (count < len) len = count;
         len *= d->scale;
         if (len > d->size) len = d->size;
@@ -303,7 +316,7 @@ static u32 copy_one(u8 *area, struct deref *d, u32 *cursor) {
     }
     if (dst >= START_LIMIT) return FULL;
     if (safe_read(&area[dst], address, len) < 0) return FAILED;
-    u32 placed = *cursor | (u32)(extent << 16);
+    u32 placed = (*cursor >> 3) | (u32)(extent << 19);
     *cursor = (u32)((*cursor + extent + 7) & ~7ull);
     return placed;
 }
@@ -410,7 +423,9 @@ static void record_hit(GumInvocationContext *ic, u32 index, int leaving) {
     }
     u32 used = 8 * MAX_PIECES;
     if (s->nderefs) {
-        u32 n = s->nderefs < MAX_DEREFS ? s->nderefs : MAX_DEREFS;
+        u32 n = s->nderefs < SITE_DEREFS ? s->nderefs : SITE_DEREFS;
+        if (s->pad)
+            e->failed = STOPPED | n;
         u32 cursor = TABLE + ((4 * n + 7) & ~7u);  /* as the BPF program: after its entries */
         for (u32 i = 0; i < n; i++)
             *(u32 *)&area[TABLE + 4 * i] = copy_one(area, &s->derefs[i], &cursor);
@@ -552,10 +567,11 @@ rpc.exports = {
 def c_source() -> str:
     return (
         C_SOURCE.replace("@MAX_PIECES@", str(MAX_PIECES))
-        .replace("@AREA@", str(AREA))
+        .replace("@AREA@", str(IN_PROCESS_AREA))  # on the target's stack: smaller
         .replace("@MAX_DEREFS@", str(MAX_DEREFS))
+        .replace("@SITE_DEREFS@", str(IN_PROCESS_DEREFS))
         .replace("@MAX_COPY@", str(MAX_COPY))
-        .replace("@START_LIMIT@", str(START_LIMIT))
+        .replace("@START_LIMIT@", str(IN_PROCESS_AREA - MAX_COPY))
         .replace("@TABLE@", str(TABLE))
         .replace("@DATA@", str(DATA))
         .replace("@SAVED_SLOTS@", str(SAVED_SLOTS))

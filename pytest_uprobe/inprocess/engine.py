@@ -191,7 +191,6 @@ def parse_records(blobs: list[bytes], sink: list[RawEvent]) -> None:
     from_bytes = int.from_bytes
     unpack_from = _EVENT.unpack_from
     event_size = _EVENT.size
-    padding = AREA - WORDS
     for blob in blobs:
         pos, end = 0, len(blob)
         while pos < end:
@@ -201,7 +200,6 @@ def parse_records(blobs: list[bytes], sink: list[RawEvent]) -> None:
                 data = b""
                 if size - 8 > event_size:
                     data = blob[pos + 8 + event_size : pos + size]
-                    data += bytes(padding - len(data))
                 sink.append(RawEvent(ts, cfa, tid, site, tuple(words), data, failed))
             pos += size
 

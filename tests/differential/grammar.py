@@ -918,6 +918,59 @@ class RcTy(Ty):
         self.inner.check(decoded.value, expected, result, f"*{where}")
 
 
+@dataclass(eq=False)
+class SharedStrTy(Ty):
+    """Rc<str> or Arc<str>: Debug prints the text; decoded, an Inside equal to it."""
+
+    atomic: bool
+
+    def __post_init__(self) -> None:
+        self.family = "Arc<str>" if self.atomic else "Rc<str>"
+
+    @property
+    def rust(self) -> str:
+        return "std::sync::Arc<str>" if self.atomic else "std::rc::Rc<str>"
+
+    def make(self) -> str:
+        return f"{self.rust.removesuffix('<str>')}::from(pick_str())"
+
+    def read(self, r: Reader) -> Any:
+        return r.quoted('"')
+
+    def compare(self, decoded: Any, expected: Any, result: Result, where: str) -> None:
+        container = "Arc" if self.atomic else "Rc"
+        if not isinstance(decoded, Inside) or decoded.container != container or decoded.strong < 1:
+            mismatch(result, where, decoded, expected)
+            return
+        Text(True).check(decoded.value, expected, result, f"*{where}")
+
+
+@dataclass(eq=False)
+class PinTy(Ty):
+    """Pin<Box<T>>: Debug prints the value; decoded, the value."""
+
+    inner: Ty
+
+    def __post_init__(self) -> None:
+        self.family = "Pin<Box<T>>"
+
+    @property
+    def rust(self) -> str:
+        return f"std::pin::Pin<Box<{self.inner.rust}>>"
+
+    def definitions(self) -> Iterator[str]:
+        return self.inner.definitions()
+
+    def make(self) -> str:
+        return f"Box::pin({self.inner.make()})"
+
+    def read(self, r: Reader) -> Any:
+        return self.inner.read(r)
+
+    def compare(self, decoded: Any, expected: Any, result: Result, where: str) -> None:
+        self.inner.check(decoded, expected, result, f"*{where}")
+
+
 UNITS = {"s": 10**9, "ms": 10**6, "µs": 10**3, "ns": 1}
 
 
@@ -1027,9 +1080,14 @@ class Grammar:
 
     def std(self, depth: int) -> Ty:
         """A std type that decodes as what it means (docs/value-types.md)."""
-        kind = self.rng.choice(["path", "deque", "btree", "hash", "rc", "duration"])
+        kind = self.rng.choice(["path", "deque", "btree", "hash", "rc", "duration", "rcstr",
+                                "arcstr", "pin"])  # fmt: skip
         if kind == "path":
             return PathTy()
+        if kind in ("rcstr", "arcstr"):
+            return SharedStrTy(kind == "arcstr")
+        if kind == "pin":
+            return PinTy(self.any(depth))
         if kind == "duration":
             return DurationTy()
         if kind == "deque":

@@ -35,7 +35,7 @@ def poll(
     ts: int, address: Any, state: str, result: Any, tid: int = 1, x: Any = 1, returned: bool = True
 ) -> Call:
     value = Struct("Unresumed", {"x": x}) if state == "Unresumed" else Struct(state, {})
-    pinned = Struct("Pin<&mut m::fetch::{async_fn_env#0}>", {"pointer": Variant(state, value)})
+    pinned = Variant(state, value)  # Pin<&mut State> decodes as the state it points to
     return Call(
         POLL,
         POLL,

@@ -40,8 +40,8 @@ class FakeBPF:
     def __init__(self, text: bytes) -> None:
         FakeBPF.texts.append(text.decode())
 
-    def load_func(self, name: bytes, kind: int, *rest: Any) -> None:
-        pass
+    def load_func(self, name: bytes, kind: int, *rest: Any) -> Any:
+        return type("Function", (), {"fd": -1})()
 
     def __getitem__(self, name: bytes) -> Any:
         return _Table()
@@ -63,6 +63,9 @@ class _Table:
         pass
 
     def clearitem(self, key: Any) -> None:
+        pass
+
+    def clear(self) -> None:
         pass
 
 
@@ -115,9 +118,10 @@ def test_per_site_functions_are_compiled_only_without_uprobe_multi():
 def test_without_uprobe_multi_links_the_wrappers_are_compiled_then(
     fake_bcc, args_plan, monkeypatch
 ):
-    def refuse_links(self: FakeBPF, name: bytes, kind: int, *rest: Any) -> None:
+    def refuse_links(self: FakeBPF, name: bytes, kind: int, *rest: Any) -> Any:
         if name == program.ANY_SITE.encode():
             raise Exception("Failed to load BPF program b'site_any': Invalid argument")
+        return type("Function", (), {"fd": -1})()
 
     monkeypatch.setattr(FakeBPF, "load_func", refuse_links)
     session.release_programs()

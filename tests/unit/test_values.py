@@ -46,7 +46,7 @@ def event_data(*copies: bytes | int) -> bytes:
         if isinstance(copy, int):
             table.append(copy)
             continue
-        table.append(at | len(copy) << 16)
+        table.append(at >> 3 | len(copy) << 19)
         padded = copy + bytes(-len(copy) % 8)
         data += padded
         at += len(padded)
