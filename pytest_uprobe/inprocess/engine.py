@@ -423,8 +423,7 @@ class InprocessRun:
         failed = script.exports_sync.setup(*self._setup_args, True, True)
         self._child_scripts.append(script)
         if failed:
-            number, why = failed[0]
-            return str(self._refusal(number, why))
+            return "; ".join(str(refusal) for refusal in self._refusals(failed))
         return None
 
     def _attach(self, device: Any) -> None:

@@ -12,7 +12,9 @@ from pytest_uprobe.elf import Symbol
 # 0x1000 mov rax, [rdi]; 0x1003 movzx ecx, byte [rax + 0x19] (the discriminant);
 # 0x1007 test ecx, ecx; 0x1009 jne 0x1010; 0x100b mov byte [rax + 0x19], 1; 0x100f ret;
 # 0x1010 mov byte [rax + 0x19], 2; 0x1014 ret
-DISPATCH = bytes.fromhex("488b07" "0fb64819" "85c9" "7505" "c6401901" "c3" "c6401902" "c3")  # fmt: skip
+DISPATCH = bytes.fromhex(
+    "488b07" "0fb64819" "85c9" "7505" "c6401901" "c3" "c6401902" "c3"
+)  # fmt: skip
 # 0x1000 mov rax, [rdi]; 0x1003 movzx ecx, byte [rax + 0x19]; 0x1007 test ecx, ecx;
 # 0x1009 je 0x1003 (back to the copy's first instruction); 0x100b ret
 LOOP = bytes.fromhex("488b07" "0fb64819" "85c9" "74f8" "c3")  # fmt: skip
