@@ -187,6 +187,7 @@ class Outcome:
     engine: str = "bpf"
     call: int = -1  # which call of the function (time order), -1: not a per-call value
     answer: str = ""  # what the engine gave (repr), compared across engines
+    seed: int = 0  # of the generated program
 
 
 def printed_calls(program: Program, stdout: str) -> dict[str, list[tuple[list[Any], Any]]]:
@@ -388,6 +389,8 @@ def run_seed(
         for engine in engines:
             trace, dropped = trace_program(exe, probes, profile, engine)
             found = dropped + compare_run(program, profile, trace, engine)
+            for o in found:
+                o.seed = seed
             if verbose:
                 for o in found:
                     if o.status == WRONG:
@@ -414,6 +417,7 @@ SSE_REASON = "SSE register"
 class Difference:
     """Where two engines' answers for the same value of the same run differ."""
 
+    seed: int
     profile: str
     function: str
     position: str  # "arg 0", "return", "count", "probe"; with the call's number
@@ -421,7 +425,7 @@ class Difference:
 
     def __str__(self) -> str:
         given = "; ".join(f"{engine}: {answer}" for engine, answer in self.answers.items())
-        return f"{self.profile} {self.function} {self.position}: {given}"
+        return f"seed {self.seed} {self.profile} {self.function} {self.position}: {given}"
 
 
 @dataclass
@@ -476,20 +480,21 @@ def cross_check(outcomes: list[Outcome], engines: tuple[str, ...] = ENGINES) -> 
     (a count bound on one engine and calls on the other is a difference), and for each the
     same answer, except SSE returns (`SSE_REASON`)."""
     first, second = engines
-    grouped: dict[tuple[str, str], dict[str, list[Outcome]]] = defaultdict(
+    grouped: dict[tuple[int, str, str], dict[str, list[Outcome]]] = defaultdict(
         lambda: {first: [], second: []}
     )
     for o in outcomes:
         if o.engine in (first, second):
-            grouped[(o.profile, o.function)][o.engine].append(o)
+            grouped[(o.seed, o.profile, o.function)][o.engine].append(o)
     result = CrossCheck()
-    for (profile, function), by_engine in sorted(grouped.items()):
+    for (seed, profile, function), by_engine in sorted(grouped.items()):
         declined = {e: _declined(by_engine[e]) for e in (first, second)}
         if (declined[first] is None) != (declined[second] is None):
             engine, other = (first, second) if declined[first] else (second, first)
             why = declined[engine]
             assert why is not None
             refusal = Difference(
+                seed,
                 profile,
                 function,
                 f"{why.position} ({len(by_engine[other])} values on {other})",
@@ -518,6 +523,7 @@ def cross_check(outcomes: list[Outcome], engines: tuple[str, ...] = ENGINES) -> 
                 continue
             result.differences.append(
                 Difference(
+                    seed,
                     profile,
                     function,
                     position,

@@ -27,7 +27,7 @@ def test_a_different_answer_names_function_position_and_both_answers():
         [value("bpf", "arg 1", OK, "5", call=2), value("inprocess", "arg 1", WRONG, "6", call=2)]
     )
     (difference,) = checked.differences
-    assert str(difference) == "release f1 arg 1 of call 2: bpf: 5; inprocess: 6"
+    assert str(difference) == "seed 0 release f1 arg 1 of call 2: bpf: 5; inprocess: 6"
 
 
 def test_unavailable_on_one_engine_only_is_a_difference():
@@ -67,6 +67,13 @@ def test_a_values_missing_on_one_engine_is_a_difference():
                            value("inprocess", "arg 0", OK, "1")])  # fmt: skip
     (difference,) = checked.differences
     assert "inprocess: no such value" in str(difference)
+
+
+def test_functions_of_different_seeds_are_not_compared():
+    one = value("bpf", "arg 0", OK, "1")
+    other = value("inprocess", "arg 0", OK, "2")
+    other.seed = 5
+    assert len(cross_check([one, other]).differences) == 2  # each missing on the other engine
 
 
 def test_maps_compare_whatever_order_each_run_iterated_them_in():
