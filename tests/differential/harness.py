@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_uprobe import Inside, Struct, Tracer, Unavailable, Variant
+from pytest_uprobe import Inside, Struct, Tracer, Truncated, Unavailable, Variant
 from pytest_uprobe.cargo import cargo_bin
 from pytest_uprobe.errors import UnreadableFunction
 
@@ -465,6 +465,8 @@ def canonical(value: Any) -> str:
         ) + ")"
     if isinstance(value, Variant):
         return f"Variant({value.name!r}, {canonical(value.value)})"
+    if isinstance(value, Truncated):
+        return f"Truncated({canonical(value.prefix)}, length={value.length})"
     if isinstance(value, Inside):
         state = "".join(f", {k}={v!r}" for k, v in value.state.items())
         return f"{value.container}({canonical(value.value)}{state})"

@@ -4,7 +4,7 @@ with function, position and both answers."""
 
 from __future__ import annotations
 
-from pytest_uprobe import Struct, Variant
+from pytest_uprobe import Struct, Truncated, Variant
 
 from .grammar import OK, UNAVAILABLE, WRONG
 from .harness import Outcome, canonical, cross_check
@@ -82,3 +82,6 @@ def test_maps_compare_whatever_order_each_run_iterated_them_in():
     assert repr(first) != repr(second)
     assert canonical(first) == canonical(second)
     assert canonical({1: 2}) != canonical({1: 3})
+    # Also inside a list longer than max_elements (the campaign's seeds 100 and 101).
+    assert canonical(Truncated([{1: 2, 3: 4}], 9)) == canonical(Truncated([{3: 4, 1: 2}], 9))
+    assert canonical(Truncated([{1: 2}], 9)) != canonical(Truncated([{1: 2}], 8))
