@@ -88,8 +88,13 @@ def _use_engine(
 
 
 def engine_of(item: pytest.Item) -> str | None:
+    """The engine the test runs on: its parameter, else the session's only engine."""
     callspec = getattr(item, "callspec", None)
-    return callspec.params.get("engine") if callspec is not None else None
+    engine = callspec.params.get("engine") if callspec is not None else None
+    if engine is None:
+        chosen = engines(item.config)
+        engine = chosen[0] if len(chosen) == 1 else None
+    return engine
 
 
 def without_engine(nodeid: str, engine: str | None) -> str:
