@@ -22,11 +22,14 @@ docs: venv
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 # A longer differential campaign (tests/differential): N generated functions per crate, built
-# in dev, release and release with debug = 1; SEED one or more seeds (default: 3 random ones).
+# in dev, release and release with debug = 1; SEED one or more seeds (default: 3 random ones);
+# ENGINE the engines, each tracing the same runs (default both, their answers compared).
 N ?= 100
 SEED ?=
+ENGINE ?= bpf inprocess
 differential: bootstrap
-	$(PY) -m tests.differential.harness --functions $(N) $(if $(SEED),$(foreach s,$(SEED),--seed $(s)),--seeds 3)
+	$(PY) -m tests.differential.harness --functions $(N) $(if $(SEED),$(foreach s,$(SEED),--seed $(s)),--seeds 3) \
+	  $(foreach e,$(ENGINE),--engine $(e))
 
 # fd, a real crate built offline from Debian's fd-find source package against its
 # librust-*-dev crates (the script installs them) for tests/realcrate.

@@ -1046,7 +1046,7 @@ def _return_value(
             "return",
             rust_type,
             Unavailable(
-                "floats return in xmm0, and a uprobe's BPF program cannot read SSE registers "
+                f"floats return in xmm0, and a uprobe's BPF program cannot read {SSE_WHY}s "
                 "(the kernel gives it the general-purpose registers only)"
             ),
         )
@@ -1080,7 +1080,7 @@ def _rust_return(rust_type: RustType, newtypes: bool) -> Location:
         (first, first_type), (second, second_type) = parts
         if "float" in (first_type.kind, second_type.kind):
             return Unavailable(
-                "part of it returns in an SSE register, which a uprobe's BPF program cannot read"
+                f"part of it returns in an {SSE_WHY}, which a uprobe's BPF program cannot read"
             )
         return (
             Piece(RAX, 0, second, memory=False),
@@ -1108,7 +1108,7 @@ def _c_return_value(rust_type: RustType) -> Value:
         why = f"the C ABI's return of {rust_type.name} is not decoded"
         return Value("return", rust_type, Unavailable(why))
     if any(kind == "float" for _, kind in leaves):
-        why = "part of it returns in an SSE register, which a uprobe's BPF program cannot read"
+        why = f"part of it returns in an {SSE_WHY}, which a uprobe's BPF program cannot read"
         return Value("return", rust_type, Unavailable(why))
     location: tuple[Piece, ...] = (Piece(RAX, 0, min(8, rust_type.size), memory=False),)
     if rust_type.size > 8:
@@ -1174,6 +1174,9 @@ def _values_unknown(info: index.FunctionInfo | None) -> str:
 
 
 DW_CC_NOCALL = 3
+# Named in the reason of every return value the plan leaves to SSE registers (read by the
+# in-process engine only: inprocess/sse.py replaces exactly these).
+SSE_WHY = "SSE register"
 
 
 def _abi_changed(info: index.FunctionInfo) -> bool:
@@ -1190,6 +1193,10 @@ def _still_returned(binary: ElfBinary, shape: code.CodeShape, returns: Value | N
     """In a function whose calling convention LLVM changed (DW_CC_nocall), the registers a
     return value travels in are written before every `ret` (after the last call): the value
     is still returned. A dropped return value leaves rax as the last callee set it."""
+    if returns is not None and isinstance(returns.location, Unavailable):
+        # Only general registers are checked: a float return (in SSE registers, which the
+        # in-process engine reads) is not known to be written, so it is not trusted.
+        return SSE_WHY not in returns.location.reason
     if returns is None or not isinstance(returns.location, tuple):
         return returns is None or isinstance(returns.location, (bytes, Unavailable))
     # Trusted when every path writes each register the value travels in, at least as wide

@@ -12,7 +12,7 @@ import copy
 import dataclasses
 
 from ..dwarf.locations import Piece
-from ..plan import RAX, RDX, ProbePlan, ReturnMode, Value
+from ..plan import RAX, RDX, SSE_WHY, ProbePlan, ReturnMode, Value
 from ..values import Unavailable
 
 XMM0 = 17  # DWARF's number for xmm0; xmm1 is 18
@@ -51,6 +51,8 @@ def _sse_location(returns: Value) -> tuple[Piece, ...] | None:
     """Where a value the plan could not read returns, if SSE registers are the reason."""
     rust_type = returns.type
     if not isinstance(returns.location, Unavailable) or rust_type.size > 16:
+        return None
+    if SSE_WHY not in returns.location.reason:  # e.g. DW_CC_nocall: dropped, not in xmm0
         return None
     if rust_type.float_return:
         return (Piece(XMM0, 0, rust_type.size, memory=False),)

@@ -3,7 +3,15 @@ had not seen pytest-uprobe's code (kept as a test of the project)."""
 
 import pytest
 
+from tests.blackbox import engines
 from tests.blackbox.stockpile import CRATE
+
+# Every test that traces runs on both engines (tests/blackbox/engines.py).
+engine, _use_engine = engines.engine, engines._use_engine
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    engines.generate(metafunc)
 
 
 @pytest.fixture(params=["dev", "release"])
@@ -71,8 +79,39 @@ KNOWN_GAPS = {
 }
 
 
+# What the in-process engine cannot do where the BPF one can (by the test's id without the
+# engine). None is a wrong answer: a refusal that names --uprobe-backend=bpf, or a value the
+# test expects to be Unavailable that this engine reads.
+REFUSED = (
+    "refuses the probe before the run (UnreadableFunction naming --uprobe-backend=bpf): in "
+    "this dev build a call follows the entry probe within Frida's 5-byte patch, and the "
+    "prologue before it cannot be read back to move the hook to the first instruction"
+)
+ENGINE_GAPS = {
+    ("test_calls.py::test_map_all_generic_with_closures[dev]", "inprocess"): REFUSED,
+    ("test_calls.py::test_tally_words[dev]", "inprocess"): REFUSED,
+    ("test_calls.py::test_generic_closure_inside_generic_fn[dev]", "inprocess"): REFUSED,
+    ("test_modes.py::test_float_args[dev]", "inprocess"): (
+        "reads mean's f64 return values from xmm0 (the printed ones) where the test expects "
+        "BPF's documented Unavailable"
+    ),
+    ("test_modes.py::test_float_args[release]", "inprocess"): (
+        "reads mean's f64 return values from xmm0 (the printed ones) where the test expects "
+        "BPF's documented Unavailable"
+    ),
+    ("test_process.py::test_follow_children[dev]", "inprocess"): (
+        "follow_children is refused (UsageError): not built on this engine yet"
+    ),
+    ("test_process.py::test_follow_children[release]", "inprocess"): (
+        "follow_children is refused (UsageError): not built on this engine yet"
+    ),
+}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        reason = KNOWN_GAPS.get(item.nodeid.split("tests/blackbox/", 1)[-1])
-        if reason is not None:
-            item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
+        nodeid = engines.without_engine(item.nodeid, engines.engine_of(item))
+        key = nodeid.split("tests/blackbox/", 1)[-1]
+        marker = engines.gap_marker(item, key, KNOWN_GAPS, ENGINE_GAPS)
+        if marker is not None:
+            item.add_marker(marker)
