@@ -99,12 +99,6 @@ ENGINE_GAPS = {
         "reads mean's f64 return values from xmm0 (the printed ones) where the test expects "
         "BPF's documented Unavailable"
     ),
-    ("test_process.py::test_follow_children[dev]", "inprocess"): (
-        "follow_children is refused (UsageError): not built on this engine yet"
-    ),
-    ("test_process.py::test_follow_children[release]", "inprocess"): (
-        "follow_children is refused (UsageError): not built on this engine yet"
-    ),
 }
 
 
