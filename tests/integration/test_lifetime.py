@@ -397,7 +397,9 @@ def test_a_bad_timeout_is_refused(workload, timeout):
 
 
 def test_children_wait_traces_them_until_they_exit(workload, mark, marked_env):
-    """`orphan 50` waits until the program has exited, then ticks 50 times: with
+    """`orphan 50` waits until the program has exited, stays 300 ms (so the run finds it
+    alive when the program exits: it ticked and was gone in under 1 ms, and a run under load
+    once looked too late), then ticks 50 times: with
     children="wait" and follow_children, run() returns once it exited, with its calls
     counted and its output collected."""
     with Tracer(children="wait", follow_children=True) as tracer:

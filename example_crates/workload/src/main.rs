@@ -144,7 +144,7 @@ fn main() {
                 .unwrap_or_else(std::os::unix::process::parent_id);
             while std::os::unix::process::parent_id() == parent {
                 thread::sleep(Duration::from_millis(1));
-            }
+            } thread::sleep(Duration::from_millis(300)); // alive a while after its parent: a run sees it
             for i in 0..count {
                 tick(i);
             }
