@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +42,7 @@ from typing import Any
 from .. import machine_code as code
 from ..elf import ElfBinary, Symbol
 from .index import Parameter, attr, referenced, unit_index, unit_offset_at
-from .source import file_names
+from .source import file_names, text_of
 from .types import type_of
 
 _TOMBSTONE = 0xFFFF_FFFF_FFFF_FFF0
@@ -121,13 +122,60 @@ def source_files(binary: ElfBinary) -> list[str]:
 
 def match_file(binary: ElfBinary, wanted: str) -> list[str]:
     """The source files `wanted` names: equal to it, or ending in `/wanted` (a path
-    relative to the crate, or any suffix). One answer means unambiguous."""
+    relative to the crate, or any suffix), the traced crate's own files first. One answer
+    means unambiguous: a path relative to the crate (`src/lib.rs`) means the crate's own
+    file, not std's, tokio's or hashbrown's `src/lib.rs`."""
     normal = os.path.normpath(wanted)
     files = source_files(binary)
     exact = [f for f in files if f == normal]
     if exact:
         return exact
-    return [f for f in files if f.endswith("/" + normal.lstrip("/"))]
+    found = [f for f in files if f.endswith("/" + normal.lstrip("/"))]
+    if len(found) < 2:
+        return found
+    home = crate_dirs(binary)
+    relative = [f for f in found if any(f == os.path.join(d, normal) for d in home)]
+    if len(relative) == 1:
+        return relative
+    own = [f for f in found if not _foreign(f)]
+    if len(own) == 1:
+        return own
+    return sorted(found, key=lambda f: (f not in relative, _foreign(f), f))
+
+
+def _foreign(path: str) -> bool:
+    """A file of the standard library or of a dependency (the cargo registry, Debian's
+    librust-*-dev crates, a vendored crate), not of the crate being traced."""
+    return path.startswith(("/rustc/", "/rust/")) or any(
+        part in path
+        for part in ("/.cargo/registry/", "/.cargo/git/", "/usr/share/cargo/registry/", "/vendor/")
+    )
+
+
+def crate_dirs(binary: ElfBinary) -> list[str]:
+    """The compile directories (DW_AT_comp_dir) of the traced crate's own units: those of
+    the units holding `main` and the program's entry, else every unit whose directory is no
+    dependency's."""
+    memo: dict[str, list[str]] = binary.memo("crate_dirs")
+    found = memo.get("dirs")
+    if found is not None:
+        return found
+    dirs: dict[int, str] = {}
+    if binary.has_dwarf:
+        for cu in binary.dwarf.iter_CUs():
+            comp = cu.get_top_DIE().attributes.get("DW_AT_comp_dir")
+            if comp is not None:
+                dirs[cu.cu_offset] = text_of(comp.value)
+    mains = [s.address for s in binary.functions if s.name == "main" and s.size > 0]
+    chosen = []
+    for address in mains:
+        offset = unit_offset_at(binary, address) if binary.has_dwarf else None
+        if offset is not None and offset in dirs and not _foreign(dirs[offset] + "/"):
+            chosen.append(dirs[offset])
+    if not chosen:
+        chosen = sorted({d for d in dirs.values() if not _foreign(d + "/")})
+    memo["dirs"] = found = list(dict.fromkeys(chosen))
+    return found
 
 
 def similar_files(binary: ElfBinary, wanted: str, limit: int = 5) -> list[str]:
@@ -262,7 +310,10 @@ def entry_points(binary: ElfBinary, path: str, line: int) -> list[LineEntry]:
         if flow is None:
             continue
         optimized = _optimized(binary, host.address)
-        found.extend(_host_entries(host, flow, ranges, unattributed, statements, optimized))
+        dead_ends = noreturn_calls(binary, flow)
+        found.extend(
+            _host_entries(host, flow, ranges, unattributed, statements, optimized, dead_ends)
+        )
     return sorted(found, key=lambda e: e.address)
 
 
@@ -321,6 +372,7 @@ def _host_entries(
     unattributed: list[tuple[int, int]],
     statements: set[int],
     optimized: bool = False,
+    dead_ends: frozenset[int] = frozenset(),
 ) -> list[LineEntry]:
     """The entry points of a line in one function. Code of no line (line 0) reached only
     from the line is part of it (the greatest such set, by fixpoint). In `optimized` code,
@@ -332,7 +384,12 @@ def _host_entries(
     previous: int | None = None
     for address in addresses:
         # Padding after a jump (a `nop` before a loop head) never runs: it is no predecessor.
-        if previous is not None and previous in flow.falls and previous in live:
+        if (
+            previous is not None
+            and previous in flow.falls
+            and previous in live
+            and previous not in dead_ends
+        ):
             preds[address].append(previous)
         target = flow.jumps.get(address)
         if target is not None and target in preds and address in live:
@@ -359,13 +416,99 @@ def _host_entries(
         if run:
             runs.append(run)
         run = [address] if address in member else []
+    runs_of_jumps = [r for r in runs if all(a in flow.jumps and a not in flow.falls for a in r)]
     runs = [r for r in runs if any(a in statements for a in r)]
     if optimized:
         runs = _without_sunk_stores(flow, runs)
     entries: list[LineEntry] = []
     for run in runs:
         entries.extend(_run_entries(host, flow, addresses, run, preds, member, indirect))
-    return entries
+    return entries + _latches(host, flow, runs_of_jumps, preds, member)
+
+
+def _latches(
+    host: Symbol,
+    flow: code.Flow,
+    jump_runs: list[list[int]],
+    preds: dict[int, list[int]],
+    member: set[int],
+) -> list[LineEntry]:
+    """The jumps of a line that only jump back into the line's own code from another line:
+    a dev build's `for` or `while` loop ends its body with a `jmp` attributed to the loop's
+    header, back to the header's `next()` call or test. Each pass through it is one more
+    execution of the header (a loop of n iterations runs its header n + 1 times, as gcov
+    and llvm-cov count it), and its target is reached from inside the line, so the jump
+    itself is the site that counts it."""
+    found = []
+    for run in jump_runs:
+        jump = run[-1]
+        target = flow.jumps[jump]
+        if target not in member or target in run:
+            continue
+        if any(p not in member for p in preds.get(target, ())):
+            continue  # the target is an entry point already: it counts this arrival too
+        if any(p not in member for p in preds.get(run[0], ())):
+            found.append(LineEntry(run[0], host, False))
+    return found
+
+
+def noreturn_calls(binary: ElfBinary, flow: code.Flow) -> frozenset[int]:
+    """The calls of `flow` to functions that never return (a panic, an abort): the
+    instruction after one is no successor of it. A dev build places the block after an
+    overflow check's panic call right behind it, and its code is reached only by a jump."""
+    found = set()
+    for address in flow.calls:
+        target = _call_target(binary, flow.texts.get(address, ""))
+        if target is not None and _never_returns(binary, target):
+            found.add(address)
+    return frozenset(found)
+
+
+_DIRECT_CALL = re.compile(r"^call (0x[0-9a-f]+)$")
+_SLOT_CALL = re.compile(r"^call qword ptr \[(0x[0-9a-f]+)\]$")
+_NORETURN = re.compile(
+    r"^(core|std)::panicking::|^core::(option|result)::(unwrap|expect)_failed$"
+    r"|^(core|std)::(panic|process)::(abort|exit|begin_panic|panic_any)"
+    r"|^alloc::(alloc::handle_alloc_error|raw_vec::capacity_overflow|raw_vec::handle_error)"
+    r"|^core::slice::index::.*_fail$|^core::(hint::)?unreachable|^std::rt::lang_start_internal::"
+)
+
+
+def _call_target(binary: ElfBinary, text: str) -> int | None:
+    direct = _DIRECT_CALL.match(text)
+    if direct:
+        return int(direct.group(1), 16)
+    slot = _SLOT_CALL.match(text)
+    if slot:
+        return _got_slots(binary).get(int(slot.group(1), 16))
+    return None
+
+
+def _got_slots(binary: ElfBinary) -> dict[int, int]:
+    """GOT slot -> the address of the function the dynamic loader writes there (relative
+    relocations of the binary's own functions)."""
+    memo: dict[str, dict[int, int]] = binary.memo("got_slots")
+    found = memo.get("slots")
+    if found is None:
+        found = {}
+        for section in binary.elf.iter_sections():
+            if section["sh_type"] != "SHT_RELA":
+                continue
+            for relocation in section.iter_relocations():
+                if relocation["r_info_type"] == 8:  # R_X86_64_RELATIVE
+                    found[int(relocation["r_offset"])] = int(relocation["r_addend"])
+        memo["slots"] = found
+    return found
+
+
+def _never_returns(binary: ElfBinary, address: int) -> bool:
+    memo: dict[int, bool] = binary.memo("never_returns")
+    known = memo.get(address)
+    if known is None:
+        symbols = binary.functions_by_address.get(address, [])
+        known = bool(symbols) and all(_NORETURN.search(s.path or s.name) for s in symbols)
+        memo[address] = known
+    return known
 
 
 def _without_sunk_stores(flow: code.Flow, runs: list[list[int]]) -> list[list[int]]:
