@@ -20,6 +20,9 @@ class LineRow:
     addresses: tuple[int, ...]  # the sites: where executions of the line begin
     functions: tuple[str, ...]  # the functions holding those sites, demangled
     loops_back: bool  # some site is also reached from inside the line
+    # Empty: the count is exact. Else the shapes (`pieces`, `copies`, `loop header`, ...)
+    # that make it a bound exact assertions refuse (dwarf.lines.count_shape says why).
+    bound: tuple[str, ...] = ()
 
 
 def line_rows(binary: ElfBinary, file: str | None, function: str | None) -> list[LineRow]:
@@ -60,6 +63,7 @@ def line_rows(binary: ElfBinary, file: str | None, function: str | None) -> list
                 tuple(e.address for e in entries),
                 tuple(sorted({e.host.path for e in entries})),
                 any(e.loops_back for e in entries),
+                lines.count_shape(binary, source, line, entries).shapes,
             )
         )
     return rows

@@ -162,6 +162,12 @@ def _plan_line(plan: ProbePlan, probe: str) -> None:
     entries = lines.entry_points(binary, path, line)
     if not entries:
         raise NoCodeAtLine(probe, binary.path, nearest_lines(binary, path, line))
+    # Where arrivals at the entry points may not be the line's executions, the count is a
+    # bound that exact assertions refuse, naming the line's shape.
+    counted = lines.count_shape(binary, path, line, entries)
+    coverage = plan.coverage_of(probe)
+    coverage.unseen.extend(r for r in counted.may_be_more if r not in coverage.unseen)
+    coverage.merged_away.extend(r for r in counted.may_be_fewer if r not in coverage.merged_away)
     refusal: _plan.UnprobeableSite | None = None
     for entry in entries:
         shape = _plan.shape_of(binary, entry.host, probe)

@@ -39,10 +39,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from elftools.elf.relocation import RelocationSection
+
 from .. import machine_code as code
 from ..elf import ElfBinary, Symbol
 from .index import Parameter, attr, referenced, unit_index, unit_offset_at
-from .source import file_names, text_of
+from .source import file_names, read_source, text_of
 from .types import type_of
 
 _TOMBSTONE = 0xFFFF_FFFF_FFFF_FFF0
@@ -57,6 +59,7 @@ class Row:
     file: str  # full path
     line: int
     is_stmt: bool
+    column: int = 0
 
 
 @dataclass
@@ -107,7 +110,14 @@ def _rows(binary: ElfBinary, unit: _Unit) -> list[Row]:
             path = unit.files.get(previous.file)
             if path is not None and 0 < previous.address < _TOMBSTONE:
                 rows.append(
-                    Row(previous.address, state.address, path, previous.line, previous.is_stmt)
+                    Row(
+                        previous.address,
+                        state.address,
+                        path,
+                        previous.line,
+                        previous.is_stmt,
+                        previous.column,
+                    )
                 )
         previous = None if state.end_sequence else state
     rows.sort(key=lambda r: r.address)
@@ -410,7 +420,11 @@ def _host_entries(
     runs: list[list[int]] = []
     run: list[int] = []
     for n, address in enumerate(addresses + [host.end]):
-        if address in member and (not run or addresses[n - 1] == run[-1]):
+        # A run ends at an instruction that does not go on to the next (a `jmp`): dev
+        # builds end an `if`'s else-branch with a jump attributed to the `if` line, placed
+        # right before the then-branch's first instruction, also of the `if` line.
+        joined = not run or (addresses[n - 1] == run[-1] and run[-1] in flow.falls)
+        if address in member and joined:
             run.append(address)
             continue
         if run:
@@ -492,7 +506,7 @@ def _got_slots(binary: ElfBinary) -> dict[int, int]:
     if found is None:
         found = {}
         for section in binary.elf.iter_sections():
-            if section["sh_type"] != "SHT_RELA":
+            if not isinstance(section, RelocationSection) or section["sh_type"] != "SHT_RELA":
                 continue
             for relocation in section.iter_relocations():
                 if relocation["r_info_type"] == 8:  # R_X86_64_RELATIVE
@@ -616,6 +630,174 @@ def _straight(
     return i < len(addresses) and addresses[i] == stop
 
 
+# -- how far a line's count can be trusted -------------------------------------------
+
+
+@dataclass(frozen=True)
+class CountShape:
+    """Why a line's count (one per arrival at its entry points) may differ from its number
+    of executions: `may_be_more` (executions no arrival counted) and `may_be_fewer`
+    (arrivals that are no new execution). Both empty: the count is exact."""
+
+    may_be_more: tuple[str, ...] = ()
+    may_be_fewer: tuple[str, ...] = ()
+    shapes: tuple[str, ...] = ()  # the shapes named, in a word or two each (for listings)
+
+    @property
+    def exact(self) -> bool:
+        return not self.may_be_more and not self.may_be_fewer
+
+
+_LOOP_HEADER = re.compile(r"^(?:'\w+\s*:\s*)?(?:for|while|loop)\b")
+
+
+def count_shape(binary: ElfBinary, path: str, line: int, entries: list[LineEntry]) -> CountShape:
+    """Whether counting arrivals at `entries` counts `path:line`'s executions exactly.
+
+    One execution of a line is one arrival of control at the line's code from code of
+    another line, or one more pass of a loop written on the line (gcov's and llvm-cov's
+    count: a `for` header runs n + 1 times for n iterations). Counting arrivals at the
+    entry points is exact when each instance of the line (the function's own code, or one
+    inlined copy) has one entry point that every execution passes once and no path comes
+    back into the line without passing it again. Unoptimized code keeps each line's code
+    in source order, and that holds for its lines. In optimized code it is proven only for
+    a line with one entry point per instance, outside every loop of its function and not
+    looping itself; for any other line the count is neither a lower nor an upper bound,
+    and the reasons name the line's shape:
+    - pieces: several entry points in one instance, with other lines' code between them
+      (each piece of one execution counts), or copies of the line that unrolling made
+      (one arrival may run several copies);
+    - a loop header: LLVM rotates loops, testing the condition at the end of the body in
+      code that carries the body's line, and unrolls them;
+    - inside a loop: the optimizer may unroll the loop, run two iterations' copies of the
+      line as one stretch of code, or move the line's code across iterations;
+    - a loop within the line (`(loops)`): every pass through it counts."""
+    where = f"{os.path.basename(path)}:{line}"
+    more: list[str] = []
+    fewer: list[str] = []
+    shapes: list[str] = []
+
+    def neither(shape: str, why: str) -> None:
+        shapes.append(shape)
+        more.append(f"{where} {why}")
+        fewer.append(f"{where}: the same ({shape}), either way")
+
+    by_instance: dict[tuple[int, int | None], list[LineEntry]] = {}
+    for entry in entries:
+        if not _optimized(binary, entry.address):
+            continue
+        key = (entry.host.address, _instance_of(binary, entry.address, path, line))
+        by_instance.setdefault(key, []).append(entry)
+    if not by_instance:
+        return CountShape()
+    source = read_source(binary, path)
+    text = source.line_text(line) if source is not None and line <= len(source.line_starts) else ""
+    if _LOOP_HEADER.match(text):
+        neither(
+            "loop header",
+            "is a loop header in optimized code: LLVM rotates loops (the test at the end of "
+            "each iteration carries another line's number) and unrolls them, so its arrivals "
+            "are not its n + 1 executions"
+        )
+    split = [group for group in by_instance.values() if len(group) > 1]
+    if split:
+        most = max(len(group) for group in split)
+        neither(
+            "pieces",
+            f"is optimized code in {most} pieces in one function with other code between "
+            "them (each piece of one execution is counted; copies of the line that unrolling "
+            "made may run several executions in one arrival)"
+        )
+    if any(entry.loops_back for group in by_instance.values() for entry in group):
+        neither("loops", "loops back into itself in optimized code: every pass is counted")
+    ranges, _ = line_ranges(binary, path, line)
+    if _duplicated_calls(binary, path, line) or _repeated_statements(binary, path, line):
+        neither(
+            "copies",
+            "is optimized code with two or more copies of one call inlined from it in one "
+            "function: the optimizer unrolled or duplicated it, and one arrival may run "
+            "several executions"
+        )
+    looping = []
+    for group in by_instance.values():
+        flow = host_flow(binary, group[0].host)
+        if flow is None:
+            continue
+        own = [
+            a for a in flow.boundaries if _within(ranges, a) and a not in {e.address for e in group}
+        ]
+        avoid = {e.address for e in group}
+        if any(flow.on_a_cycle_avoiding(a, avoid) for a in own):
+            looping.append(group[0])
+    if looping and "loops" not in shapes:
+        neither(
+            "loop inside",
+            "holds a loop in optimized code that does not pass the line's entry point (an "
+            "iterator chain, a closure called in a loop, a loop written on one line): each "
+            "pass may or may not be an execution"
+        )
+    return CountShape(tuple(more), tuple(fewer), tuple(dict.fromkeys(shapes)))
+
+
+def _repeated_statements(binary: ElfBinary, path: str, line: int) -> bool:
+    """Two statement rows of `path:line` at one column in one function or inlined copy of
+    optimized code, with other rows between them: the line's code was duplicated (a loop
+    unrolled into straight code starts the same statement once per copy)."""
+    seen: set[tuple[int, int | None, int]] = set()
+    for row in _file_rows(binary, path).get(line, ()):
+        if not row.is_stmt or not _optimized(binary, row.address):
+            continue
+        host = binary.function_containing(row.address)
+        key = (
+            host.address if host is not None else 0,
+            _instance_of(binary, row.address, path, line),
+            row.column,
+        )
+        if key in seen:
+            return True
+        seen.add(key)
+    return False
+
+
+def _duplicated_calls(binary: ElfBinary, path: str, line: int) -> bool:
+    """Two inlined copies of one function called from the same column of `path:line` in
+    one function or inlined copy: code the optimizer duplicated (loop unrolling)."""
+    seen: set[tuple[int, int, int | None, int]] = set()
+    for unit, numbers in _file_units(binary, path):
+        index = unit_index(binary, unit.offset)
+        called = [i for i in index.inlined if i[5] == line and i[4] in numbers]
+        if len(called) < 2:
+            continue
+        cu = binary.dwarf.get_CU_at(unit.offset)
+        for inlined in called:
+            die = cu.get_DIE_from_refaddr(inlined[0])
+            spans = die_ranges(binary, die)
+            if not spans or not _optimized(binary, spans[0][0]):
+                continue
+            host = binary.function_containing(spans[0][0])
+            column = die.attributes.get("DW_AT_call_column")
+            key = (
+                host.address if host is not None else 0,
+                int(inlined[1]),
+                _instance_of(binary, spans[0][0], path, line),
+                int(column.value) if column is not None else 0,
+            )
+            if key in seen:
+                return True
+            seen.add(key)
+    return False
+
+
+def _instance_of(binary: ElfBinary, address: int, path: str, line: int) -> int | None:
+    """The DIE offset of the function or inlined copy whose code of `path:line` holds
+    `address` (calls inlined from the line itself are part of the line)."""
+    scope = _scope_chain(binary, address, path, line)
+    for die in reversed(scope):
+        if die.tag in ("DW_TAG_subprogram", "DW_TAG_inlined_subroutine"):
+            return int(die.offset)
+    return None
+
+
 # -- variables in scope at an address ---------------------------------------------------
 
 
@@ -642,28 +824,10 @@ def scope_at(
     offset = unit_offset_at(binary, address)
     if offset is None:
         return None
-    cu = binary.dwarf.get_CU_at(offset)
-    chain = _chain(binary, cu.get_top_DIE(), address)
+    chain = _scope_chain(binary, address, path, line)
     if not chain:
         return None
     subprogram = next(d for d in chain if d.tag == "DW_TAG_subprogram")
-    if path is not None and line is not None:
-        numbers = {
-            n for u in _units(binary) if u.offset == offset for n, f in u.files.items() if f == path
-        }
-        for k, die in enumerate(chain):
-            if die.tag != "DW_TAG_inlined_subroutine":
-                continue
-            call_file = die.attributes.get("DW_AT_call_file")
-            call_line = die.attributes.get("DW_AT_call_line")
-            if (
-                call_line is not None
-                and call_line.value == line
-                and call_file is not None
-                and call_file.value in numbers
-            ):
-                chain = chain[:k]
-                break
     innermost_function = next(
         d for d in reversed(chain) if d.tag in ("DW_TAG_subprogram", "DW_TAG_inlined_subroutine")
     )
@@ -691,6 +855,36 @@ def scope_at(
         subprogram.attributes.get("DW_AT_frame_base"),
         _text(name_attr.value) if name_attr is not None else None,
     )
+
+
+def _scope_chain(
+    binary: ElfBinary, address: int, path: str | None = None, line: int | None = None
+) -> list[Any]:
+    """The scopes holding `address`, outermost first; with `path` and `line`, cut before
+    the first copy inlined from that line (its code is the line's own)."""
+    offset = unit_offset_at(binary, address) if binary.has_dwarf else None
+    if offset is None:
+        return []
+    cu = binary.dwarf.get_CU_at(offset)
+    chain = _chain(binary, cu.get_top_DIE(), address)
+    if path is None or line is None:
+        return chain
+    numbers = {
+        n for u in _units(binary) if u.offset == offset for n, f in u.files.items() if f == path
+    }
+    for k, die in enumerate(chain):
+        if die.tag != "DW_TAG_inlined_subroutine":
+            continue
+        call_file = die.attributes.get("DW_AT_call_file")
+        call_line = die.attributes.get("DW_AT_call_line")
+        if (
+            call_line is not None
+            and call_line.value == line
+            and call_file is not None
+            and call_file.value in numbers
+        ):
+            return chain[:k]
+    return chain
 
 
 _SCOPES = frozenset({"DW_TAG_subprogram", "DW_TAG_lexical_block", "DW_TAG_inlined_subroutine"})
