@@ -697,7 +697,7 @@ def count_shape(binary: ElfBinary, path: str, line: int, entries: list[LineEntry
             "loop header",
             "is a loop header in optimized code: LLVM rotates loops (the test at the end of "
             "each iteration carries another line's number) and unrolls them, so its arrivals "
-            "are not its n + 1 executions"
+            "are not its n + 1 executions",
         )
     split = [group for group in by_instance.values() if len(group) > 1]
     if split:
@@ -706,7 +706,7 @@ def count_shape(binary: ElfBinary, path: str, line: int, entries: list[LineEntry
             "pieces",
             f"is optimized code in {most} pieces in one function with other code between "
             "them (each piece of one execution is counted; copies of the line that unrolling "
-            "made may run several executions in one arrival)"
+            "made may run several executions in one arrival)",
         )
     if any(entry.loops_back for group in by_instance.values() for entry in group):
         neither("loops", "loops back into itself in optimized code: every pass is counted")
@@ -716,7 +716,14 @@ def count_shape(binary: ElfBinary, path: str, line: int, entries: list[LineEntry
             "copies",
             "is optimized code with two or more copies of one call inlined from it in one "
             "function: the optimizer unrolled or duplicated it, and one arrival may run "
-            "several executions"
+            "several executions",
+        )
+    if _CLOSURE.search(_code_text(source, line)) or text.startswith((".", "#[", "?")):
+        neither(
+            "closure or chain",
+            "shares its line with a closure or continues a method chain (or is an "
+            "attribute's generated code) in optimized code: the optimizer inlines, merges "
+            "or drops the pieces a dev build runs there one by one",
         )
     looping = []
     for group in by_instance.values():
@@ -734,9 +741,100 @@ def count_shape(binary: ElfBinary, path: str, line: int, entries: list[LineEntry
             "loop inside",
             "holds a loop in optimized code that does not pass the line's entry point (an "
             "iterator chain, a closure called in a loop, a loop written on one line): each "
-            "pass may or may not be an execution"
+            "pass may or may not be an execution",
+        )
+    missing = _copies_without_line(binary, path, line, entries)
+    if missing:
+        shapes.append("copies without the line")
+        more.append(
+            f"{where}: {missing} of the inlined or out-of-line copies of its function hold "
+            "no code of this line (the optimizer dropped or merged it there): their "
+            "executions are not counted"
         )
     return CountShape(tuple(more), tuple(fewer), tuple(dict.fromkeys(shapes)))
+
+
+# A closure's parameter list: `|x|`, `|(a, b)|`, `move |x: u64|`, `||` after `(`, `,` or `=`.
+_CLOSURE = re.compile(r"(?:^|[(,=]\s*|\bmove\s+)\|[^|\n]*\|")
+
+
+def _origin_key(binary: ElfBinary, die: Any) -> tuple[str, str, int] | None:
+    """What names a function across compile units: its linkage name, or its name and
+    declaration line (a generic instance inlined in another unit copies its own abstract
+    DIE there, at another offset)."""
+    memo: dict[int, tuple[str, str, int] | None] = binary.memo("origin_keys")
+    offset = int(die.offset)
+    if offset in memo:
+        return memo[offset]
+    found = die
+    for _ in range(4):
+        link = found.attributes.get("DW_AT_abstract_origin") or found.attributes.get(
+            "DW_AT_specification"
+        )
+        if link is None:
+            break
+        found = found.get_DIE_from_attribute(link.name)
+    linkage = found.attributes.get("DW_AT_linkage_name")
+    name = found.attributes.get("DW_AT_name")
+    line = found.attributes.get("DW_AT_decl_line")
+    key = (
+        (_text(linkage.value), "", 0)
+        if linkage is not None
+        else (_text(name.value), "", int(line.value))
+        if name is not None and line is not None
+        else None
+    )
+    memo[offset] = key
+    return key
+
+
+def _code_text(source: Any, line: int) -> str:
+    """The line's code with comments and literals blanked ("" when unknown)."""
+    if source is None or not 0 < line <= len(source.line_starts):
+        return ""
+    start = source.line_starts[line - 1]
+    end = source.code.find("\n", start)
+    return str(source.code[start : end if end >= 0 else len(source.code)]).strip()
+
+
+def _copies_without_line(binary: ElfBinary, path: str, line: int, entries: list[LineEntry]) -> int:
+    """How many copies (inlined, or the out-of-line one) of the functions whose code holds
+    `path:line` at `entries` have code but no entry point of the line: in optimized code
+    the line's code may be folded away or merged into another line in some copies while
+    their executions still run it."""
+    holding: set[int] = set()
+    origins: set[tuple[str, str, int] | None] = set()
+    for entry in entries:
+        if not _optimized(binary, entry.address):
+            continue
+        chain = _scope_chain(binary, entry.address, path, line)
+        die = next(
+            (
+                d
+                for d in reversed(chain)
+                if d.tag in ("DW_TAG_subprogram", "DW_TAG_inlined_subroutine")
+            ),
+            None,
+        )
+        if die is None:
+            continue
+        holding.add(int(die.offset))
+        origins.add(_origin_key(binary, die))
+    origins.discard(None)
+    if not origins:
+        return 0
+    missing = 0
+    for unit, _ in _file_units(binary, path):
+        index = unit_index(binary, unit.offset)
+        cu = None
+        for copy in index.inlined:
+            if copy[0] in holding:
+                continue
+            cu = cu or binary.dwarf.get_CU_at(unit.offset)
+            copy_die = cu.get_DIE_from_refaddr(copy[0])
+            if _origin_key(binary, copy_die) in origins and die_ranges(binary, copy_die):
+                missing += 1
+    return missing
 
 
 def _repeated_statements(binary: ElfBinary, path: str, line: int) -> bool:
