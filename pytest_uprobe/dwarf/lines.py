@@ -808,14 +808,7 @@ def _copies_without_line(binary: ElfBinary, path: str, line: int, entries: list[
         if not _optimized(binary, entry.address):
             continue
         chain = _scope_chain(binary, entry.address, path, line)
-        die = next(
-            (
-                d
-                for d in reversed(chain)
-                if d.tag in ("DW_TAG_subprogram", "DW_TAG_inlined_subroutine")
-            ),
-            None,
-        )
+        die = _line_function(binary, chain, path)
         if die is None:
             continue
         holding.add(int(die.offset))
@@ -889,10 +882,37 @@ def _duplicated_calls(binary: ElfBinary, path: str, line: int) -> bool:
 def _instance_of(binary: ElfBinary, address: int, path: str, line: int) -> int | None:
     """The DIE offset of the function or inlined copy whose code of `path:line` holds
     `address` (calls inlined from the line itself are part of the line)."""
-    scope = _scope_chain(binary, address, path, line)
-    for die in reversed(scope):
-        if die.tag in ("DW_TAG_subprogram", "DW_TAG_inlined_subroutine"):
-            return int(die.offset)
+    die = _line_function(binary, _scope_chain(binary, address, path, line), path)
+    return int(die.offset) if die is not None else None
+
+
+def _line_function(binary: ElfBinary, chain: list[Any], path: str) -> Any:
+    """The innermost function or inlined copy of `chain` declared in `path`: optimized
+    code schedules a line's instructions into the range of a copy inlined from another
+    line (a function's first line inside an inlined `alloc`), which is not the line's."""
+    functions = [d for d in chain if d.tag in ("DW_TAG_subprogram", "DW_TAG_inlined_subroutine")]
+    for die in reversed(functions):
+        if _declared_in(binary, die) in (path, None):
+            return die
+    return functions[-1] if functions else None
+
+
+def _declared_in(binary: ElfBinary, die: Any) -> str | None:
+    """The file a function DIE (through its abstract origin) is declared in, if known."""
+    found = die
+    for _ in range(4):
+        link = found.attributes.get("DW_AT_abstract_origin") or found.attributes.get(
+            "DW_AT_specification"
+        )
+        if link is None:
+            break
+        found = found.get_DIE_from_attribute(link.name)
+    number = found.attributes.get("DW_AT_decl_file")
+    if number is None:
+        return None
+    for unit in _units(binary):
+        if unit.offset == found.cu.cu_offset:
+            return unit.files.get(int(number.value))
     return None
 
 

@@ -36,6 +36,7 @@ def program_total(n: int) -> int:
     total = 0
     for i in range(n):
         total += i + 4 + 1 + 0 + ((i + n) if (i > 3 or n > 3) else 0)
+        total += i + (2 if i % 2 == 0 or i * 20 > 50 else 1) + 14
     total += 1 + sum(2 * x for x in range(n)) + sum(i * i for i in range(n))
     acc = 1
     for v in range(1, 7):

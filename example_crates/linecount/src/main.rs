@@ -33,6 +33,37 @@ impl Tier {
     }
 }
 
+impl Tier {
+    #[inline(never)]
+    pub fn unit_cents(&self, qty: u64) -> u64 {
+        if qty >= self.min_qty { // count: n
+            self.min_qty * 90 / 100 + qty // count: n - 1
+        } else {
+            qty // count: 1
+        }
+    }
+}
+
+#[inline(never)]
+pub fn classify(customer: &str, units: u64) -> u64 {
+    if customer.starts_with("vip") || units > 50 { // count: n
+        2 // count: (n + 1) // 2 + len([i for i in range(1, n, 2) if i * 20 > 50])
+    } else {
+        1
+    }
+}
+
+pub fn sku_name(i: u64) -> String {
+    let name = format!("sku-{i:03}"); // count: 2 * n
+    name
+} // count: 2 * n
+
+#[inline(never)]
+pub fn names(n: u64) -> usize {
+    let all: Vec<String> = (0..n).map(sku_name).collect(); // count: n
+    all.iter().map(|s| s.len()).sum::<usize>() + sku_name(n).len() // count: 2 * n
+}
+
 #[inline(never)]
 pub fn either(a: u64, b: u64) -> u64 {
     if a > 3 || b > 3 { // count: n
@@ -94,6 +125,9 @@ fn main() {
         total += settle(Box::new(Bulk(i)), i);
         total += tier.applies(i + 1) as u64 + tier.applies(0) as u64;
         total += either(i, n);
+        total += tier.unit_cents(i);
+        total += classify(if i % 2 == 0 { "vip-1" } else { "acme" }, i * 20);
+        total += names(1) as u64;
     }
     total += tier.applies(5) as u64;
     total += doubled(n).iter().sum::<u64>();
