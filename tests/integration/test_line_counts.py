@@ -45,7 +45,7 @@ def program_total(n: int) -> int:
     acc = 0
     for x in [1, 2, 3, 4, 5, 6, 7, 8, n]:
         acc = ((acc * 7) & mask) ^ x
-    return (total + acc) & mask
+    return (total + acc + n + 1) & mask
 
 
 @pytest.mark.parametrize("profile", ["dev", "release"])
@@ -79,3 +79,31 @@ def test_every_marked_line_is_exact_and_right_or_a_bound_that_holds_the_truth(
     assert not wrong, "\n".join(wrong)
     if profile == "dev":
         assert not bounds, f"dev lines counted as bounds: {bounds}"
+
+
+@pytest.mark.parametrize("profile", ["dev", "release"])
+def test_a_crate_relative_path_means_the_crate_s_own_file(uprobe_trace, cargo_bin, profile):
+    """`src/lib.rs:6` (the docs' "path relative to the crate") is the crate's own lib.rs,
+    not std's, core's, alloc's or a dependency's (all in the binary's line tables)."""
+    from pytest_uprobe.dwarf.lines import match_file, source_files
+    from pytest_uprobe.points import resolve_source_file
+
+    exe = cargo_bin(CRATE, profile=profile)
+    lib = SOURCE.parent / "lib.rs"
+    line = next(
+        n
+        for n, t in enumerate(lib.read_text().splitlines(), 1)
+        if t.endswith("// probe: lib-total")
+    )
+    trace = uprobe_trace.run([exe, "x", "y"], probes=[f"src/lib.rs:{line}"])
+    assert trace[f"src/lib.rs:{line}"].call_count == 1
+    assert [c.at for c in trace[f"src/lib.rs:{line}"].calls] == [
+        f"lib.rs:{line} in linecount::lib_total"
+    ]
+    # A bare `lib.rs` means the crate's own too: the others are std's and dependencies'.
+    binary = ElfBinary.open(exe)
+    assert resolve_source_file(binary, f"lib.rs:{line}", "lib.rs") == str(lib)
+    assert len([f for f in source_files(binary) if f.endswith("/src/lib.rs")]) > 3
+    # Ambiguous among the crate's own files: those are listed first.
+    found = match_file(binary, "main.rs")
+    assert found == [str(SOURCE)]

@@ -133,5 +133,6 @@ fn main() {
     total += doubled(n).iter().sum::<u64>();
     total += squares(n) + six() + countdown(n);
     total += nine(&[1, 2, 3, 4, 5, 6, 7, 8, black_box(n)]);
+    total += linecount::lib_total(n);
     println!("n={n} total={total}");
 }
