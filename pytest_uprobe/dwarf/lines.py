@@ -699,19 +699,22 @@ def count_shape(binary: ElfBinary, path: str, line: int, entries: list[LineEntry
             "each iteration carries another line's number) and unrolls them, so its arrivals "
             "are not its n + 1 executions",
         )
-    split = [group for group in by_instance.values() if len(group) > 1]
+    points = {e.address for e in entries}
+    split = [group for group in by_instance.values() if _one_arrival_reaches(binary, group, points)]
     if split:
         most = max(len(group) for group in split)
         neither(
             "pieces",
-            f"is optimized code in {most} pieces in one function with other code between "
-            "them (each piece of one execution is counted; copies of the line that unrolling "
-            "made may run several executions in one arrival)",
+            f"is optimized code in {most} pieces in one function, and control can pass from "
+            "one piece to another without arriving at the line again (each piece of one "
+            "execution is counted; copies of the line that unrolling made may run several "
+            "executions in one arrival)",
         )
     if any(entry.loops_back for group in by_instance.values() for entry in group):
         neither("loops", "loops back into itself in optimized code: every pass is counted")
     ranges, _ = line_ranges(binary, path, line)
-    if _duplicated_calls(binary, path, line) or _repeated_statements(binary, path, line):
+    duplicates = _duplicated_calls(binary, path, line) + _repeated_statements(binary, path, line)
+    if any(_copies_in_one_arrival(binary, copies, points) for copies in duplicates):
         neither(
             "copies",
             "is optimized code with two or more copies of one call inlined from it in one "
@@ -830,30 +833,67 @@ def _copies_without_line(binary: ElfBinary, path: str, line: int, entries: list[
     return missing
 
 
-def _repeated_statements(binary: ElfBinary, path: str, line: int) -> bool:
+def _one_arrival_reaches(binary: ElfBinary, group: list[LineEntry], points: set[int]) -> bool:
+    """Whether control arriving at one entry point of `group` (one instance of a line) can
+    reach another without passing an entry point first: then one execution may count at
+    both. Entry points on paths that exclude each other (each execution passes one) do not."""
+    if len(group) < 2:
+        return False
+    flow = host_flow(binary, group[0].host)
+    if flow is None:
+        return True
+    for entry in group:
+        reach = flow.reachable(flow.successors(entry.address), points) | {entry.address}
+        for other in group:
+            if other is not entry and any(p in reach for p in flow.preds.get(other.address, ())):
+                return True
+    return False
+
+
+def _copies_in_one_arrival(binary: ElfBinary, copies: list[int], points: set[int]) -> bool:
+    """Whether one arrival at the line can run two of `copies` (addresses in one function
+    where duplicated code of the line starts): one reaches another that is no entry point
+    of its own without passing an entry point."""
+    host = binary.function_containing(copies[0])
+    flow = host_flow(binary, host) if host is not None else None
+    if flow is None:
+        return True
+    for copy in copies:
+        reach = flow.reachable(flow.successors(copy), points)
+        if any(other != copy and other not in points and other in reach for other in copies):
+            return True
+    return False
+
+
+def _repeated_statements(binary: ElfBinary, path: str, line: int) -> list[list[int]]:
     """Two statement rows of `path:line` at one column in one function or inlined copy of
     optimized code, with other rows between them: the line's code was duplicated (a loop
-    unrolled into straight code starts the same statement once per copy)."""
-    seen: set[tuple[int, int | None, int]] = set()
+    unrolled into straight code starts the same statement once per copy). Returns the
+    start addresses of each such set of copies."""
+    seen: dict[tuple[int, int | None, int, str], list[int]] = {}
     for row in _file_rows(binary, path).get(line, ()):
         if not row.is_stmt or not _optimized(binary, row.address):
             continue
         host = binary.function_containing(row.address)
+        flow = host_flow(binary, host) if host is not None else None
+        # Copies start with the same instruction; a line resumed after a call inlined from
+        # it (the same column again) goes on with another.
+        text = flow.texts.get(row.address, "") if flow is not None else ""
         key = (
             host.address if host is not None else 0,
             _instance_of(binary, row.address, path, line),
             row.column,
+            text.split(" ", 1)[0],
         )
-        if key in seen:
-            return True
-        seen.add(key)
-    return False
+        seen.setdefault(key, []).append(row.address)
+    return [found for found in seen.values() if len(found) > 1]
 
 
-def _duplicated_calls(binary: ElfBinary, path: str, line: int) -> bool:
+def _duplicated_calls(binary: ElfBinary, path: str, line: int) -> list[list[int]]:
     """Two inlined copies of one function called from the same column of `path:line` in
-    one function or inlined copy: code the optimizer duplicated (loop unrolling)."""
-    seen: set[tuple[int, int, int | None, int]] = set()
+    one function or inlined copy: code the optimizer duplicated (loop unrolling, or a path
+    duplicated for each way into it). Returns the entry addresses of each such set."""
+    seen: dict[tuple[int, int, int | None, int], list[int]] = {}
     for unit, numbers in _file_units(binary, path):
         index = unit_index(binary, unit.offset)
         called = [i for i in index.inlined if i[5] == line and i[4] in numbers]
@@ -873,10 +913,8 @@ def _duplicated_calls(binary: ElfBinary, path: str, line: int) -> bool:
                 _instance_of(binary, spans[0][0], path, line),
                 int(column.value) if column is not None else 0,
             )
-            if key in seen:
-                return True
-            seen.add(key)
-    return False
+            seen.setdefault(key, []).append(min(start for start, _ in spans))
+    return [found for found in seen.values() if len(found) > 1]
 
 
 def _instance_of(binary: ElfBinary, address: int, path: str, line: int) -> int | None:
