@@ -413,6 +413,7 @@ def _host_entries(
     preds.setdefault(host.address, []).append(entry)
     own = {a for a in addresses if _within(ranges, a)}
     zero = {a for a in addresses if a not in own and _within(unattributed, a)}
+    no_line = set(zero)  # code of line 0, whether or not only the line reaches it
     changed = True
     while changed:
         changed = False
@@ -435,13 +436,20 @@ def _host_entries(
             runs.append(run)
         run = [address] if address in member else []
     runs_of_jumps = [r for r in runs if all(a in flow.jumps and a not in flow.falls for a in r)]
-    runs = [r for r in runs if any(a in statements for a in r)]
+    # Optimized code scatters single instructions of a line (no statement row: debuggers
+    # never stop there). Unoptimized code does not, and a run without one can still be where
+    # a loop comes back: a dev `for` over an array re-enters its header at `next()` (rows
+    # with is_stmt false) behind an instruction of no line that the body's jump reaches.
+    if optimized:
+        runs = [r for r in runs if any(a in statements for a in r)]
     if optimized:
         runs = _without_sunk_stores(flow, runs)
     found: list[tuple[LineEntry, frozenset[int]]] = []
     for run in runs:
         found.extend(_run_entries(host, flow, addresses, run, preds, member, indirect))
     entries = _joined_by_jumps(flow, found, member)
+    if not optimized:
+        entries = _joined_through_line_zero(flow, entries, member | no_line)
     entries += _latches(host, flow, runs_of_jumps, preds, member)
     return entries + _inner_passes(host, flow, addresses, entries, preds, member)
 
@@ -508,6 +516,37 @@ def _joined_by_jumps(
         )
         dropped.add(entry.address)
     return [by_address[a][0] for a in sorted(by_address) if a not in dropped]
+
+
+def _joined_through_line_zero(
+    flow: code.Flow, entries: list[LineEntry], passable: set[int]
+) -> list[LineEntry]:
+    """The entries less those from which control always goes on to another entry of the
+    line through the line's own code and code of no line (line 0), falling through,
+    returning from calls and taking unconditional jumps only: that entry counts the same
+    arrival. Dev code for `for code in [100, 335, 7] {` calls `into_iter`, then falls
+    through a line-0 `lea` into `next()`, which the body's jump back reaches at that
+    `lea`: both entries counted the first arrival (n + 2 for n items)."""
+    starts = {e.address for e in entries}
+    dropped: set[int] = set()
+    for entry in entries:
+        address: int | None = entry.address
+        for _ in range(4096):
+            if address is None or address not in passable or address in flow.indirect_set:
+                break
+            if address != entry.address and address in starts - dropped:
+                dropped.add(entry.address)
+                break
+            target = flow.jumps.get(address)
+            if target is not None:
+                if address in flow.falls:
+                    break  # a conditional jump: the way on depends on the run
+                address = target
+            elif address in flow.falls:
+                address = flow.next_of(address)
+            else:
+                break  # a return or a trap
+    return [e for e in entries if e.address not in dropped]
 
 
 def _jumps_on(

@@ -188,9 +188,32 @@ def test_a_loop_head_entered_from_outside_and_from_the_line_itself_is_marked():
     assert _entries(flows, [(0x104, 0x10C)]) == [(0x104, True)]
 
 
-def test_a_run_without_a_statement_row_is_left_out():
+def test_a_run_without_a_statement_row_is_left_out_in_optimized_code_only():
     flows = straight(0x100, 0x104, 0x108) + [Step(0x10C, 1, False, None)]
-    assert _entries(flows, [(0x104, 0x108)], statements=set()) == []
+    assert _entries(flows, [(0x104, 0x108)], statements=set(), optimized=True) == []
+    # Dev code does not scatter a line's instructions: such a run is where a loop comes
+    # back (a dev `for` over an array re-enters `next()`, rows with is_stmt false).
+    assert _entries(flows, [(0x104, 0x108)], statements=set()) == [(0x104, False)]
+
+
+def test_an_entry_going_on_through_line_zero_code_to_another_entry_counts_there_once():
+    # Dev `for code in [100, 335, 7] {`: into_iter at 0x104 (the line), a line-0 `lea` at
+    # 0x10c that the body's jump back (0x11c, another line) also reaches, `next()` at
+    # 0x110 (the line). Both entries would count the first arrival: n + 2 for n items.
+    flows = [
+        Step(0x100, 4, True, None),
+        Step(0x104, 4, True, None),
+        Step(0x108, 4, True, None),
+        Step(0x10C, 4, True, None),  # line 0
+        Step(0x110, 4, True, None),
+        Step(0x114, 4, True, 0x124),  # je: done
+        Step(0x118, 4, True, None),  # the body
+        Step(0x11C, 4, False, 0x10C),  # jmp back
+        Step(0x120, 4, False, None),
+        Step(0x124, 4, False, None),
+    ]
+    line = [(0x104, 0x10C), (0x110, 0x118)]
+    assert _entries(flows, line, zero=[(0x10C, 0x110)]) == [(0x110, False)]
 
 
 def test_a_store_sunk_out_of_the_line_s_loop_is_no_execution_in_optimized_code():
@@ -252,3 +275,29 @@ def test_an_entry_joined_into_a_loop_head_of_its_own_line_keeps_the_loop_mark():
     # loop on the line, which the entry counting it now (0x114) still counts.
     line = [(0x104, 0x10C), (0x114, 0x120)]
     assert _entries(_for_header(body_jumps_back_from_the_line=True), line) == [(0x114, True)]
+
+
+def _one_line_for(back: Step):
+    """Dev `for x in v { s += x; }` on one line (0x104-0x118): into_iter at 0x104, the
+    loop's `next()` at 0x108, its exit test at 0x10c, the body at 0x110, `back` at 0x114."""
+    return [
+        Step(0x100, 4, True, None),  # the line before
+        Step(0x104, 4, True, None),  # into_iter
+        Step(0x108, 4, True, None),  # next()
+        Step(0x10C, 4, True, 0x118),  # je: done
+        Step(0x110, 4, True, None),  # the body
+        back,
+        Step(0x118, 4, False, None),  # the line after
+    ]
+
+
+def test_a_loop_on_one_line_counts_each_pass_at_its_jump_back():
+    # gcov's count of the line: the arrival (0x104) and one per pass (the jmp at 0x114).
+    flows = _one_line_for(Step(0x114, 4, False, 0x108))
+    assert _entries(flows, [(0x104, 0x118)]) == [(0x104, False), (0x114, False)]
+
+
+def test_a_conditional_jump_back_inside_the_line_makes_its_passes_uncounted():
+    flows = _one_line_for(Step(0x114, 4, True, 0x108))
+    found = _host_entries(HOST, as_flow(flows), [(0x104, 0x118)], [], {0x104}, False)
+    assert [(e.address, e.passes_uncounted) for e in found] == [(0x104, True)]
