@@ -243,6 +243,7 @@ def _lines(args: argparse.Namespace, out: TextIO) -> int:
     for row in rows:
         addresses = ",".join(f"{a:#x}" for a in row.addresses) or "-"
         loops = " (loops)" if row.loops_back else ""
+        loops += f" (bound: {', '.join(row.bound)})" if row.bound else ""
         out.write(
             f"{len(row.addresses):>5}  {row.probe:<40} {addresses}{loops}  "
             f"{', '.join(row.functions)}\n"

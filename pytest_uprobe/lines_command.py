@@ -19,9 +19,10 @@ class LineRow:
     line: int
     addresses: tuple[int, ...]  # the sites: where executions of the line begin
     functions: tuple[str, ...]  # the functions holding those sites, demangled
-    # Some site one execution of the line can pass more than once (a loop written on the
-    # line, or a closure's body next to the code that calls it): its count is an upper bound.
-    loops_back: bool
+    loops_back: bool  # some site is also reached from inside the line
+    # Empty: the count is exact. Else the shapes (`pieces`, `copies`, `loop header`, ...)
+    # that make it a bound exact assertions refuse (dwarf.lines.count_shape says why).
+    bound: tuple[str, ...] = ()
 
 
 def line_rows(binary: ElfBinary, file: str | None, function: str | None) -> list[LineRow]:
@@ -61,24 +62,11 @@ def line_rows(binary: ElfBinary, file: str | None, function: str | None) -> list
                 line,
                 tuple(e.address for e in entries),
                 tuple(sorted({e.host.path for e in entries})),
-                _repeats(binary, entries, source, line),
+                any(e.loops_back for e in entries),
+                lines.count_shape(binary, source, line, entries).shapes,
             )
         )
     return rows
-
-
-def _repeats(binary: ElfBinary, entries: list[lines.LineEntry], path: str, line: int) -> bool:
-    """Whether a probe on the line counts some execution more than once (as
-    points.repeated_passes says)."""
-    if any(e.loops_back or e.split for e in entries):
-        return True
-    if len(entries) < 2:
-        return False
-    closures = 0
-    for entry in entries:
-        scope = lines.scope_at(binary, entry.address, path, line)
-        closures += lines.closure_body(entry.host.path, scope.function if scope else None)
-    return 0 < closures < len(entries)
 
 
 def _probeable(binary: ElfBinary, entry: lines.LineEntry) -> bool:

@@ -113,8 +113,7 @@ class LinePoint:
     address: int
     host: str  # the function symbol whose code holds it, demangled
     function: str | None  # the innermost function of that line (an inlined copy's name)
-    loops_back: bool
-    split: bool = False  # also entered from another line's code scheduled inside it
+    loops_back: bool  # also reached from inside the line: a pass of a loop on the line
 
     def describe(self) -> str:
         own = (
@@ -167,8 +166,19 @@ def _plan_line(plan: ProbePlan, probe: str) -> None:
     entries = lines.entry_points(binary, path, line)
     if not entries:
         raise NoCodeAtLine(probe, binary.path, nearest_lines(binary, path, line))
+    # Where arrivals at the entry points may not be the line's executions, the count is a
+    # bound that exact assertions refuse, naming the line's shape.
+    counted = lines.count_shape(binary, path, line, entries)
+    coverage = plan.coverage_of(probe)
+    coverage.unseen.extend(r for r in counted.may_be_more if r not in coverage.unseen)
+    coverage.may_be_fewer.extend(r for r in counted.may_be_fewer if r not in coverage.may_be_fewer)
+    if any(e.passes_uncounted for e in entries):
+        coverage.unseen.append(
+            f"{os.path.basename(path)}:{line}: a loop written on the line jumps back through "
+            "a conditional jump that no probe can count: its passes after the first, each "
+            "an execution of the line, are not counted"
+        )
     refusal: _plan.UnprobeableSite | None = None
-    planned: list[LinePoint] = []
     for entry in entries:
         shape = _plan.shape_of(binary, entry.host, probe)
         try:
@@ -197,50 +207,12 @@ def _plan_line(plan: ProbePlan, probe: str) -> None:
             entry.host.path,
             scope.function if scope is not None else None,
             entry.loops_back,
-            entry.split,
         )
-        planned.append(point)
         _add(plan, probe, point, address, cfa, values, pieces, derefs, scope is not None)
-    for why in repeated_passes(planned):
-        if why not in plan.coverage_of(probe).may_be_fewer:
-            plan.coverage_of(probe).may_be_fewer.append(why)
     if refusal is not None and (not plan.functions_of(probe) or any(e.loops_back for e in entries)):
         # No site of the line can be probed; or one that loops is, and its count (each pass
         # through its loop) would be no lower bound of the line's executions.
         raise refusal
-
-
-def repeated_passes(points: Sequence[LinePoint]) -> list[str]:
-    """Why one execution of a line can be counted more than once at `points` (its sites):
-    a site the line's own code jumps back to (a loop written on the line: every pass
-    counts), a site also entered through another line's instruction scheduled inside the
-    line's code, or the body of a closure written on the line next to code that calls it (an
-    iterator adapter runs it once per item, each run counted). The count is then an upper
-    bound of the line's executions (see docs/lines-and-usdt.md)."""
-    reasons = [
-        f"{point.describe()} at {point.address:#x} is reached from the line's own code "
-        "too (a loop written on one line, or a jump over code the optimizer moved in from "
-        "another line): each arrival is counted, so one execution of the line can count "
-        "more than once"
-        for point in points
-        if point.loops_back
-    ]
-    reasons += [
-        f"{point.describe()} at {point.address:#x} is also reached through an instruction "
-        "of another line that the optimizer placed inside this line's code: each part "
-        "counts, so one execution of the line can count twice"
-        for point in points
-        if point.split
-    ]
-    closures = [p for p in points if lines.closure_body(p.host, p.function)]
-    if closures and len(closures) < len(points):
-        reasons += [
-            f"{point.describe()} at {point.address:#x} is the body of a closure written on "
-            "the line: each of its runs is counted, also those the line's own code makes "
-            "(an iterator adapter calls it once per item)"
-            for point in closures
-        ]
-    return reasons
 
 
 def _settled(

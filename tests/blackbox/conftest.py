@@ -62,6 +62,10 @@ KNOWN_GAPS = {
         "LLVM turned part of the recursion into a loop: the count (8 of 15) is a lower bound "
         "that says so, and the exact assertion fails with InexactCount naming the call"
     ),
+    "test_inlining.py::test_fib_counter_line[release]": (
+        "the recursion LLVM turned into a loop puts fib's first line in 2 pieces that one "
+        "arrival can pass in turn: the count (right here, 67) is a bound that `==` refuses"
+    ),
     "test_calls.py::test_fib_recursion[release]": (
         "LLVM turned part of the recursion into a loop: the count (34 of 67) is a lower bound "
         "that says so, and the exact assertion fails with InexactCount naming the call"

@@ -135,7 +135,13 @@ def test_lines_and_usdt_probes_with_their_semaphore(cargo_bin, profile):
         (wid, k) for (wid, n), _ in workers for k in range(1, n + 1)
     )
     assert all(f"PROGRESS_TRACED worker={wid}" in trace.stdout for (wid, _), _ in workers)
-    assert trace[line].call_count == printed_counts(trace.stdout)["fib"]
+    fib = trace[line].call_count
+    # Release: fib's recursion made a loop puts the line in pieces, a bound (dwarf.lines).
+    assert (
+        fib == printed_counts(trace.stdout)["fib"]
+        if fib.exact
+        else fib.low <= printed_counts(trace.stdout)["fib"] <= fib.high
+    )
 
 
 RED_ZONE_C = r"""

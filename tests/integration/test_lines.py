@@ -298,7 +298,14 @@ def test_every_line_of_a_function_counts_as_often_as_it_runs(uprobe_trace, cargo
     assert int(printed.group(3)) == 3 * sum(range(1, n, 2))
     expected = {"1": 1, "n": n, "n+1": n + 1, "evens": evens, "odds": n - evens}
     counts = {line: trace[f"src/main.rs:{line}"].call_count for line in markers}
-    assert counts == {line: expected[runs] for line, runs in markers.items()}
+    truth = {line: expected[runs] for line, runs in markers.items()}
+    # Exact and equal, or (release: a loop header, code in pieces) a bound holding the truth.
+    assert {line: c if c.exact else "bound" for line, c in counts.items()} == {
+        line: truth[line] if counts[line].exact else "bound" for line in markers
+    }
+    assert all(c.low <= truth[line] <= c.high for line, c in counts.items())
+    if profile == "dev":
+        assert all(c.exact for c in counts.values())
 
 
 @pytest.mark.parametrize("profile", PROFILES)

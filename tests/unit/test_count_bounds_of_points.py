@@ -1,5 +1,6 @@
-"""Counts that are bounds for reasons the plan finds: a source line that one execution
-passes more than once (points.repeated_passes) and a recursion check that failed
+"""Counts that are bounds for reasons the plan finds: a source line whose shape in
+optimized code makes arrivals at its sites no exact count of its executions
+(dwarf.lines.count_shape, "neither" bounds) and a recursion check that failed
 (dwarf/recursion.py). Both reach the count through plan.Coverage and bounds.CallCount, as
 the other bounds do. No root, no compiler."""
 
@@ -11,15 +12,10 @@ import pytest
 
 from pytest_uprobe.bounds import InexactCount
 from pytest_uprobe.dwarf import recursion
-from pytest_uprobe.dwarf.lines import closure_body
+from pytest_uprobe.dwarf.lines import CountShape
 from pytest_uprobe.elf import Symbol
 from pytest_uprobe.plan import Coverage
-from pytest_uprobe.points import LinePoint, repeated_passes
 from pytest_uprobe.trace import FunctionTrace
-
-
-def point(address: int, host: str, function: str | None, loops_back: bool = False) -> LinePoint:
-    return LinePoint("/src/main.rs", 13, address, host, function, loops_back)
 
 
 def trace_of(coverage: Coverage, count: int) -> FunctionTrace:
@@ -33,56 +29,45 @@ def trace_of(coverage: Coverage, count: int) -> FunctionTrace:
     )
 
 
-def test_a_site_the_line_jumps_back_to_makes_the_count_an_upper_bound():
-    reasons = repeated_passes([point(0x10, "c::countdown", "countdown", loops_back=True)])
-    assert len(reasons) == 1 and "a loop written on one line" in reasons[0]
-    assert "main.rs:13 in c::countdown at 0x10" in reasons[0]
-    coverage = Coverage(may_be_fewer=reasons)
-    assert not coverage.exact
-    count = trace_of(coverage, 15).call_count
-    assert repr(count) == "CallCount(between 1 and 15)"
-    assert count <= 15 and count < 16 and not count > 15
-    with pytest.raises(InexactCount, match="a loop written on one line"):
-        assert count == 3
-    with pytest.raises(InexactCount, match="at most 15 calls ran"):
-        assert count >= 2
-    # A line counted at all ran at least once: `called` and assert_called decide.
-    assert count >= 1 and count != 0 and trace_of(coverage, 15).called
-    trace_of(coverage, 15).assert_called()
+def _neither(shape: str) -> CountShape:
+    """What count_shape answers for a line of `shape` (its wording)."""
+    return CountShape(
+        ("main.rs:13 is a loop's header in optimized code",),
+        (f"main.rs:13: the same ({shape}), either way",),
+        (shape,),
+    )
+
+
+def test_a_line_s_neither_bound_flows_through_coverage_into_the_count():
+    counted = _neither("loop header")
+    assert not counted.exact and CountShape().exact
+    coverage = Coverage(unseen=list(counted.may_be_more), may_be_fewer=list(counted.may_be_fewer))
+    assert not coverage.exact and not trace_of(coverage, 3).complete
+    count = trace_of(coverage, 3).call_count
+    assert repr(count) == "CallCount(3, neither a lower nor an upper bound)"
+    for compare in (lambda: count == 4, lambda: count >= 2, lambda: count <= 5):
+        with pytest.raises(InexactCount, match="loop header"):
+            compare()
+    # Arrivals at a line's own code mean the line ran: `>= 1`, called, assert_called decide.
+    assert count >= 1 and count != 0 and trace_of(coverage, 3).called
+    trace_of(coverage, 3).assert_called()
     with pytest.raises(AssertionError):
-        trace_of(coverage, 15).assert_not_called()
-    assert not trace_of(coverage, 15).complete
-    assert repr(trace_of(coverage, 0).call_count) == "CallCount(at most 0)"
-    assert trace_of(coverage, 0).call_count == 0  # at most 0 is exactly 0
+        trace_of(coverage, 3).assert_not_called()
+    with pytest.raises(InexactCount):
+        trace_of(coverage, 3).assert_called_once()
+    # Counted 0: no arrival, so nothing is known to have run; and it may have run.
+    nothing = trace_of(coverage, 0).call_count
+    assert nothing.low == 0
+    with pytest.raises(InexactCount):
+        assert nothing == 0
 
 
-def test_a_closure_body_next_to_the_code_that_calls_it_is_an_upper_bound():
-    parent = point(0x10, "c::chain", "chain")
-    outlined = point(0x20, "c::chain::{{closure}}", "{closure#0}")
-    inlined = point(0x30, "<Map<I,F> as Iterator>::next", "{closure#0}")
-    reasons = repeated_passes([parent, outlined, inlined])
-    assert len(reasons) == 2 and all("body of a closure" in r for r in reasons)
-    assert "in c::chain::{{closure}} at 0x20" in reasons[0]  # its own symbol: not "inlined"
-    assert "(inlined {closure#0}) at 0x30" in reasons[1]
-
-
-@pytest.mark.parametrize(
-    "points",
-    [
-        [point(0x10, "c::first_caller", "scale"), point(0x20, "c::second_caller", "scale")],
-        [point(0x20, "c::f::{{closure}}", "{closure#0}")],  # a line of a closure only
-        [point(0x20, "c::f::{{closure}}", "{closure#0}"), point(0x30, "c::g", "{closure#1}")],
-    ],
-)
-def test_lines_passed_once_per_execution_stay_exact(points):
-    assert repeated_passes(points) == []
-    assert trace_of(Coverage(may_be_fewer=repeated_passes(points)), 3).call_count == 3
-
-
-def test_closure_bodies_are_told_by_symbol_or_by_dwarf_name():
-    assert closure_body("c::f::{{closure}}", None)
-    assert closure_body("core::iter::Map::next", "{closure#2}")
-    assert not closure_body("c::f", "f") and not closure_body("c::f", None)
+def test_copies_without_the_line_make_a_lower_bound():
+    coverage = Coverage(unseen=["main.rs:13: 2 of the inlined copies hold no code of this line"])
+    count = trace_of(coverage, 3).call_count
+    assert repr(count) == "CallCount(at least 3)" and count >= 3
+    with pytest.raises(InexactCount, match="hold no code of this line"):
+        assert count == 3
 
 
 class _Cache:

@@ -188,9 +188,32 @@ def test_a_loop_head_entered_from_outside_and_from_the_line_itself_is_marked():
     assert _entries(flows, [(0x104, 0x10C)]) == [(0x104, True)]
 
 
-def test_a_run_without_a_statement_row_is_left_out():
+def test_a_run_without_a_statement_row_is_left_out_in_optimized_code_only():
     flows = straight(0x100, 0x104, 0x108) + [Step(0x10C, 1, False, None)]
-    assert _entries(flows, [(0x104, 0x108)], statements=set()) == []
+    assert _entries(flows, [(0x104, 0x108)], statements=set(), optimized=True) == []
+    # Dev code does not scatter a line's instructions: such a run is where a loop comes
+    # back (a dev `for` over an array re-enters `next()`, rows with is_stmt false).
+    assert _entries(flows, [(0x104, 0x108)], statements=set()) == [(0x104, False)]
+
+
+def test_an_entry_going_on_through_line_zero_code_to_another_entry_counts_there_once():
+    # Dev `for code in [100, 335, 7] {`: into_iter at 0x104 (the line), a line-0 `lea` at
+    # 0x10c that the body's jump back (0x11c, another line) also reaches, `next()` at
+    # 0x110 (the line). Both entries would count the first arrival: n + 2 for n items.
+    flows = [
+        Step(0x100, 4, True, None),
+        Step(0x104, 4, True, None),
+        Step(0x108, 4, True, None),
+        Step(0x10C, 4, True, None),  # line 0
+        Step(0x110, 4, True, None),
+        Step(0x114, 4, True, 0x124),  # je: done
+        Step(0x118, 4, True, None),  # the body
+        Step(0x11C, 4, False, 0x10C),  # jmp back
+        Step(0x120, 4, False, None),
+        Step(0x124, 4, False, None),
+    ]
+    line = [(0x104, 0x10C), (0x110, 0x118)]
+    assert _entries(flows, line, zero=[(0x10C, 0x110)]) == [(0x110, False)]
 
 
 def test_a_store_sunk_out_of_the_line_s_loop_is_no_execution_in_optimized_code():
@@ -240,7 +263,9 @@ def _for_header(body_jumps_back_from_the_line: bool = False):
 
 def test_an_entry_that_jumps_on_to_another_entry_of_its_line_counts_there_once():
     # Entered at 0x104 once, then at 0x114 once per pass and once more to end the loop:
-    # counting both would count the first arrival twice (20 where the program ran 16).
+    # counting both would count the first arrival twice (n + 2 where gcov's count of the
+    # header is n + 1). The body's jump back carries the body's line here; when it carries
+    # the header's, _latches counts it (tests/integration/test_line_counts.py).
     line = [(0x104, 0x10C), (0x114, 0x120)]
     assert _entries(_for_header(), line) == [(0x114, False)]
 
@@ -252,30 +277,27 @@ def test_an_entry_joined_into_a_loop_head_of_its_own_line_keeps_the_loop_mark():
     assert _entries(_for_header(body_jumps_back_from_the_line=True), line) == [(0x114, True)]
 
 
-def _split_entries(flows, ranges):
-    flow = as_flow(flows)
-    statements = {r[0] for r in ranges}
+def _one_line_for(back: Step):
+    """Dev `for x in v { s += x; }` on one line (0x104-0x118): into_iter at 0x104, the
+    loop's `next()` at 0x108, its exit test at 0x10c, the body at 0x110, `back` at 0x114."""
     return [
-        (e.address, e.loops_back, e.split)
-        for e in _host_entries(HOST, flow, ranges, [], statements, True)
+        Step(0x100, 4, True, None),  # the line before
+        Step(0x104, 4, True, None),  # into_iter
+        Step(0x108, 4, True, None),  # next()
+        Step(0x10C, 4, True, 0x118),  # je: done
+        Step(0x110, 4, True, None),  # the body
+        back,
+        Step(0x118, 4, False, None),  # the line after
     ]
 
 
-def test_an_entry_behind_another_line_s_instruction_inside_the_line_is_marked_split():
-    # Release u8 `largest`: the body line's compare is 0x104 and 0x10c; the `for` line's
-    # `inc r8` (0x108) falls between them; both halves are entries, one execution each.
-    flows = straight(0x100, 0x104, 0x108, 0x10C) + [Step(0x110, 4, False, None)]
-    line = [(0x104, 0x108), (0x10C, 0x110)]
-    assert _split_entries(flows, line) == [(0x104, False, False), (0x10C, False, True)]
+def test_a_loop_on_one_line_counts_each_pass_at_its_jump_back():
+    # gcov's count of the line: the arrival (0x104) and one per pass (the jmp at 0x114).
+    flows = _one_line_for(Step(0x114, 4, False, 0x108))
+    assert _entries(flows, [(0x104, 0x118)]) == [(0x104, False), (0x114, False)]
 
 
-def test_an_instruction_between_that_is_a_jump_target_is_no_split():
-    # 0x108 is also reached by a jump from 0x114: the entry at 0x10c counts that path.
-    flows = [
-        Step(0x100, 4, True, 0x114),
-        *straight(0x104, 0x108, 0x10C),
-        Step(0x110, 4, False, None),
-        Step(0x114, 4, False, 0x108),
-    ]
-    line = [(0x104, 0x108), (0x10C, 0x110)]
-    assert _split_entries(flows, line) == [(0x104, False, False), (0x10C, False, False)]
+def test_a_conditional_jump_back_inside_the_line_makes_its_passes_uncounted():
+    flows = _one_line_for(Step(0x114, 4, True, 0x108))
+    found = _host_entries(HOST, as_flow(flows), [(0x104, 0x118)], [], {0x104}, False)
+    assert [(e.address, e.passes_uncounted) for e in found] == [(0x104, True)]
