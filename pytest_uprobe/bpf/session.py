@@ -351,6 +351,18 @@ def _close_all(links: list[int]) -> None:
             closer.join()
 
 
+def _exists(pid: int) -> bool:
+    """Whether process `pid` exists (also as a zombie not yet reaped, or a process that
+    took a reaped one's pid: either way detaching at once is the safe choice)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 # Links of finished runs still closing in the background: (the run's pid, its closer).
 _pending: list[tuple[int, threading.Thread]] = []
 _pending_lock = threading.Lock()
@@ -673,12 +685,14 @@ class Session:
         Called once the process is reaped: its handlers ran in its own context, so every
         event it made is in the ring buffer by then. The links of one process (uprobe_multi)
         close in the background; with follow_children other processes may still be dying
-        in a handler, so detaching first waits them out."""
+        in a handler, so detaching first waits them out. A process still alive (finished
+        without being reaped) detaches at once: its links would go on counting, and its USDT
+        semaphores stay set until they close."""
         self._stop.set()
         loaded = self._program
         if loaded is not None:
             loaded.set_gate(program.GATE_CLOSED)
-            if self.follow_children or not loaded.multi:
+            if self.follow_children or not loaded.multi or (self.pid > 0 and _exists(self.pid)):
                 loaded.detach()
             else:
                 loaded.detach_later(self.pid)
