@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ..decode import DATA, MAX_COPY, START_LIMIT, TABLE
-from ..plan import AREA, MAX_DEREFS, MAX_PIECES, Site
+from ..errors import UsageError
+from ..plan import AREA, MAX_DEREFS, MAX_PIECES, ProbePlan, Site
 from ..rawevents import EVENT as EVENT  # `struct event` below, as Python reads it
 
 RINGBUF_PAGES = 4096  # 16 MiB: the common case loses no event
@@ -587,6 +588,26 @@ def fill_site(entry: Any, site: Site, record: bool) -> None:
 def fill_deref(entry: Any, deref: Any) -> None:
     for name, *_ in entry._fields_:
         setattr(entry, name, getattr(deref, name))
+
+
+def check_deref_room(plan: ProbePlan) -> None:
+    """Refuse a plan whose copies from behind pointers do not fit the `derefs` map together
+    (about 256 sites at the full budget): an insert past its size would fail mid-set-up."""
+    used = [min(len(site.derefs), MAX_DEREFS) for site in plan.sites]
+    if sum(used) <= DEREF_ENTRIES:
+        return
+    per_function: dict[str, int] = {}
+    for site, count in zip(plan.sites, used):
+        name = plan.function(site.function).symbol.path
+        per_function[name] = per_function.get(name, 0) + count
+    largest = sorted(per_function.items(), key=lambda item: -item[1])[:5]
+    named = ", ".join(f"{name} ({count:,})" for name, count in largest)
+    raise UsageError(
+        f"the probes' values need {sum(used):,} copies from behind pointers in one run, more "
+        f"than the BPF engine's {DEREF_ENTRIES:,} (the most: {named}): lower "
+        "--uprobe-max-elements or --uprobe-max-string, split the probes over several runs, "
+        "or count calls only (record=False)"
+    )
 
 
 def fill_derefs(table: Any, sites: Any) -> None:

@@ -571,6 +571,8 @@ class Session:
         self._closed = False
         self._deferred: tuple[int, str | None] | None = None  # see attach(before_exec=True)
         self.pid = 0  # the process attached for
+        if record:
+            program.check_deref_room(plan)
         bcc = load_bcc()
         _set_kernel_source()
         capacity = program.capacity(len(plan.sites))
