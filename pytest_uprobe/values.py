@@ -184,10 +184,41 @@ class Inside:
     def __getitem__(self, key: Any) -> Any:
         return self.value[key]
 
+    # What the value does, the Inside does: `set(rc)`, `len(cell)`, `x in rc`, `sorted()` of
+    # Mutex values, `float(rc)`. (Without __iter__, iteration would fall back to indexing
+    # with 0, 1, ... through __getitem__: a set inside raised "not subscriptable".)
+    def __iter__(self) -> Any:
+        return iter(self.value)
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+    def __contains__(self, item: Any) -> bool:
+        return item in self.value
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+    def __int__(self) -> int:
+        return int(self.value)
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def __lt__(self, other: Any) -> Any:
+        return self.value < _unwrapped(other)
+
+    def __le__(self, other: Any) -> Any:
+        return self.value <= _unwrapped(other)
+
+    def __gt__(self, other: Any) -> Any:
+        return self.value > _unwrapped(other)
+
+    def __ge__(self, other: Any) -> Any:
+        return self.value >= _unwrapped(other)
+
     def __eq__(self, other: Any) -> bool:
-        if isinstance(other, Inside):
-            return bool(self.value == other.value)
-        return bool(self.value == other)
+        return bool(self.value == _unwrapped(other))
 
     def __ne__(self, other: Any) -> bool:
         return not self == other
@@ -197,6 +228,10 @@ class Inside:
     def __repr__(self) -> str:
         state = "".join(f", {k}={v!r}" for k, v in self.state.items())
         return f"{self.container}({self.value!r}{state})"
+
+
+def _unwrapped(value: Any) -> Any:
+    return value.value if isinstance(value, Inside) else value
 
 
 class Missing:

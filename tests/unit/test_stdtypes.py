@@ -143,3 +143,15 @@ def test_inside_copies_and_pickles():
     shared = Inside([1, 2], "Rc", strong=2, weak=1)
     for again in (copy.deepcopy(shared), pickle.loads(pickle.dumps(shared))):  # noqa: S301
         assert again == [1, 2] and again.strong == 2 and again.container == "Rc"
+
+
+def test_inside_iterates_measures_and_orders_as_its_value():
+    """A fifth user's `set(e.seen)` (a RefCell<HashSet<String>>) raised "'set' object is
+    not subscriptable", and sorted() of Mutex values "'<' not supported"."""
+    seen = Inside({"a", "b"}, "RefCell", borrow=0)
+    assert set(seen) == {"a", "b"} and len(seen) == 2 and "a" in seen and "c" not in seen
+    totals = [Inside(3, "Mutex", locked=False), Inside(1, "Mutex", locked=False), Inside(2, "Rc")]
+    assert sorted(totals) == [1, 2, 3] and max(totals) == 3 and totals[0] > 2 >= totals[1]
+    assert float(Inside(2.5, "Arc")) == 2.5 and int(Inside(7, "Rc")) == 7
+    assert not Inside([], "Rc") and Inside([0], "Rc")
+    assert list(Inside([1, 2], "Rc")) == [1, 2] and Inside([1, 2], "Rc")[1] == 2
