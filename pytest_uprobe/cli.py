@@ -25,6 +25,7 @@ from .dwarf.closures import closure_aliases
 from .dwarf.inlined import inlined_sites
 from .elf import ElfBinary, Symbol
 from .errors import InlinedFunction, TraceTimeout, UnreadableFunction, UprobeError, UsageError
+from .json_values import to_json
 from .names import crate_of, matcher, strip_generics
 from .plan import resolve, return_mode, shape_of
 from .values import Unavailable
@@ -463,9 +464,9 @@ def _terminated(signum: int, frame: object) -> None:
 
 def trace_json(trace: Any) -> dict[str, Any]:
     """What `pytest-uprobe trace --json` prints. A call's `caller` is the index of its
-    nearest traced caller in `calls` (null: none); values that could not be read are
-    {"unavailable": why}. A source-line or USDT hit has `at` (where) and, for a line,
-    `locals`."""
+    nearest traced caller in `calls` (null: none); values as json_values.to_json gives
+    them (values that could not be read: {"unavailable": why}). A source-line or USDT hit
+    has `at` (where) and, for a line, `locals`."""
     index = {id(call): i for i, call in enumerate(trace.calls)}
     start = trace.calls[0].ts_ns if trace.calls else 0
     calls = [
@@ -473,9 +474,9 @@ def trace_json(trace: Any) -> dict[str, Any]:
             "function": c.function,
             "probes": list(c.probes),
             "path": c.path,
-            "args": c.args if isinstance(c.args, Unavailable) else list(c.args),
-            "kwargs": c.kwargs,
-            "retval": c.retval,
+            "args": to_json(c.args if isinstance(c.args, Unavailable) else list(c.args)),
+            "kwargs": _named_json(c.kwargs),
+            "retval": to_json(c.retval),
             "returned": c.returned,
             "unwound": c.unwound,
             "ended": c.ended,
@@ -483,7 +484,7 @@ def trace_json(trace: Any) -> dict[str, Any]:
             "inlined": c.inlined,
             "inlined_into": c.inlined_into,
             "at": c.at,
-            "locals": c.locals,
+            "locals": _named_json(c.locals),
             "tid": c.tid,
             "offset_ns": c.ts_ns - start,
             "duration_ns": c.duration_ns,
@@ -535,7 +536,7 @@ def _future_json(call: Any, start: int) -> dict[str, Any]:
             "tid": p.tid,
             "offset_ns": p.ts_ns - start,
             "duration_ns": None if p.return_ts_ns is None else p.return_ts_ns - p.ts_ns,
-            "result": p.result,
+            "result": to_json(p.result),
         }
         for p in call.polls
     ]
@@ -555,12 +556,15 @@ def _future_json(call: Any, start: int) -> dict[str, Any]:
     }
 
 
+def _named_json(values: Any) -> Any:
+    """Values by name (a call's kwargs, a line hit's locals) as a JSON object."""
+    if isinstance(values, dict):
+        return {name: to_json(value) for name, value in values.items()}
+    return to_json(values)  # None (not a line hit), or Unavailable
+
+
 def _json_value(value: Any) -> Any:
-    if isinstance(value, Unavailable):
-        return {"unavailable": value.reason}
-    if isinstance(value, bytes):
-        return list(value)
-    return repr(value)
+    return to_json(value)  # what the fields above leave: a future's outcome, ...
 
 
 # -- doctor -----------------------------------------------------------------------------

@@ -58,6 +58,11 @@ class Struct:
     def fields(self) -> dict[str, Any]:
         return dict(self._fields)
 
+    @property
+    def tuple_like(self) -> bool:
+        """A tuple struct (`struct Meters(u32)`): its fields are positional."""
+        return self._tuple_like
+
     def __getattr__(self, name: str) -> Any:
         try:
             return self._fields[name]
