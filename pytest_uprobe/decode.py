@@ -38,7 +38,15 @@ from functools import partial
 from typing import Any, NamedTuple, Union
 
 from . import stdtypes
-from .dwarf.types import POINTERS, SCALARS, BTreeNode, RustType
+from .dwarf.types import (
+    POINTERS,
+    SCALARS,
+    BTreeNode,
+    Implementation,
+    RustType,
+    TailLevel,
+    tail_offsets,
+)
 from .values import BadUtf8, Inside, Missing, Struct, Truncated, Unavailable, Variant
 
 MAX_PIECES = 16  # words one event carries; the BPF program is built for this many
@@ -457,7 +465,19 @@ class Layout:
         if isinstance(words, Unavailable):
             self.copies[behind] = words
             return
+        # Where each implementation's value starts: at the pointer, or in a holder (the
+        # RcInner of an Rc<dyn T>) after its other fields, at an offset its alignment sets.
+        starts = [0] * len(implementations)
         size = max(i.type.size for i in implementations)
+        if value.holder_die is not None:
+            levels = value.tail
+            why = _unheld(value, levels)
+            if why is not None or levels is None:
+                self.copies[behind] = Unavailable(why or "")
+                return
+            starts = [tail_offsets(levels, _planned_align(i))[-1] for i in implementations]
+            size = max(levels[0].holder.size,
+                       *(at + i.type.size for at, i in zip(starts, implementations)))  # fmt: skip
         if size == 0:
             self.copies[behind] = NOTHING
             return
@@ -467,8 +487,8 @@ class Layout:
         for k, implementation in enumerate(implementations):
             concrete = implementation.type
             if concrete.size and has_pointers(concrete):
-                queue.append((concrete, ((data.dst, concrete.size),), behind + (k,), guard,
-                              depth + 1))  # fmt: skip
+                queue.append((concrete, ((data.dst + starts[k], concrete.size),), behind + (k,),
+                              guard, depth + 1))  # fmt: skip
 
     def _node_entries(
         self, node: BTreeNode, path: Path, planned: Planned, depth: int, queue: _Queue
@@ -771,6 +791,8 @@ def _dyn(value: RustType, raw: bytes, reader: Reader, path: Path) -> Any:
     implementations = value.implementations
     if not implementations:
         return value.decode(b"")
+    if value.std == "weak" and address == 2**64 - 1:
+        return Missing("dangling")  # Weak::new(): never pointed at a value
     words = reader.fetch(path + ("vtable",), vtable)
     if isinstance(words, Unavailable):
         return words
@@ -780,7 +802,7 @@ def _dyn(value: RustType, raw: bytes, reader: Reader, path: Path) -> Any:
         (k, i)
         for k, i in enumerate(implementations)
         if i.vtable % PAGE == vtable % PAGE and i.type.size == size
-        and (not i.type.align or i.type.align == align)
+        and (not i.align or i.align == align)
     ]  # fmt: skip
     if len(fits) != 1:
         names = ", ".join(i.name for _, i in fits) or "none"
@@ -790,12 +812,75 @@ def _dyn(value: RustType, raw: bytes, reader: Reader, path: Path) -> Any:
         )
     k, implementation = fits[0]
     concrete = implementation.type
+    if value.holder_die is not None:
+        return _held(value, implementation, k, align, address, reader, path)
     if concrete.size == 0:
         return decode_value(concrete, b"", reader, path + ("*", k))
     data = reader.fetch(path + ("*",), address)
     if isinstance(data, Unavailable):
         return data
     return decode_value(concrete, data[: concrete.size], reader, path + ("*", k))
+
+
+# The alignment a value of unknown alignment is planned for: no scalar's is larger.
+_MOST_ALIGNED = 16
+
+
+def _planned_align(implementation: Implementation) -> int:
+    return implementation.align or _MOST_ALIGNED
+
+
+def _unheld(value: RustType, levels: tuple[TailLevel, ...] | None) -> str | None:
+    """Why the trait object inside `value`'s holder (Rc<dyn T>'s RcInner) is not read, if
+    it is not."""
+    if levels is None:
+        return f"{value.name} holds its trait object in a way not recognised"
+    for level in levels:
+        for f in level.holder.fields:
+            if f.name != level.field and has_pointers(f.type):
+                return (f"{level.holder.name} holds pointers beside its trait object "
+                        f"({f.name}), which are not followed")  # fmt: skip
+    return None
+
+
+def _held(value: RustType, implementation: Implementation, k: int, align: int, address: int,
+          reader: Reader, path: Path) -> Any:  # fmt: skip
+    """A trait object inside its holder (Rc<dyn T>'s RcInner): the holder's fields, its
+    unsized field being the concrete value, found at the offset its alignment (the
+    vtable's) sets; each level as its std type means it (an RcInner's counts, a
+    RefCell's borrow state)."""
+    levels = value.tail
+    why = _unheld(value, levels)
+    if why is not None or levels is None:
+        return Unavailable(why or "")
+    if address == 0:
+        return Unavailable("a null pointer")
+    concrete = implementation.type
+    starts = tail_offsets(levels, align)
+    if not implementation.align and has_pointers(concrete) and (
+        starts[-1] != tail_offsets(levels, _planned_align(implementation))[-1]
+    ):
+        return Unavailable(
+            f"{implementation.name}'s alignment is not in DWARF, and the vtable's ({align}) "
+            "puts the value where its pointers were not followed"
+        )
+    data = reader.fetch(path + ("*",), address)
+    if isinstance(data, Unavailable):
+        return data
+    at = starts[-1]
+    inner = decode_value(concrete, data[at : at + concrete.size], reader, path + ("*", k))
+    for level, start in zip(reversed(levels), reversed(starts[:-1])):
+        holder = level.holder
+        fields = {
+            f.name: inner if f.name == level.field else decode_value(
+                f.type, data[start + f.offset : start + f.offset + f.type.size], reader,
+                path + ("*", "holder", f.name))
+            for f in holder.fields
+        }  # fmt: skip
+        made: Any = (tuple(fields.values()) if holder.kind == "tuple"
+                     else Struct(holder.name, fields, holder.tuple_like))  # fmt: skip
+        inner = stdtypes.meaning(holder, made) if holder.std else made
+    return inner
 
 
 def _word(value: RustType, raw: bytes, name: str) -> int:

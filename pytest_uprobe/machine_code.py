@@ -295,6 +295,61 @@ _FAMILIES = {
 }  # fmt: skip
 
 
+# The integer argument registers of the x86-64 psABI, with their DWARF numbers.
+_ARGUMENT_REGISTERS = {"rdi": 5, "rsi": 4, "rdx": 1, "rcx": 2, "r8": 8, "r9": 9}
+
+
+def spilled_after(code: bytes, start: int, entry: int) -> dict[int, int]:
+    """The 8-byte stack words that straight-line code from `start` (the function's first
+    instruction) fills only after `entry`, and before its first call, jump or change of
+    rsp there, from an argument register nothing wrote since `start`: each as its offset
+    from rsp at `entry`, with that register's DWARF number. At `entry` such a word does
+    not hold the argument yet; the register does. Words written before `entry`, or first
+    written otherwise (another size, another source), are left out; so is everything when
+    the code before `entry` calls or jumps."""
+    cs = _disassembler()
+    x86 = capstone.x86
+    written: set[str] = set()
+    found: dict[int, int] = {}
+    stored: set[int] = set()  # words written so far, as offsets from rsp at `start`
+    delta = 0  # rsp now minus rsp at `start`
+    at_entry: int | None = None
+    for insn in cs.disasm(code, start):
+        if insn.address >= entry and at_entry is None:
+            at_entry = delta
+        if any(insn.group(g) for g in _CONTROL_GROUPS):
+            if at_entry is None:
+                return {}
+            break
+        ops = insn.operands
+        _, writes = insn.regs_access()
+        names = {_family(insn.reg_name(r)) for r in writes}
+        if insn.mnemonic == "push" and at_entry is None:
+            delta -= 8
+            stored.add(delta)
+            written |= names - {"rsp"}
+            continue
+        if (insn.mnemonic == "sub" and at_entry is None and ops[0].type == x86.X86_OP_REG
+                and insn.reg_name(ops[0].reg) == "rsp" and ops[1].type == x86.X86_OP_IMM):
+            delta -= ops[1].imm  # fmt: skip
+            continue
+        if "rsp" in names:
+            if at_entry is None:
+                return {}
+            break
+        if ops and ops[0].type == x86.X86_OP_MEM and insn.reg_name(ops[0].mem.base) == "rsp":
+            word, size = delta + ops[0].mem.disp, ops[0].size
+            source = insn.reg_name(ops[1].reg) if (
+                len(ops) == 2 and ops[1].type == x86.X86_OP_REG) else None  # fmt: skip
+            if (at_entry is not None and insn.mnemonic == "mov" and size == 8
+                    and ops[0].mem.index == 0 and source in _ARGUMENT_REGISTERS
+                    and source not in written and word not in stored):  # fmt: skip
+                found[word - at_entry] = _ARGUMENT_REGISTERS[source]
+            stored.update(range(word - word % 8, word + size, 8))
+        written |= names
+    return found
+
+
 def rdi_slot(code: bytes, start: int) -> int | None:
     """Where the caller's rdi (a hidden return pointer, say) is at the end of `code`
     (straight-line code from `start`, the function's first instruction) when the code

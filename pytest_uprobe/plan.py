@@ -739,6 +739,7 @@ def _plan_function(plan: ProbePlan, probe: str, symbol: Symbol, ret_sites_only: 
         if info is not None
         else []
     )
+    located = _filled_later(binary, shape, entry, located)
     params, pieces, derefs = _site_values(located, plan.caps)
     if info is None:
         returns: Value | None = _unknown_return(unknown_why)
@@ -904,6 +905,42 @@ def _entry_point(info: index.FunctionInfo | None, shape: code.CodeShape) -> int:
     if not needs_prologue:
         return shape.start
     return prologue_end
+
+
+def _filled_later(
+    binary: ElfBinary, shape: code.CodeShape, entry: int,
+    located: list[tuple[str, RustType, Location]],
+) -> list[tuple[str, RustType, Location]]:  # fmt: skip
+    """Arguments DWARF places in a stack slot for the whole function (DW_OP_fbreg) that the
+    code fills only after the entry probe, from the register the argument came in (a
+    release build's spill after prologue_end): each such word is read from the register,
+    not from the slot, which still holds an earlier call's value there."""
+    body = binary.code(shape.start, shape.end - shape.start)
+    filled = code.spilled_after(body, shape.start, entry) if body else {}
+    in_registers = {p.reg for _, _, where in located if isinstance(where, tuple)
+                    for p in where if not p.memory}  # fmt: skip
+    if not filled:
+        return located
+    found: list[tuple[str, RustType, Location]] = []
+    for name, rust_type, where in located:
+        if isinstance(where, tuple) and any(
+            p.memory and p.reg == RSP and any(p.offset <= w < p.offset + p.size for w in filled)
+            for p in where
+        ):
+            words: list[Piece] = []
+            for p in where:
+                if not (p.memory and p.reg == RSP) or p.offset % 8 or p.size % 8:
+                    words.append(p)
+                    continue
+                for w in range(p.offset, p.offset + p.size, 8):
+                    reg = filled.get(w)
+                    if reg is not None and reg not in in_registers:
+                        words.append(Piece(reg, 0, 8, False))
+                    else:
+                        words.append(Piece(RSP, w, 8, True))
+            where = tuple(words)
+        found.append((name, rust_type, where))
+    return found
 
 
 def _located_only_after(param: index.Parameter, start: int, prologue_end: int) -> bool:

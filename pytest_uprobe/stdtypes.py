@@ -10,7 +10,8 @@ as usual and hands the result here. Where a part could not be read, the whole va
 | path | &Path, PathBuf | pathlib.PurePosixPath (bytes not UTF-8 kept as surrogates) |
 | os | &OsStr, OsString | str (BadUtf8 when not UTF-8) |
 | cstr | &CStr, CString | str without the nul (BadUtf8 when not UTF-8) |
-| rc, arc | Rc<T>, Arc<T> | Inside(value, strong=, weak=) |
+| rc, arc | Rc<T>, Arc<T> | Inside(value, strong=, weak=) (Rc<dyn T> too: decode.py |
+| | | finds the value in its RcInner by the vtable) |
 | cell, unsafecell | Cell<T>, UnsafeCell<T> | the value |
 | refcell | RefCell<T> | Inside(value, borrow=) |
 | mutex, rwlock | Mutex<T>, RwLock<T> | Inside(value, locked= or readers=, write_locked=; |

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from elftools.dwarf.die import DIE
 from elftools.dwarf.dwarf_expr import DWARFExprParser
@@ -86,6 +86,9 @@ class RustType:
     std: str = ""  # a std type shown as what it means (stdtypes.STD_KINDS), else ""
     node: BTreeNode | None = None  # btree: the layout of its nodes
     data_at: int = 0  # str, slice: the bytes from the pointer to the data (Rc<str>'s counts)
+    # trait_object: the type that holds the trait object as its unsized tail (Rc<dyn T>'s
+    # RcInner<dyn T>, after the counts); None where the pointer points at the value itself
+    holder_die: Any = field(default=None, repr=False)
 
     @property
     def target(self) -> RustType:
@@ -107,6 +110,16 @@ class RustType:
             )
             object.__setattr__(self, "_implementations", cached)
         return cached
+
+    @property
+    def tail(self) -> tuple[TailLevel, ...] | None:
+        """A holder trait object's way from its holder to the `dyn` value (see
+        TailLevel), read on first use; None where it is not recognised."""
+        if "_tail" not in self.__dict__:
+            found = None if self.holder_die is None else _unsized_tail(self.holder_die)
+            object.__setattr__(self, "_tail", found)
+        tail: tuple[TailLevel, ...] | None = self.__dict__["_tail"]
+        return tail
 
     @property
     def element(self) -> RustType | None:
@@ -376,14 +389,18 @@ def _structure(die: Any, name: str, size: int) -> RustType:
     if std is not None:
         return std
     if names == ["pointer", "vtable"]:  # `&dyn Trait`, `Box<dyn Trait>`: a fat pointer
-        if not _points_at_dyn(name):  # `Rc<dyn T>`'s RcInner: counts before the value
-            return _unsupported(name, size, "a trait object inside another type (as in "
-                                "Rc<dyn T>, Arc<dyn T>) is not decoded")  # fmt: skip
         trait = _trait_of(name)
         why = f"no implementation of {trait or 'the trait'} has a vtable in DWARF"
         parts = (Field("ptr", fields[0].offset, fields[0].type),
                  Field("vtable", fields[1].offset, fields[1].type))  # fmt: skip
-        return RustType(name, "trait_object", size, fields=parts, why=why, target_die=die)
+        holder = None
+        if not _points_at_dyn(name):  # `Rc<dyn T>`'s RcInner: the value after the counts
+            holder = _type_die(_type_die(_member_die(children, "pointer")))
+            if holder is None:
+                return _unsupported(name, size, "the type a trait object's pointer points "
+                                    "to is not in DWARF")  # fmt: skip
+        return RustType(name, "trait_object", size, fields=parts, why=why, target_die=die,
+                        holder_die=holder)  # fmt: skip
     if name in ("&str", "&mut str") and names == ["data_ptr", "length"]:
         return RustType(name, "str", size, fields=_fat(fields))
     if name.startswith(("&[", "&mut [")) and names == ["data_ptr", "length"]:
@@ -509,12 +526,14 @@ def _std_type(
             return RustType(name, "pointer", 8, target_die=inner, std=short.lower())
         return None
     if path in ("alloc::rc::Rc", "alloc::sync::Arc") and size == 16 and "ptr" in names:
-        return _shared_unsized(name, short, fields)
+        return _shared_unsized(name, short, fields) or _shared_dyn(name, short.lower(), fields)
     if path in ("alloc::rc::Weak", "alloc::sync::Weak") and size == 8 and "ptr" in names:
         inner = _pointer_target(_member_die(children, "ptr"))
         if inner is not None:  # the value if alive (decode.py: not when dangling)
             return RustType(name, "pointer", 8, target_die=inner, std="weak")
         return None
+    if path in ("alloc::rc::Weak", "alloc::sync::Weak") and size == 16 and "ptr" in names:
+        return _shared_dyn(name, "weak", fields)
     if path == "core::pin::Pin" and len(fields) == 1:
         return RustType(name, "struct", size, fields=fields, std="pin")
     if path == "core::cell::once::OnceCell" and names == ["inner"]:
@@ -561,6 +580,17 @@ def _shared_unsized(name: str, short: str, fields: tuple[Field, ...]) -> RustTyp
     return RustType(name, "str" if text else "slice", 16, fields=parts,
                     element_die=None if text else _type_die(value),
                     std=f"{short.lower()}dst", data_at=_offset(value))  # fmt: skip
+
+
+def _shared_dyn(name: str, std: str, fields: tuple[Field, ...]) -> RustType | None:
+    """Rc<dyn T>, Arc<dyn T>, Weak<dyn T> (and Rc<RefCell<dyn T>>, ...): the fat pointer to
+    the RcInner/ArcInner that holds the trait object after the counts, read as a trait
+    object whose holder is that inner type (decode.py finds the value in it)."""
+    pointer = _find(RustType(name, "struct", 16, fields=fields), "pointer")
+    if pointer is None or pointer.type.kind != "trait_object" or pointer.type.holder_die is None:
+        return None
+    shifted = tuple(Field(f.name, pointer.offset + f.offset, f.type) for f in pointer.type.fields)
+    return replace(pointer.type, name=name, fields=shifted, std=std)
 
 
 def _once_lock(name: str, size: int, fields: tuple[Field, ...], children: list[Any]) -> Any:
@@ -729,6 +759,81 @@ class Implementation:
     @property
     def type(self) -> RustType:
         return type_of(self.die)
+
+    @property
+    def align(self) -> int:
+        """The concrete type's alignment: DW_AT_alignment, or a scalar's size; 0 if
+        DWARF does not say."""
+        given = _constant(self.die.attributes.get("DW_AT_alignment"))
+        if given:
+            return given
+        concrete = self.type
+        scalar = concrete.kind in SCALARS or concrete.kind == "pointer"
+        return concrete.size if scalar and concrete.size in (1, 2, 4, 8, 16) else 0
+
+
+class TailLevel(NamedTuple):
+    """One type on the way from a trait object's holder to the `dyn` value, its unsized
+    tail (RcInner<RefCell<dyn T>>: the RcInner, then the RefCell). `holder` holds the
+    rest in its field `field`, which DWARF places at `offset` (where a value aligned to 1
+    would sit); `align` is that field's type's alignment, the `dyn` aside (1 for the
+    `dyn` itself)."""
+
+    holder: RustType
+    field: str
+    offset: int
+    align: int
+
+
+def tail_offsets(levels: tuple[TailLevel, ...], align: int) -> list[int]:
+    """Where each level's holder starts, and last where the `dyn` value starts, for a
+    concrete type aligned to `align`: each unsized field sits at its offset rounded up
+    to its alignment at run time (its own, or the value's where that is larger)."""
+    at = [0]
+    for level in levels:
+        step = max(level.align, align, 1)
+        at.append(at[-1] + -(-level.offset // step) * step)
+    return at
+
+
+_MAX_TAIL = 8  # types nested around a trait object (RcInner<Mutex<UnsafeCell<dyn T>>>: 3)
+
+
+def _is_dyn(die: Any) -> bool:
+    return die.tag == "DW_TAG_structure_type" and _name(die).lstrip("(").startswith("dyn ")
+
+
+def _holds_dyn(die: Any, depth: int = 0) -> bool:
+    """Whether the type `die` is a `dyn` value or a struct whose unsized tail is one."""
+    if die is None or die.tag != "DW_TAG_structure_type" or depth > _MAX_TAIL:
+        return False
+    return _is_dyn(die) or any(
+        _holds_dyn(_type_die(c), depth + 1) for c in die.iter_children()
+        if c.tag == "DW_TAG_member"
+    )  # fmt: skip
+
+
+def _unsized_tail(die: Any) -> tuple[TailLevel, ...] | None:
+    """The levels from the holder `die` (RcInner<dyn T>) down to its `dyn` value; None if
+    the layout is not one of structs with DWARF alignments around the `dyn`."""
+    levels: list[TailLevel] = []
+    while len(levels) < _MAX_TAIL and die is not None and die.tag == "DW_TAG_structure_type":
+        if _is_dyn(die):
+            return tuple(levels) or None
+        member = next((c for c in die.iter_children()
+                       if c.tag == "DW_TAG_member" and _holds_dyn(_type_die(c))), None)  # fmt: skip
+        if member is None:
+            return None
+        inner = _type_die(member)
+        holder = type_of(die)
+        at, inner_type = _offset(member), type_of(inner)
+        tail = next((f for f in holder.fields if f.offset == at and f.type is inner_type), None)
+        align = 1 if _is_dyn(inner) else _constant(inner.attributes.get("DW_AT_alignment"))
+        if tail is None or not align or holder.kind not in ("struct", "tuple"):
+            return None
+        levels.append(TailLevel(holder, tail.name, tail.offset, align))
+        die = inner
+    return None
 
 
 # What a fat pointer's name may wrap its `dyn` in and still point at the value itself.
