@@ -323,6 +323,7 @@ class Tracer:
         from .inprocess.engine import InprocessRun
 
         engine = InprocessRun(plan, record=self.record, follow_children=follow)
+        engine.events.consumer = Pairing(engine.plan)  # pairs events while the program runs
         self._live.append(engine)
         # The very file the plan was made from, through a path the child can open.
         path = f"/proc/{os.getpid()}/fd/{pinned.fd}"
