@@ -623,6 +623,7 @@ class InprocessRun:
             if self._records:
                 self._parse(PARSE_BYTES)
             else:
+                self._hand_on(1)  # a trickle of events is paired as it comes, too
                 self._stop.wait(DRAIN_SECONDS)
 
     def _parse(self, limit: int | None = None) -> None:
@@ -630,6 +631,9 @@ class InprocessRun:
         the events on to the consumer. A consumer that fails keeps its failure in `events`
         (events.collect raises it), and the run's events are dropped from then on."""
         events, records = self.events, self._records
+        if events.failure is not None:
+            records.clear()
+            return
         budget = limit
         while records and (budget is None or budget > 0):
             blob = records[0]
@@ -637,8 +641,7 @@ class InprocessRun:
             try:
                 end = take_records(blob, start, len(blob) if budget is None else budget, events)
             except Exception as exc:  # a broken ring: no event of it can be trusted
-                events.failure = exc
-                records.clear()
+                events.failure, events.consumer = exc, None
                 break
             if budget is not None:
                 budget -= end - start
@@ -647,11 +650,17 @@ class InprocessRun:
                 self._parsed = 0
             else:
                 self._parsed = end
-            with contextlib.suppress(Exception):  # kept in events.failure
-                events.flush(FLUSH_BYTES)
+            self._hand_on(FLUSH_BYTES)
         if events.failure is not None:
             events.clear()
             records.clear()
+
+    def _hand_on(self, minimum: int) -> None:
+        """Give the consumer the events parsed so far if they fill `minimum` bytes."""
+        with contextlib.suppress(Exception):  # kept in events.failure
+            self.events.flush(minimum)
+        if self.events.failure is not None:
+            self.events.clear()
 
     def _finish(self) -> None:
         # The run is over: processes left running (children="leave") count no more, as the
