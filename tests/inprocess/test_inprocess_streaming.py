@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from pytest_uprobe import Tracer, tracer as tracer_module
+from pytest_uprobe import Tracer
+from pytest_uprobe import tracer as tracer_module
 from pytest_uprobe.errors import TraceTimeout
 from pytest_uprobe.events import EVENT, Pairing
 from pytest_uprobe.trace import LostEventsWarning
@@ -78,9 +79,10 @@ def test_a_ring_left_full_drops_events_and_counts_them(cargo_bin, monkeypatch, w
     monkeypatch.setattr(engine.SharedBuffer.__init__, "__defaults__", (1 << 16,))
     monkeypatch.setattr(engine.InprocessRun, "_drain", lambda self: self._stop.wait())
     exe = cargo_bin("example_crates/workload")
-    with Tracer(backend="inprocess", lost_events="warn") as tracer:
-        with pytest.warns(LostEventsWarning):
-            trace = tracer.run([exe, "loop", "3000"], probes=[TICK])
+    with Tracer(backend="inprocess", lost_events="warn") as tracer, pytest.warns(
+        LostEventsWarning
+    ):
+        trace = tracer.run([exe, "loop", "3000"], probes=[TICK])
     assert "ticks 3000" in trace.stdout
     recorded = _ticks_in_order(trace)
     assert trace[TICK].call_count == 3000
