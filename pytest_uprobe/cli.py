@@ -124,7 +124,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "if the timeout expired, 125 for pytest-uprobe's own errors (a bad option, a probe "
         "name that matches nothing, missing privileges). If pytest-uprobe itself is killed, "
         "even with SIGKILL, the program and everything it started are killed with it. "
-        "Needs root, as tracing does.",
+        "The bpf engine needs root (or CAP_BPF and CAP_PERFMON); --backend inprocess does "
+        "not, and auto takes it where BPF is not allowed. The last line says which ran.",
         usage="%(prog)s -p NAME [-p NAME ...] [--json] [OPTION ...] [--timeline FILE] "
         "-- COMMAND [ARG ...]",
     )
@@ -395,6 +396,7 @@ def _trace(args: argparse.Namespace, out: TextIO) -> int:
             "pytest-uprobe trace -p 'args::hello' -- ./target/debug/args 1 2"
         )
     timed_out = False
+    engine: str | None = None
     # SIGTERM unwinds like Ctrl-C, so the program is killed and the probes detached before
     # this process exits (after SIGKILL, the watchdog of launch.py does the killing).
     previous = signal.signal(signal.SIGTERM, _terminated)
@@ -405,6 +407,7 @@ def _trace(args: argparse.Namespace, out: TextIO) -> int:
             if setting.command_flag is not None
         }
         with Tracer(**settings) as tracer:
+            engine = tracer.backend_used  # what "auto" chose
             tracer.timeout_option = f"{options.TIMEOUT.command_flag} S (0: no timeout)"
             try:
                 trace = tracer.run(command, probes=args.probe)
@@ -423,7 +426,7 @@ def _trace(args: argparse.Namespace, out: TextIO) -> int:
         written = trace.save_timeline(args.timeline)
         sys.stderr.write(f"pytest-uprobe trace: timeline written to {written}\n")
     if args.json:
-        json.dump(trace_json(trace), out, indent=1, default=_json_value)
+        json.dump({**trace_json(trace), "engine": engine}, out, indent=1, default=_json_value)
         out.write("\n")
     else:
         sys.stderr.write(trace.stdout)
@@ -441,7 +444,9 @@ def _trace(args: argparse.Namespace, out: TextIO) -> int:
                 sys.stderr.write(f"pytest-uprobe trace: {name}: {why}\n")
         status = "timed out" if timed_out else f"exit status {trace.returncode}"
         lost = f"; {trace.lost_events} events lost" if trace.lost_events else ""
-        sys.stderr.write(f"pytest-uprobe trace: {status}; calls counted: {counts}{lost}\n")
+        sys.stderr.write(
+            f"pytest-uprobe trace: {status}; calls counted: {counts}{lost}; engine: {engine}\n"
+        )
         if trace.orphans and not timed_out:
             done = options.CHILDREN_DONE[trace.children]
             running = ", ".join(str(p) for p in trace.orphans)

@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from . import futures
 from .bpf import session as bpf
@@ -237,7 +237,8 @@ class Tracer:
         self._live.append(pinned)
         engine = self._run_inprocess if self.backend_used == "inprocess" else self._run_bpf
         try:
-            session, finished = engine(plan, pinned, args, env, cwd, data, seconds, follow, policy)
+            request = _RunRequest(plan, pinned, args, env, cwd, data, seconds, follow, policy)
+            session, finished = engine(request)
             plan = session.plan  # the in-process engine adds values only it reads (xmm floats)
             site_counts = session.counts()
             counts = entry_counts(plan, site_counts)
@@ -273,63 +274,55 @@ class Tracer:
             raise TraceTimeout(args, seconds, trace, program_exited=finished.exited, option=option)
         return trace
 
-    def _run_bpf(
-        self,
-        plan: ProbePlan,
-        pinned: _PinnedFile,
-        args: list[str],
-        env: Mapping[str, str] | None,
-        cwd: str | os.PathLike[str] | None,
-        data: bytes | None,
-        timeout: float | None,
-        follow: bool,
-        children: str,
-    ) -> tuple[Any, Any]:
+    def _run_bpf(self, run: _RunRequest) -> tuple[Any, Any]:
         """The BPF engine's run: the program is held before its first instruction (through
         an fd of the very file planned) until every probe is attached."""
-        session = bpf.Session(plan, record=self.record, follow_children=follow)
-        session.events.consumer = Pairing(plan)  # pairs events while the program runs
+        session = bpf.Session(run.plan, record=self.record, follow_children=run.follow)
+        session.events.consumer = Pairing(run.plan)  # pairs events while the program runs
         self._live.append(session)
         held = HeldProcess(
-            plan.binary.path,
-            args,
-            env=env,
-            cwd=cwd,
-            stdin_data=data is not None,
-            executable_fd=pinned.fd,
+            run.plan.binary.path,
+            run.args,
+            env=run.env,
+            cwd=run.cwd,
+            stdin_data=run.input is not None,
+            executable_fd=run.pinned.fd,
         )
         self._live.append(held)
-        session.attach(held.pid, path=pinned.path, before_exec=True)
+        session.attach(held.pid, path=run.pinned.path, before_exec=True)
         held.release()
         session.started()  # USDT semaphores: attached at the entry point
-        finished = held.wait(data, timeout, children)
+        finished = held.wait(run.input, run.timeout, run.children)
         session.finish()
         return session, finished
 
-    def _run_inprocess(
-        self,
-        plan: ProbePlan,
-        pinned: _PinnedFile,
-        args: list[str],
-        env: Mapping[str, str] | None,
-        cwd: str | os.PathLike[str] | None,
-        data: bytes | None,
-        timeout: float | None,
-        follow: bool,
-        children: str,
-    ) -> tuple[Any, Any]:
+    def _run_inprocess(self, run: _RunRequest) -> tuple[Any, Any]:
         """The in-process engine's run (see pytest_uprobe/inprocess): Frida spawns the
         target itself, suspended, so no held launcher is needed."""
         from .inprocess.engine import InprocessRun
 
-        engine = InprocessRun(plan, record=self.record, follow_children=follow)
+        engine = InprocessRun(run.plan, record=self.record, follow_children=run.follow)
+        engine.events.consumer = Pairing(engine.plan)  # pairs events while the program runs
         self._live.append(engine)
         # The very file the plan was made from, through a path the child can open.
-        path = f"/proc/{os.getpid()}/fd/{pinned.fd}"
-        finished = engine.run(
-            path, args, env=env, cwd=cwd, input=data, timeout=timeout, children=children
-        )
+        path = f"/proc/{os.getpid()}/fd/{run.pinned.fd}"
+        finished = engine.run(path, run.args, env=run.env, cwd=run.cwd, input=run.input,
+                              timeout=run.timeout, children=run.children)  # fmt: skip
         return engine, finished
+
+
+class _RunRequest(NamedTuple):
+    """One run, as `Tracer.run` hands it to an engine: everything checked and resolved."""
+
+    plan: ProbePlan
+    pinned: _PinnedFile  # an open fd of the very file `plan` was made from
+    args: list[str]  # argv, args[0] as the user gave it
+    env: Mapping[str, str] | None
+    cwd: str | os.PathLike[str] | None
+    input: bytes | None  # the program's stdin; None: /dev/null
+    timeout: float | None  # seconds from the program's first instruction; None: none
+    follow: bool  # follow_children
+    children: str  # what happens to processes that outlive it (options.CHILDREN)
 
 
 def choose_backend(backend: str) -> str:

@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -166,7 +168,8 @@ def test_trace_prints_the_call_log_and_exits_with_the_programs_status(cargo_bin)
     assert printed_hellos(result.stderr) == expected
     assert "Error: Argument 'x' is not a valid integer" in result.stderr
     assert result.stderr.splitlines()[-1] == (
-        "pytest-uprobe trace: exit status 0; calls counted: args::hello: 2, args::main: 1"
+        "pytest-uprobe trace: exit status 0; calls counted: args::hello: 2, args::main: 1; "
+        "engine: bpf"  # what "auto" takes as root
     )
 
 
@@ -310,3 +313,102 @@ def test_trace_follows_children_when_asked(cargo_bin, capsys):
     argv = ["trace", "-p", "workload::tick", "--json", "--follow-children"]
     assert main([*argv, "--", str(exe), "tree", "3", "1"]) == 0
     assert json.loads(capsys.readouterr().out)["counts"]["workload::tick"] == ticks
+
+
+def _needs_engine(backend: str) -> None:
+    if backend == "inprocess":
+        pytest.importorskip("frida")
+
+
+@pytest.mark.uprobe
+@pytest.mark.parametrize("backend", ["bpf", "inprocess"])
+def test_trace_runs_on_the_engine_asked_for(cargo_bin, capsys, backend):
+    """--backend picks the engine: each prints the calls the program printed, and says it
+    ran (the last line, and --json's "engine")."""
+    _needs_engine(backend)
+    exe = cargo_bin(ARGS)
+    expected = printed_hellos(subprocess.run([exe, "5", "-3", "x"], capture_output=True,
+                                             text=True).stdout)  # fmt: skip
+    assert len(expected) == 2
+    result = run_cli("trace", "--backend", backend, "-p", "args::hello",
+                     "--", str(exe), "5", "-3", "x")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(expected)
+    for line, (i, n, r) in zip(lines, expected):
+        assert re.fullmatch(
+            rf" +\d+\.\d{{3}} ms  tid \d+ +args::hello\({i}, {n}\) -> {r}  "
+            r"\[out-of-line, .* us\]",
+            line,
+        ), line
+    assert result.stderr.splitlines()[-1] == (
+        f"pytest-uprobe trace: exit status 0; calls counted: args::hello: 2; engine: {backend}"
+    )
+    assert main(["trace", "--backend", backend, "-p", "args::hello", "--json",
+                 "--", str(exe), "5", "-3", "x"]) == 0  # fmt: skip
+    data = json.loads(capsys.readouterr().out)
+    assert data["engine"] == backend
+    assert [(*c["args"], c["retval"]) for c in data["calls"]] == expected
+
+
+def test_trace_refuses_an_unknown_backend_naming_the_choices(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["trace", "--backend", "kernel", "-p", "x", "--", "true"])
+    assert exited.value.code == 125
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "pytest-uprobe trace: error: argument --backend: must be 'auto', 'bpf' or "
+        "'inprocess', got 'kernel'"
+    )
+
+
+def _as_nobody(exe: Path, tmp_path: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """`python -m pytest_uprobe ARGV` run by the user nobody in a directory holding a copy
+    of `exe` as ./args (this interpreter's environment must be readable by others)."""
+    work = tmp_path / "nobody"
+    work.mkdir()
+    shutil.copy(exe, work / "args")
+    os.chmod(tmp_path, 0o755)
+    os.chmod(work, 0o777)
+    for parent in tmp_path.parents:
+        if parent in (Path("/tmp"), Path("/")):
+            break
+        os.chmod(parent, os.stat(parent).st_mode | 0o005)
+    result = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+         sys.executable, "-m", "pytest_uprobe", *argv],
+        cwd=work, capture_output=True, text=True,
+        env={**os.environ, "HOME": str(work), "XDG_CACHE_HOME": str(work / ".cache")},
+    )  # fmt: skip
+    if "Permission denied" in result.stderr and "venv" in result.stderr:
+        pytest.skip("this interpreter's environment is not readable by nobody")
+    return result
+
+
+@pytest.mark.uprobe
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root")
+@pytest.mark.parametrize("backend", ["inprocess", "auto"])
+def test_trace_as_an_unprivileged_user(cargo_bin, tmp_path, backend):
+    """nobody traces with the in-process engine, asked for or taken by "auto" (nobody may
+    not use BPF), and the last line says which engine ran."""
+    pytest.importorskip("frida")
+    exe = cargo_bin(ARGS)
+    expected = printed_hellos(subprocess.run([exe, "3", "4"], capture_output=True,
+                                             text=True).stdout)  # fmt: skip
+    result = _as_nobody(exe, tmp_path, "trace", "--backend", backend, "-p", "args::hello",
+                        "--", "./args", "3", "4")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    seen = [tuple(int(v) for v in m) for m in
+            re.findall(r"args::hello\((-?\d+), (\d+)\) -> (-?\d+)", result.stdout)]  # fmt: skip
+    assert seen == expected and len(seen) == 2
+    assert result.stderr.splitlines()[-1].endswith("args::hello: 2; engine: inprocess")
+
+
+@pytest.mark.uprobe
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root")
+def test_trace_on_bpf_as_an_unprivileged_user_fails_naming_the_fix(cargo_bin, tmp_path):
+    exe = cargo_bin(ARGS)
+    result = _as_nobody(exe, tmp_path, "trace", "--backend", "bpf", "-p", "args::hello",
+                        "--", "./args", "3")  # fmt: skip
+    assert result.returncode == 125, result.stderr
+    assert "root, or CAP_BPF and CAP_PERFMON" in result.stderr
+    assert result.stdout == ""

@@ -4,12 +4,14 @@ for this engine: the pytest entry point loads everywhere and must never need it.
 
 A run: spawn the target suspended (Frida's own spawn: the process stops before its first
 instruction of user code), map a shared file into it, attach one C callback per site (see
-agent.py), resume, drain the ring while the program runs, then read the exact counters
-from the mapping after the process has been reaped.
+agent.py), resume, drain the ring and hand its events on (RawEvents, to the run's consumer:
+the Tracer pairs them into calls) while the program runs, then read the exact counters from
+the mapping after the process has been reaped.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
 import ctypes as ct
@@ -33,7 +35,7 @@ from ..dwarf.locations import Cfa, Piece
 from ..errors import PrerequisiteError, UnreadableFunction, refuse
 from ..launch import Finished, Process, _Run, cgroup_root, watchdog
 from ..plan import AREA, WORDS, Coverage, LeftOut, ProbePlan, SiteKind
-from ..rawevents import RawEvent
+from ..rawevents import EVENT_SIZE, RawEvents
 from . import agent, placement
 from .children import ChildGate
 from .sse import with_sse_returns
@@ -41,11 +43,16 @@ from .sse import with_sse_returns
 _SHM = "/dev/shm"  # noqa: S108  (used through mkstemp only)
 RING_BYTES = 64 << 20  # a full ring makes the target wait for the drain, then drop
 DRAIN_SECONDS = 0.02  # between drains, unless a quarter of the ring was full
+PARSE_BYTES = 1 << 20  # records parsed between two looks at the ring (about 6,000 events)
+FLUSH_BYTES = 1 << 16  # events (about 400) gathered before the consumer gets them
 OUTPUT_GRACE = 2.0  # seconds to wait, after a kill, for the pipes to close
 HAND_OVER_SECONDS = 0.5  # at most this long for the readers to take what the pipes hold
 POLL_SECONDS = 0.01  # how often children="wait" looks whether the run's processes are gone
 _ENDED = (os.CLD_EXITED, os.CLD_KILLED, os.CLD_DUMPED)  # waitid's si_code of a process gone
-_EVENT_HEAD = 32  # ts, cfa, tid, site, failed, pad: then the words (and a big event's area)
+# A ring record: u32 bytes, u32 kind (agent.RECORD_HEADER), then the event as the BPF side
+# sends it (rawevents.EVENT), then a big event's copied bytes.
+_RECORD_HEAD = struct.Struct("<Q")  # size | kind << 32, one read
+_PLAIN_RECORD = agent.RECORD_HEADER + EVENT_SIZE  # an event without copied bytes, kind 0
 # A site's kind in an error, as this engine hooks it (a leaf's return is Frida's leave hook).
 _SITE_WORDS = {
     SiteKind.ENTRY: "entry",
@@ -147,10 +154,14 @@ class SharedBuffer:
         raw = self.map[self.counts_offset : self.counts_offset + 8 * self.nsites]
         return list(ct.cast(ct.c_char_p(raw), ct.POINTER(ct.c_uint64))[: self.nsites])
 
-    def drain(self, sink: list[bytes]) -> int:
-        """Copy every published record out of the ring into `sink` (raw: turning them into
-        events waits for the end of the run, so the target never waits on Python's
-        parsing); the number of bytes taken."""
+    def used(self) -> int:
+        """Bytes published and not yet taken."""
+        return int(self.header.head - self.header.tail)
+
+    def drain(self, sink: list[bytes] | collections.deque[bytes]) -> int:
+        """Copy every published record out of the ring into `sink` (raw: parsing them
+        comes after, so that the ring is given back at memcpy speed and the target never
+        waits on Python's parsing); the number of bytes taken."""
         header = self.header
         head = header.head
         tail = header.tail
@@ -183,25 +194,33 @@ class SharedBuffer:
             self.map.close()
 
 
-from ..bpf.program import EVENT as _EVENT  # noqa: E402  (the very layout the BPF side sends)
-
-
-def parse_records(blobs: list[bytes], sink: list[RawEvent]) -> None:
-    """The RawEvents in raw ring records, in order (skip records left out)."""
-    from_bytes = int.from_bytes
-    unpack_from = _EVENT.unpack_from
-    event_size = _EVENT.size
-    for blob in blobs:
-        pos, end = 0, len(blob)
-        while pos < end:
-            size = from_bytes(blob[pos : pos + 4], "little")
-            if from_bytes(blob[pos + 4 : pos + 8], "little") == 0:
-                ts, cfa, tid, site, failed, *words = unpack_from(blob, pos + 8)
-                data = b""
-                if size - 8 > event_size:
-                    data = blob[pos + 8 + event_size : pos + size]
-                sink.append(RawEvent(ts, cfa, tid, site, tuple(words), data, failed))
-            pos += size
+def take_records(blob: bytes, start: int, limit: int, sink: RawEvents) -> int:
+    """Add the events of the ring records in `blob` from byte `start` to `sink`, in order,
+    as the BPF side's ring buffer delivers them (skip records left out), until at least
+    `limit` bytes are taken or the blob ends; where the next record starts."""
+    records, data = sink.records, sink.data
+    view = memoryview(blob)
+    head = _RECORD_HEAD.unpack_from
+    plain, header = _PLAIN_RECORD, agent.RECORD_HEADER
+    pos, end = start, min(len(blob), start + limit)
+    while pos < end:
+        (word,) = head(blob, pos)
+        if word == plain:  # kind 0, no copied bytes: nearly every record
+            records += view[pos + header : pos + plain]
+            pos += plain
+            continue
+        size = word & 0xFFFFFFFF
+        if size < header or pos + size > len(blob):
+            raise RuntimeError(
+                f"the in-process ring holds a record of {size} bytes at {pos} of {len(blob)}: "
+                "the shared mapping was overwritten (this is a bug of pytest-uprobe)"
+            )
+        if word >> 32 == 0:
+            if size > plain:
+                data[len(records) // EVENT_SIZE] = bytes(view[pos + plain : pos + size])
+            records += view[pos + header : pos + plain]
+        pos += size
+    return pos
 
 
 class InprocessRun:
@@ -215,8 +234,11 @@ class InprocessRun:
         self.record = record
         self.follow_children = follow_children
         self.children: ChildGate | None = None  # follow_children: the processes followed
-        self.events: list[RawEvent] = []
-        self._records: list[bytes] = []  # raw ring records, parsed into events at the end
+        # The events as they are parsed, in the ring's order; set `events.consumer` (the
+        # Tracer sets an events.Pairing) to have them handed on while the program runs.
+        self.events = RawEvents()
+        self._records: collections.deque[bytes] = collections.deque()  # copied, not parsed
+        self._parsed = 0  # bytes of the first of `_records` already parsed
         self.compile_seconds = 0.0
         self.pid: int | None = None
         self._frida = load_frida()
@@ -588,13 +610,57 @@ class InprocessRun:
         )
 
     def _drain(self) -> None:
-        """Copy the ring out in large batches: a drainer that loops while events pour in
-        takes a CPU from the target on a small machine and pulls the ring's header line
-        away from it on every pass (measured: full mode 20% slower per call)."""
+        """Copy the ring out in large batches and parse what was copied while the program
+        runs, as the BPF engine's poller does. A drainer that looks at the ring on every
+        pass takes a CPU from the target on a small machine and pulls the ring's header
+        line away from it (measured: full mode 20% slower per call): the ring is copied
+        when nothing copied is left to parse, or once a quarter of it is full (parsing is
+        slower than the target fills it: the ring must not wait on the parser)."""
+        buffer, quarter = self._buffer, self._buffer.capacity // 4
         while not self._stop.is_set():
-            taken = self._buffer.drain(self._records)
-            if taken < self._buffer.capacity // 4:
+            if not self._records or buffer.used() >= quarter:
+                buffer.drain(self._records)
+            if self._records:
+                self._parse(PARSE_BYTES)
+            else:
+                self._hand_on(1)  # a trickle of events is paired as it comes, too
                 self._stop.wait(DRAIN_SECONDS)
+
+    def _parse(self, limit: int | None = None) -> None:
+        """Parse about `limit` bytes of the records copied out (None: all of them) and hand
+        the events on to the consumer. A consumer that fails keeps its failure in `events`
+        (events.collect raises it), and the run's events are dropped from then on."""
+        events, records = self.events, self._records
+        if events.failure is not None:
+            records.clear()
+            return
+        budget = limit
+        while records and (budget is None or budget > 0):
+            blob = records[0]
+            start = self._parsed
+            try:
+                end = take_records(blob, start, len(blob) if budget is None else budget, events)
+            except Exception as exc:  # a broken ring: no event of it can be trusted
+                events.failure, events.consumer = exc, None
+                break
+            if budget is not None:
+                budget -= end - start
+            if end >= len(blob):
+                records.popleft()
+                self._parsed = 0
+            else:
+                self._parsed = end
+            self._hand_on(FLUSH_BYTES)
+        if events.failure is not None:
+            events.clear()
+            records.clear()
+
+    def _hand_on(self, minimum: int) -> None:
+        """Give the consumer the events parsed so far if they fill `minimum` bytes."""
+        with contextlib.suppress(Exception):  # kept in events.failure
+            self.events.flush(minimum)
+        if self.events.failure is not None:
+            self.events.clear()
 
     def _finish(self) -> None:
         # The run is over: processes left running (children="leave") count no more, as the
@@ -606,8 +672,7 @@ class InprocessRun:
             self._drainer.join()
             self._drainer = None
         self._buffer.drain(self._records)
-        parse_records(self._records, self.events)
-        self._records = []
+        self._parse()  # the rest: events.collect hands the consumer what it did not take
         self._detach()
 
     def _detach(self) -> None:
