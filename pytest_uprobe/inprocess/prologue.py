@@ -272,7 +272,7 @@ def _located(frame: _Frame, piece: Piece) -> Piece:
             slot = frame.slots.get(offset)
             value: Value | None = _narrowed(slot.value, piece.size) if slot else None
             if slot is None or slot.size < piece.size:
-                raise Unreadable(f"the prologue fills the stack slot rsp{offset:+d} partly")
+                raise Unreadable(f"the prologue did not fill the stack slot rsp{offset:+d} whole")
         elif isinstance(base, StartRegister) and base.size == 8:
             # memory elsewhere: the prologue writes its own frame only
             return Piece(base.reg, piece.offset, piece.size, memory=True)
