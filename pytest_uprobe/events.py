@@ -244,6 +244,8 @@ class Pairing:
             if site.return_address_word is not None:
                 returns_to, ip = event.words[site.return_address_word :][:2]
                 loaded_at = ip - site.address  # where the file's code is mapped
+                if loaded_at % 4096 and function.shape is not None:  # in-process: hooked at
+                    loaded_at = ip - function.shape.start  # the first instruction instead
                 if loaded_at % 4096 == 0:  # else not the probed instruction's address
                     self._set_inlined_caller(call, tid, returns_to - loaded_at, cfa)
             if failed or event.data:

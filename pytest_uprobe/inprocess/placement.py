@@ -23,11 +23,11 @@ from ..dwarf import frames
 from ..dwarf.locations import Cfa, Piece
 from ..machine_code import _disassembler
 from ..plan import RSP, ProbePlan, Site, SiteKind, shape_of
+from . import prologue
 
 PATCH_BYTES = 5  # Frida's near jump
 RBP = 6  # DWARF's number for rbp
 _LIVENESS_STATES = 4096  # red_zone_live_at: more paths than this count as live
-_ZEROED = -1  # pieces_at_start: a register the prologue zeroed (`xor eax, eax`)
 # Epilogue instructions that change neither the return registers nor where control goes.
 _EPILOGUE = {"pop", "add", "lea", "mov", "leave", "nop", "endbr64"}
 _RETURN_REGISTERS = {"rax", "eax", "ax", "al", "rdx", "edx", "dx", "dl", "xmm0", "xmm1"}
@@ -320,16 +320,6 @@ def _keeps_return(insn: capstone.CsInsn) -> bool:
     return written not in _RETURN_REGISTERS and not written.startswith(("qword ptr", "dword"))
 
 
-_GPR = [
-    ("rax", "eax", "ax", "al"), ("rdx", "edx", "dx", "dl"), ("rcx", "ecx", "cx", "cl"),
-    ("rbx", "ebx", "bx", "bl"), ("rsi", "esi", "si", "sil"), ("rdi", "edi", "di", "dil"),
-    ("rbp", "ebp", "bp", "bpl"), ("rsp", "esp", "sp", "spl"),
-] + [(f"r{n}", f"r{n}d", f"r{n}w", f"r{n}b") for n in range(8, 16)]  # fmt: skip
-_REGISTERS = {name: number for number, names in enumerate(_GPR) for name in names}
-_REGISTERS.update({f"xmm{i}": 17 + i for i in range(16)})
-_SIZES = {"qword": 8, "dword": 4, "word": 2, "byte": 1}
-
-
 class _Code:
     """The instructions of the function a site is in."""
 
@@ -442,80 +432,17 @@ class _Code:
         return False
 
     def pieces_at_start(self, site: Site) -> tuple[Piece, ...]:
-        """The site's pieces as the function's first instruction sees them, when only a
-        prologue of stack adjustments and register stores lies between: a stack slot the
-        prologue filled from a register is that register at the start."""
+        """The site's pieces as the function's first instruction sees them, read back
+        through the straight-line prologue between (prologue.read_back)."""
         self.check_window(self.start)
-        depth = 0  # bytes the prologue moved rsp down
-        frame: int | None = None  # `mov rbp, rsp` ran at this depth: rbp = entry rsp - frame
-        stores: dict[int, tuple[int, int]] = {}  # offset from the entry rsp -> (reg, size)
-        copies: dict[int, int] = {}  # register -> the register whose start value it holds
-        for insn in self.instructions[: self.index[site.address]]:
-            mnemonic, operands = insn.mnemonic, [o.strip() for o in insn.op_str.split(",")]
-            if mnemonic == "push" and operands[0] in _REGISTERS:
-                depth += 8
-                stores[-depth] = (_REGISTERS[operands[0]], 8)
-            elif mnemonic == "sub" and operands[0] == "rsp" and operands[1].startswith("0x"):
-                depth += int(operands[1], 16)
-            elif mnemonic in ("nop", "endbr64", "test", "cmp"):
-                continue  # flags only
-            elif mnemonic == "mov" and operands == ["rbp", "rsp"]:
-                frame = depth
-            elif mnemonic == "xor" and operands[0] == operands[1] and operands[0] in _REGISTERS:
-                copies[_REGISTERS[operands[0]]] = _ZEROED  # no longer the start's value
-            elif mnemonic in ("mov", "movsd", "movss", "movq") and operands[1] in _REGISTERS:
-                source = copies.get(_REGISTERS[operands[1]], _REGISTERS[operands[1]])
-                if source == _ZEROED:
-                    raise Unhookable(f"its prologue stores {operands[1]} after zeroing it")
-                if operands[0] in _REGISTERS and operands[0] not in ("rsp", "esp"):
-                    # a register copy (`mov al, dil`): the value is the source's at the start
-                    copies[_REGISTERS[operands[0]]] = source
-                    continue
-                slot = _rsp_slot(operands[0])
-                framed = _rsp_slot(operands[0], "rbp") if frame is not None else None
-                if slot is not None:
-                    stores[slot[0] - depth] = (source, slot[1])
-                elif framed is not None and frame is not None:
-                    stores[framed[0] - frame] = (source, framed[1])
-                else:
-                    raise Unhookable(f"its prologue writes {operands[0]}, not a stack slot")
-            else:
-                raise Unhookable(
-                    f"Frida's patch would move a call, and the prologue before the entry probe "
-                    f"({mnemonic} {insn.op_str}) cannot be read back to the first instruction"
-                )
-        pieces = []
-        for piece in site.pieces:
-            if piece.memory and piece.reg == RBP and frame is not None:
-                piece = Piece(RSP, piece.offset + depth - frame, piece.size, memory=True)
-            if not piece.memory or piece.reg != RSP:
-                if piece.reg == RSP or piece.memory:
-                    raise Unhookable("a value's location depends on the prologue's registers")
-                source = copies.get(piece.reg, piece.reg)
-                if source == _ZEROED:
-                    raise Unhookable("a value's register is zeroed by the prologue")
-                pieces.append(Piece(source, 0, piece.size, False))
-                continue
-            offset = piece.offset - depth
-            if offset >= 0:  # the caller's frame: the same memory at the start
-                pieces.append(Piece(RSP, offset, piece.size, memory=True))
-                continue
-            stored = stores.get(offset)
-            if stored is None or stored[1] < piece.size:
-                raise Unhookable(f"the prologue fills the stack slot rsp{offset:+d} partly")
-            pieces.append(Piece(stored[0], 0, piece.size, memory=False))
-        return tuple(pieces)
-
-
-def _rsp_slot(operand: str, base: str = "rsp") -> tuple[int, int] | None:
-    """(displacement, size) of `qword ptr [rsp + 0x8]` (or of `base`), or None for another
-    operand."""
-    words = operand.replace("[", " ").replace("]", " ").split()
-    if len(words) < 3 or words[0] not in _SIZES or words[1] != "ptr" or words[2] != base:
-        return None
-    displacement = 0
-    if len(words) == 5 and words[3] in "+-":
-        displacement = int(words[4], 16) * (1 if words[3] == "+" else -1)
-    elif len(words) != 3:
-        return None
-    return displacement, _SIZES[words[0]]
+        inside = [a for a in self.shape.jump_targets if self.start < a < site.address]
+        if inside:
+            raise Unhookable(f"a branch lands at {min(inside):#x}, inside the prologue")
+        before = self.instructions[: self.index[site.address]]
+        try:
+            return prologue.read_back(before, site.pieces, site.save_reg)
+        except prologue.Unreadable as exc:
+            raise Unhookable(
+                "Frida's patch would move a call, and the prologue before the entry probe "
+                f"cannot be read back to the first instruction: {exc}"
+            ) from exc

@@ -86,15 +86,7 @@ KNOWN_GAPS = {
 # What the in-process engine cannot do where the BPF one can (by the test's id without the
 # engine). None is a wrong answer: a refusal that names --uprobe-backend=bpf, or a value the
 # test expects to be Unavailable that this engine reads.
-REFUSED = (
-    "refuses the probe before the run (UnreadableFunction naming --uprobe-backend=bpf): in "
-    "this dev build a call follows the entry probe within Frida's 5-byte patch, and the "
-    "prologue before it cannot be read back to move the hook to the first instruction"
-)
 ENGINE_GAPS = {
-    ("test_calls.py::test_map_all_generic_with_closures[dev]", "inprocess"): REFUSED,
-    ("test_calls.py::test_tally_words[dev]", "inprocess"): REFUSED,
-    ("test_calls.py::test_generic_closure_inside_generic_fn[dev]", "inprocess"): REFUSED,
     ("test_modes.py::test_float_args[dev]", "inprocess"): (
         "reads mean's f64 return values from xmm0 (the printed ones) where the test expects "
         "BPF's documented Unavailable"

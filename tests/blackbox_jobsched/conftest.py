@@ -108,21 +108,7 @@ REFUSED = ("refuses probing {name} before the run (UnreadableFunction naming "
            "--uprobe-backend=bpf): a call follows the entry probe within Frida's 5-byte patch "
            "and the prologue before it cannot be read back")
 ENGINE_XFAIL = {
-    (("test_closure_and_apply_twice", "dev"), "inprocess"): REFUSED.format(name="apply_twice"),
-    (("test_used_closure_returns", "dev"), "inprocess"): REFUSED.format(name="apply_twice"),
-    (("test_find_job_option_struct", "dev"), "inprocess"): REFUSED.format(name="by_id"),
-    (("test_used_aggregate_returns", "dev"), "inprocess"): REFUSED.format(name="by_id"),
-    (("test_hashmap_return", "dev"), "inprocess"): REFUSED.format(name="count_words"),
-    (("test_path_and_pathbuf", "dev"), "inprocess"): REFUSED.format(name="output_path"),
-    (("test_used_path_and_duration", "dev"), "inprocess"): REFUSED.format(name="output_path"),
-    (("test_arc_vec", "dev"), "inprocess"): REFUSED.format(name="arc_sum"),
-    (("test_used_scalar_returns", "dev"), "inprocess"): REFUSED.format(name="arc_sum"),
-    (("test_caps_truncate_long_vec_and_strings", "dev"), "inprocess"):
-        REFUSED.format(name="arc_sum"),
     (("test_panicking_call_unwinds", "release"), "inprocess"): REFUSED.format(name="split_work"),
-    (("test_async_pipeline_awaits_twice", "dev"), "inprocess"):
-        "refuses probing pipeline before the run (UnreadableFunction naming "
-        "--uprobe-backend=bpf): its return hook at +3 overlaps Frida's 5-byte entry patch",
 }
 
 
