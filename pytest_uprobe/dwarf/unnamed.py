@@ -1,0 +1,124 @@
+"""Whose function an inlined copy named by a bare name is (line-tables-only DWARF).
+
+With `debug = "line-tables-only"` rustc names an abstract subprogram by its bare name
+(`prec`, `parse<f64>`): no namespace, no linkage name, no declaration file. The name alone
+cannot tell `exprkit::Parser::prec` from core's `str::parse::<f64>` inlined into the
+crate's code. The line table can: the copy's own instructions (its address ranges, less
+those of the copies inlined into it) come from lines of one `fn NAME`'s body in one
+source file, and the source says which module and impl that fn sits in.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from ..elf import ElfBinary
+from .entries import die_ranges
+from .source import Definition, file_definitions, module_path, rows_in
+
+_INLINED = "DW_TAG_inlined_subroutine"
+
+
+class Identified(NamedTuple):
+    """What a bare-named copy is: `path` when its code proves it; otherwise `why` says why
+    it may be the crate's function and cannot be told, or both are None: its own code is
+    all in the standard library's files (or it has none), so it is not the crate's."""
+
+    path: str | None
+    why: str | None
+
+
+def identify_copy(
+    binary: ElfBinary, die: Any, ranges: list[tuple[int, int]], name: str
+) -> Identified:
+    """Identify the copy `die` (its placed address `ranges`) of the function DWARF names
+    only `name`."""
+    bare, generics = _split(name)
+    own = _own_ranges(binary, die, ranges)
+    lines: dict[str, set[int]] = {}
+    for low, high in own:
+        for row in rows_in(binary, low, high):
+            if row.line > 0 and not row.file.startswith("/rustc/"):
+                lines.setdefault(row.file, set()).add(row.line)
+    if not lines:
+        return Identified(None, None)
+    spelled = ", ".join(f"{f}:{_span(sorted(ls))}" for f, ls in sorted(lines.items()))
+    found: list[tuple[str, Definition]] = []
+    unread: list[str] = []
+    for file, numbers in sorted(lines.items()):
+        definitions = file_definitions(binary, file)
+        if definitions is None:
+            unread.append(file)
+            continue
+        for definition in definitions.get(bare, []):
+            if any(definition.first_line <= n <= definition.last_line for n in numbers):
+                found.append((file, definition))
+    if len(found) > 1:
+        places = ", ".join(f"{f}:{d.first_line}" for f, d in found)
+        return Identified(
+            None,
+            f"DWARF names it only `{name}`, and its code ({spelled}) "
+            f"is in several `fn {bare}` ({places})",
+        )
+    if not found:
+        if unread:
+            return Identified(
+                None,
+                f"DWARF names it only `{name}`, and its code ({spelled}) "
+                "is in source files that cannot be read here",
+            )
+        return Identified(
+            None,
+            f"DWARF names it only `{name}`, and its code ({spelled}) is "
+            f"in no `fn {bare}` of those files",
+        )
+    file, definition = found[0]
+    module = module_path(binary, file)
+    if module is None or definition.scope is None:
+        what = "its file's module" if module is None else "the trait, impl or macro it is in"
+        return Identified(
+            None,
+            f"DWARF names it only `{name}`, its code ({spelled}) is "
+            f"`fn {bare}` at {file}:{definition.first_line}, and {what} cannot "
+            "be told from the source",
+        )
+    path = "::".join((*module, *definition.scope, bare))
+    return Identified(f"{path}::{generics}" if generics else path, None)
+
+
+def _split(name: str) -> tuple[str, str]:
+    """`parse<f64>` -> (`parse`, `<f64>`), as DWARF spells a generic instance."""
+    cut = name.find("<")
+    return (name[:cut], name[cut:]) if cut > 0 else (name, "")
+
+
+def _own_ranges(
+    binary: ElfBinary, die: Any, ranges: list[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """`ranges` less the ranges of the copies inlined into this one (at any depth under
+    its lexical blocks): the instructions that are the copy's own code."""
+    nested: list[tuple[int, int]] = []
+    pending = list(die.iter_children())
+    while pending:
+        child = pending.pop()
+        if child.tag == _INLINED:
+            nested.extend(die_ranges(binary, die.cu, child))
+        else:
+            pending.extend(child.iter_children())
+    own = [r for r in ranges if r[1] > r[0]]
+    for cut_low, cut_high in nested:
+        left: list[tuple[int, int]] = []
+        for low, high in own:
+            if cut_high <= low or high <= cut_low:
+                left.append((low, high))
+                continue
+            if low < cut_low:
+                left.append((low, cut_low))
+            if cut_high < high:
+                left.append((cut_high, high))
+        own = left
+    return own
+
+
+def _span(numbers: list[int]) -> str:
+    return str(numbers[0]) if numbers[0] == numbers[-1] else f"{numbers[0]}-{numbers[-1]}"
