@@ -113,7 +113,7 @@ def _copies(binary: ElfBinary, path: str, matches: Callable[[str], bool]) -> _Fo
     if not crates or not binary.has_dwarf:
         return _Found([], [])
     main = binary.cache("main")
-    key = ("inlined-copies", 12, path)  # bump when what is found changes
+    key = ("inlined-copies", 13, path)  # bump when what is found changes
     found = main.get(key)
     if not isinstance(found, _Found):
         rows: list[CopyRow] = []
@@ -202,8 +202,10 @@ def _find_copies(
             ranges = die_ranges(binary, cu, die, keep_empty=True)
             # Code the linker dropped keeps its DWARF at address 0, 1 or -1: in no function.
             placed = [(lo, hi) for lo, hi in ranges if binary.function_containing(lo)]
+            declared_at = None
             if instance is None:  # a bare name: the copy's own code lines tell whose it is
                 told = identify_copy(binary, die, placed, bare[origin])
+                declared_at = told.declared_at
                 if told.path is not None and matches(told.path):
                     instance = _Instance(told.path, False, None)
                 elif told.path is None and told.why is not None:
@@ -233,7 +235,7 @@ def _find_copies(
                 )
                 continue
             code_ranges = tuple(r for r in placed if r[1] > r[0])
-            found = copy_entries(binary, cu, die, code_ranges)
+            found = copy_entries(binary, cu, die, code_ranges, declared_at)
             if not found.addresses and found.doubt is None:
                 continue  # no code that ever runs
             if not found.addresses:  # it runs, but where each execution begins is unknown:

@@ -26,6 +26,7 @@ class Identified(NamedTuple):
 
     path: str | None
     why: str | None
+    declared_at: tuple[str, int] | None = None  # with `path`: the file and line of its `fn`
 
 
 def identify_copy(
@@ -36,12 +37,26 @@ def identify_copy(
     bare, generics = _split(name)
     own = _own_ranges(binary, die, ranges)
     lines: dict[str, set[int]] = {}
+    std_code = False  # own code from the standard library's files
     for low, high in own:
         for row in rows_in(binary, low, high):
             if row.line > 0 and not row.file.startswith("/rustc/"):
                 lines.setdefault(row.file, set()).add(row.line)
-    if not lines:
+            std_code = std_code or row.file.startswith("/rustc/")
+    if not lines and std_code:
         return Identified(None, None)
+    if not lines:  # no code of its own: only the copies inlined into it
+        if not any(
+            not row.file.startswith("/rustc/")
+            for low, high in ranges
+            for row in rows_in(binary, low, high)
+        ):
+            return Identified(None, None)
+        return Identified(
+            None,
+            f"DWARF names it only `{name}`, and it has no code of its own to tell whose "
+            "it is (only functions inlined into it)",
+        )
     spelled = ", ".join(f"{f}:{_span(sorted(ls))}" for f, ls in sorted(lines.items()))
     found: list[tuple[str, Definition]] = []
     unread: list[str] = []
@@ -83,7 +98,8 @@ def identify_copy(
             "be told from the source",
         )
     path = "::".join((*module, *definition.scope, bare))
-    return Identified(f"{path}::{generics}" if generics else path, None)
+    named = f"{path}::{generics}" if generics else path
+    return Identified(named, None, (file, definition.first_line))
 
 
 def _split(name: str) -> tuple[str, str]:

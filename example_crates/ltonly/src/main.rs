@@ -45,6 +45,28 @@ pub fn parse(s: &str) -> usize {
     s.bytes().map(|b| b as usize * 31).fold(7, |a, b| a ^ b.rotate_left(3))
 }
 
+/// Two instances only (`::<u32>`, `::<char>`): `largest::<u8>` is never made.
+#[inline(never)]
+pub fn largest<T: PartialOrd + Copy + std::fmt::Debug>(xs: &[T]) -> T {
+    let mut best = xs[0];
+    for &x in xs {
+        if x > best {
+            best = x;
+        }
+    }
+    println!("@@ largest {best:?}");
+    best
+}
+
+/// Inlined into `main`; its first instructions are std's (an iterator's), so where a
+/// run of its own code begins needs the line its `fn` is on (the source says; DWARF not).
+#[inline]
+fn tally(words: &[String]) -> usize {
+    let long = words.iter().filter(|w| w.len() > 1).count();
+    println!("@@ tally {long}");
+    long
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // core's str::parse::<usize> and ::<f64>, inlined here: not `ltonly::parse`
@@ -54,6 +76,8 @@ fn main() {
         println!("parse({a:?}) -> {}", parse(a) + k);
     }
     let scale: f64 = args.iter().map(|a| a.parse::<f64>().unwrap_or(0.0)).sum::<f64>() + x;
+    let long = tally(&args);
+    let top = (largest(&black_box([3u32, 9, 4])), largest(&black_box(['q', 'z', 'a'])));
     let parser = Parser { ops: "+*-/+".chars().collect() };
-    println!("parse_expr -> {} (scale {scale})", parser.parse_expr());
+    println!("parse_expr -> {} (scale {scale}, {long} long, {top:?})", parser.parse_expr());
 }
