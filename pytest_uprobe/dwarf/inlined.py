@@ -113,7 +113,7 @@ def _copies(binary: ElfBinary, path: str, matches: Callable[[str], bool]) -> _Fo
     if not crates or not binary.has_dwarf:
         return _Found([], [])
     main = binary.cache("main")
-    key = ("inlined-copies", 13, path)  # bump when what is found changes
+    key = ("inlined-copies", 14, path)  # bump when what is found changes
     found = main.get(key)
     if not isinstance(found, _Found):
         rows: list[CopyRow] = []
@@ -269,9 +269,50 @@ def _find_copies(
                     found.vectorized,
                 )
             )
+    rows = _split_calls_doubted(binary, rows)
     rows.sort(key=lambda r: r.entries)
     codeless.extend(_vanished(binary, abstract, live, dropped))
     return rows, codeless
+
+
+SPLIT_DOUBT = (
+    "LLVM split one inlined call into two DWARF copies at the same line (one without a "
+    "column, their code side by side), so a run of the call may pass the beginnings of both"
+)
+
+
+def _split_calls_doubted(binary: ElfBinary, rows: list[CopyRow]) -> list[CopyRow]:
+    """Copies of one function at one call line of one caller where a copy has no
+    DW_AT_call_column: LLVM cloned part of another copy there (seen on a loop guarded by
+    a length test), and counting both beginnings counts one call twice. The column-less
+    copy and the copies whose code abuts it are doubted (left out, a lower bound)."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for number, row in enumerate(rows):
+        key = (row.origin, row.caller_die, row.call_file, row.call_line)
+        groups.setdefault(key, []).append(number)
+    doubted: set[int] = set()
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        columnless = [n for n in members if _call_column(binary, rows[n]) is None]
+        if not columnless or len(columnless) == len(members):
+            continue
+        for n in columnless:
+            touching = [m for m in members if m != n and _abut(rows[m].ranges, rows[n].ranges)]
+            doubted.update([n, *(touching or members)])
+    return [
+        row._replace(doubt=row.doubt or SPLIT_DOUBT) if n in doubted else row
+        for n, row in enumerate(rows)
+    ]
+
+
+def _call_column(binary: ElfBinary, row: CopyRow) -> int | None:
+    column = binary.dwarf.get_DIE_from_refaddr(row.copy).attributes.get("DW_AT_call_column")
+    return int(column.value) if column is not None else None
+
+
+def _abut(a: tuple[tuple[int, int], ...], b: tuple[tuple[int, int], ...]) -> bool:
+    return any(hi == lo2 or hi2 == lo for lo, hi in a for lo2, hi2 in b)
 
 
 _TOMBSTONE = 0xFFFF_FFFF_FFFF_FFF0

@@ -58,7 +58,7 @@ pub fn largest<T: PartialOrd + Copy + std::fmt::Debug>(xs: &[T]) -> T {
     best
 }
 
-/// Inlined into `main`; its first instructions are std's (an iterator's), so where a
+/// Inlined into `main` twice on one line (LLVM splits the second copy's DWARF in two); its first instructions are std's (an iterator's), so where a
 /// run of its own code begins needs the line its `fn` is on (the source says; DWARF not).
 #[inline]
 fn tally(words: &[String]) -> usize {
@@ -76,7 +76,7 @@ fn main() {
         println!("parse({a:?}) -> {}", parse(a) + k);
     }
     let scale: f64 = args.iter().map(|a| a.parse::<f64>().unwrap_or(0.0)).sum::<f64>() + x;
-    let long = tally(&args);
+    let long = tally(&args) + tally(&args[1..]);
     let top = (largest(&black_box([3u32, 9, 4])), largest(&black_box(['q', 'z', 'a'])));
     let parser = Parser { ops: "+*-/+".chars().collect() };
     println!("parse_expr -> {} (scale {scale}, {long} long, {top:?})", parser.parse_expr());
