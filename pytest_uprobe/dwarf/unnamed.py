@@ -10,11 +10,12 @@ source file, and the source says which module and impl that fn sits in.
 
 from __future__ import annotations
 
+import os
 from typing import Any, NamedTuple
 
 from ..elf import ElfBinary
-from .entries import die_ranges
-from .source import Definition, file_definitions, module_path, rows_in
+from .entries import die_ranges, file_name
+from .source import Definition, file_definitions, module_path, rows_in, text_of
 
 _INLINED = "DW_TAG_inlined_subroutine"
 
@@ -26,7 +27,9 @@ class Identified(NamedTuple):
 
     path: str | None
     why: str | None
-    declared_at: tuple[str, int] | None = None  # with `path`: the file and line of its `fn`
+    declared_at: tuple[str, int] | None = (
+        None  # with `path`: the file and line of its `fn`
+    )
 
 
 def identify_copy(
@@ -35,14 +38,21 @@ def identify_copy(
     """Identify the copy `die` (its placed address `ranges`) of the function DWARF names
     only `name`."""
     bare, generics = _split(name)
-    own = _own_ranges(binary, die, ranges)
+    own, calls = _own_code(binary, die, ranges)
     lines: dict[str, set[int]] = {}
-    std_code = False  # own code from the standard library's files
+    std_code = False  # own code, or calls it makes, in the standard library's files
     for low, high in own:
         for row in rows_in(binary, low, high):
             if row.line > 0 and not row.file.startswith("/rustc/"):
                 lines.setdefault(row.file, set()).add(row.line)
             std_code = std_code or row.file.startswith("/rustc/")
+    # The lines of the calls it makes that were inlined into it are lines of its body too
+    # (`SQ_CALLS.fetch_add(1, ..)` in `fn sq`, whose own `x * x` went elsewhere).
+    for file, line in calls:
+        if file.startswith("/rustc/"):
+            std_code = True
+        elif line > 0:
+            lines.setdefault(file, set()).add(line)
     if not lines and std_code:
         return Identified(None, None)
     if not lines:  # no code of its own: only the copies inlined into it
@@ -90,7 +100,11 @@ def identify_copy(
     file, definition = found[0]
     module = module_path(binary, file)
     if module is None or definition.scope is None:
-        what = "its file's module" if module is None else "the trait, impl or macro it is in"
+        what = (
+            "its file's module"
+            if module is None
+            else "the trait, impl or macro it is in"
+        )
         return Identified(
             None,
             f"DWARF names it only `{name}`, its code ({spelled}) is "
@@ -108,17 +122,28 @@ def _split(name: str) -> tuple[str, str]:
     return (name[:cut], name[cut:]) if cut > 0 else (name, "")
 
 
-def _own_ranges(
+def _own_code(
     binary: ElfBinary, die: Any, ranges: list[tuple[int, int]]
-) -> list[tuple[int, int]]:
-    """`ranges` less the ranges of the copies inlined into this one (at any depth under
-    its lexical blocks): the instructions that are the copy's own code."""
+) -> tuple[list[tuple[int, int]], list[tuple[str, int]]]:
+    """`ranges` less the ranges of the copies inlined into this one (directly, under its
+    lexical blocks too): the instructions that are the copy's own code; and the call file
+    and line of each such copy (a call its body makes)."""
     nested: list[tuple[int, int]] = []
+    calls: list[tuple[str, int]] = []
     pending = list(die.iter_children())
     while pending:
         child = pending.pop()
         if child.tag == _INLINED:
             nested.extend(die_ranges(binary, die.cu, child))
+            attrs = child.attributes
+            file = (
+                file_name(binary, die.cu, attrs["DW_AT_call_file"].value)
+                if ("DW_AT_call_file" in attrs)
+                else None
+            )
+            line = attrs.get("DW_AT_call_line")
+            if file is not None and line is not None:
+                calls.append((_absolute(die.cu, file), int(line.value)))
         else:
             pending.extend(child.iter_children())
     own = [r for r in ranges if r[1] > r[0]]
@@ -133,8 +158,20 @@ def _own_ranges(
             if cut_high < high:
                 left.append((cut_high, high))
         own = left
-    return own
+    return own, calls
+
+
+def _absolute(cu: Any, file: str) -> str:
+    """A line table's file name as the rows name it: relative ones under the unit's
+    DW_AT_comp_dir."""
+    if os.path.isabs(file):
+        return file
+    directory = cu.get_top_DIE().attributes.get("DW_AT_comp_dir")
+    base = text_of(directory.value) if directory is not None else ""
+    return os.path.normpath(os.path.join(base, file))
 
 
 def _span(numbers: list[int]) -> str:
-    return str(numbers[0]) if numbers[0] == numbers[-1] else f"{numbers[0]}-{numbers[-1]}"
+    return (
+        str(numbers[0]) if numbers[0] == numbers[-1] else f"{numbers[0]}-{numbers[-1]}"
+    )
