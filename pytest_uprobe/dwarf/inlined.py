@@ -113,7 +113,7 @@ def _copies(binary: ElfBinary, path: str, matches: Callable[[str], bool]) -> _Fo
     if not crates or not binary.has_dwarf:
         return _Found([], [])
     main = binary.cache("main")
-    key = ("inlined-copies", 15, path)  # bump when what is found changes
+    key = ("inlined-copies", 16, path)  # bump when what is found changes
     found = main.get(key)
     if not isinstance(found, _Found):
         rows: list[CopyRow] = []
@@ -204,7 +204,8 @@ def _find_copies(
             placed = [(lo, hi) for lo, hi in ranges if binary.function_containing(lo)]
             declared_at = None
             if instance is None:  # a bare name: the copy's own code lines tell whose it is
-                told = identify_copy(binary, die, placed, bare[origin])
+                site = (file, line) if file is not None and line is not None else None
+                told = identify_copy(binary, die, placed, bare[origin], site)
                 declared_at = told.declared_at
                 if told.path is not None and matches(told.path):
                     instance = _Instance(told.path, False, None)

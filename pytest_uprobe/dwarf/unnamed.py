@@ -27,16 +27,18 @@ class Identified(NamedTuple):
 
     path: str | None
     why: str | None
-    declared_at: tuple[str, int] | None = (
-        None  # with `path`: the file and line of its `fn`
-    )
+    declared_at: tuple[str, int] | None = None  # with `path`: the file and line of its `fn`
 
 
 def identify_copy(
-    binary: ElfBinary, die: Any, ranges: list[tuple[int, int]], name: str
+    binary: ElfBinary,
+    die: Any,
+    ranges: list[tuple[int, int]],
+    name: str,
+    call_site: tuple[str, int] | None = None,
 ) -> Identified:
-    """Identify the copy `die` (its placed address `ranges`) of the function DWARF names
-    only `name`."""
+    """Identify the copy `die` (its placed address `ranges`, called from `call_site`: file
+    and line) of the function DWARF names only `name`."""
     bare, generics = _split(name)
     own, calls = _own_code(binary, die, ranges)
     lines: dict[str, set[int]] = {}
@@ -98,13 +100,21 @@ def identify_copy(
             f"in no `fn {bare}` of those files",
         )
     file, definition = found[0]
+    if (
+        call_site is not None
+        and _absolute(die.cu, call_site[0]) == file
+        and (definition.first_line <= call_site[1] <= definition.last_line)
+    ):
+        # Called from inside the very fn its lines point at: its lines are the caller's
+        # (LLVM gave the caller's line to code in the copy's range), not proof of identity.
+        return Identified(
+            None,
+            f"DWARF names it only `{name}`, and the lines of its code ({spelled}) are those "
+            f"of the fn that calls it (`fn {bare}` at {file}:{definition.first_line})",
+        )
     module = module_path(binary, file)
     if module is None or definition.scope is None:
-        what = (
-            "its file's module"
-            if module is None
-            else "the trait, impl or macro it is in"
-        )
+        what = "its file's module" if module is None else "the trait, impl or macro it is in"
         return Identified(
             None,
             f"DWARF names it only `{name}`, its code ({spelled}) is "
@@ -172,6 +182,4 @@ def _absolute(cu: Any, file: str) -> str:
 
 
 def _span(numbers: list[int]) -> str:
-    return (
-        str(numbers[0]) if numbers[0] == numbers[-1] else f"{numbers[0]}-{numbers[-1]}"
-    )
+    return str(numbers[0]) if numbers[0] == numbers[-1] else f"{numbers[0]}-{numbers[-1]}"
