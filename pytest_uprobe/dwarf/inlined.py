@@ -113,7 +113,7 @@ def _copies(binary: ElfBinary, path: str, matches: Callable[[str], bool]) -> _Fo
     if not crates or not binary.has_dwarf:
         return _Found([], [])
     main = binary.cache("main")
-    key = ("inlined-copies", 16, path)  # bump when what is found changes
+    key = ("inlined-copies", 17, path)  # bump when what is found changes
     found = main.get(key)
     if not isinstance(found, _Found):
         rows: list[CopyRow] = []

@@ -80,6 +80,13 @@ def identify_copy(
         for definition in definitions.get(bare, []):
             if any(definition.first_line <= n <= definition.last_line for n in numbers):
                 found.append((file, definition))
+    if bare.startswith("{"):  # `{closure#0}`, `{async_block#1}`: no `fn` in the source
+        return Identified(
+            None,
+            f"DWARF names it only `{name}` (a closure or async body; its code is at "
+            f"{spelled}), and which of the enclosing fn's bodies rustc numbered so cannot "
+            "be told from the source",
+        )
     if len(found) > 1:
         places = ", ".join(f"{f}:{d.first_line}" for f, d in found)
         return Identified(
