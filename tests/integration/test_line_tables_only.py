@@ -96,7 +96,8 @@ def test_unidentified_copies_make_a_glob_count_a_lower_bound(uprobe_trace, cargo
     trace = uprobe_trace.run([exe, *ARGV], probes=["ltonly::*"])
     count = trace["ltonly::*"].call_count
     assert not count.exact
-    assert any("`{closure#0}` (a closure" in why and "debug = 1" in why for why in count.may_be_more)
+    reasons = count.may_be_more
+    assert any("`{closure#0}` (a closure" in why and "debug = 1" in why for why in reasons)
     with pytest.raises(AssertionError):
         assert count == int(count)
 
