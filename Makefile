@@ -39,6 +39,7 @@ realcrate: system-packages
 
 lint: venv
 	$(VENV)/bin/ruff check pytest_uprobe tests examples benchmarks
+	$(VENV)/bin/ruff format --check pytest_uprobe tests examples benchmarks
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 

@@ -495,4 +495,3 @@ for _name, _get in {
 
 def _function_count(plan: ProbePlan) -> int:
     return len(plan.functions) + len(plan.markers)
-

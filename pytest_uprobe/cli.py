@@ -451,8 +451,7 @@ def _trace(args: argparse.Namespace, out: TextIO) -> int:
             done = options.CHILDREN_DONE[trace.children]
             running = ", ".join(str(p) for p in trace.orphans)
             sys.stderr.write(
-                f"pytest-uprobe trace: processes it started outlived it ({done}): "
-                f"{running}\n"
+                f"pytest-uprobe trace: processes it started outlived it ({done}): {running}\n"
             )
     if timed_out:
         return EXIT_TIMEOUT

@@ -223,8 +223,16 @@ class Layout:
         )
 
     def _chunks(
-        self, path: Path, addr_at: int, add: int, size: int, len_at: int, scale: int,
-        guard: tuple[int, int] | None, flags: int, depth: int | None,
+        self,
+        path: Path,
+        addr_at: int,
+        add: int,
+        size: int,
+        len_at: int,
+        scale: int,
+        guard: tuple[int, int] | None,
+        flags: int,
+        depth: int | None,
         each: Callable[[int, int], None] | None,
     ) -> Planned:
         """A counted copy of more than MAX_COPY bytes, as chunks of whole elements, chunk j
@@ -346,7 +354,6 @@ class Layout:
                          scale=element.size, guard=guard, depth=depth, each=each)  # fmt: skip
                 if pointer.std in ("rcdst", "arcdst"):  # the strong and weak counts
                     self.add(at + ("counts",), addr_at, 0, 16, guard=guard)
-
 
     def _follow_collection(
         self,
@@ -497,8 +504,10 @@ class Layout:
         the node's `len` is above i)."""
         if not isinstance(planned, Copy):
             return
-        for part, element, start in (("k", node.key, node.keys_at), ("v", node.value,
-                                                                    node.vals_at)):
+        for part, element, start in (
+            ("k", node.key, node.keys_at),
+            ("v", node.value, node.vals_at),
+        ):
             if not has_pointers(element):
                 continue
             for i in range(min(node.capacity, self.max_elements)):
@@ -857,8 +866,10 @@ def _held(value: RustType, implementation: Implementation, k: int, align: int, a
         return Unavailable("a null pointer")
     concrete = implementation.type
     starts = tail_offsets(levels, align)
-    if not implementation.align and has_pointers(concrete) and (
-        starts[-1] != tail_offsets(levels, _planned_align(implementation))[-1]
+    if (
+        not implementation.align
+        and has_pointers(concrete)
+        and (starts[-1] != tail_offsets(levels, _planned_align(implementation))[-1])
     ):
         return Unavailable(
             f"{implementation.name}'s alignment is not in DWARF, and the vtable's ({align}) "
@@ -914,9 +925,7 @@ def _deque(
     return items
 
 
-def _table(
-    value: RustType, raw: bytes, reader: Reader, path: Path, address: int, mask: int
-) -> Any:
+def _table(value: RustType, raw: bytes, reader: Reader, path: Path, address: int, mask: int) -> Any:
     """A hashbrown table's entries in bucket order (its iteration order): bucket i is full
     when its control byte's top bit is clear; its bytes sit at ctrl - (i + 1) * size."""
     items = _word(value, raw, "items")

@@ -109,8 +109,7 @@ class Pairing:
         self.tails: dict[int, list[tuple[int, int | None, int]]] = {}  # tid -> tail calls
         self.tail_callers_of: dict[int, list[int]] = {}  # callee call -> calls that jumped to it
         self.codes = [
-            _code(plan, s.kind, s.function, s.condition, s.return_address_word)
-            for s in plan.sites
+            _code(plan, s.kind, s.function, s.condition, s.return_address_word) for s in plan.sites
         ]
         self.copy_code = _CopyCode(plan)
         # Per thread, the latest call of each probed inlined copy, per frame it ran in (by

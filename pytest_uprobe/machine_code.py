@@ -329,8 +329,13 @@ def spilled_after(code: bytes, start: int, entry: int) -> dict[int, int]:
             stored.add(delta)
             written |= names - {"rsp"}
             continue
-        if (insn.mnemonic == "sub" and at_entry is None and ops[0].type == x86.X86_OP_REG
-                and insn.reg_name(ops[0].reg) == "rsp" and ops[1].type == x86.X86_OP_IMM):
+        if (
+            insn.mnemonic == "sub"
+            and at_entry is None
+            and ops[0].type == x86.X86_OP_REG
+            and insn.reg_name(ops[0].reg) == "rsp"
+            and ops[1].type == x86.X86_OP_IMM
+        ):
             delta -= ops[1].imm  # fmt: skip
             continue
         if "rsp" in names:

@@ -861,9 +861,7 @@ def _plan_inlined(plan: ProbePlan, probe: str, copy: InlinedSite) -> None:
         moved[entry] = (cfa, moved[entry][1] + 1 if entry in moved else 1)
     no_return = f"inlined into {copy.caller}: an inlined copy has no return to probe"
     # A limited (`debug = 1`) unit keeps the copy's declaration but no parameters at all.
-    known = copy.params_known and (
-        copy.origin is None or detail.describes_values(copy.origin.cu)
-    )
+    known = copy.params_known and (copy.origin is None or detail.describes_values(copy.origin.cu))
     for entry, (cfa, calls) in moved.items():
         if calls == 1:
             located = [
@@ -1238,8 +1236,6 @@ def _abi_changed(info: index.FunctionInfo) -> bool:
     return convention is not None and convention.value == DW_CC_NOCALL
 
 
-
-
 def _still_returned(binary: ElfBinary, shape: code.CodeShape, returns: Value | None) -> bool:
     """In a function whose calling convention LLVM changed (DW_CC_nocall), the registers a
     return value travels in are written before every `ret` (after the last call): the value
@@ -1266,8 +1262,10 @@ def _still_returned(binary: ElfBinary, shape: code.CodeShape, returns: Value | N
     # rax on every path; a second register on some path at least (a path that returns
     # None of an Option<u64> legitimately leaves rdx alone; one whose callers only ask
     # `is_some()` writes it on none).
-    return bool(rows) and all(row[0] for row in rows) and all(
-        any(row[i] for row in rows) for i in range(1, len(needed))
+    return (
+        bool(rows)
+        and all(row[0] for row in rows)
+        and all(any(row[i] for row in rows) for i in range(1, len(needed)))
     )
 
 

@@ -390,9 +390,8 @@ def trace_section(traces: Sequence[Any], timelines: Sequence[str] = ()) -> str:
             status += " (timed out)"
         if trace.orphans:
             done = options.CHILDREN_DONE[trace.children]
-            status += (
-                f"\nprocesses it started that outlived it ({done}): "
-                + ", ".join(str(p) for p in trace.orphans)
+            status += f"\nprocesses it started that outlived it ({done}): " + ", ".join(
+                str(p) for p in trace.orphans
             )
             if trace.orphans_held_output:
                 status += "\n(they still held its stdout/stderr when it exited)"

@@ -120,6 +120,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if any(name.startswith("cargo_bin") for name in getattr(item, "fixturenames", ())):
             item.add_marker(skip)  # cargo_bin and module-scoped twins (cargo_bin_module)
+
+
 def leftovers(root: Path = ROOT) -> list[str]:
     """Processes running a program built under `root` (example crates, benchmarks), and
     probes attached in such programs: what a finished test suite must not leave behind."""

@@ -39,8 +39,9 @@ def test_the_docs_have_examples():
 
 
 @pytest.mark.uprobe
-@pytest.mark.parametrize("example", [e for _, e in python_examples()],
-                         ids=[w for w, _ in python_examples()])
+@pytest.mark.parametrize(
+    "example", [e for _, e in python_examples()], ids=[w for w, _ in python_examples()]
+)
 def test_doc_example_passes(pytester, monkeypatch, example):
     for name, value in TOOL_HOMES.items():
         monkeypatch.setenv(name, value)

@@ -250,6 +250,7 @@ class _Loaded:
         if fd < 0:
             raise OSError(ct.get_errno(), f"uprobe with a USDT semaphore at {site.address:#x}")
         bpf._add_uprobe_fd(event, fd)
+
     def set_gate(self, value: int) -> None:
         """Open the gate for process `value` (program.ANY_PROCESS: the followed tree), or
         close it (program.GATE_CLOSED): see `gate` in the program's text."""

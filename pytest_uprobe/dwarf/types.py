@@ -105,8 +105,10 @@ class RustType:
         cached = self.__dict__.get("_implementations")
         if cached is None:
             trait = _trait_of(self.name)
-            cached = () if trait is None or self.target_die is None else (
-                _vtables(self.target_die.cu.dwarfinfo, trait)
+            cached = (
+                ()
+                if trait is None or self.target_die is None
+                else (_vtables(self.target_die.cu.dwarfinfo, trait))
             )
             object.__setattr__(self, "_implementations", cached)
         return cached
@@ -165,8 +167,11 @@ class RustType:
             return _abi_shape([(f.offset, f.type) for f in self.fields], self.size)
         if kind in ("struct", "tuple"):
             sized = [f for f in self.fields if f.type.size]
-            if not newtypes and kind == "struct" and len(sized) == 1 and (
-                self.std not in _NOT_C_TAGS
+            if (
+                not newtypes
+                and kind == "struct"
+                and len(sized) == 1
+                and (self.std not in _NOT_C_TAGS)
             ):
                 inner = sized[0].type.scalars(newtypes)
                 if inner is not None and len(inner) == 1:
@@ -261,7 +266,7 @@ def _abi_shape(
     if not found:
         return None
     if len(found) == 1:
-        (offset, only), = found
+        ((offset, only),) = found
         return found if offset == 0 and only.size == size else None
     if len(found) != 2:
         return None
@@ -470,7 +475,11 @@ class BTreeNode:
 
 
 def _std_type(
-    die: Any, name: str, size: int, names: list[str], fields: tuple[Field, ...],
+    die: Any,
+    name: str,
+    size: int,
+    names: list[str],
+    fields: tuple[Field, ...],
     children: list[Any],
 ) -> RustType | None:
     """A std type shown as what it means (see stdtypes), or None for any other struct.
@@ -850,11 +859,11 @@ def _points_at_dyn(name: str) -> bool:
     (`NonNull<RcInner<dyn T>>`, whose value sits after the counts)."""
     for sigil in ("&mut ", "&", "*const ", "*mut "):
         if name.startswith(sigil):
-            name = name[len(sigil):]
+            name = name[len(sigil) :]
             break
     for wrapper in _DYN_WRAPPERS:
         if name.startswith(wrapper):
-            name = name[len(wrapper):]
+            name = name[len(wrapper) :]
             break
     return name.lstrip("(").startswith("dyn ")
 
@@ -988,8 +997,10 @@ def _vtable_at(dwarf: Any, info: bytes, offset: int, back: int) -> Implementatio
     except Exception:  # no unit there, or no such abbreviation: not a DIE's start
         return None
     specs = list(abbrev.iter_attr_specs())
-    if abbrev["tag"] != "DW_TAG_variable" or not specs or tuple(specs[0][:2]) != (
-        "DW_AT_name", "DW_FORM_strp"
+    if (
+        abbrev["tag"] != "DW_TAG_variable"
+        or not specs
+        or tuple(specs[0][:2]) != ("DW_AT_name", "DW_FORM_strp")
     ):
         return None
     try:
@@ -1010,9 +1021,11 @@ def _vtable_at(dwarf: Any, info: bytes, offset: int, back: int) -> Implementatio
         ):
             return None
         vtable_type = cu.get_DIE_from_refaddr(at)  # a real DIE: cached like any other
-        concrete = vtable_type.get_DIE_from_attribute("DW_AT_containing_type") if (
-            "DW_AT_containing_type" in vtable_type.attributes
-        ) else None
+        concrete = (
+            vtable_type.get_DIE_from_attribute("DW_AT_containing_type")
+            if ("DW_AT_containing_type" in vtable_type.attributes)
+            else None
+        )
     except Exception:  # not a DIE's start after all: the bytes only looked like one
         return None
     if location is None or concrete is None or location.form != "DW_FORM_exprloc":

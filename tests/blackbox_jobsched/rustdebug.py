@@ -1,4 +1,5 @@
 """A small parser of Rust `{:?}` output into the Python values the docs promise."""
+
 import datetime
 
 from pytest_uprobe import Variant
@@ -20,7 +21,7 @@ class _P:
 
     def eat(self, c):
         self.ws()
-        assert self.s.startswith(c, self.i), (c, self.s[self.i:])
+        assert self.s.startswith(c, self.i), (c, self.s[self.i :])
         self.i += len(c)
 
     def seq(self, close):
@@ -86,7 +87,7 @@ class _P:
             j = self.i + 1
             while j < len(self.s) and (self.s[j].isdigit() or self.s[j] == "."):
                 j += 1
-            num = self.s[self.i:j]
+            num = self.s[self.i : j]
             k = j
             while k < len(self.s) and self.s[k].isalpha() or (k < len(self.s) and self.s[k] == "µ"):
                 k += 1
@@ -95,6 +96,7 @@ class _P:
             if unit:
                 # a Duration: `1.5s`, `300ms`
                 from decimal import Decimal
+
                 ns = int(Decimal(num) * _UNITS[unit])
                 return datetime.timedelta(microseconds=ns // 1000)
             return float(num) if "." in num else int(num)
@@ -102,7 +104,7 @@ class _P:
         j = self.i
         while j < len(self.s) and (self.s[j].isalnum() or self.s[j] in "_:"):
             j += 1
-        name = self.s[self.i:j]
+        name = self.s[self.i : j]
         self.i = j
         if name in ("true", "false"):
             return name == "true"
@@ -126,7 +128,7 @@ class _P:
                 if self.s.startswith("..", self.i):
                     self.i += 2
                     continue
-                k = self.s[self.i:self.s.index(":", self.i)].strip()
+                k = self.s[self.i : self.s.index(":", self.i)].strip()
                 self.i = self.s.index(":", self.i) + 1
                 d[k] = self.value()
                 if self.peek() == ",":
@@ -140,7 +142,7 @@ def parse(s):
     p = _P(s.strip())
     v = p.value()
     p.ws()
-    assert p.i == len(p.s), f"trailing text in {s!r}: {p.s[p.i:]!r}"
+    assert p.i == len(p.s), f"trailing text in {s!r}: {p.s[p.i :]!r}"
     return v
 
 
@@ -154,7 +156,7 @@ def calls(stdout):
     for line in stdout.splitlines():
         if not line.startswith("CALL "):
             continue
-        rest = line[len("CALL "):]
+        rest = line[len("CALL ") :]
         name, rest = rest.split(" args=", 1)
         p = _P(rest)
         args = p.value()
@@ -163,7 +165,7 @@ def calls(stdout):
         assert p.s.startswith("ret=", p.i), rest
         p.i += 4
         ret = parse_ret_partial(p)
-        out.setdefault(name, []).append((args, ret, p.s[p.i:].strip()))
+        out.setdefault(name, []).append((args, ret, p.s[p.i :].strip()))
     return out
 
 
@@ -185,7 +187,7 @@ def async_lines(stdout):
         p = _P(rest)
         args = p.value()
         fields = {}
-        tail = p.s[p.i:].strip()
+        tail = p.s[p.i :].strip()
         while tail:
             k, v = tail.split("=", 1)
             if k == "ret":

@@ -1,5 +1,6 @@
 """Traced tests of crate/ (jobsched). Every expected value is parsed from what the program
 printed in the traced run itself (its `CALL`/`ASYNC` lines, see rustdebug.py)."""
+
 from pathlib import PurePosixPath
 
 from tests.blackbox_jobsched import rustdebug
@@ -44,10 +45,13 @@ def check_all(trace, p, names):
 
 # ------------------------------------------------------------------ trait objects
 
+
 def test_dyn_task_args(uprobe_trace, exe):
     trace = uprobe_trace.run([exe, "sync", "3"], probes=["jobsched::run_task"])
     exp = printed(trace)["jobsched::run_task"]
-    path = lambda a: ({**a[0], "from": PurePosixPath(a[0]["from"])} if "from" in a[0] else a[0],) + a[1:]
+    path = lambda a: (
+        ({**a[0], "from": PurePosixPath(a[0]["from"])} if "from" in a[0] else a[0],) + a[1:]
+    )
     exp = [(path(a), r) for a, r, _ in exp]
     check(trace, "jobsched::run_task", exp)
 
@@ -67,19 +71,24 @@ def test_trait_impls_glob_counts(uprobe_trace, exe):
     assert trace[TASK_COST].call_count == total
     # the glob's calls in time order are the printed ones in program order
     order = [(a, r) for n, a, r in rustdebug.ordered(trace.stdout) if n in impls]
-    path = lambda a: ({**a[0], "from": PurePosixPath(a[0]["from"])} if "from" in a[0] else a[0],) + a[1:]
+    path = lambda a: (
+        ({**a[0], "from": PurePosixPath(a[0]["from"])} if "from" in a[0] else a[0],) + a[1:]
+    )
     check(trace, TASK_COST, [(path(a), r) for a, r in order])
 
 
 def test_each_trait_impl_by_exact_name(uprobe_trace, exe):
-    names = ["<jobsched::Compile as jobsched::Task>::cost",
-             "<jobsched::Sleep as jobsched::Task>::cost"]
+    names = [
+        "<jobsched::Compile as jobsched::Task>::cost",
+        "<jobsched::Sleep as jobsched::Task>::cost",
+    ]
     trace = uprobe_trace.run([exe, "sync", "4"], probes=names)
     p = printed(trace)
     check_all(trace, p, names)
 
 
 # ------------------------------------------------------------------ generics, closures
+
 
 def test_generic_instances_one_name(uprobe_trace, exe):
     trace = uprobe_trace.run([exe, "sync", "3"], probes=["jobsched::total_cost"])
@@ -101,6 +110,7 @@ def test_closure_and_apply_twice(uprobe_trace, exe):
 
 # ------------------------------------------------------------------ enums, Option, Result
 
+
 def test_parse_priority_result(uprobe_trace, exe):
     trace = uprobe_trace.run([exe, "sync", "3"], probes=["jobsched::parse_priority"])
     exp = printed(trace)["jobsched::parse_priority"]
@@ -121,6 +131,7 @@ def test_find_job_option_struct(uprobe_trace, exe):
 
 
 # ------------------------------------------------------------------ std collections
+
 
 def test_hashmap_return(uprobe_trace, exe):
     trace = uprobe_trace.run([exe, "sync", "3"], probes=["jobsched::count_words"])
@@ -151,6 +162,7 @@ def test_path_and_pathbuf(uprobe_trace, exe):
 
 
 # ------------------------------------------------------------------ Rc, RefCell, Mutex, Arc
+
 
 def test_rc_strong_count(uprobe_trace, exe):
     trace = uprobe_trace.run([exe, "sync", "3"], probes=["jobsched::shared_len"])
@@ -185,6 +197,7 @@ def test_duration_and_nonzero(uprobe_trace, exe):
 
 # ------------------------------------------------------------------ async
 
+
 def _async(trace, name):
     assert trace.returncode == 0, trace.stderr
     return [x for x in rustdebug.async_lines(trace.stdout) if x[1] == name]
@@ -194,7 +207,7 @@ def test_async_fetch_completed_futures(uprobe_trace, exe):
     trace = uprobe_trace.run([exe, "async", "3"], probes=["jobsched::fetch_input"])
     exp = _async(trace, "fetch_input")
     ft = trace["jobsched::fetch_input"]
-    assert ft.call_count == len(exp)                       # futures created (6)
+    assert ft.call_count == len(exp)  # futures created (6)
     assert ft.args_list == [a for _, _, a, _ in exp]
     done = [(c, e) for c, e in zip(ft.calls, exp) if e[0] == "ASYNC"]
     assert [len(c.polls) for c, _ in done] == [int(e[3]["polls"]) for _, e in done]
@@ -213,8 +226,11 @@ def test_async_fetch_cancelled_futures(uprobe_trace, exe):
     assert all(c.dropped for c, _ in dropped)
     assert not any(c.completed for c, _ in dropped)
     assert [c.outcome for c, _ in dropped] == [
-        "dropped unfinished after 1 poll" if e[3]["polls"] == "1" else "dropped without being polled"
-        for _, e in dropped]
+        "dropped unfinished after 1 poll"
+        if e[3]["polls"] == "1"
+        else "dropped without being polled"
+        for _, e in dropped
+    ]
 
 
 def test_async_pipeline_awaits_twice(uprobe_trace, exe):
@@ -243,10 +259,20 @@ def test_async_moves_between_threads(uprobe_trace, exe):
 # `jobsched used N`: the same functions, every argument and return value through
 # std::hint::black_box, so a release build must keep them.
 
-USED_SCALARS = ["jobsched::total_cost", "jobsched::next_in_queue", "jobsched::arc_sum",
-                "jobsched::retries", "jobsched::bump", "jobsched::lock_add"]
-USED_AGGREGATES = ["jobsched::make_job", "jobsched::find_job", "jobsched::by_id",
-                   "jobsched::count_words"]
+USED_SCALARS = [
+    "jobsched::total_cost",
+    "jobsched::next_in_queue",
+    "jobsched::arc_sum",
+    "jobsched::retries",
+    "jobsched::bump",
+    "jobsched::lock_add",
+]
+USED_AGGREGATES = [
+    "jobsched::make_job",
+    "jobsched::find_job",
+    "jobsched::by_id",
+    "jobsched::count_words",
+]
 
 
 def test_used_scalar_returns(uprobe_trace, exe):
@@ -272,8 +298,11 @@ def test_used_path_and_duration(uprobe_trace, exe):
     names = ["jobsched::output_path", "jobsched::timeout_for"]
     trace = uprobe_trace.run([exe, "used", "5"], probes=names)
     p = printed(trace)
-    bad = problems(trace, names[0], [((PurePosixPath(a[0]), a[1]), PurePosixPath(r))
-                                     for a, r, _ in p[names[0]]])
+    bad = problems(
+        trace,
+        names[0],
+        [((PurePosixPath(a[0]), a[1]), PurePosixPath(r)) for a, r, _ in p[names[0]]],
+    )
     bad += problems(trace, names[1], [(a, r) for a, r, _ in p[names[1]]])
     assert not bad, "\n".join(bad)
 
@@ -286,6 +315,7 @@ def test_used_rc_strong(uprobe_trace, exe):
 
 
 # ------------------------------------------------------------------ mock-style API, callers
+
 
 def test_mock_style_assertions_and_callers(uprobe_trace, exe):
     names = ["jobsched::run_task", "jobsched::total_cost", TASK_COST, "jobsched::parse_priority"]
@@ -305,6 +335,7 @@ def test_mock_style_assertions_and_callers(uprobe_trace, exe):
 
 def test_assert_has_calls_with_mock_call_objects(uprobe_trace, exe):
     from unittest.mock import call
+
     trace = uprobe_trace.run([exe, "sync", "3"], probes=["jobsched::parse_priority"])
     exp = printed(trace)["jobsched::parse_priority"]
     trace["jobsched::parse_priority"].assert_has_calls([call(*a) for a, _, _ in exp])
@@ -317,6 +348,7 @@ def test_assert_has_calls_with_arg_tuples(uprobe_trace, exe):
 
 
 # ------------------------------------------------------------------ inlining, recursion
+
 
 def test_inlinable_weight_counts_and_args(uprobe_trace, exe):
     names = ["jobsched::weight", "jobsched::plan_weights"]
@@ -340,8 +372,9 @@ def test_recursive_chain_len(uprobe_trace, exe):
     trace = uprobe_trace.run([exe, "extra", "6"], probes=["jobsched::chain_len"])
     p = printed(trace)
     ((top,), ret, _) = p["jobsched::chain_len"][0]
-    calls_printed = int(next(l for l in trace.stdout.splitlines()
-                             if l.startswith("COUNT chain_len")).split("=")[1])
+    calls_printed = int(
+        next(l for l in trace.stdout.splitlines() if l.startswith("COUNT chain_len")).split("=")[1]
+    )
     ft = trace["jobsched::chain_len"]
     assert ft.call_count == calls_printed
     assert [a[1] for a in ft.args_list] == list(range(top, top - calls_printed, -1))
@@ -366,6 +399,7 @@ def test_handwritten_future_yieldonce(uprobe_trace, exe):
 def test_async_poll_function_as_plain_calls(uprobe_trace, exe):
     """The poll function itself, by its exact name: one call per poll."""
     from pytest_uprobe import Variant
+
     name = "jobsched::fetch_input::{async_fn#0}"
     trace = uprobe_trace.run([exe, "async", "3"], probes=[name])
     exp = _async(trace, "fetch_input")
@@ -393,10 +427,14 @@ def test_async_outcome_texts(uprobe_trace, exe):
 
 # ------------------------------------------------------------------ edge: panics, caps, nesting
 
+
 def test_panicking_call_unwinds(uprobe_trace, exe):
     trace = uprobe_trace.run([exe, "edge", "6"], probes=["jobsched::split_work"])
-    panicked = [rustdebug.parse(l.split(" args=", 1)[1]) for l in trace.stdout.splitlines()
-                if l.startswith("PANIC jobsched::split_work")]
+    panicked = [
+        rustdebug.parse(l.split(" args=", 1)[1])
+        for l in trace.stdout.splitlines()
+        if l.startswith("PANIC jobsched::split_work")
+    ]
     ok = printed(trace)["jobsched::split_work"]
     ft = trace["jobsched::split_work"]
     assert trace.returncode == 0
@@ -414,11 +452,12 @@ def test_option_of_option(uprobe_trace, exe):
 
 def test_caps_truncate_long_vec_and_strings(uprobe_trace, exe):
     from pytest_uprobe import Truncated
+
     names = ["jobsched::arc_sum", "jobsched::long_log"]
     trace = uprobe_trace.run([exe, "edge", "6"], probes=names)
     p = printed(trace)
-    ((vec,), s, _), = p["jobsched::arc_sum"]
-    ((lines,), n, _), = p["jobsched::long_log"]
+    (((vec,), s, _),) = p["jobsched::arc_sum"]
+    (((lines,), n, _),) = p["jobsched::long_log"]
     assert len(vec) > 16 and any(len(l) > 256 for l in lines)
     exp_vec = Truncated(vec[:16], len(vec))
     exp_lines = [Truncated(l[:256], len(l)) if len(l) > 256 else l for l in lines]

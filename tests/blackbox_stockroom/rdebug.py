@@ -4,11 +4,14 @@ Structs -> dict (a Struct equals a dict of its fields); `Some(x)` -> x; `None` -
 `Name(x)` / `Name { .. }` enum variants -> pytest_uprobe.Variant; `Name` alone -> str
 (a unit variant equals its name); maps -> dict; sets -> set; strings/ints/floats as usual.
 """
+
 import re
 
 from pytest_uprobe import Variant
 
-_TOK = re.compile(r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*")|(?P<num>-?\d+(?:\.\d+)?(?:e-?\d+)?)|(?P<id>[A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z0-9_<>&]+)*)|(?P<p>[\[\](){}:,]))')
+_TOK = re.compile(
+    r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*")|(?P<num>-?\d+(?:\.\d+)?(?:e-?\d+)?)|(?P<id>[A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z0-9_<>&]+)*)|(?P<p>[\[\](){}:,]))'
+)
 
 STRUCTS = {"Flat", "Tiered", "Bulk", "Item", "Order"}
 
@@ -19,7 +22,7 @@ def _tokens(s):
     while pos < len(s):
         m = _TOK.match(s, pos)
         if not m:
-            raise ValueError(f"cannot tokenize at {s[pos:pos+20]!r}")
+            raise ValueError(f"cannot tokenize at {s[pos : pos + 20]!r}")
         pos = m.end()
         kind = m.lastgroup
         out.append((kind, m.group(kind)))
@@ -117,7 +120,7 @@ def calls(stdout, tag="CALL"):
     for line in stdout.splitlines():
         if not line.startswith(tag + " "):
             continue
-        body = line[len(tag) + 1:].split("  # ")[0]
+        body = line[len(tag) + 1 :].split("  # ")[0]
         head, _, ret = body.rpartition(" => ")
         parts = head.split(" | ")
         name, args = parts[0], tuple(parse(a) for a in parts[1:])

@@ -1,15 +1,23 @@
 """Async fns on a tokio multi-thread runtime: spawned tasks, join!, select!, a dropped future."""
+
 import pytest
 
 from pytest_uprobe import Tracer, Unavailable
 from pytest_uprobe.futures import FutureOutcomeUnknown, FuturesNotProbeable
 from tests.blackbox_stockroom import rdebug
 
-ASYNC = ["stockroom::jobs::fetch_stock", "stockroom::jobs::fetch_price", "stockroom::jobs::slow_audit"]
+ASYNC = [
+    "stockroom::jobs::fetch_stock",
+    "stockroom::jobs::fetch_price",
+    "stockroom::jobs::slow_audit",
+]
 
 
-@pytest.fixture(scope="module", params=[("dev", "bpf"), ("release", "bpf"), ("dev", "inprocess"), ("release", "inprocess")],
-                ids=lambda p: f"{p[0]}-{p[1]}")
+@pytest.fixture(
+    scope="module",
+    params=[("dev", "bpf"), ("release", "bpf"), ("dev", "inprocess"), ("release", "inprocess")],
+    ids=lambda p: f"{p[0]}-{p[1]}",
+)
 def arun(request, crate_dir, cargo_bin):
     if not request.config.getoption("--uprobe"):
         pytest.skip("needs --uprobe")
@@ -71,7 +79,9 @@ def test_fetch_stock_spawned_tasks_and_dropped_unpolled(arun):
 
 
 def test_fetch_price_under_join(arun):
-    if arun[0] == "release":  # documented: constructor inlined away, poll inlined into MaybeDone::poll
+    if (
+        arun[0] == "release"
+    ):  # documented: constructor inlined away, poll inlined into MaybeDone::poll
         with pytest.raises(FuturesNotProbeable, match="constructor was inlined away"):
             get(arun, "stockroom::jobs::fetch_price")
         return

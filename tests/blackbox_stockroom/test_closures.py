@@ -1,4 +1,5 @@
 """Closures: args and returns derived from the values the program printed."""
+
 import pytest
 
 from pytest_uprobe import Unavailable
@@ -11,7 +12,7 @@ def profile(request):
 
 
 def _items(stdout):
-    ((items,), _), = rdebug.calls(stdout)["average_cents"]
+    (((items,), _),) = rdebug.calls(stdout)["average_cents"]
     return items
 
 

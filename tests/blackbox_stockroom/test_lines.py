@@ -1,4 +1,5 @@
 """Line probes on checksum's loop body, with locals; line-name errors."""
+
 import re
 
 import pytest
@@ -99,8 +100,15 @@ def _exec_counts(stdout):
     return n
 
 
-LINES = ["stockroom/src/lib.rs:61", "stockroom/src/lib.rs:64", "stockroom/src/lib.rs:106", "stockroom/src/lib.rs:181",
-         "stockroom/src/main.rs:42", "stockroom/src/lib.rs:192", "stockroom/src/jobs/mod.rs:9"]
+LINES = [
+    "stockroom/src/lib.rs:61",
+    "stockroom/src/lib.rs:64",
+    "stockroom/src/lib.rs:106",
+    "stockroom/src/lib.rs:181",
+    "stockroom/src/main.rs:42",
+    "stockroom/src/lib.rs:192",
+    "stockroom/src/jobs/mod.rs:9",
+]
 
 
 @pytest.mark.parametrize("profile", ["dev", "release"])
@@ -120,7 +128,12 @@ def _bulk_unit_cents_calls(stdout):
     n = sum(1 for (rule, _), _ in c["quote"] if is_bulk(rule))
     n += len(c["cheapest"])  # cheapest quotes every rule once per call: one Bulk each
     n += sum(1 for l in stdout.splitlines() if l.startswith("ARG settle | Bulk"))
-    lines_per_order = {1001: 2, 1002: 1, 1003: 2, 1004: 2}  # from orders() as printed by classify ids
+    lines_per_order = {
+        1001: 2,
+        1002: 1,
+        1003: 2,
+        1004: 2,
+    }  # from orders() as printed by classify ids
     n += sum(lines_per_order[oid] for (oid, rule), _ in c["order_value"] if is_bulk(rule))
     return n
 
@@ -128,21 +141,31 @@ def _bulk_unit_cents_calls(stdout):
 # (probe, what the program's output says the count must be, per docs' definition of an execution)
 PROGRAM_COUNTS = {
     # straight-line statement in settle, which runs once (one "CALL settle" line)
-    "stockroom/src/pricing/mod.rs:87": lambda out: sum(l.startswith("CALL settle ") for l in out.splitlines()),
+    "stockroom/src/pricing/mod.rs:87": lambda out: sum(
+        l.startswith("CALL settle ") for l in out.splitlines()
+    ),
     # let catalog = (0..n).map(|c| ...).collect(): the statement once, the closure once per entry
     "stockroom/src/lib.rs:54": lambda out: 1 + int(out.split("# catalog len ")[1].split()[0]),
     # loop body of checksum_steps: once per STEP line
     "stockroom/src/main.rs:43": lambda out: len(steps(out)),
     # `if ... || ...` in classify: once per classify call
-    "stockroom/src/lib.rs:168": lambda out: sum(l.startswith("CALL classify ") for l in out.splitlines()),
+    "stockroom/src/lib.rs:168": lambda out: sum(
+        l.startswith("CALL classify ") for l in out.splitlines()
+    ),
     # `if qty >= self.min_qty` in Bulk::unit_cents: once per Bulk::unit_cents call
     "stockroom/src/pricing/mod.rs:56": _bulk_unit_cents_calls,
     # `for o in orders` in tally: n + 1 (docs: the for header runs n + 1 times), n = orders
-    "stockroom/src/lib.rs:180": lambda out: sum(l.startswith("CALL classify ") for l in out.splitlines()) + 1,
+    "stockroom/src/lib.rs:180": lambda out: (
+        sum(l.startswith("CALL classify ") for l in out.splitlines()) + 1
+    ),
     # `for (sku, qty) in [4 pairs]` in run_sync: n + 1, n = CALL reserve lines
-    "stockroom/src/main.rs:67": lambda out: sum(l.startswith("CALL reserve ") for l in out.splitlines()) + 1,
+    "stockroom/src/main.rs:67": lambda out: (
+        sum(l.startswith("CALL reserve ") for l in out.splitlines()) + 1
+    ),
     # `for code in [100, 335, 7]`: n + 1, n = CALL catalog_lookup lines
-    "stockroom/src/main.rs:84": lambda out: sum(l.startswith("CALL catalog_lookup ") for l in out.splitlines()) + 1,
+    "stockroom/src/main.rs:84": lambda out: (
+        sum(l.startswith("CALL catalog_lookup ") for l in out.splitlines()) + 1
+    ),
 }
 
 

@@ -1,4 +1,5 @@
 """follow_children, assertion helpers and their failure messages, bad probe names, snapshots."""
+
 from pathlib import PurePosixPath
 from unittest.mock import call
 
@@ -36,16 +37,28 @@ def test_fleet_without_follow_children_sees_nothing(uprobe_trace, crate_dir, car
 def test_assertion_helpers_pass(uprobe_trace, crate_dir, cargo_bin):
     exe = cargo_bin(crate_dir)
     trace = uprobe_trace.run(
-        [exe, "sync"], probes=["stockroom::Inventory::reserve", "stockroom::classify", "stockroom::tally"]
+        [exe, "sync"],
+        probes=["stockroom::Inventory::reserve", "stockroom::classify", "stockroom::tally"],
     )
     printed = rdebug.calls(trace.stdout)
     res = trace["stockroom::Inventory::reserve"]
     (sku, qty), last = printed["reserve"][-1]
     res.assert_called_with(res.calls[-1].args[0], sku, qty)
     res.assert_any_call(res.calls[0].args[0], *printed["reserve"][0][0])
-    res.assert_has_calls([call(res.calls[1].args[0], *printed["reserve"][1][0]),
-                          call(res.calls[2].args[0], sku=printed["reserve"][2][0][0], qty=printed["reserve"][2][0][1])])
-    trace.assert_sequence(["stockroom::Inventory::reserve"] * 4 + ["stockroom::classify"] * 4 + ["stockroom::tally"], exact=True)
+    res.assert_has_calls(
+        [
+            call(res.calls[1].args[0], *printed["reserve"][1][0]),
+            call(
+                res.calls[2].args[0],
+                sku=printed["reserve"][2][0][0],
+                qty=printed["reserve"][2][0][1],
+            ),
+        ]
+    )
+    trace.assert_sequence(
+        ["stockroom::Inventory::reserve"] * 4 + ["stockroom::classify"] * 4 + ["stockroom::tally"],
+        exact=True,
+    )
     trace["stockroom::tally"].assert_called_once()
     assert trace["stockroom::classify"].retvals == [r for _, r in printed["classify"]]
 

@@ -1,6 +1,7 @@
 """Function probes on the synchronous pipeline, dev and release, BPF and in-process.
 
 Every expected value is parsed from the program's own `{:?}` output (rdebug)."""
+
 from pathlib import PurePosixPath
 
 import pytest
@@ -56,7 +57,9 @@ def run(request, crate_dir, cargo_bin):
                     refused[refusal.name] = refusal.why
                     probes.remove(refusal.name)
     assert trace.returncode == 0, trace.stderr
-    return Run(profile, backend, trace, rdebug.calls(trace.stdout), rdebug.arg_lines(trace.stdout), refused)
+    return Run(
+        profile, backend, trace, rdebug.calls(trace.stdout), rdebug.arg_lines(trace.stdout), refused
+    )
 
 
 class Run(tuple):
@@ -248,7 +251,9 @@ def test_classify_unit_enum_and_tally_btreemap_enum_keys(run):
     assert cl.retvals == exp_rets(printed, "classify")
     (t,) = trace["stockroom::tally"].retvals
     (exp,) = exp_rets(printed, "tally")
-    assert sorted((str(getattr(k, "name", k)), v) for k, v in (t.items() if isinstance(t, dict) else t)) == sorted(exp.items())
+    assert sorted(
+        (str(getattr(k, "name", k)), v) for k, v in (t.items() if isinstance(t, dict) else t)
+    ) == sorted(exp.items())
 
 
 def test_generic_max_key_both_instances(run):

@@ -862,8 +862,7 @@ class MapTy(Collection):
 
     def make(self) -> str:
         return (
-            f"(0..pick_len()).map(|_| (rnd() as u16, {self.value.make()}))"
-            f".collect::<{self.rust}>()"
+            f"(0..pick_len()).map(|_| (rnd() as u16, {self.value.make()})).collect::<{self.rust}>()"
         )
 
     def read(self, r: Reader) -> Any:
@@ -878,7 +877,7 @@ class MapTy(Collection):
         if not isinstance(prefix, dict) or list(prefix) != [k for k, _ in expected][: len(prefix)]:
             mismatch(result, where, prefix, expected)
             return
-        for (key, e) in expected[: len(prefix)]:
+        for key, e in expected[: len(prefix)]:
             self.value.check(prefix[key], e, result, f"{where}[{key}]")
 
     def compare_whole(self, decoded: Any, expected: Any, result: Result, where: str) -> None:

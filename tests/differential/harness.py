@@ -460,9 +460,11 @@ def canonical(value: Any) -> str:
         inner = ", ".join(canonical(v) for v in value)
         return f"[{inner}]" if isinstance(value, list) else f"({inner})"
     if isinstance(value, Struct):
-        return f"{value._name}(" + ", ".join(
-            f"{k}={canonical(v)}" for k, v in value._fields.items()
-        ) + ")"
+        return (
+            f"{value._name}("
+            + ", ".join(f"{k}={canonical(v)}" for k, v in value._fields.items())
+            + ")"
+        )
     if isinstance(value, Variant):
         return f"Variant({value.name!r}, {canonical(value.value)})"
     if isinstance(value, Truncated):

@@ -28,16 +28,13 @@ FUNCTIONS = 40
 def test_both_engines_decode_what_the_program_printed_and_agree(seed):
     outcomes = run_seed(seed, FUNCTIONS, engines=ENGINES)
     wrong = [o for o in outcomes if o.status == WRONG]
-    assert not wrong, (
-        "\n".join(
-            f"{o.engine} {o.profile} {o.function} {o.position} ({o.family}): "
-            f"{'; '.join(o.details)[:400]}"
-            for o in wrong
-        )
-        + "".join(
-            f"\n\n{engine}:\n" + rate_table([o for o in outcomes if o.engine == engine])
-            for engine in ENGINES
-        )
+    assert not wrong, "\n".join(
+        f"{o.engine} {o.profile} {o.function} {o.position} ({o.family}): "
+        f"{'; '.join(o.details)[:400]}"
+        for o in wrong
+    ) + "".join(
+        f"\n\n{engine}:\n" + rate_table([o for o in outcomes if o.engine == engine])
+        for engine in ENGINES
     )
     checked = cross_check(outcomes)
     assert not checked.differences, "the engines' answers differ:\n" + "\n".join(

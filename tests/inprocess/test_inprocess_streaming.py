@@ -79,9 +79,7 @@ def test_a_ring_left_full_drops_events_and_counts_them(cargo_bin, monkeypatch, w
     monkeypatch.setattr(engine.SharedBuffer.__init__, "__defaults__", (1 << 16,))
     monkeypatch.setattr(engine.InprocessRun, "_drain", lambda self: self._stop.wait())
     exe = cargo_bin("example_crates/workload")
-    with Tracer(backend="inprocess", lost_events="warn") as tracer, pytest.warns(
-        LostEventsWarning
-    ):
+    with Tracer(backend="inprocess", lost_events="warn") as tracer, pytest.warns(LostEventsWarning):
         trace = tracer.run([exe, "loop", "3000"], probes=[TICK])
     assert "ticks 3000" in trace.stdout
     recorded = _ticks_in_order(trace)

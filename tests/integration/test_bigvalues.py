@@ -183,8 +183,15 @@ def _without(trace: Any, function: str) -> Any:
 def test_std_states_are_available(root):
     exe = cargo_bin(root / CRATE)
     with Tracer() as tracer:
-        trace = tracer.run([exe, "std"], probes=["bigvalues::s_rc_str", "bigvalues::s_weak",
-                                                 "bigvalues::s_cow", "bigvalues::s_arc_slice"])
+        trace = tracer.run(
+            [exe, "std"],
+            probes=[
+                "bigvalues::s_rc_str",
+                "bigvalues::s_weak",
+                "bigvalues::s_cow",
+                "bigvalues::s_arc_slice",
+            ],
+        )
     ((text,),) = trace["bigvalues::s_rc_str"].args_list
     assert text == "shared text" and (text.strong, text.weak) == (1, 1)
     alive, dropped, dangling = (args[0] for args in trace["bigvalues::s_weak"].args_list)

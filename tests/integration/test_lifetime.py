@@ -526,10 +526,14 @@ def test_the_trace_command_passes_the_program_status_through(
     "args, message",
     [
         (["-p", "workload::no_such_function"], "no_such_function"),
-        (["-p", TICK[0], "--children", "keep"],
-         "argument --children: must be 'kill', 'wait' or 'leave', got 'keep'"),
-        (["-p", TICK[0], "--max-string", "0"],
-         "argument --max-string: must be a positive integer, got '0'"),
+        (
+            ["-p", TICK[0], "--children", "keep"],
+            "argument --children: must be 'kill', 'wait' or 'leave', got 'keep'",
+        ),
+        (
+            ["-p", TICK[0], "--max-string", "0"],
+            "argument --max-string: must be a positive integer, got '0'",
+        ),
         (["--timeout", "1"], "-p/--probe"),
     ],
 )

@@ -425,11 +425,7 @@ def test_only_the_leaf_gets_a_uretprobe(
         seen: list[tuple[str, int]] = []
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and runner.is_alive():
-            seen = sorted(
-                (p["fd_type"], p["offset"])
-                for p in attached_uprobes()
-                if ours(p, exe)
-            )
+            seen = sorted((p["fd_type"], p["offset"]) for p in attached_uprobes() if ours(p, exe))
             if len(seen) >= len(want):
                 break
             time.sleep(0.05)

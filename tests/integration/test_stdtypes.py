@@ -251,8 +251,7 @@ def traces(root: Any) -> dict[str, Any]:
 
 
 # What cannot be compared, and why (each checked to say so instead).
-NOT_COMPARED = {
-}
+NOT_COMPARED = {}
 
 
 @pytest.mark.parametrize("profile", PROFILES)

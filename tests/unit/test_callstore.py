@@ -226,9 +226,7 @@ def test_values_that_are_not_whole_integers_decode_through_their_type_in_bulk():
 
 
 @pytest.mark.parametrize("plan, events, exited", list(streams()))
-def test_events_paired_in_batches_while_the_program_runs_give_the_same_calls(
-    plan, events, exited
-):
+def test_events_paired_in_batches_while_the_program_runs_give_the_same_calls(plan, events, exited):
     expected = [fields(c) for c in build_calls(plan, events, exited=exited)]
     for batch in (1, 2, 3, 7):
         raw = RawEvents()

@@ -188,6 +188,9 @@ def test_a_binary_is_cached_by_build_id_and_a_rebuild_is_read_afresh(
     )
     assert moved.get("symbols") is None
     assert _plan_in_new_process(exe, probe) == cold
-    assert moved.__class__.for_binary(
-        binary.build_id, exe, binary.identity.size, binary.identity.mtime_ns + 10**9, "main"
-    ).get("symbols") is not None  # rewritten for the new mtime
+    assert (
+        moved.__class__.for_binary(
+            binary.build_id, exe, binary.identity.size, binary.identity.mtime_ns + 10**9, "main"
+        ).get("symbols")
+        is not None
+    )  # rewritten for the new mtime

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pytest_uprobe.dwarf import merging, source
 
-TEXT = '''\
+TEXT = """\
 /// fn fib(n) in a comment is no definition, and "fib(1)" in a string is no call
 #[inline(never)]
 fn fib(n: u32) -> u64 {
@@ -29,7 +29,7 @@ impl Tree {
         self.left.sum() + Tree::sum(r) + sum::<u8>(z)
     }
 }
-'''
+"""
 
 
 def spans(text: source.SourceFile, name: str, start: int, end: int) -> list[tuple[str, str, str]]:
