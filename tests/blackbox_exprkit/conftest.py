@@ -1,0 +1,92 @@
+"""A fifth user's crate (example_crates/exprkit: a tokenizer/parser/evaluator and a
+statistics kit, with trait objects behind Rc/Arc, std collections, closures, a tokio
+multi-thread runtime, fork/exec, and four profiles: dev, release, rel1 = `debug = 1`,
+rellt = `debug = "line-tables-only"`) and tests, written from the README and the docs
+alone (kept as a test of the project). Every expected value is parsed from what the
+program printed (rdebug.py parses Rust's `{:?}`). The user ran the suite on both engines
+(`--uprobe` and `--uprobe --uprobe-backend=inprocess`); KNOWN_GAPS lists what the tool
+could not do for them on each, as strict xfails: a fix makes its test pass and the xfail
+fail, so the entry goes."""
+
+from pathlib import Path
+
+import pytest
+
+CRATE = Path(__file__).resolve().parents[2] / "example_crates" / "exprkit"
+
+
+@pytest.fixture(scope="session")
+def crate():
+    return CRATE
+
+
+@pytest.fixture(params=["dev", "release"])
+def profile(request):
+    return request.param
+
+
+@pytest.fixture
+def exe(cargo_bin, profile):
+    return cargo_bin(CRATE, profile=profile)
+
+
+def bpf(uprobe_trace):
+    return getattr(uprobe_trace, "backend_used", "bpf") != "inprocess"
+
+
+# (engine, test id below tests/blackbox_exprkit/) -> what the tool gave vs what the program
+# printed, and why. The engine is "bpf" or "inprocess" (`--uprobe-backend`); tests that
+# build their own Tracer or run the command line use BPF on either.
+LT_ONLY = "line-tables-only names (findings 1, 2; fix in progress on branch s5-ltonly): "
+MONOMORPH = "a missing generic instance (finding 7; fix in progress on branch s5-ltonly): "
+# Both engines: the names are resolved before either engine runs.
+EITHER_ENGINE_GAPS: dict[str, str] = {
+    "test_debuglevels.py::test_crate_name_not_given_to_std_inlines[rellt]": LT_ONLY + (
+        "exprkit::parse counted 18 times, exact-looking, vs 4 calls printed (4 `@@ exprkit::depth` "
+        "lines): in a line-tables-only build an inlined copy's DWARF name is bare (`parse`), "
+        "and core's str::parse::<f64> inlined into tokenize is taken for the crate's own fn"
+    ),
+    "test_debuglevels.py::test_inlined_helper_counted[rellt]": LT_ONLY + (
+        "exprkit::Parser::prec raises NoMatchingFunction ('did you mean "
+        "exprkit::Parser::parse_expr') though DWARF records its inlined copies in parse_expr "
+        "(bare name `prec`: a method's copies are not tied to its impl's path)"
+    ),
+    "test_debuglevels.py::test_inlining_report_paths_line_tables_only": LT_ONLY + (
+        "inlining(rellt, 'exprkit::Parser::prec') raises NoMatchingFunction where the rel1 "
+        "report says 'inlined into exprkit::Parser::parse_expr'"
+    ),
+    "test_errors.py::test_wrong_monomorph[dev]": MONOMORPH + (
+        "exprkit::largest::<u8> (never instantiated) suggests 'exprkit::largest', "
+        "'exprkit::Parser::new', 'exprkit::Parser::prec', not the instances that exist "
+        "(largest::<u32>, <i64>, <char>)"
+    ),
+    "test_errors.py::test_wrong_monomorph[release]": MONOMORPH + (
+        "as in dev, and the release wording says the function may have been merged or removed, "
+        "where the instance was simply never made"
+    ),
+}
+# In-process refusals (finding 10): Frida's 5-byte patch cannot take the site, and the
+# engine says so, naming it, rather than giving a wrong count.
+INPROCESS_GAPS: dict[str, str] = {
+    "test_values.py::test_trait_method_glob_and_exact[release]": (
+        "the in-process engine refuses '<* as exprkit::Function>::apply' (UnreadableFunction: "
+        "<exprkit::Poly as exprkit::Function>::apply's ret at its end is too short for Frida's "
+        "5-byte patch, and the instruction before it, pop rax, is no plain epilogue "
+        "instruction; fix: --uprobe-backend=bpf), where the program printed 3 call_fn lines"
+    ),
+}
+KNOWN_GAPS: dict[tuple[str, str], str] = {
+    **{(engine, test): why for test, why in EITHER_ENGINE_GAPS.items() for engine in ("bpf", "inprocess")},
+    **{("inprocess", test): why for test, why in INPROCESS_GAPS.items()},
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from pytest_uprobe.plugin import option
+
+    engine = "inprocess" if option(config, "uprobe_backend") == "inprocess" else "bpf"
+    for item in items:
+        test_id = item.nodeid.split("tests/blackbox_exprkit/", 1)[-1]
+        reason = KNOWN_GAPS.get((engine, test_id))
+        if reason is not None:
+            item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
