@@ -129,8 +129,12 @@ class NoMatchingFunction(ProbeNameError):
         has_debug_info: bool = True,
         in_source: str | None = None,
         merged_into: str | None = None,
+        instances: Sequence[str] = (),
+        unspelled: tuple[str, int] | None = None,
     ) -> None:
         self.suggestions = list(suggestions)
+        # The instances of the generic path that exist, when the name is another instance.
+        self.instances = list(instances)
         self.in_source = in_source  # where the crate's source defines it, if it does
         # The function its calls now run as (merged into it by the optimizer), if known.
         self.merged_into = merged_into
@@ -138,15 +142,35 @@ class NoMatchingFunction(ProbeNameError):
             fix = "did you mean " + ", ".join(repr(s) for s in suggestions) + "?"
         else:
             fix = "list the functions with `pytest-uprobe symbols " + str(binary) + "`"
+        quoted = shlex.quote(str(binary))
         why = "no function of that name"
-        if in_source is not None:
-            quoted = shlex.quote(str(binary))
+        if unspelled is not None:
+            generic, count = unspelled
+            why += (
+                f" in the binary, but it has {count} function(s) named {generic} whose "
+                "type arguments neither the symbol (legacy mangling) nor the debug info (too "
+                "little of it: line tables only, or none) spells, and any may be this instance"
+            )
+            fix += (
+                f" Probe {generic!r} (every instance), or build with `debug = 1` or more for "
+                "DWARF to name each instance."
+            )
+        elif instances:
+            why += (
+                " in the binary, which has code of the generic function's instances "
+                + ", ".join(self.instances)
+                + " only: rustc makes an instance for the type arguments the program uses, "
+                "and nothing in the binary (no symbol, no copy in its debug info) shows this "
+                "one was ever made"
+            )
+        elif in_source is not None:
             why += (
                 f" in the binary, although the source defines it ({in_source}): an optimized "
                 "build may have merged it into a function with an identical body (its calls "
                 "then run, and are counted, as that function's) or removed it (unused, or "
                 "inlined where no debug info records the copy)"
             )
+        if in_source is not None and not instances and unspelled is None:
             fix += (
                 f" Check with `pytest-uprobe symbols {quoted}` (every name, with the names "
                 "sharing its address), or trace a dev build, which keeps every function."

@@ -133,10 +133,26 @@ def _matcher(name: str) -> Callable[[str], bool]:
 
 
 def closest(name: str, candidates: Iterable[str], count: int = 3) -> list[str]:
-    """The `count` candidates nearest to `name` by edit distance (ties by name)."""
+    """The `count` candidates nearest to `name` by edit distance (ties by name); for a
+    generic instance (`m::largest::<u8>`), the instances of its generic path that exist
+    come first (up to 8), however far their spelling."""
     unique = sorted(set(candidates))
-    scored = sorted(unique, key=lambda c: (edit_distance(name, c, cap=len(name) + 1), c))
-    return scored[:count]
+    siblings = instances_of(name, unique)[:8]
+    rest = [c for c in unique if c not in siblings]
+    scored = sorted(rest, key=lambda c: (edit_distance(name, c, cap=len(name) + 1), c))
+    return (siblings + scored)[: max(count, len(siblings))]
+
+
+def instances_of(name: str, candidates: Iterable[str]) -> list[str]:
+    """The other instances of the generic path `name` names an instance of (`m::f::<u8>`
+    -> `m::f::<u32>`, `m::f::<char>`), among `candidates`; [] when `name` has no generic
+    arguments."""
+    generic = strip_generics(name)
+    if generic == name:
+        return []
+    return sorted(
+        {c for c in candidates if c != name and c != generic and strip_generics(c) == generic}
+    )
 
 
 def edit_distance(a: str, b: str, cap: int = 1 << 30) -> int:

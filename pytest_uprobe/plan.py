@@ -51,7 +51,7 @@ from .errors import (
     UsageError,
     refuse,
 )
-from .names import closest, crate_of, is_glob, matcher, may_match, strip_generics
+from .names import closest, crate_of, instances_of, is_glob, matcher, may_match, strip_generics
 from .options import MAX_ELEMENTS, MAX_FUNCTIONS, MAX_STRING
 from .values import Unavailable
 
@@ -575,17 +575,31 @@ def resolve(
             )
         if is_glob(probe):
             raise GlobMatchesNothing(probe, binary.path)
+        known = [*(f.path for f in binary.functions), *aliases.values()]  # with instances
         raise NoMatchingFunction(
             probe,
             binary.path,
-            closest(probe, (f.path for f in binary.functions)),
+            closest(probe, known),
             has_debug_info=binary.has_dwarf,
             in_source=_defined_in_source(binary, probe),
             merged_into=_survivor(binary, probe),
+            instances=instances_of(probe, known),
+            unspelled=_unspelled_instances(binary, probe, aliases),
         )
     if len(found) > max_functions:
         raise TooManyMatches(probe, binary.path, len(found), max_functions)
     return sorted(found.values(), key=lambda s: s.address)
+
+
+def _unspelled_instances(
+    binary: ElfBinary, probe: str, aliases: dict[int, str]
+) -> tuple[str, int] | None:
+    """For a generic instance (`m::f::<u8>`): its generic path and how many functions are
+    named by it only (`m::f`: a legacy symbol, no DWARF name to add the type arguments),
+    any of which may be the instance; None when there are none."""
+    generic = strip_generics(probe)
+    count = sum(1 for f in binary.functions if f.path == generic and f.address not in aliases)
+    return (generic, count) if generic != probe and count else None
 
 
 def _survivor(binary: ElfBinary, probe: str) -> str | None:

@@ -94,8 +94,12 @@ def _address(binary: ElfBinary, cu: Any, attr: Any) -> int | None:
     return int(attr.value) if attr.form in _ADDRESS_FORMS else None
 
 
-def copy_entries(binary: ElfBinary, cu: Any, die: Any, ranges: Ranges) -> CopyEntries:
-    """Where to probe the inlined copy `die` (of compile unit `cu`) covering `ranges`."""
+def copy_entries(
+    binary: ElfBinary, cu: Any, die: Any, ranges: Ranges, declared_at: tuple[str, int] | None = None
+) -> CopyEntries:
+    """Where to probe the inlined copy `die` (of compile unit `cu`) covering `ranges`.
+    `declared_at`: the file and `fn` line of its function where DWARF does not say (line
+    tables only; dwarf/unnamed.py read them from the source)."""
     live = tuple((lo, hi) for lo, hi in ranges if 0 < lo < _TOMBSTONE)
     if not live:
         return CopyEntries(())
@@ -103,7 +107,8 @@ def copy_entries(binary: ElfBinary, cu: Any, die: Any, ranges: Ranges) -> CopyEn
     rows = _line_rows(binary, cu)
     # Rows of other files belong to functions inlined deeper whose DIEs do not cover
     # them (the optimizer moved the code): their line says nothing about the copy's own.
-    own_numbers = _own_files(binary, cu, _decl_file(binary, die), rows[2])
+    own_file = _decl_file(binary, die) or (declared_at[0] if declared_at else None)
+    own_numbers = _own_files(binary, cu, own_file, rows[2])
     hosts = {f[0]: f for f in (_flow_of(binary, lo) for lo, _ in live) if f is not None}
     flows = list(hosts.values())
     if not flows:
@@ -147,7 +152,7 @@ def copy_entries(binary: ElfBinary, cu: Any, die: Any, ranges: Ranges) -> CopyEn
     # The signature's own line is no statement of the body: a dev build gives it to code
     # that moves arguments or results about, anywhere in the copy. A body written on that
     # same line (a one-line fn) has nothing after it, and keeps it.
-    declared = _decl_line(die)
+    declared = _decl_line(die) or (declared_at[1] if declared_at else None)
     body = [line for line in known if declared is None or line > declared]
     first = min(body or known)
 

@@ -7,6 +7,7 @@ and a name is looked up only in the compile units of its own crate.
 from __future__ import annotations
 
 import bisect
+import os
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -307,3 +308,31 @@ def _find_crate_units(binary: ElfBinary, crate: str) -> list[int]:
             if offset is not None:
                 found.add(offset)
     return sorted(found)
+
+
+def crate_roots(binary: ElfBinary) -> dict[str, str]:
+    """Each crate root file (absolute path) the binary's compile units name, with its crate:
+    rustc names a unit `<root file>/@/<crate>.<hash>-cgu.<n>` in the crate's directory.
+    Only top DIEs are read."""
+    known: dict[str, str] | None = binary.memo("crate_roots").get("all")
+    if known is None:
+        disk = binary.cache("main")
+        known = disk.get("crate_roots")
+        if not isinstance(known, dict):
+            known = {}
+            for cu in binary.dwarf.iter_CUs() if binary.has_dwarf else ():
+                top = cu.get_top_DIE()
+                name = top.attributes.get("DW_AT_name")
+                directory = top.attributes.get("DW_AT_comp_dir")
+                if name is None or directory is None:
+                    continue
+                text = name.value.decode("utf-8", "replace")
+                root, marker, rest = text.partition("/@/")
+                if not marker or "-cgu." not in rest:
+                    continue  # dev builds name units by a hash only
+                crate = rest.split(".", 1)[0]
+                where = os.path.join(directory.value.decode("utf-8", "replace"), root)
+                known.setdefault(os.path.normpath(where), crate)
+            disk.put("crate_roots", known)
+        binary.memo("crate_roots")["all"] = known
+    return known

@@ -7,19 +7,21 @@ Looked up only in the compile units of the function's own crate: rustc names the
 from __future__ import annotations
 
 import bisect
+import fnmatch
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ..elf import ElfBinary
-from ..names import crates_of, demangle, may_match
+from ..names import crates_of, demangle, may_match, strip_generics
 from .closures import indexed_segments, with_dwarf_names
 from .coroutine_entry import poll_entries
 from .entries import CopyEntries, copy_entries, die_ranges
 from .entries import file_name as _call_file
 from .index import Parameter, crate_unit_offsets, origin_holder, parameters_of, unit_index
 from .scan import UnitIndex
+from .unnamed import identify_copy
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,7 @@ def _copies(binary: ElfBinary, path: str, matches: Callable[[str], bool]) -> _Fo
     if not crates or not binary.has_dwarf:
         return _Found([], [])
     main = binary.cache("main")
-    key = ("inlined-copies", 11, path)  # bump when what is found changes
+    key = ("inlined-copies", 17, path)  # bump when what is found changes
     found = main.get(key)
     if not isinstance(found, _Found):
         rows: list[CopyRow] = []
@@ -163,16 +165,22 @@ def _find_copies(
     # By .debug_info offset, over all the crate's units: with several codegen units a copy's
     # abstract origin may sit in another unit than the copy.
     abstract: dict[int, _Instance] = {}
+    # Abstract subprograms named by a bare name only (line-tables-only DWARF: no linkage
+    # name, no namespace): whose function each copy is must be told from its code lines.
+    bare: dict[int, str] = {}
+    could_be = _could_be(path)
     for unit_offset in units.offsets:
         unit = unit_index(binary, unit_offset)
-        for offset, (_, _, inline, linkage, _, _, described) in unit.subprograms.items():
+        for offset, (_, _, inline, linkage, name, _, described) in unit.subprograms.items():
             if not inline or (linkage is not None and not spelled(linkage)):
                 continue
             named = _indexed_path(unit, offset, crate, units)
             if named is not None and matches(named[0]):
                 # Line-tables-only DWARF keeps no declaration and no parameters.
                 abstract[offset] = _Instance(named[0], described or named[1], named[2])
-    if not abstract:
+            elif named is None and linkage is None and name is not None and could_be(name):
+                bare[offset] = str(name)
+    if not abstract and not bare:
         return rows, []
     live: set[str] = set()  # instances (by linkage name, else path) with code here
     dropped: dict[str, list[str]] = {}  # instance -> its copies in code the linker dropped
@@ -182,7 +190,7 @@ def _find_copies(
         cu = None
         for offset, origin, _, _, call_file, call_line, caller in unit.inlined:
             instance = abstract.get(origin)
-            if instance is None:
+            if instance is None and origin not in bare:
                 continue
             if cu is None:
                 cu = binary.dwarf.get_CU_at(unit_offset)
@@ -194,6 +202,25 @@ def _find_copies(
             ranges = die_ranges(binary, cu, die, keep_empty=True)
             # Code the linker dropped keeps its DWARF at address 0, 1 or -1: in no function.
             placed = [(lo, hi) for lo, hi in ranges if binary.function_containing(lo)]
+            declared_at = None
+            if instance is None:  # a bare name: the copy's own code lines tell whose it is
+                site = (file, line) if file is not None and line is not None else None
+                told = identify_copy(binary, die, placed, bare[origin], site)
+                declared_at = told.declared_at
+                if told.path is not None and matches(told.path):
+                    instance = _Instance(told.path, False, None)
+                elif told.path is None and told.why is not None:
+                    codeless.append(
+                        CodelessCopy(
+                            f"{bare[origin]} (path unknown)",
+                            f"the copy named only `{bare[origin]}` inlined into {where}",
+                            f"{told.why}, so it may be this function; build with "
+                            "`debug = 1` or more for DWARF to name its path",
+                        )
+                    )
+                    continue
+                else:
+                    continue  # another function's copy (std's, or another path)
             if not placed:
                 dropped.setdefault(instance.linkage or instance.path, []).append(where)
                 continue
@@ -209,7 +236,7 @@ def _find_copies(
                 )
                 continue
             code_ranges = tuple(r for r in placed if r[1] > r[0])
-            found = copy_entries(binary, cu, die, code_ranges)
+            found = copy_entries(binary, cu, die, code_ranges, declared_at)
             if not found.addresses and found.doubt is None:
                 continue  # no code that ever runs
             if not found.addresses:  # it runs, but where each execution begins is unknown:
@@ -243,9 +270,50 @@ def _find_copies(
                     found.vectorized,
                 )
             )
+    rows = _split_calls_doubted(binary, rows)
     rows.sort(key=lambda r: r.entries)
     codeless.extend(_vanished(binary, abstract, live, dropped))
     return rows, codeless
+
+
+SPLIT_DOUBT = (
+    "LLVM split one inlined call into two DWARF copies at the same line (one without a "
+    "column, their code side by side), so a run of the call may pass the beginnings of both"
+)
+
+
+def _split_calls_doubted(binary: ElfBinary, rows: list[CopyRow]) -> list[CopyRow]:
+    """Copies of one function at one call line of one caller where a copy has no
+    DW_AT_call_column: LLVM cloned part of another copy there (seen on a loop guarded by
+    a length test), and counting both beginnings counts one call twice. The column-less
+    copy and the copies whose code abuts it are doubted (left out, a lower bound)."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for number, row in enumerate(rows):
+        key = (row.origin, row.caller_die, row.call_file, row.call_line)
+        groups.setdefault(key, []).append(number)
+    doubted: set[int] = set()
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        columnless = [n for n in members if _call_column(binary, rows[n]) is None]
+        if not columnless or len(columnless) == len(members):
+            continue
+        for n in columnless:
+            touching = [m for m in members if m != n and _abut(rows[m].ranges, rows[n].ranges)]
+            doubted.update([n, *(touching or members)])
+    return [
+        row._replace(doubt=row.doubt or SPLIT_DOUBT) if n in doubted else row
+        for n, row in enumerate(rows)
+    ]
+
+
+def _call_column(binary: ElfBinary, row: CopyRow) -> int | None:
+    column = binary.dwarf.get_DIE_from_refaddr(row.copy).attributes.get("DW_AT_call_column")
+    return int(column.value) if column is not None else None
+
+
+def _abut(a: tuple[tuple[int, int], ...], b: tuple[tuple[int, int], ...]) -> bool:
+    return any(hi == lo2 or hi2 == lo for lo, hi in a for lo2, hi2 in b)
 
 
 _TOMBSTONE = 0xFFFF_FFFF_FFFF_FFF0
@@ -369,16 +437,22 @@ def _indexed_path(
                 if wanted == 3:
                     named = with_dwarf_names(demangle(entry[3]), indexed_segments(here, at))
                     return named, described, str(entry[3])
-                return _namespaced(here, entry.parent, str(entry.name), crate), described, None
+                path = _namespaced(here, entry.parent, str(entry.name), crate)
+                return (path, described, None) if path is not None else None
             at = entry[5]
     return None
 
 
-def _namespaced(unit: UnitIndex, parent: int | None, name: str, crate: str) -> str:
+def _namespaced(unit: UnitIndex, parent: int | None, name: str, crate: str) -> str | None:
+    """The name in its namespaces as a path; None for a name in no namespace: rustc puts
+    every function in its crate's namespace, except line-tables-only DWARF, which keeps
+    the bare name only (`parse<f64>`, core's or the crate's: the name cannot tell)."""
     segments = [name]
     while parent is not None and parent in unit.namespaces:
         parent, segment = unit.namespaces[parent]
         segments.append(segment)
+    if len(segments) == 1:
+        return None
     return _path_of(segments, crate)
 
 
@@ -401,6 +475,13 @@ def _caller_path(
     found = _indexed_path(unit, caller, crate, units)
     if found is not None:
         return found[0]
+    entry = unit.subprograms.get(caller)
+    if entry is not None and entry.low_pc is not None:
+        # Line tables only: the subprogram has a bare name, and code whose symbol names it.
+        symbols = binary.functions_by_address.get(entry.low_pc, [])
+        paths = sorted({s.path for s in symbols})
+        if paths:
+            return " = ".join(paths)  # merged functions: every name of the code
     die = binary.dwarf.get_DIE_from_refaddr(caller)  # its origin is in another unit
     named = origin_holder(die, "DW_AT_linkage_name") or origin_holder(die, "DW_AT_name")
     return _abstract_path(named, crate) if named is not None else None
@@ -408,8 +489,8 @@ def _caller_path(
 
 def _abstract_path(die: Any, crate: str) -> str | None:
     """The demangled path of an abstract subprogram. With `debug = "line-tables-only"` DWARF
-    keeps neither linkage names nor modules, only `name` in the crate's units: then the
-    path is `crate::name`, so only functions at the crate's root can be matched."""
+    keeps neither linkage names nor modules, only a bare name: that is no path (it may be
+    std's as well as the crate's), shown as `name (path unknown)`."""
     linkage = die.attributes.get("DW_AT_linkage_name")
     if linkage is not None:
         return demangle(linkage.value.decode())
@@ -421,7 +502,20 @@ def _abstract_path(die: Any, crate: str) -> str | None:
     while parent is not None and parent.tag == "DW_TAG_namespace":
         segments.append(_text(parent.attributes["DW_AT_name"].value))
         parent = parent.get_parent()
+    if len(segments) == 1:
+        return f"{segments[0]} (path unknown)"
     return _path_of(segments, crate)
+
+
+def _could_be(probe: str) -> Callable[[str], bool]:
+    """Whether a bare DWARF name (`prec`, `parse<f64>`) may be the last segment of a
+    function the probe names."""
+    last = strip_generics(probe).split("::")[-1]
+
+    def test(name: str) -> bool:
+        return fnmatch.fnmatchcase(name.split("<", 1)[0], last)
+
+    return test
 
 
 def _text(value: Any) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 from .. import machine_code as code
 from ..elf import ElfBinary
 from ..names import crate_of
-from .index import crate_unit_offsets, unit_offset_at
+from .index import crate_roots, crate_unit_offsets, unit_offset_at
 
 _TOMBSTONE = 0xFFFF_FFFF_FFFF_FFF0
 
@@ -384,3 +384,178 @@ def is_call(instruction: bytes) -> bool:
     if instruction[:1] == b"\xe8":
         return True
     return len(instruction) >= 2 and instruction[0] == 0xFF and (instruction[1] >> 3) & 7 == 2
+
+
+# -- which function's body holds a line ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A `fn NAME` with a body in a source file: its lines, from the `fn` to the closing
+    brace, and the path segments of the items it sits in (`["Parser"]` in `impl Parser`,
+    `["ops"]` in `mod ops { }`), None when reading the source cannot tell them (a trait
+    impl or a trait, a macro, an impl of a type spelled with a path or not defined here)."""
+
+    name: str
+    first_line: int
+    last_line: int
+    scope: tuple[str, ...] | None
+
+
+_ITEM = re.compile(
+    r"\{|\}|\bfn\s+(?P<fn>[A-Za-z_]\w*)|\bmod\s+(?P<mod>[A-Za-z_]\w*)\s*\{"
+    r"|\b(?P<head>impl|trait|macro_rules!)"
+)
+
+
+def definitions(source: SourceFile) -> dict[str, list[Definition]]:
+    """Every `fn` with a body in `source`, by name (kept on the SourceFile's reader)."""
+    code = source.code
+    found: dict[str, list[Definition]] = {}
+    # One entry per open brace: (the scope segment it adds, or None: unknowable; "" adds
+    # nothing; the fn it opens the body of, with its first line).
+    stack: list[tuple[str | None, tuple[str, int] | None]] = []
+    pending_fn: tuple[str, int] | None = None
+    pending_head: tuple[str, int] | None = None  # impl/trait/macro and where it starts
+    for token in _ITEM.finditer(code):
+        text = token.group(0)
+        if token.group("fn"):  # a fn in a fn's body is named after that fn too (the stack)
+            pending_fn = (token.group("fn"), source.position(token.start())[0])
+            pending_head = None
+            continue
+        if token.group("mod"):
+            stack.append((token.group("mod"), None))
+            pending_fn = pending_head = None
+            continue
+        if token.group("head"):
+            if pending_fn is None:
+                pending_head = (token.group("head"), token.start())
+            continue
+        if text == "{":
+            if pending_fn is not None and _declaration_ended(
+                code, token.start(), pending_fn, source
+            ):
+                pending_fn = None
+            if pending_fn is not None:
+                stack.append((pending_fn[0], pending_fn))
+                pending_fn = None
+            elif pending_head is not None:
+                stack.append((_impl_segment(code, pending_head, token.start()), None))
+                pending_head = None
+            else:
+                stack.append(("", None))
+            continue
+        # "}"
+        if not stack:
+            continue
+        segment, opened = stack.pop()
+        if opened is not None:
+            scope: tuple[str, ...] | None = ()
+            for outer, _ in stack:
+                if outer is None or scope is None:
+                    scope = None
+                elif outer:
+                    scope = (*scope, outer)
+            last = source.position(token.start())[0]
+            found.setdefault(opened[0], []).append(Definition(opened[0], opened[1], last, scope))
+    return found
+
+
+def _declaration_ended(code: str, brace: int, fn: tuple[str, int], source: SourceFile) -> bool:
+    """Whether a `;` ends the pending fn's declaration before this brace (a trait's
+    method without a body)."""
+    start = source.offset(fn[1], 0) or 0
+    depth = 0
+    for i in range(start, brace):
+        c = code[i]
+        if c in "([":
+            depth += 1
+        elif c in ")]":
+            depth -= 1
+        elif c == ";" and depth == 0:
+            return True
+    return False
+
+
+def _impl_segment(code: str, head: tuple[str, int], brace: int) -> str | None:
+    """The path segment an `impl Type {` adds (`Type`); None for what cannot be told from
+    the source alone: a trait impl (`<Type as Trait>` needs the trait's path), a trait, a
+    macro, or a type spelled with a path."""
+    kind, start = head
+    if kind != "impl":
+        return None
+    header = code[start + len("impl") : brace]
+    header = re.split(r"\bwhere\b", header)[0]
+    header = _without_generics(header).strip()
+    if re.search(r"\bfor\b", header) or not re.fullmatch(r"[A-Za-z_]\w*", header):
+        return None
+    if not re.search(rf"\b(?:struct|enum|union|type)\s+{re.escape(header)}\b", code):
+        return None  # a type of another module: its path is not this file's
+    return header
+
+
+def _without_generics(text: str) -> str:
+    out: list[str] = []
+    depth = 0
+    for c in text:
+        if c == "<":
+            depth += 1
+        elif c == ">" and depth:
+            depth -= 1
+        elif depth == 0:
+            out.append(c)
+    return "".join(out)
+
+
+def file_definitions(binary: ElfBinary, path: str) -> dict[str, list[Definition]] | None:
+    """`definitions` of the file at `path`, read once per binary; None if unreadable."""
+    memo = binary.memo("source.definitions")
+    if path not in memo:
+        source = read_source(binary, path)
+        memo[path] = definitions(source) if source is not None else None
+    found: dict[str, list[Definition]] | None = memo[path]
+    return found
+
+
+def module_path(binary: ElfBinary, path: str) -> tuple[str, ...] | None:
+    """The crate and modules a source file holds the items of (`("exprkit", "ops")` for
+    src/ops.rs of crate exprkit), from the crate roots DWARF names (each unit's
+    `<root file>/@/<crate>.<hash>-cgu.<n>`) and the `mod` declarations that lead from a
+    root to the file; None when no declared chain of modules reaches it."""
+    memo = binary.memo("source.modules")
+    if path in memo:
+        known: tuple[str, ...] | None = memo[path]
+        return known
+    found: tuple[str, ...] | None = None
+    for root, crate in crate_roots(binary).items():
+        if path == root:
+            found = (crate,)
+            break
+        base = os.path.dirname(root)
+        relative = os.path.relpath(path, base)
+        if relative.startswith(".."):
+            continue
+        parts = relative[: -len(".rs")].split(os.sep)
+        if parts[-1] == "mod":
+            parts.pop()
+        chain = _declared_chain(binary, root, base, parts)
+        if chain:
+            found = (crate, *parts)
+            break
+    memo[path] = found
+    return found
+
+
+def _declared_chain(binary: ElfBinary, root: str, base: str, parts: list[str]) -> bool:
+    """Whether `mod parts[0];` is declared in the root, `mod parts[1];` in that module's
+    file, and so on."""
+    parent = root
+    for depth, part in enumerate(parts):
+        source = read_source(binary, parent)
+        if source is None or not re.search(rf"\bmod\s+{re.escape(part)}\s*;", source.code):
+            return False
+        directory = os.path.join(base, *parts[: depth + 1])
+        parent = directory + ".rs"
+        if not os.path.exists(parent):
+            parent = os.path.join(directory, "mod.rs")
+    return True
