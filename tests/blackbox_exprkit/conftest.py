@@ -53,35 +53,8 @@ def bpf(uprobe_trace):
 
 # (engine, the user's test id below tests/blackbox_exprkit/, without the engine) -> what the
 # tool gave vs what the program printed, and why. Tests that build their own Tracer or run
-# the command line use BPF ("bpf").
-LT_ONLY = "line-tables-only names (findings 1, 2; fix in progress on branch s5-ltonly): "
-MONOMORPH = "a missing generic instance (finding 7; fix in progress on branch s5-ltonly): "
-# Both engines: the names are resolved before either engine runs.
-EITHER_ENGINE_GAPS: dict[str, str] = {
-    "test_debuglevels.py::test_crate_name_not_given_to_std_inlines[rellt]": LT_ONLY + (
-        "exprkit::parse counted 18 times, exact-looking, vs 4 calls printed (4 `@@ exprkit::depth` "
-        "lines): in a line-tables-only build an inlined copy's DWARF name is bare (`parse`), "
-        "and core's str::parse::<f64> inlined into tokenize is taken for the crate's own fn"
-    ),
-    "test_debuglevels.py::test_inlined_helper_counted[rellt]": LT_ONLY + (
-        "exprkit::Parser::prec raises NoMatchingFunction ('did you mean "
-        "exprkit::Parser::parse_expr') though DWARF records its inlined copies in parse_expr "
-        "(bare name `prec`: a method's copies are not tied to its impl's path)"
-    ),
-    "test_debuglevels.py::test_inlining_report_paths_line_tables_only": LT_ONLY + (
-        "inlining(rellt, 'exprkit::Parser::prec') raises NoMatchingFunction where the rel1 "
-        "report says 'inlined into exprkit::Parser::parse_expr'"
-    ),
-    "test_errors.py::test_wrong_monomorph[dev]": MONOMORPH + (
-        "exprkit::largest::<u8> (never instantiated) suggests 'exprkit::largest', "
-        "'exprkit::Parser::new', 'exprkit::Parser::prec', not the instances that exist "
-        "(largest::<u32>, <i64>, <char>)"
-    ),
-    "test_errors.py::test_wrong_monomorph[release]": MONOMORPH + (
-        "as in dev, and the release wording says the function may have been merged or removed, "
-        "where the instance was simply never made"
-    ),
-}
+# the command line use BPF ("bpf"). Findings 1, 2 and 7 (line-tables-only names, a method's
+# copies, a missing generic instance) were strict xfails here until branch s5-ltonly fixed them.
 # In-process refusals (finding 10): Frida's 5-byte patch cannot take the site, and the
 # engine says so, naming it, rather than giving a wrong count.
 INPROCESS_GAPS: dict[str, str] = {
@@ -93,7 +66,6 @@ INPROCESS_GAPS: dict[str, str] = {
     ),
 }
 KNOWN_GAPS: dict[tuple[str, str], str] = {
-    **{(engine, test): why for test, why in EITHER_ENGINE_GAPS.items() for engine in ("bpf", "inprocess")},
     **{("inprocess", test): why for test, why in INPROCESS_GAPS.items()},
 }
 
