@@ -1,10 +1,13 @@
 """Parse Rust `{:?}` output into Python values (the expected side of every test)."""
+
 import re
 
 from pytest_uprobe import Variant
 
 STRUCTS = {"Summary", "Span", "Clamp", "Poly", "Hypot", "Mean", "Quantile", "Env"}
-TOK = re.compile(r"""\s*(?:(?P<str>"(?:[^"\\]|\\.)*")|(?P<chr>'(?:[^'\\]|\\.)')|(?P<num>-?(?:inf|NaN|\d+(?:\.\d+)?(?:e-?\d+)?))(?![\w])|(?P<id>[A-Za-z_][A-Za-z0-9_]*)|(?P<p>[\[\](){},:]))""")
+TOK = re.compile(
+    r"""\s*(?:(?P<str>"(?:[^"\\]|\\.)*")|(?P<chr>'(?:[^'\\]|\\.)')|(?P<num>-?(?:inf|NaN|\d+(?:\.\d+)?(?:e-?\d+)?))(?![\w])|(?P<id>[A-Za-z_][A-Za-z0-9_]*)|(?P<p>[\[\](){},:]))"""
+)
 
 
 class Node:
@@ -25,7 +28,7 @@ def tokenize(text):
     while pos < len(text):
         m = TOK.match(text, pos)
         if not m or m.end() == pos:
-            raise ValueError(f"cannot tokenize {text[pos:pos+30]!r}")
+            raise ValueError(f"cannot tokenize {text[pos : pos + 30]!r}")
         pos = m.end()
         kind = m.lastgroup
         out.append((kind, m.group(kind)))
@@ -147,5 +150,5 @@ def printed(stdout, name):
 def marker(stdout, key):
     for line in stdout.splitlines():
         if line.startswith(f"@@{key} "):
-            return line[len(key) + 3:]
+            return line[len(key) + 3 :]
     raise KeyError(key)

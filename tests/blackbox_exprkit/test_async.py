@@ -1,4 +1,5 @@
 """tokio multi-thread: spawned tasks, join!, select! with a cancelled future."""
+
 from pytest_uprobe import Unavailable
 from tests.blackbox_exprkit.rdebug import printed
 
@@ -21,10 +22,10 @@ def test_score_futures(uprobe_trace, exe, profile):
 
 def test_select_cancels_slow_total(uprobe_trace, exe, profile):
     t = uprobe_trace.run([exe, "async"], probes=["exprkit::slow_total"])
-    (args, ret), = printed(t.stdout, "exprkit::slow_total")
+    ((args, ret),) = printed(t.stdout, "exprkit::slow_total")
     assert "@@cancelled slow_total slow 3000" in t.stdout
     st = t["exprkit::slow_total"]
-    if profile == "release":   # constructor inlined away: futures seen from their first poll
+    if profile == "release":  # constructor inlined away: futures seen from their first poll
         assert st.call_count >= 2
     else:
         assert st.call_count == 2
@@ -34,8 +35,9 @@ def test_select_cancels_slow_total(uprobe_trace, exe, profile):
     assert fast[0].completed and fast[0].retval == ret
     assert not slow[0].completed
     assert isinstance(slow[0].retval, Unavailable)
-    if profile == "release":   # drop glue inlined: honest "unknown", documented
+    if profile == "release":  # drop glue inlined: honest "unknown", documented
         from pytest_uprobe.futures import FutureOutcomeUnknown
+
         try:
             assert slow[0].dropped
         except FutureOutcomeUnknown as e:
@@ -46,7 +48,7 @@ def test_select_cancels_slow_total(uprobe_trace, exe, profile):
 
 def test_record_total_mutex_inside_spawned_tasks(uprobe_trace, exe):
     t = uprobe_trace.run([exe, "async"], probes=["exprkit::record_total"])
-    want = printed(t.stdout, "exprkit::score")[:3]   # the three spawned tasks
+    want = printed(t.stdout, "exprkit::score")[:3]  # the three spawned tasks
     total = int([l for l in t.stdout.splitlines() if l.startswith("@@total")][0].split()[1])
     rt = t["exprkit::record_total"]
     assert rt.call_count == 3

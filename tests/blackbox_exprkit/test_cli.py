@@ -1,4 +1,5 @@
 """The command line: symbols, lines, trace (text and --json), abi, inlining."""
+
 import json
 import subprocess
 import sys
@@ -34,6 +35,7 @@ def test_lines_lists_histogram_body(cargo_bin, crate):
     exe = cargo_bin(crate)
     out = cli("lines", exe, "src/lib.rs", "--function", "exprkit::histogram").stdout
     from tests.blackbox_exprkit.test_lines import line_of
+
     assert f"src/lib.rs:{line_of('counted += 1;')}" in out
 
 
@@ -41,12 +43,12 @@ def test_lines_lists_histogram_body(cargo_bin, crate):
 def test_trace_text_and_json_agree_with_program(cargo_bin, crate):
     exe = cargo_bin(crate)
     p = cli("trace", "-p", "exprkit::span_of", "-p", "exprkit::largest", "--", exe, "sync")
-    (args, ret), = printed(p.stderr, "exprkit::span_of")   # program output goes to stderr
+    ((args, ret),) = printed(p.stderr, "exprkit::span_of")  # program output goes to stderr
     assert "exprkit::span_of([17, -4, 99, 23, 5, 42, -11, 64]) -> Span(lo=-11, hi=99)" in p.stdout
     assert "exit status 0" in p.stderr.splitlines()[-1]
     pj = cli("trace", "--json", "-p", "exprkit::largest::<char>", "--", exe, "sync")
     d = json.loads(pj.stdout)
-    (cargs, cret), = printed(d["stdout"], "exprkit::largest::<char>")
+    ((cargs, cret),) = printed(d["stdout"], "exprkit::largest::<char>")
     assert d["counts"] == {"exprkit::largest::<char>": 1}
     assert d["calls"][0]["args"] == [list(cargs[0])]
     assert d["calls"][0]["retval"] == cret
@@ -56,7 +58,7 @@ def test_trace_text_and_json_agree_with_program(cargo_bin, crate):
 def test_trace_json_struct_values_are_json(cargo_bin, crate):
     exe = cargo_bin(crate)
     d = json.loads(cli("trace", "--json", "-p", "exprkit::span_of", "--", exe, "sync").stdout)
-    (args, ret), = printed(d["stdout"], "exprkit::span_of")
+    ((args, ret),) = printed(d["stdout"], "exprkit::span_of")
     # a struct should come out as a JSON object, not as a Python repr string: tagged
     # {"struct": name, "fields": {...}} as docs/guide/commands.md documents it
     assert d["calls"][0]["retval"] == {"struct": "Span", "fields": ret}, d["calls"][0]["retval"]

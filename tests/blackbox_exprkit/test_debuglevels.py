@@ -1,4 +1,5 @@
 """release with debug = 1 and debug = "line-tables-only": what the tool honestly says."""
+
 import pytest
 
 from pytest_uprobe import Unavailable
@@ -11,8 +12,10 @@ def lowexe(request, cargo_bin, crate):
 
 
 def test_counts_exact_values_unavailable(uprobe_trace, lowexe):
-    t = uprobe_trace.run([lowexe, "sync"], probes=["exprkit::span_of", "exprkit::largest", "exprkit::call_fn"])
-    (sargs, sret), = printed(t.stdout, "exprkit::span_of")
+    t = uprobe_trace.run(
+        [lowexe, "sync"], probes=["exprkit::span_of", "exprkit::largest", "exprkit::call_fn"]
+    )
+    ((sargs, sret),) = printed(t.stdout, "exprkit::span_of")
     sp = t["exprkit::span_of"]
     assert sp.call_count == 1
     c = sp.calls[0]
@@ -49,13 +52,18 @@ def test_inlined_helper_counted(uprobe_trace, lowexe):
 
 def test_line_probe_counts_without_locals(uprobe_trace, lowexe):
     from tests.blackbox_exprkit.test_lines import line_of
+
     probe = f"src/lib.rs:{line_of('*h.entry(bucket)')}"
     t = uprobe_trace.run([lowexe, "sync"], probes=[probe])
     hits = t[probe]
     assert hits.call_count >= 1
     h = hits.calls[-1]
     print(h.locals)
-    assert all(isinstance(v, Unavailable) for v in h.locals.values()) or isinstance(h.locals, Unavailable) or h.locals == {}
+    assert (
+        all(isinstance(v, Unavailable) for v in h.locals.values())
+        or isinstance(h.locals, Unavailable)
+        or h.locals == {}
+    )
 
 
 def test_crate_name_not_given_to_std_inlines(uprobe_trace, lowexe):
@@ -70,6 +78,7 @@ def test_crate_name_not_given_to_std_inlines(uprobe_trace, lowexe):
 def test_inlining_report_paths_line_tables_only(cargo_bin, crate):
     """Parser::prec is inlined into Parser::parse_expr (rel1 says so); str::parse is core's."""
     from pytest_uprobe import inlining
+
     rel1 = inlining(cargo_bin(crate, profile="rel1"), "exprkit::Parser::prec")
     assert "inlined into exprkit::Parser::parse_expr" in str(rel1)
     rellt = cargo_bin(crate, profile="rellt")

@@ -1,4 +1,5 @@
 """Typos, assertion helpers and their failure messages, follow_children."""
+
 from unittest.mock import call
 
 import pytest
@@ -33,7 +34,7 @@ def test_wrong_monomorph(uprobe_trace, exe):
 
 def test_mock_helpers_pass(uprobe_trace, exe):
     t = uprobe_trace.run([exe, "sync"], probes=["exprkit::span_of", "exprkit::apply_n"])
-    (sargs, _), = printed(t.stdout, "exprkit::span_of")
+    ((sargs, _),) = printed(t.stdout, "exprkit::span_of")
     ap = t["exprkit::apply_n"]
     want = printed(t.stdout, "exprkit::apply_n")
     ap.assert_called()
@@ -44,7 +45,7 @@ def test_mock_helpers_pass(uprobe_trace, exe):
 
 def test_failure_message_lists_calls(uprobe_trace, exe):
     t = uprobe_trace.run([exe, "sync"], probes=["exprkit::largest::<i64>"])
-    (args, _), = printed(t.stdout, "exprkit::largest::<i64>")
+    ((args, _),) = printed(t.stdout, "exprkit::largest::<i64>")
     with pytest.raises(AssertionError) as ei:
         t["exprkit::largest::<i64>"].assert_called_with([-7, -2, -31])
     msg = str(ei.value)
@@ -57,9 +58,16 @@ def test_failure_message_lists_calls(uprobe_trace, exe):
 
 
 def test_assert_sequence(uprobe_trace, exe):
-    t = uprobe_trace.run([exe, "sync"], probes=["exprkit::summarize", "exprkit::min_max", "exprkit::span_of"])
-    t.assert_sequence(["exprkit::min_max", "exprkit::summarize", "exprkit::min_max", "exprkit::span_of"], exact=True)
-    assert t["exprkit::min_max"].called_from("exprkit::summarize").call_count == 1  # `assert` added: the user wrote a bare comparison
+    t = uprobe_trace.run(
+        [exe, "sync"], probes=["exprkit::summarize", "exprkit::min_max", "exprkit::span_of"]
+    )
+    t.assert_sequence(
+        ["exprkit::min_max", "exprkit::summarize", "exprkit::min_max", "exprkit::span_of"],
+        exact=True,
+    )
+    assert (
+        t["exprkit::min_max"].called_from("exprkit::summarize").call_count == 1
+    )  # `assert` added: the user wrote a bare comparison
     with pytest.raises(AssertionError) as ei:
         t.assert_sequence(["exprkit::span_of", "exprkit::summarize"])
     print(ei.value)

@@ -1,4 +1,5 @@
 """Line probes with locals in the histogram loop."""
+
 from pathlib import Path
 
 import pytest
@@ -19,19 +20,20 @@ def line_of(text):
 def test_histogram_loop_body_counts_and_locals(uprobe_trace, exe, profile):
     ln = line_of("counted += 1;")
     probe = f"src/lib.rs:{ln}"
-    if profile == "release":   # the counter folds away: the line has no code, honestly
+    if profile == "release":  # the counter folds away: the line has no code, honestly
         from pytest_uprobe import UprobeError
+
         with pytest.raises(UprobeError, match="no code"):
             uprobe_trace.run([exe, "sync"], probes=[probe])
         probe = f"src/lib.rs:{line_of('*h.entry(bucket)')}"
     t = uprobe_trace.run([exe, "sync"], probes=[probe])
-    (args, ret), = printed(t.stdout, "exprkit::histogram")
+    ((args, ret),) = printed(t.stdout, "exprkit::histogram")
     small = args[0]
     hits = t[probe]
     n_big = 260
     if profile == "dev":
         assert hits.call_count == n_big + len(small)
-        tail = hits.calls[-len(small):]
+        tail = hits.calls[-len(small) :]
         assert [h.locals["x"] for h in tail] == small
         assert [h.locals["counted"] for h in tail] == list(range(len(small)))
         assert [h.locals["bucket"] for h in tail] == [x // args[1] for x in small]
@@ -39,11 +41,11 @@ def test_histogram_loop_body_counts_and_locals(uprobe_trace, exe, profile):
     else:
         try:
             assert hits.call_count == n_big + len(small)
-        except Exception as e:   # a bound must name its shape
+        except Exception as e:  # a bound must name its shape
             assert "InexactCount" in type(e).__name__
             assert hits.call_count >= 1
         # every local either the printed value or Unavailable
-        tail = hits.calls[-len(small):]
+        tail = hits.calls[-len(small) :]
         for h, x in zip(tail, small):
             for k, v in h.locals.items():
                 want = {"x": x, "bucket": x // args[1], "width": args[1]}.get(k)
@@ -53,6 +55,7 @@ def test_histogram_loop_body_counts_and_locals(uprobe_trace, exe, profile):
 
 def test_ambiguous_line_file(uprobe_trace, cargo_bin, crate):
     from pytest_uprobe import UprobeError
+
     exe = cargo_bin(crate)
     with pytest.raises(UprobeError) as ei:
         uprobe_trace.run([exe, "sync"], probes=["mod.rs:10"])
@@ -62,6 +65,7 @@ def test_ambiguous_line_file(uprobe_trace, cargo_bin, crate):
 
 def test_line_without_code(uprobe_trace, cargo_bin, crate):
     from pytest_uprobe import UprobeError
+
     exe = cargo_bin(crate)
     ln = line_of("/// Histogram of values")
     with pytest.raises(UprobeError) as ei:
@@ -73,6 +77,7 @@ def test_line_without_code(uprobe_trace, cargo_bin, crate):
 
 def test_no_such_file(uprobe_trace, cargo_bin, crate):
     from pytest_uprobe import UprobeError
+
     exe = cargo_bin(crate)
     with pytest.raises(UprobeError) as ei:
         uprobe_trace.run([exe, "sync"], probes=["src/parser.rs:3"])

@@ -1,4 +1,5 @@
 """ABI and inlining snapshots (no --uprobe needed)."""
+
 from pytest_uprobe import abi, inlining
 
 
@@ -19,7 +20,7 @@ def test_abi_facts_match_rust(cargo_bin, crate):
     f = rep["exprkit::summarize"]
     text = str(rep)
     print(text)
-    assert "hidden pointer" in text          # Summary is 32 bytes
+    assert "hidden pointer" in text  # Summary is 32 bytes
     rep2 = abi(exe, "exprkit::min_max")
     print(rep2)
     assert "xmm0" in str(rep2)
