@@ -657,16 +657,7 @@ class _StateType:
 def _dropped_type(binary: ElfBinary, address: int) -> _StateType | None:
     """The type drop glue drops (its template parameter T), from DWARF."""
     holder = _function_die(binary, address)
-    if holder is None:
-        return None
-    for child in holder.iter_children():
-        if child.tag.startswith("DW_TAG_template_type_param") and "DW_AT_type" in child.attributes:
-            die = child.get_DIE_from_attribute("DW_AT_type")
-            name = die.attributes.get("DW_AT_name")
-            text = getattr(name, "value", b"")
-            text = text.decode(errors="replace") if isinstance(text, bytes) else "?"
-            return _StateType(text, die)
-    return None
+    return None if holder is None else _template_type(holder)
 
 
 def apply(trace: Trace, plan: ProbePlan, futures: FuturePlan, counts: Mapping[str, int]) -> None:

@@ -933,14 +933,7 @@ def _origin_key(binary: ElfBinary, die: Any) -> tuple[str, str, int] | None:
     offset = int(die.offset)
     if offset in memo:
         return memo[offset]
-    found = die
-    for _ in range(4):
-        link = found.attributes.get("DW_AT_abstract_origin") or found.attributes.get(
-            "DW_AT_specification"
-        )
-        if link is None:
-            break
-        found = found.get_DIE_from_attribute(link.name)
+    found = _origin(die)
     linkage = found.attributes.get("DW_AT_linkage_name")
     name = found.attributes.get("DW_AT_name")
     line = found.attributes.get("DW_AT_decl_line")
@@ -1099,8 +1092,9 @@ def _line_function(binary: ElfBinary, chain: list[Any], path: str) -> Any:
     return functions[-1] if functions else None
 
 
-def _declared_in(binary: ElfBinary, die: Any) -> str | None:
-    """The file a function DIE (through its abstract origin) is declared in, if known."""
+def _origin(die: Any) -> Any:
+    """The DIE that holds a function's names and declaration: through DW_AT_abstract_origin
+    and DW_AT_specification links (a few at most)."""
     found = die
     for _ in range(4):
         link = found.attributes.get("DW_AT_abstract_origin") or found.attributes.get(
@@ -1109,6 +1103,12 @@ def _declared_in(binary: ElfBinary, die: Any) -> str | None:
         if link is None:
             break
         found = found.get_DIE_from_attribute(link.name)
+    return found
+
+
+def _declared_in(binary: ElfBinary, die: Any) -> str | None:
+    """The file a function DIE (through its abstract origin) is declared in, if known."""
+    found = _origin(die)
     number = found.attributes.get("DW_AT_decl_file")
     if number is None:
         return None
